@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The one place where hiredis errors become absl::Status (CONVENTIONS.md:
+// "Hiredis errors are turned into Status in one function").
+//
+// Needs hiredis: included only from larder/redis.h and src/.
+#ifndef LARDER_INTERNAL_REDIS_STATUS_H_
+#define LARDER_INTERNAL_REDIS_STATUS_H_
+
+#include <string_view>
+
+#include "absl/status/status.h"
+
+struct redisContext;
+struct redisReply;
+
+namespace larder::internal {
+
+// status_from_redis: the Status for a command `what` that got `reply` on
+// connection `ctx`.
+//   * reply == nullptr: the connection failed. Timeouts (EAGAIN / "Resource
+//     temporarily unavailable", or a timed-out connect) are kDeadlineExceeded;
+//     every other I/O, EOF or protocol error is kUnavailable.
+//   * an error reply: NOAUTH / WRONGPASS / NOPERM are kPermissionDenied;
+//     LOADING / BUSY / MASTERDOWN / TRYAGAIN are kUnavailable; anything
+//     else (WRONGTYPE, syntax, ...) is kInternal with the server's text.
+//   * otherwise OK.
+absl::Status status_from_redis(const redisContext* ctx, const redisReply* reply,
+                               std::string_view what);
+
+}  // namespace larder::internal
+
+#endif  // LARDER_INTERNAL_REDIS_STATUS_H_

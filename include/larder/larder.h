@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// larder: the core, in one include. Everything here needs only abseil; the
+// Redis parts are behind <larder/redis.h>.
+#ifndef LARDER_LARDER_H_
+#define LARDER_LARDER_H_
+
+#include "larder/clock.h"
+#include "larder/codec.h"
+#include "larder/load_guard.h"
+#include "larder/stats.h"
+#include "larder/store.h"
+#include "larder/version.h"
+
+#endif  // LARDER_LARDER_H_

@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// CacheStats: a snapshot of a cache's counters.
+//
+// Counters are monotonic since the cache was constructed, except `dirty`,
+// which is the number of write-back keys not yet written now. A snapshot is
+// taken without stopping the cache (Cache::stats()): each field is read
+// atomically, but fields are not read at one instant together, so sums across
+// fields may be off by the operations in flight.
+//
+// The field order is API (users write designated initializers in tests and
+// dashboards read them by name): add new fields at the end only.
+#ifndef LARDER_STATS_H_
+#define LARDER_STATS_H_
+
+#include <cstdint>
+
+namespace larder {
+
+struct CacheStats {
+  std::uint64_t hits = 0;            // fresh entries returned
+  std::uint64_t misses = 0;          // absent or expired: a load was needed
+  std::uint64_t stale_hits = 0;      // stale entries returned (SWR, stale-if-error, load_timeout)
+  std::uint64_t loads = 0;           // loader calls that succeeded (a batch call counts once)
+  std::uint64_t load_failures = 0;   // loader calls that failed or threw
+  std::uint64_t coalesced = 0;       // callers that joined a load already in flight
+  std::uint64_t refreshes = 0;       // background refreshes started
+  std::uint64_t evictions = 0;       // entries the store dropped to respect its bound
+  std::uint64_t expirations = 0;     // entries the store dropped at stale_until
+  std::uint64_t store_errors = 0;    // store operations that failed (or values that did not decode)
+  std::uint64_t writes = 0;          // entries written to the system of record by the Writer
+  std::uint64_t write_failures = 0;  // Writer calls that failed
+  std::uint64_t dirty = 0;           // write-back keys not yet written, now
+  // --- added after the first API (append only) ---
+  std::uint64_t flushes = 0;             // write-back batches written successfully
+  std::uint64_t write_coalesced = 0;     // write-back puts absorbed by a later put to the same key
+  std::uint64_t refreshes_dropped = 0;   // refreshes skipped because the executor queue was full
+  std::uint64_t refresh_failures = 0;    // background refreshes whose loader failed
+  std::uint64_t negative_hits = 0;       // NotFound answered from the negative cache
+  std::uint64_t load_timeouts = 0;       // callers served stale after load_timeout
+
+  // hit_ratio: (hits + stale_hits) / (hits + stale_hits + misses); 0 when
+  // nothing was asked.
+  double hit_ratio() const {
+    const double served = static_cast<double>(hits + stale_hits);
+    const double total = served + static_cast<double>(misses);
+    return total == 0 ? 0.0 : served / total;
+  }
+};
+
+}  // namespace larder
+
+#endif  // LARDER_STATS_H_

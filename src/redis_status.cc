@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "larder/internal/redis_status.h"
+
+#include <hiredis/hiredis.h>
+
+#include <cerrno>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "larder/internal/absl_compat.h"
+
+namespace larder::internal {
+
+absl::Status status_from_redis(const redisContext* ctx, const redisReply* reply,
+                               std::string_view what) {
+  if (reply == nullptr) {
+    if (ctx == nullptr) {
+      return absl::UnavailableError(absl::StrCat("redis ", av(what), ": no connection"));
+    }
+    const absl::string_view err = ctx->errstr;
+    const bool timed_out =
+        (ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK ||
+                                      errno == ETIMEDOUT || errno == EINPROGRESS)) ||
+        absl::StrContains(err, "Resource temporarily unavailable") ||
+        absl::StrContains(err, "timed out") || absl::StrContains(err, "Timeout");
+    if (timed_out) {
+      return absl::DeadlineExceededError(absl::StrCat("redis ", av(what), ": timed out (", err, ")"));
+    }
+    return absl::UnavailableError(
+        absl::StrCat("redis ", av(what), ": ", err.empty() ? absl::string_view("connection error") : err));
+  }
+  if (reply->type != REDIS_REPLY_ERROR) return absl::OkStatus();
+  const absl::string_view text(reply->str, reply->len);
+  const std::string msg = absl::StrCat("redis ", av(what), ": ", text);
+  if (absl::StartsWith(text, "NOAUTH") || absl::StartsWith(text, "WRONGPASS") ||
+      absl::StartsWith(text, "NOPERM")) {
+    return absl::PermissionDeniedError(msg);
+  }
+  if (absl::StartsWith(text, "LOADING") || absl::StartsWith(text, "BUSY") ||
+      absl::StartsWith(text, "MASTERDOWN") || absl::StartsWith(text, "TRYAGAIN")) {
+    return absl::UnavailableError(msg);
+  }
+  return absl::InternalError(msg);
+}
+
+}  // namespace larder::internal
