@@ -9,6 +9,7 @@
 #include "larder/codec.h"
 #include "larder/load_guard.h"
 #include "larder/stats.h"
+#include "larder/writer.h"
 #include "larder/store.h"
 #include "larder/version.h"
 
