@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: Apache-2.0
+# Shared by scripts/test.sh and scripts/demo.sh: install what is missing.
+
+LARDER_PACKAGES=(cmake ninja-build g++ pkg-config libabsl-dev libgtest-dev libgmock-dev
+                 libbenchmark-dev libhiredis-dev redis-server redis-tools libtbb-dev zlib1g-dev)
+
+# larder_install_missing: apt-get installs the packages above that are not
+# installed yet; silent when everything is there.
+larder_install_missing() {
+  local missing=()
+  local p
+  for p in "${LARDER_PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+      missing+=("$p")
+    fi
+  done
+  if ((${#missing[@]} == 0)); then
+    return 0
+  fi
+  echo "larder: installing ${missing[*]}"
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null; then
+      sudo=(sudo)
+    else
+      echo "larder: missing packages (${missing[*]}) and not root; install them and rerun" >&2
+      return 1
+    fi
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq >/dev/null
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}

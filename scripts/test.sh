@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Runs larder's test suite the way CI does, on a fresh Debian 12 machine:
+#   1. installs what is missing (apt-get; quiet when everything is there),
+#   2. starts a private redis-server on a free loopback port (no persistence,
+#      its own temp dir, pidfile and unix socket; stopped on exit, even when a
+#      test fails) and hands its address to the tests through
+#      LARDER_TEST_REDIS_HOST / _PORT / _SOCKET (LARDER_TEST_REQUIRE_REDIS=1 makes
+#      Redis tests fail instead of skip if that is missing),
+#   3. configures, builds and runs ctest with each preset: dev, asan, tsan.
+#
+# Usage: scripts/test.sh [preset ...]     (default: dev asan tsan)
+# Exits non-zero when anything fails.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+source scripts/common.sh
+
+start=$(date +%s)
+presets=("$@")
+if ((${#presets[@]} == 0)); then
+  presets=(dev asan tsan)
+fi
+
+larder_install_missing
+
+# ---- a private redis-server ----
+redis_dir=$(mktemp -d /tmp/larder-test-redis.XXXXXX)
+redis_pid=""
+cleanup() {
+  if [[ -n "$redis_pid" ]] && kill -0 "$redis_pid" 2>/dev/null; then
+    kill -CONT "$redis_pid" 2>/dev/null || true
+    kill "$redis_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$redis_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$redis_pid" 2>/dev/null || true
+  fi
+  rm -rf "$redis_dir"
+}
+trap cleanup EXIT
+
+port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+redis_port=""
+for _ in $(seq 50); do
+  candidate=$((20000 + RANDOM % 30000))
+  if port_is_free "$candidate"; then redis_port=$candidate; break; fi
+done
+if [[ -z "$redis_port" ]]; then
+  echo "larder: no free loopback port for redis-server" >&2
+  exit 1
+fi
+redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+  --dir "$redis_dir" --pidfile "$redis_dir/redis.pid" \
+  --unixsocket "$redis_dir/redis.sock" --unixsocketperm 700 \
+  --logfile "$redis_dir/redis.log" --daemonize yes
+for _ in $(seq 100); do
+  if redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null | grep -q PONG; then break; fi
+  sleep 0.1
+done
+redis_pid=$(cat "$redis_dir/redis.pid")
+if ! redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null | grep -q PONG; then
+  echo "larder: redis-server did not start; its log:" >&2
+  cat "$redis_dir/redis.log" >&2 || true
+  exit 1
+fi
+echo "larder: redis-server $(redis-server --version | awk '{print $3}') on 127.0.0.1:$redis_port (pid $redis_pid)"
+export LARDER_TEST_REDIS_HOST=127.0.0.1
+export LARDER_TEST_REDIS_PORT=$redis_port
+export LARDER_TEST_REDIS_SOCKET=$redis_dir/redis.sock
+export LARDER_TEST_REQUIRE_REDIS=1
+
+# ---- build and test each preset ----
+jobs=$(nproc)
+failed=()
+for preset in "${presets[@]}"; do
+  echo "==== preset $preset ===="
+  t0=$(date +%s)
+  if cmake --preset "$preset" >"build-$preset.configure.log" 2>&1 || { cat "build-$preset.configure.log"; false; }; then
+    if cmake --build --preset "$preset" -j "$jobs"; then
+      if ! ctest --preset "$preset"; then
+        failed+=("$preset (tests)")
+      fi
+    else
+      failed+=("$preset (build)")
+    fi
+  else
+    failed+=("$preset (configure)")
+  fi
+  rm -f "build-$preset.configure.log"
+  echo "==== preset $preset took $(( $(date +%s) - t0 )) s ===="
+done
+
+echo "larder: scripts/test.sh took $(( $(date +%s) - start )) s for presets: ${presets[*]}"
+if ((${#failed[@]} > 0)); then
+  echo "larder: FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "larder: all presets passed"
