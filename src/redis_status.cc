@@ -3,7 +3,6 @@
 
 #include <hiredis/hiredis.h>
 
-#include <cerrno>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -19,9 +18,10 @@ absl::Status status_from_redis(const redisContext* ctx, const redisReply* reply,
       return absl::UnavailableError(absl::StrCat("redis ", av(what), ": no connection"));
     }
     const absl::string_view err = ctx->errstr;
+    if (ctx->err == REDIS_ERR_OOM) {
+      return absl::ResourceExhaustedError(absl::StrCat("redis ", av(what), ": out of memory"));
+    }
     const bool timed_out =
-        (ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK ||
-                                      errno == ETIMEDOUT || errno == EINPROGRESS)) ||
         absl::StrContains(err, "Resource temporarily unavailable") ||
         absl::StrContains(err, "timed out") || absl::StrContains(err, "Timeout");
     if (timed_out) {
@@ -42,6 +42,11 @@ absl::Status status_from_redis(const redisContext* ctx, const redisReply* reply,
     return absl::UnavailableError(msg);
   }
   return absl::InternalError(msg);
+}
+
+absl::Status redis_timeout_status(std::string_view what, std::chrono::milliseconds timeout) {
+  return absl::DeadlineExceededError(absl::StrCat("redis ", av(what), ": no reply within ",
+                                                  timeout.count(), " ms"));
 }
 
 }  // namespace larder::internal

@@ -7,6 +7,7 @@
 #ifndef LARDER_INTERNAL_REDIS_STATUS_H_
 #define LARDER_INTERNAL_REDIS_STATUS_H_
 
+#include <chrono>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -18,15 +19,22 @@ namespace larder::internal {
 
 // status_from_redis: the Status for a command `what` that got `reply` on
 // connection `ctx`.
-//   * reply == nullptr: the connection failed. Timeouts (EAGAIN / "Resource
-//     temporarily unavailable", or a timed-out connect) are kDeadlineExceeded;
-//     every other I/O, EOF or protocol error is kUnavailable.
+//   * reply == nullptr: the connection failed. Timeouts (a timed-out
+//     connect, or EAGAIN / "Resource temporarily unavailable" from a socket
+//     timeout) are kDeadlineExceeded; out of memory is kResourceExhausted;
+//     every other I/O, EOF or protocol error is kUnavailable. Decided from
+//     ctx->err and ctx->errstr only: errno is stale by the time we look.
 //   * an error reply: NOAUTH / WRONGPASS / NOPERM are kPermissionDenied;
 //     LOADING / BUSY / MASTERDOWN / TRYAGAIN are kUnavailable; anything
 //     else (WRONGTYPE, syntax, ...) is kInternal with the server's text.
 //   * otherwise OK.
 absl::Status status_from_redis(const redisContext* ctx, const redisReply* reply,
                                std::string_view what);
+
+// redis_timeout_status: kDeadlineExceeded for a command `what` whose reply did
+// not arrive within `timeout` (larder's own poll() deadline, not a hiredis
+// error, but mapped here so that every Redis failure reads alike).
+absl::Status redis_timeout_status(std::string_view what, std::chrono::milliseconds timeout);
 
 }  // namespace larder::internal
 

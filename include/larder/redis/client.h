@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// RedisClient: larder's connection to Redis — a bounded pool of hiredis
+// connections, deadline-driven I/O, pipelining, reconnection with backoff and
+// a circuit breaker. RedisStore, RedisLock and RedisLoadGuard are built on it;
+// several of them may share one client (and so one pool).
+//
+// How it differs from the obvious "one blocking redisContext per thread with
+// SO_RCVTIMEO": every socket is non-blocking and driven by poll() against a
+// deadline, so no call can hang past its timeout however the server
+// misbehaves (a SIGSTOPped server, a socket that accepts and never answers, a
+// half-open TCP connection); a dead connection is detected before it is used
+// and replaced; after `breaker_failures` consecutive failures the breaker
+// opens and every call fails at once, without touching the network, until a
+// background probe reconnects. Construction never fails because Redis is
+// down: connections are opened on demand.
+//
+// Latency bound of one call: borrow_timeout (only when all pool_size
+// connections are busy) + connect_timeout (only when it must open a
+// connection) + command_timeout (its I/O; for a pipeline, command_timeout
+// without any reply arriving). While the breaker is open: immediate.
+//
+// Errors (absl::Status): kUnavailable (refused, reset, closed, breaker open,
+// reconnect backoff), kDeadlineExceeded (connect or command timed out, or no
+// pooled connection freed up in borrow_timeout), kPermissionDenied (AUTH
+// failed, NOAUTH, NOPERM). Error *replies* (WRONGTYPE, ...) are not call
+// failures: they reach the reply callback as RedisReplyType::kError.
+//
+// larder prints nothing: connection losses, breaker transitions and values it
+// cannot decode go to RedisOptions::log when set.
+//
+// Thread-safety: every RedisClient method may be called concurrently.
+//
+// Example:
+//
+//   auto client = std::make_shared<larder::RedisClient>(larder::RedisOptions{
+//       .host = "10.0.0.7", .key_prefix = "svc:", .command_timeout = std::chrono::milliseconds(50)});
+//   const std::string_view ping[] = {"PING"};
+//   absl::Status s = client->command(ping, [](std::size_t, larder::RedisReplyRef r) {
+//     assert(r.str() == "PONG");
+//   }, "PING");
+#ifndef LARDER_REDIS_CLIENT_H_
+#define LARDER_REDIS_CLIENT_H_
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "larder/clock.h"
+
+namespace larder {
+
+// RedisLogLevel / RedisLogHook: where larder's Redis parts report what they
+// would otherwise print. The hook may be called from any thread, including the
+// breaker's probe thread, and must not call back into the client.
+enum class RedisLogLevel { kDebug, kInfo, kWarning, kError };
+using RedisLogHook = std::function<void(RedisLogLevel level, std::string_view message)>;
+
+// RedisOptions: where Redis is and how to talk to it. Validated by the
+// RedisClient (and so RedisStore) constructor, which throws
+// std::invalid_argument naming the bad field.
+struct RedisOptions {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::string unix_socket;                       // used instead of host:port when set
+  std::string username, password;                // AUTH password, or AUTH username password (ACL)
+  int db = 0;                                    // SELECT db on every new connection (0: no SELECT)
+  std::string key_prefix;                        // namespace for every key this store touches
+  std::size_t pool_size = 4;                     // connections at most; >= 1
+  std::chrono::milliseconds connect_timeout{200}, command_timeout{100};  // both > 0
+  std::shared_ptr<Clock> clock;                  // entry ages; null: system_clock()
+  // --- added after the first API (append only) ---
+  std::chrono::milliseconds borrow_timeout{100};          // wait for a free pooled connection; 0: none
+  std::size_t breaker_failures = 5;                       // consecutive failures that open the breaker; 0: never
+  std::chrono::milliseconds breaker_probe_interval{200};  // while open, the probe tries this often; > 0
+  std::chrono::milliseconds reconnect_backoff_min{10};    // after a failed connect, fail fast this long,
+  std::chrono::milliseconds reconnect_backoff_max{1000};  //   doubling per failure up to the max
+  std::size_t batch_chunk = 1000;                         // most keys per MGET / UNLINK / SCAN step; >= 1
+  RedisLogHook log;                                       // null: say nothing
+};
+
+enum class RedisReplyType { kString, kArray, kInteger, kNil, kStatus, kError, kOther };
+
+// RedisReplyRef: a view of one hiredis reply, valid only inside the reply
+// callback it was passed to. Copy out what you keep.
+class RedisReplyRef {
+ public:
+  RedisReplyType type() const;
+  // str: the bytes of a kString, kStatus or kError reply; empty otherwise.
+  std::string_view str() const;
+  // integer: the value of a kInteger reply; 0 otherwise.
+  long long integer() const;
+  // size / operator[]: the elements of a kArray reply (size() is 0 otherwise).
+  std::size_t size() const;
+  RedisReplyRef operator[](std::size_t i) const;
+  // status: OK unless this is an error reply, mapped by
+  // internal::status_from_redis (NOPERM -> kPermissionDenied, ...).
+  absl::Status status(std::string_view what) const;
+
+  explicit RedisReplyRef(const void* reply) : reply_(reply) {}  // a redisReply*
+
+ private:
+  const void* reply_;
+};
+
+// RedisArgs: one command's arguments, binary-safe, e.g. {"SET", key, value}.
+using RedisArgs = std::span<const std::string_view>;
+// RedisReplyFn: called once per command, in order, with the command's index.
+using RedisReplyFn = absl::FunctionRef<void(std::size_t index, RedisReplyRef reply)>;
+
+// RedisClientStats: what the client has seen since construction.
+struct RedisClientStats {
+  std::uint64_t connects = 0;          // connections opened (including the probe's)
+  std::uint64_t connect_failures = 0;  // connection attempts that failed
+  std::uint64_t failures = 0;          // calls that failed on the network (counted by the breaker)
+  std::uint64_t fast_failures = 0;     // calls refused without I/O (breaker open, reconnect backoff)
+  std::uint64_t dropped = 0;           // connections closed as broken or stale
+  std::uint64_t breaker_opens = 0;
+  std::uint64_t breaker_closes = 0;
+  std::uint64_t probes = 0;            // probe attempts while open
+  bool breaker_open = false;           // now
+  std::size_t open_connections = 0;    // now
+};
+
+class RedisClient {
+ public:
+  // Throws std::invalid_argument for bad options; never fails because Redis
+  // is down (no connection is opened here).
+  explicit RedisClient(RedisOptions options);
+  ~RedisClient();  // stops the probe thread; waits for nothing else
+  RedisClient(const RedisClient&) = delete;
+  RedisClient& operator=(const RedisClient&) = delete;
+
+  // command: runs one command on a pooled connection and calls on_reply(0,
+  // reply) with its reply. `what` names the operation in error messages.
+  absl::Status command(RedisArgs args, RedisReplyFn on_reply, std::string_view what);
+
+  // pipeline: sends every command in one write, then reads the replies in
+  // order, calling on_reply(i, reply) for each. A non-OK result means the
+  // connection failed part way: replies already delivered must be discarded
+  // by the caller. Costs one round trip for the whole batch.
+  absl::Status pipeline(std::span<const RedisArgs> commands, RedisReplyFn on_reply,
+                        std::string_view what);
+
+  const RedisOptions& options() const;
+
+  // logging / log: whether a log hook is set, and a message to it.
+  bool logging() const;
+  void log(RedisLogLevel level, std::string_view message) const;
+
+  RedisClientStats stats() const;
+  bool breaker_open() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace larder
+
+#endif  // LARDER_REDIS_CLIENT_H_
