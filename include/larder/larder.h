@@ -12,5 +12,6 @@
 #include "larder/writer.h"
 #include "larder/store.h"
 #include "larder/version.h"
+#include "larder/local_store.h"
 
 #endif  // LARDER_LARDER_H_

@@ -1,0 +1,412 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// LocalStore: the Store contract, bounds, policies, expiry, listener, counters,
+// and a concurrent stress test (run under TSan by scripts/test.sh).
+#include "larder/local_store.h"
+
+#include <atomic>
+#include <barrier>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "larder/internal/mutex.h"
+#include "tests/testing/store_contract.h"
+
+namespace larder {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::milliseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+
+struct Fixture {
+  std::shared_ptr<ManualClock> clock =
+      std::make_shared<ManualClock>(from_unix_millis(1'700'000'000'000));
+  Entry<int> entry(int v, std::chrono::nanoseconds stale = hours(1)) const {
+    const TimePoint now = clock->now();
+    return Entry<int>{v, now + stale / 2, now + stale};
+  }
+};
+
+// A listener that records (key, value, cause) under a mutex.
+struct Recorder {
+  internal::Mutex mu;
+  std::vector<std::tuple<int, int, RemovalCause>> events;
+  std::function<void(const int&, const int&, RemovalCause)> listener() {
+    return [this](const int& k, const int& v, RemovalCause c) {
+      internal::MutexLock l(&mu);
+      events.emplace_back(k, v, c);
+    };
+  }
+  std::size_t count(RemovalCause c) {
+    internal::MutexLock l(&mu);
+    std::size_t n = 0;
+    for (auto& e : events) n += std::get<2>(e) == c;
+    return n;
+  }
+};
+
+bool has(LocalStore<int, int>& s, int k) { return s.peek(k).has_value(); }
+
+TEST(LocalStoreTest, RejectsConflictingOptions) {
+  EXPECT_THROW((LocalStore<int, int>(LocalStoreOptions{.max_entries = 0})), std::invalid_argument);
+  try {
+    LocalStore<int, int> s(LocalStoreOptions{.max_weight = 100});
+    FAIL() << "no throw";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("max_weight"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((LocalStore<int, int>(LocalStoreOptions{.max_entries = 10},
+                                     [](const int&, const int&) { return std::size_t{1}; })),
+               std::invalid_argument);
+  EXPECT_THROW((LocalStore<int, int>(LocalStoreOptions{.max_entries = 4, .shards = 8})),
+               std::invalid_argument);
+}
+
+TEST(LocalStoreTest, NeverExceedsCountBound) {
+  Fixture f;
+  LocalStore<int, int> s({.max_entries = 100, .shards = 4, .clock = f.clock});
+  for (int i = 0; i < 10'000; ++i) {
+    ASSERT_TRUE(s.put(i, f.entry(i)).ok());
+    ASSERT_LE(s.size(), 100u);
+  }
+  EXPECT_EQ(s.size(), 100u);
+  EXPECT_EQ(s.counters().evictions, 10'000u - 100u);
+}
+
+TEST(LocalStoreTest, BoundRespectedUnderConcurrentInserts) {
+  Fixture f;
+  LocalStore<int, int> s({.max_entries = 64, .shards = 4, .clock = f.clock});
+  std::atomic<bool> over{false};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) {
+        (void)s.put(t * 100'000 + i, f.entry(i));
+        if (s.size() > 64) over = true;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_FALSE(over.load());
+  EXPECT_EQ(s.size(), 64u);
+}
+
+TEST(LocalStoreTest, LruEvictsLeastRecentlyUsedInOrder) {
+  Fixture f;
+  LocalStore<int, int> s({.max_entries = 3, .shards = 1, .clock = f.clock,
+                          .policy = EvictionPolicy::kLru});
+  for (int k : {1, 2, 3}) ASSERT_TRUE(s.put(k, f.entry(k)).ok());
+  ASSERT_TRUE(s.get(1)->has_value());  // order now 2, 3, 1
+  ASSERT_TRUE(s.put(4, f.entry(4)).ok());  // evicts 2
+  EXPECT_FALSE(has(s, 2));
+  ASSERT_TRUE(s.put(5, f.entry(5)).ok());  // evicts 3
+  EXPECT_FALSE(has(s, 3));
+  EXPECT_TRUE(has(s, 1));
+  ASSERT_TRUE(s.put(1, f.entry(10)).ok());  // an update is a use: order 4, 5, 1
+  ASSERT_TRUE(s.put(6, f.entry(6)).ok());   // evicts 4
+  EXPECT_FALSE(has(s, 4));
+  EXPECT_TRUE(has(s, 5));
+  EXPECT_EQ(s.peek(1)->value, 10);
+}
+
+TEST(LocalStoreTest, PeekIsQuiet) {
+  Fixture f;
+  LocalStore<int, int> s({.max_entries = 2, .shards = 1, .clock = f.clock,
+                          .policy = EvictionPolicy::kLru});
+  ASSERT_TRUE(s.put(1, f.entry(1)).ok());
+  ASSERT_TRUE(s.put(2, f.entry(2)).ok());
+  EXPECT_TRUE(s.peek(1).has_value());  // not an access: 1 stays least recent
+  EXPECT_FALSE(s.peek(7).has_value());
+  ASSERT_TRUE(s.put(3, f.entry(3)).ok());
+  EXPECT_FALSE(has(s, 1));
+  EXPECT_EQ(s.counters().hits, 0u);
+  EXPECT_EQ(s.counters().misses, 0u);
+}
+
+void HotSetSurvivesScan(EvictionPolicy policy) {
+  Fixture f;
+  LocalStore<int, int> s({.max_entries = 200, .shards = 1, .clock = f.clock, .policy = policy});
+  auto access = [&](int k) {
+    auto got = s.get(k);
+    if (!got->has_value()) (void)s.put(k, f.entry(k));
+  };
+  for (int round = 0; round < 20; ++round) {
+    for (int k = 0; k < 100; ++k) access(k);
+  }
+  for (int k = 1000; k < 11'000; ++k) access(k);  // one pass, never repeated
+  int kept = 0;
+  for (int k = 0; k < 100; ++k) kept += has(s, k);
+  EXPECT_GE(kept, 95) << "hot set flushed by a scan";
+}
+
+TEST(LocalStoreTest, HotSetSurvivesScanAdaptive) { HotSetSurvivesScan(EvictionPolicy::kAdaptiveTinyLfu); }
+TEST(LocalStoreTest, HotSetSurvivesScanTinyLfu) { HotSetSurvivesScan(EvictionPolicy::kTinyLfu); }
+
+TEST(LocalStoreTest, LruIsFlushedByScan) {
+  Fixture f;
+  LocalStore<int, int> s({.max_entries = 200, .shards = 1, .clock = f.clock,
+                          .policy = EvictionPolicy::kLru});
+  for (int k = 0; k < 100; ++k) (void)s.put(k, f.entry(k));
+  for (int k = 1000; k < 1300; ++k) (void)s.put(k, f.entry(k));
+  for (int k = 0; k < 100; ++k) EXPECT_FALSE(has(s, k));
+}
+
+TEST(LocalStoreTest, ExpiredIsMissAndCounted) {
+  Fixture f;
+  Recorder rec;
+  LocalStore<int, int> s({.max_entries = 10, .shards = 1, .clock = f.clock}, rec.listener());
+  ASSERT_TRUE(s.put(1, f.entry(1, seconds(10))).ok());
+  f.clock->advance(seconds(6));  // stale, returned
+  auto got = s.get(1);
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->age(f.clock->now()), Age::kStale);
+  f.clock->advance(seconds(4));  // exactly stale_until: expired
+  got = s.get(1);
+  ASSERT_TRUE(got.ok());
+  EXPECT_FALSE(got->has_value());
+  EXPECT_EQ(s.counters().expirations, 1u);
+  EXPECT_EQ(s.counters().hits, 1u);
+  EXPECT_EQ(s.counters().misses, 1u);
+  EXPECT_EQ(rec.count(RemovalCause::kExpired), 1u);
+  EXPECT_EQ(s.size(), 0u);
+}
+
+TEST(LocalStoreTest, ExpiredEntriesAreReclaimedWithoutBeingRead) {
+  Fixture f;
+  Recorder rec;
+  LocalStore<int, int> s({.max_entries = 10'000, .shards = 2, .clock = f.clock}, rec.listener());
+  for (int k = 0; k < 1000; ++k) ASSERT_TRUE(s.put(k, f.entry(k, seconds(5 + k % 50))).ok());
+  for (int k = 1000; k < 1100; ++k) ASSERT_TRUE(s.put(k, f.entry(k, hours(10))).ok());
+  EXPECT_EQ(s.size(), 1100u);
+  f.clock->advance(seconds(30));
+  s.cleanup();
+  // Granularity is one level-0 bucket (~1.07 s): everything with stale_until
+  // at least that far in the past is gone, nothing live was touched.
+  const std::size_t gone = rec.count(RemovalCause::kExpired);
+  EXPECT_GE(gone, 24u * 20);
+  EXPECT_LE(gone, 26u * 20);
+  f.clock->advance(minutes(2));
+  // Ordinary traffic on other keys drives the wheels too.
+  for (int k = 1000; k < 1100; ++k) ASSERT_TRUE(s.get(k)->has_value());
+  ASSERT_TRUE(s.put(5000, f.entry(1, hours(10))).ok());
+  s.cleanup();
+  EXPECT_EQ(s.size(), 101u);
+  EXPECT_EQ(s.counters().expirations, 1000u);
+  EXPECT_EQ(rec.count(RemovalCause::kExpired), 1000u);
+  f.clock->advance(hours(11));
+  s.cleanup();
+  EXPECT_EQ(s.size(), 0u);
+}
+
+TEST(LocalStoreTest, FarFutureAndUpdatedDeadlines) {
+  Fixture f;
+  LocalStore<int, int> s({.max_entries = 10, .shards = 1, .clock = f.clock});
+  ASSERT_TRUE(s.put(1, {1, TimePoint::max(), TimePoint::max()}).ok());
+  ASSERT_TRUE(s.put(2, f.entry(2, seconds(5))).ok());
+  ASSERT_TRUE(s.put(2, f.entry(2, hours(24 * 30))).ok());  // extended
+  f.clock->advance(hours(24 * 20));
+  s.cleanup();
+  EXPECT_TRUE(has(s, 1));
+  EXPECT_TRUE(has(s, 2));
+  f.clock->advance(hours(24 * 11));
+  s.cleanup();
+  EXPECT_TRUE(has(s, 1));
+  EXPECT_FALSE(has(s, 2));
+  EXPECT_EQ(s.size(), 1u);
+}
+
+TEST(LocalStoreTest, PutOfExpiredEntryRemovesOld) {
+  Fixture f;
+  LocalStore<int, int> s({.max_entries = 10, .shards = 1, .clock = f.clock});
+  ASSERT_TRUE(s.put(1, f.entry(1)).ok());
+  const TimePoint past = f.clock->now() - seconds(1);
+  ASSERT_TRUE(s.put(1, {2, past, past}).ok());
+  EXPECT_FALSE(has(s, 1));
+  EXPECT_EQ(s.size(), 0u);
+}
+
+TEST(LocalStoreTest, WeigherBoundsTotalWeight) {
+  Fixture f;
+  Recorder rec;
+  LocalStore<int, int> s({.max_entries = 100, .max_weight = 100, .shards = 1, .clock = f.clock},
+                         [](const int&, const int& v) { return static_cast<std::size_t>(v); },
+                         rec.listener());
+  for (int k = 0; k < 50; ++k) {
+    ASSERT_TRUE(s.put(k, f.entry(1 + k % 10)).ok());
+    ASSERT_LE(s.weight(), 100u);
+  }
+  EXPECT_LE(s.counters().weight, 100u);
+  EXPECT_GT(s.counters().weight, 80u);
+  // Heavier than the whole bound: not stored.
+  ASSERT_TRUE(s.put(999, f.entry(101)).ok());
+  EXPECT_FALSE(has(s, 999));
+  EXPECT_EQ(rec.count(RemovalCause::kEvicted), s.counters().evictions + 1);
+  // Updating the weight re-balances.
+  const std::size_t before = s.size();
+  ASSERT_TRUE(s.put(1000, f.entry(60)).ok());
+  EXPECT_LE(s.weight(), 100u);
+  EXPECT_LT(s.size(), before + 1);
+}
+
+TEST(LocalStoreTest, ListenerSeesEveryCauseOutsideTheLock) {
+  Fixture f;
+  std::vector<std::tuple<int, int, RemovalCause>> events;
+  std::unique_ptr<LocalStore<int, int>> s;
+  s = std::make_unique<LocalStore<int, int>>(
+      LocalStoreOptions{.max_entries = 2, .shards = 1, .clock = f.clock,
+                        .policy = EvictionPolicy::kLru},
+      [&](const int& k, const int& v, RemovalCause c) {
+        events.emplace_back(k, v, c);
+        // Calling back into the store from the listener must not deadlock.
+        (void)s->peek(k);
+      });
+  ASSERT_TRUE(s->put(1, f.entry(10)).ok());
+  ASSERT_TRUE(s->put(1, f.entry(11)).ok());         // replaced 10
+  ASSERT_TRUE(s->put(2, f.entry(20, seconds(2))).ok());
+  ASSERT_TRUE(s->put(3, f.entry(30)).ok());         // evicts 1 (LRU)
+  ASSERT_TRUE(s->erase(3).ok());                    // explicit
+  f.clock->advance(seconds(3));
+  s->cleanup();                                     // 2 expired
+  ASSERT_TRUE(s->put(4, f.entry(40)).ok());
+  ASSERT_TRUE(s->clear().ok());                     // explicit
+  using E = std::tuple<int, int, RemovalCause>;
+  std::vector<E> want{E{1, 10, RemovalCause::kReplaced}, E{1, 11, RemovalCause::kEvicted},
+                      E{3, 30, RemovalCause::kExplicit}, E{2, 20, RemovalCause::kExpired},
+                      E{4, 40, RemovalCause::kExplicit}};
+  EXPECT_EQ(events, want);
+}
+
+TEST(LocalStoreTest, CountersAndBatchForms) {
+  Fixture f;
+  LocalStore<int, int> s({.max_entries = 100, .clock = f.clock});
+  std::vector<std::pair<int, Entry<int>>> items{{1, f.entry(1)}, {2, f.entry(2)}};
+  ASSERT_TRUE(s.put_many(items).ok());
+  std::vector<int> keys{1, 3, 2};
+  auto got = s.get_many(keys);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ((*got)[0]->value, 1);
+  EXPECT_FALSE((*got)[1].has_value());
+  const StoreCounters c = s.counters();
+  EXPECT_EQ(c.hits, 2u);
+  EXPECT_EQ(c.misses, 1u);
+  EXPECT_EQ(c.size, 2u);
+  EXPECT_EQ(c.weight, 0u);  // no weigher
+  ASSERT_TRUE(s.erase_many(keys).ok());
+  EXPECT_EQ(s.size(), 0u);
+}
+
+TEST(LocalStoreTest, DISABLED_AdaptiveWindowGrowsOnRecencyWorkload) {
+  // A loop slightly larger than the cache, then a recency-friendly pattern:
+  // the adaptive policy must not do much worse than LRU where LRU is good.
+  Fixture f;
+  auto run = [&](EvictionPolicy p) {
+    LocalStore<int, int> s({.max_entries = 500, .shards = 1, .clock = f.clock, .policy = p});
+    std::uint64_t x = 1;
+    int hits = 0;
+    const int n = 200'000;
+    for (int i = 0; i < n; ++i) {
+      // Working set that shifts slowly: recent keys are the ones reused.
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      const int k = i / 4 + static_cast<int>((x >> 33) % 400);
+      if (s.get(k)->has_value()) {
+        ++hits;
+      } else {
+        (void)s.put(k, f.entry(k));
+      }
+    }
+    return static_cast<double>(hits) / n;
+  };
+  const double lru = run(EvictionPolicy::kLru);
+  const double adaptive = run(EvictionPolicy::kAdaptiveTinyLfu);
+  EXPECT_GT(adaptive, lru - 0.02) << "lru " << lru << " adaptive " << adaptive;
+}
+
+// Readers, writers, erasers, expiry and eviction all at once; checks no torn
+// values, the bound, and that the counters add up. Run under TSan and ASan.
+TEST(LocalStoreTest, ConcurrentStress) {
+  Fixture f;
+  std::atomic<std::uint64_t> removed{0};
+  LocalStore<int, std::string> s(
+      LocalStoreOptions{.max_entries = 128, .shards = 4, .clock = f.clock},
+      [&](const int&, const std::string&, RemovalCause) { removed.fetch_add(1); });
+  constexpr int kThreads = 4;
+  constexpr int kOps = 3000;
+  std::barrier start(kThreads + 1);
+  std::atomic<std::uint64_t> puts{0}, gets{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([&, t] {
+      start.arrive_and_wait();
+      std::uint64_t x = 88172645463325252ull + t;
+      for (int i = 0; i < kOps; ++i) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        const int k = static_cast<int>(x % 512);
+        const int op = static_cast<int>((x >> 20) % 10);
+        if (op < 6) {
+          auto got = s.get(k);
+          gets.fetch_add(1);
+          ASSERT_TRUE(got.ok());
+          if (got->has_value()) {
+            ASSERT_EQ((*got)->value, "v" + std::to_string(k));
+          }
+        } else if (op < 9) {
+          const TimePoint now = f.clock->now();
+          ASSERT_TRUE(s.put(k, {"v" + std::to_string(k), now + milliseconds(500),
+                                now + milliseconds(100 + (x >> 40) % 3000)})
+                          .ok());
+          puts.fetch_add(1);
+        } else {
+          ASSERT_TRUE(s.erase(k).ok());
+        }
+        ASSERT_LE(s.size(), 128u);
+        if (i % 64 == 0) (void)s.peek(k);
+      }
+    });
+  }
+  start.arrive_and_wait();
+  for (int i = 0; i < 200; ++i) {  // the clock moves while others work
+    f.clock->advance(milliseconds(20));
+    if (i % 50 == 0) s.cleanup();
+  }
+  for (auto& t : ts) t.join();
+  f.clock->advance(hours(1));
+  s.cleanup();
+  EXPECT_EQ(s.size(), 0u);
+  // Every stored entry left exactly once: replaced, evicted, expired or erased,
+  // or was rejected because it arrived already expired (not counted as a put).
+  EXPECT_LE(removed.load(), puts.load());
+  const StoreCounters c = s.counters();
+  EXPECT_EQ(c.hits + c.misses, gets.load());
+  EXPECT_GT(c.evictions + c.expirations, 0u);
+}
+
+struct LocalStoreFactory {
+  static std::shared_ptr<Store<std::string, std::string>> make(std::shared_ptr<Clock> clock) {
+    return std::make_shared<LocalStore<std::string, std::string>>(
+        LocalStoreOptions{.max_entries = 1000, .clock = std::move(clock)});
+  }
+};
+struct LocalStoreLruFactory {
+  static std::shared_ptr<Store<std::string, std::string>> make(std::shared_ptr<Clock> clock) {
+    return std::make_shared<LocalStore<std::string, std::string>>(LocalStoreOptions{
+        .max_entries = 1000, .shards = 4, .clock = std::move(clock), .policy = EvictionPolicy::kLru});
+  }
+};
+
+}  // namespace
+namespace testing {
+using LocalStoreFactories = ::testing::Types<LocalStoreFactory, LocalStoreLruFactory>;
+INSTANTIATE_TYPED_TEST_SUITE_P(LocalStore, StoreContractTest, LocalStoreFactories);
+}  // namespace testing
+}  // namespace larder
