@@ -12,6 +12,9 @@
 #include "larder/writer.h"
 #include "larder/store.h"
 #include "larder/version.h"
+#include "larder/executor.h"
+#include "larder/single_flight.h"
+#include "larder/cache.h"
 #include "larder/local_store.h"
 
 #endif  // LARDER_LARDER_H_

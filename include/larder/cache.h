@@ -1,0 +1,1062 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Cache<K, V>: the policy core. Cache-aside reads with single-flight loading,
+// TTL with jitter, stale-while-revalidate, refresh-ahead, stale-if-error,
+// load_timeout, negative caching and batch loads, over any Store<K, V>
+// (DESIGN.md, "Read path"); write-through and cache-aside writes.
+//
+// How it differs from the obvious cache-aside loop (get; on miss load; put):
+//   * One load per key, however many callers miss it at once (single-flight),
+//     and get_many() sends every missing key to ONE batch-loader call while
+//     still sharing per-key loads with concurrent get_or_load() callers.
+//   * Expiry is soft: an entry is fresh, then stale, then gone (store.h). A
+//     stale entry is served at hit speed while one refresh runs in the
+//     background on an Executor, and is the fallback when the loader fails.
+//   * An invalidate() that races a load in flight wins: the load's value still
+//     reaches the callers waiting for it, but is not stored after the
+//     invalidate (no stale resurrection).
+//   * No exception from a loader escapes; every failure is an absl::Status.
+//
+// Thread-safety: every method may be called concurrently from any thread.
+// A hit (fresh entry) costs one clock read, one Store::get and one striped
+// counter increment: no lock and no shared cache line besides the store's own.
+// Loaders, batch loaders, Writer functions and callbacks are user code and
+// never run under a larder lock; background refreshes run them on the
+// Executor's threads. Everything a loader captures by reference must outlive
+// the Cache (the destructor waits for background work that has started and
+// cancels work still queued).
+//
+// Example:
+//
+//   auto store = std::make_shared<larder::LocalStore<int, User>>();
+//   larder::Cache<int, User> users(store, {.ttl = std::chrono::seconds(30),
+//                                          .stale_while_revalidate = std::chrono::seconds(30)});
+//   absl::StatusOr<User> u = users.get_or_load(42, [&](int id) { return db.load_user(id); });
+//
+// ---------------------------------------------------------------------------
+// Implementation notes
+//
+// Ages and what a read does (fresh_until = written + ttl*(1 +- jitter),
+// stale_until = fresh_until + max(swr, sie)):
+//
+//   written --[refresh-ahead point]-- fresh_until --(+swr)-- ... -- stale_until
+//   | hit             | hit + refresh | stale hit + refresh | load; on error:
+//                                                           | serve stale    | miss
+//
+//   The refresh-ahead point is fresh_until - (1 - refresh_ahead) * ttl.
+//   "load; on error serve stale" exists only when stale_if_error > swr.
+//
+// Single-flight: every load and refresh of a key is a Flight in a sharded
+// SingleFlight table (single_flight.h). The leader re-reads the store once
+// after winning the flight (another leader may have published between this
+// caller's store read and its join), so a herd costs exactly one loader call.
+//
+// Invalidation: invalidate/put/erase first *supersede* the key's flight in
+// progress, then write the store. A flight publishes its result into the
+// store only under its publish mutex and only if not superseded, so either
+// the publish happened before the supersede (and the invalidate's store write
+// follows it) or it never happens. invalidate_all supersedes every flight in
+// progress, then clears the store. This is a per-flight generation: the
+// flight's generation is "current" until a write to its key bumps it.
+//
+// Background work runs on the Executor and holds a shared_ptr to the
+// internal CacheCore, so it never touches freed memory. ~Cache marks the core
+// closed and waits for tasks already running; tasks that start later do
+// nothing but release their flight.
+//
+// Write-back is not here yet: see the "WRITE-BACK WIRING" markers for the
+// places a write-behind component plugs in.
+#ifndef LARDER_CACHE_H_
+#define LARDER_CACHE_H_
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/base/optimization.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/random/distributions.h"
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "larder/clock.h"
+#include "larder/executor.h"
+#include "larder/internal/absl_compat.h"
+#include "larder/internal/cache_negative.h"
+#include "larder/internal/mutex.h"
+#include "larder/internal/striped_counter.h"
+#include "larder/load_guard.h"
+#include "larder/single_flight.h"
+#include "larder/stats.h"
+#include "larder/store.h"
+#include "larder/writer.h"
+
+namespace larder {
+
+// CacheOptions: a plain aggregate; every field has a default. The first
+// fields are API (API.md) in a fixed order; later ones are appended.
+// Cache's constructor validates them and throws std::invalid_argument naming
+// the field.
+template <class K, class V>
+struct CacheOptions {
+  // Fresh this long after a load or put. Must be > 0.
+  std::chrono::milliseconds ttl{std::chrono::minutes(1)};
+  // After ttl, served stale this long while one background refresh runs.
+  // 0: off (an entry past ttl is loaded in the caller).
+  std::chrono::milliseconds stale_while_revalidate{0};
+  // After ttl, kept this long as the answer when the loader fails. 0: off.
+  std::chrono::milliseconds stale_if_error{0};
+  // Each entry's ttl is ttl * (1 + u), u uniform in [-ttl_jitter, +ttl_jitter].
+  // In [0, 1); 0: no jitter.
+  double ttl_jitter = 0.0;
+  // Past refresh_ahead * ttl, a hit also starts one background refresh.
+  // In [0, 1); 0: off.
+  double refresh_ahead = 0.0;
+  // Remember a loader's NotFound this long (in this process). 0: off.
+  std::chrono::milliseconds negative_ttl{0};
+  // With a stale value to fall back on, a caller waits at most this long (real
+  // time) for a load, then gets the stale value; the load goes on in the
+  // background and its result is stored. 0: off (wait for the load).
+  std::chrono::milliseconds load_timeout{0};
+  WriteMode write_mode = WriteMode::kNone;
+  Writer<K, V> writer;  // kWriteThrough needs writer.write; erase() uses writer.erase when set
+  // Write-back settings (write-back is not available yet; see Cache).
+  std::chrono::milliseconds write_back_delay{100};
+  std::size_t write_back_batch = 256;
+  std::size_t write_back_max_dirty = 100'000;
+  std::string write_back_journal;
+  std::shared_ptr<Clock> clock;        // null: system_clock()
+  std::shared_ptr<Executor> executor;  // null: default_executor()
+  // --- appended after the API fields ---
+  // Cross-process single-flight (load_guard.h). Null: in-process only.
+  std::shared_ptr<LoadGuard<K>> load_guard;
+  // Called (on an Executor thread, under no lock) when a background refresh
+  // fails; exceptions it throws are swallowed. Failures are also counted in
+  // CacheStats::refresh_failures.
+  std::function<void(const K&, const absl::Status&)> on_refresh_error;
+  // Stale-if-error: after a failed load was answered with the stale value, the
+  // stale value is served as fresh this long (never past its stale_until)
+  // before the loader is asked again, so a failing source is not hammered on
+  // every call. 0: ask the loader on every call.
+  std::chrono::milliseconds error_backoff{std::chrono::seconds(1)};
+  // Most keys remembered as NotFound at once (negative caching); past it, new
+  // NotFound answers are not remembered.
+  std::size_t negative_max_entries = 10'000;
+};
+
+namespace internal {
+
+// The cache's counters, striped so the hit path shares no cache line.
+struct CacheCounters {
+  StripedCounter hits, misses, stale_hits, loads, load_failures, coalesced, refreshes,
+      store_errors, writes, write_failures, refreshes_dropped, refresh_failures,
+      negative_hits, load_timeouts;
+};
+
+inline absl::Status exception_status(std::string_view what, std::exception_ptr ep) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(av(what), " threw: ", e.what()));
+  } catch (...) {
+    return absl::InternalError(absl::StrCat(av(what), " threw a non-std::exception"));
+  }
+}
+
+// invoke_loader: calls loader(key) and turns V / StatusOr<V> / a throw into
+// StatusOr<V>.
+template <class V, class K, class Loader>
+absl::StatusOr<V> invoke_loader(Loader& loader, const K& key) {
+  using R = std::invoke_result_t<Loader&, const K&>;
+  try {
+    if constexpr (std::is_same_v<std::decay_t<R>, absl::StatusOr<V>>) {
+      return loader(key);
+    } else {
+      static_assert(std::is_convertible_v<R, V>,
+                    "a Loader must return V or absl::StatusOr<V>");
+      return absl::StatusOr<V>(V(loader(key)));
+    }
+  } catch (...) {
+    return exception_status("loader", std::current_exception());
+  }
+}
+
+// invoke_batch_loader: the same for a BatchLoader over a span of keys.
+template <class K, class V, class BatchLoader>
+absl::StatusOr<absl::flat_hash_map<K, V>> invoke_batch_loader(BatchLoader& load,
+                                                              std::span<const K> keys) {
+  using Map = absl::flat_hash_map<K, V>;
+  using R = std::invoke_result_t<BatchLoader&, std::span<const K>>;
+  try {
+    if constexpr (std::is_same_v<std::decay_t<R>, absl::StatusOr<Map>>) {
+      return load(keys);
+    } else {
+      static_assert(std::is_convertible_v<R, Map>,
+                    "a BatchLoader must return absl::flat_hash_map<K, V> or "
+                    "absl::StatusOr<absl::flat_hash_map<K, V>>");
+      return absl::StatusOr<Map>(Map(load(keys)));
+    }
+  } catch (...) {
+    return exception_status("batch loader", std::current_exception());
+  }
+}
+
+// CacheCore: all of Cache's state and logic, owned through a shared_ptr so
+// that background tasks can keep it alive (see cache.h's notes).
+template <class K, class V>
+class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
+ public:
+  using Dur = TimePoint::duration;
+  using Map = absl::flat_hash_map<K, V>;
+  using FlightPtr = std::shared_ptr<Flight<V>>;
+
+  CacheCore(std::shared_ptr<Store<K, V>> store, CacheOptions<K, V> options)
+      : store_(std::move(store)), opt_(std::move(options)) {
+    validate();
+    clock_ = clock_or_default(opt_.clock);
+    executor_ = opt_.executor ? opt_.executor : default_executor();
+    ttl_ = std::chrono::duration_cast<Dur>(opt_.ttl);
+    swr_ = std::chrono::duration_cast<Dur>(opt_.stale_while_revalidate);
+    sie_ = std::chrono::duration_cast<Dur>(opt_.stale_if_error);
+    stale_span_ = std::max(swr_, sie_);
+    refresh_window_ = std::chrono::duration_cast<Dur>(
+        std::chrono::duration<double, Dur::period>(ttl_.count() * (1.0 - opt_.refresh_ahead)));
+    load_timeout_ = std::chrono::duration_cast<Dur>(opt_.load_timeout);
+    error_backoff_ = std::chrono::duration_cast<Dur>(opt_.error_backoff);
+    negative_ttl_ = std::chrono::duration_cast<Dur>(opt_.negative_ttl);
+    if (opt_.negative_ttl.count() > 0) {
+      negative_ = std::make_unique<NegativeCache<K>>(opt_.negative_max_entries);
+    }
+  }
+
+  // ---- reads ----
+
+  template <class Loader>
+  absl::StatusOr<V> get_or_load(const K& key, Loader& loader) {
+    const TimePoint now = clock_->now();
+    absl::StatusOr<std::optional<Entry<V>>> got = store_->get(key);
+    std::optional<Entry<V>> stale;
+    if (ABSL_PREDICT_TRUE(got.ok())) {
+      if (got->has_value()) {
+        Entry<V>& e = **got;
+        switch (classify(e, now)) {
+          case Kind::kFresh:
+            counters_.hits.add();
+            return std::move(e.value);
+          case Kind::kRefreshAhead:
+            counters_.hits.add();
+            start_refresh(key, loader, e);
+            return std::move(e.value);
+          case Kind::kStaleServe:
+            counters_.stale_hits.add();
+            start_refresh(key, loader, e);
+            return std::move(e.value);
+          case Kind::kStaleLoad:
+            stale = std::move(e);
+            break;
+          case Kind::kExpired:
+            break;
+        }
+      }
+    } else {
+      counters_.store_errors.add();  // degrade to the loader
+    }
+    return load_one(key, loader, std::move(stale), now);
+  }
+
+  std::optional<V> get_if_present(const K& key) {
+    const TimePoint now = clock_->now();
+    absl::StatusOr<std::optional<Entry<V>>> got = store_->get(key);
+    if (!got.ok()) counters_.store_errors.add();
+    if (got.ok() && got->has_value()) {
+      switch (classify(**got, now)) {
+        case Kind::kFresh:
+        case Kind::kRefreshAhead:
+          counters_.hits.add();
+          return std::move((*got)->value);
+        case Kind::kStaleServe:
+          counters_.stale_hits.add();
+          return std::move((*got)->value);
+        default:
+          break;
+      }
+    }
+    counters_.misses.add();
+    return std::nullopt;
+  }
+
+  template <class BatchLoader>
+  absl::StatusOr<Map> get_many(std::span<const K> keys, BatchLoader& load) {
+    Map out;
+    std::vector<K> uniq;
+    {
+      absl::flat_hash_set<K> seen;
+      seen.reserve(keys.size());
+      uniq.reserve(keys.size());
+      for (const K& k : keys) {
+        if (seen.insert(k).second) uniq.push_back(k);
+      }
+    }
+    if (uniq.empty()) return out;
+    out.reserve(uniq.size());
+
+    const TimePoint now = clock_->now();
+    std::vector<std::optional<Entry<V>>> entries;
+    {
+      auto got = store_->get_many(std::span<const K>(uniq));
+      if (got.ok() && got->size() == uniq.size()) {
+        entries = *std::move(got);
+      } else {
+        counters_.store_errors.add();
+        entries.resize(uniq.size());
+      }
+    }
+
+    struct Need {
+      std::size_t index;  // into uniq
+      std::optional<Entry<V>> stale;
+    };
+    std::vector<Need> need;
+    std::vector<std::pair<K, Entry<V>>> to_refresh;
+    for (std::size_t i = 0; i < uniq.size(); ++i) {
+      std::optional<Entry<V>>& e = entries[i];
+      Kind kind = e ? classify(*e, now) : Kind::kExpired;
+      switch (kind) {
+        case Kind::kFresh:
+          counters_.hits.add();
+          out.emplace(uniq[i], std::move(e->value));
+          break;
+        case Kind::kRefreshAhead:
+        case Kind::kStaleServe:
+          if (kind == Kind::kRefreshAhead) {
+            counters_.hits.add();
+          } else {
+            counters_.stale_hits.add();
+          }
+          to_refresh.emplace_back(uniq[i], *e);
+          out.emplace(uniq[i], std::move(e->value));
+          break;
+        case Kind::kStaleLoad:
+          need.push_back(Need{i, std::move(e)});
+          break;
+        case Kind::kExpired:
+          need.push_back(Need{i, std::nullopt});
+          break;
+      }
+    }
+    if (!to_refresh.empty()) start_batch_refresh(std::move(to_refresh), load);
+    if (need.empty()) return out;
+
+    // Join or lead each missing key's flight.
+    struct Led {
+      std::size_t index;
+      std::optional<Entry<V>> stale;
+      FlightPtr flight;
+    };
+    std::vector<Led> mine, theirs;
+    for (Need& n : need) {
+      const K& k = uniq[n.index];
+      if (negative_ && negative_->contains(k, now)) {
+        counters_.negative_hits.add();
+        continue;
+      }
+      counters_.misses.add();
+      typename SingleFlight<K, V>::Joined j = flights_.join(k);
+      if (j.leader) {
+        mine.push_back(Led{n.index, std::move(n.stale), std::move(j.flight)});
+      } else {
+        counters_.coalesced.add();
+        theirs.push_back(Led{n.index, std::move(n.stale), std::move(j.flight)});
+      }
+    }
+
+    std::optional<absl::Status> first_error;
+    auto fail = [&](const Led& l, const absl::Status& s) {
+      if (s.code() != absl::StatusCode::kNotFound && can_fall_back(l.stale, clock_->now())) {
+        counters_.stale_hits.add();
+        out.insert_or_assign(uniq[l.index], l.stale->value);
+      } else if (s.code() != absl::StatusCode::kNotFound && !first_error) {
+        first_error = s;
+      }
+    };
+
+    // Our own keys first (never wait on others while leading: no deadlock).
+    if (!mine.empty()) {
+      // Another leader may have published between our store read and our join.
+      std::vector<K> ask;
+      ask.reserve(mine.size());
+      for (const Led& l : mine) ask.push_back(uniq[l.index]);
+      {
+        auto again = store_->get_many(std::span<const K>(ask));
+        if (again.ok() && again->size() == ask.size()) {
+          const TimePoint t = clock_->now();
+          std::vector<Led> still;
+          std::vector<K> still_keys;
+          for (std::size_t i = 0; i < mine.size(); ++i) {
+            std::optional<Entry<V>>& e = (*again)[i];
+            if (e && t < e->fresh_until) {
+              flights_.finish(ask[i], mine[i].flight, e->value);
+              out.insert_or_assign(ask[i], std::move(e->value));
+            } else {
+              still.push_back(std::move(mine[i]));
+              still_keys.push_back(std::move(ask[i]));
+            }
+          }
+          mine = std::move(still);
+          ask = std::move(still_keys);
+        }
+      }
+      if (!mine.empty()) {
+        absl::StatusOr<Map> loaded =
+            invoke_batch_loader<K, V>(load, std::span<const K>(ask));
+        const TimePoint t = clock_->now();
+        if (loaded.ok()) {
+          counters_.loads.add();
+          for (std::size_t i = 0; i < mine.size(); ++i) {
+            auto it = loaded->find(ask[i]);
+            if (it != loaded->end()) {
+              publish(mine[i].flight, ask[i], make_entry(it->second, t));
+              flights_.finish(ask[i], mine[i].flight, it->second);
+              out.insert_or_assign(ask[i], std::move(it->second));
+            } else {
+              publish_absent(mine[i].flight, ask[i], t);
+              flights_.finish(ask[i], mine[i].flight, not_found(ask[i]));
+            }
+          }
+        } else {
+          counters_.load_failures.add();
+          const absl::Status s = loaded.status();
+          for (std::size_t i = 0; i < mine.size(); ++i) {
+            after_failure(mine[i].flight, ask[i], mine[i].stale, s, t);
+            flights_.finish(ask[i], mine[i].flight, s);
+            fail(mine[i], s);
+          }
+        }
+      }
+    }
+
+    for (Led& l : theirs) {
+      const absl::StatusOr<V>& r = l.flight->wait();
+      if (r.ok()) {
+        out.insert_or_assign(uniq[l.index], *r);
+      } else {
+        fail(l, r.status());
+      }
+    }
+    if (first_error) return *std::move(first_error);
+    return out;
+  }
+
+  // ---- writes ----
+
+  absl::Status put(const K& key, V value) {
+    switch (opt_.write_mode) {
+      case WriteMode::kWriteThrough: {
+        const std::pair<K, V> kv(key, value);
+        absl::Status s = call_writer(
+            [&] { return opt_.writer.write(std::span<const std::pair<K, V>>(&kv, 1)); });
+        if (!s.ok()) {
+          counters_.write_failures.add();
+          return s;  // the cache is left as it was
+        }
+        counters_.writes.add();
+        absl::Status c = put_local(key, std::move(value));
+        if (c.ok()) return c;
+        // The system of record has the new value; never leave the old one cached.
+        if (invalidate(key).ok()) return absl::OkStatus();
+        return absl::UnavailableError(absl::StrCat(
+            "written to the system of record, but the cache could not drop its old value: ",
+            c.message()));
+      }
+      case WriteMode::kWriteBack:
+        // WRITE-BACK WIRING (2/5): put_local(key, value), then hand (key, value)
+        // to the write-behind component (mark dirty; it applies backpressure).
+        return absl::UnimplementedError("write_mode = kWriteBack is not available yet");
+      case WriteMode::kNone:
+        break;
+    }
+    return put_local(key, std::move(value));
+  }
+
+  absl::Status erase(const K& key) {
+    // WRITE-BACK WIRING (3/5): in kWriteBack, enqueue a delete (tombstone) for
+    // key in the write-behind component instead of calling writer.erase here,
+    // so a pending dirty value cannot be written after the delete.
+    if (opt_.writer.erase) {
+      absl::Status s =
+          call_writer([&] { return opt_.writer.erase(std::span<const K>(&key, 1)); });
+      if (!s.ok()) {
+        counters_.write_failures.add();
+        return s;
+      }
+      counters_.writes.add();
+    }
+    return invalidate(key);
+  }
+
+  absl::Status invalidate(const K& key) {
+    flights_.supersede(key);
+    if (negative_) negative_->erase(key);
+    absl::Status s = store_->erase(key);
+    if (!s.ok()) counters_.store_errors.add();
+    return s;
+  }
+
+  absl::Status invalidate_all() {
+    flights_.supersede_all();
+    if (negative_) negative_->clear();
+    absl::Status s = store_->clear();
+    if (!s.ok()) counters_.store_errors.add();
+    return s;
+  }
+
+  CacheStats stats() const {
+    CacheStats st;
+    st.hits = counters_.hits.load();
+    st.misses = counters_.misses.load();
+    st.stale_hits = counters_.stale_hits.load();
+    st.loads = counters_.loads.load();
+    st.load_failures = counters_.load_failures.load();
+    st.coalesced = counters_.coalesced.load();
+    st.refreshes = counters_.refreshes.load();
+    const StoreCounters sc = store_->counters();
+    st.evictions = sc.evictions;
+    st.expirations = sc.expirations;
+    st.store_errors = counters_.store_errors.load();
+    st.writes = counters_.writes.load();
+    st.write_failures = counters_.write_failures.load();
+    // WRITE-BACK WIRING (5/5): dirty, flushes and write_coalesced come from the
+    // write-behind component.
+    st.refreshes_dropped = counters_.refreshes_dropped.load();
+    st.refresh_failures = counters_.refresh_failures.load();
+    st.negative_hits = counters_.negative_hits.load();
+    st.load_timeouts = counters_.load_timeouts.load();
+    return st;
+  }
+
+  // close: background tasks that start from now on do nothing; returns once
+  // the ones running have finished.
+  void close() {
+    MutexLock l(&task_mu_);
+    closed_ = true;
+    task_cv_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(task_mu_) { return running_ == 0; });
+  }
+
+  const CacheOptions<K, V>& options() const { return opt_; }
+  std::size_t flights_in_progress() const { return flights_.size(); }
+
+ private:
+  enum class Kind { kFresh, kRefreshAhead, kStaleServe, kStaleLoad, kExpired };
+
+  void validate() const {
+    auto bad = [](const std::string& what) { throw std::invalid_argument(what); };
+    if (!store_) bad("store must not be null");
+    if (opt_.ttl.count() <= 0) bad("ttl must be > 0");
+    if (opt_.stale_while_revalidate.count() < 0) bad("stale_while_revalidate must be >= 0");
+    if (opt_.stale_if_error.count() < 0) bad("stale_if_error must be >= 0");
+    if (!(opt_.ttl_jitter >= 0.0 && opt_.ttl_jitter < 1.0)) bad("ttl_jitter must be in [0, 1)");
+    if (!(opt_.refresh_ahead >= 0.0 && opt_.refresh_ahead < 1.0)) {
+      bad("refresh_ahead must be in [0, 1) (0: off)");
+    }
+    if (opt_.negative_ttl.count() < 0) bad("negative_ttl must be >= 0");
+    if (opt_.load_timeout.count() < 0) bad("load_timeout must be >= 0");
+    if (opt_.error_backoff.count() < 0) bad("error_backoff must be >= 0");
+    if (opt_.negative_ttl.count() > 0 && opt_.negative_max_entries == 0) {
+      bad("negative_ttl > 0 needs negative_max_entries > 0");
+    }
+    switch (opt_.write_mode) {
+      case WriteMode::kNone:
+        break;
+      case WriteMode::kWriteThrough:
+        if (!opt_.writer.write) bad("write_mode = kWriteThrough needs writer.write");
+        break;
+      case WriteMode::kWriteBack:
+        // WRITE-BACK WIRING (1/5): validate writer.write, write_back_delay > 0,
+        // write_back_batch >= 1, write_back_max_dirty >= 1, then build the
+        // write-behind component (after the fields below are set).
+        bad("write_mode = kWriteBack is not available yet");
+        break;
+    }
+  }
+
+  Kind classify(const Entry<V>& e, TimePoint now) const {
+    if (now < e.fresh_until) {
+      if (opt_.refresh_ahead > 0.0 && now >= e.fresh_until - refresh_window_) {
+        return Kind::kRefreshAhead;
+      }
+      return Kind::kFresh;
+    }
+    if (now >= e.stale_until) return Kind::kExpired;
+    if (now < e.fresh_until + swr_) return Kind::kStaleServe;
+    return Kind::kStaleLoad;
+  }
+
+  bool can_fall_back(const std::optional<Entry<V>>& stale, TimePoint now) const {
+    return stale.has_value() && sie_.count() > 0 && now < stale->stale_until;
+  }
+
+  Entry<V> make_entry(V value, TimePoint now) const {
+    Dur ttl = ttl_;
+    if (opt_.ttl_jitter > 0.0) {
+      thread_local absl::InsecureBitGen gen;
+      const double u = absl::Uniform<double>(absl::IntervalClosedClosed, gen, -opt_.ttl_jitter,
+                                             opt_.ttl_jitter);
+      ttl = std::chrono::duration_cast<Dur>(
+          std::chrono::duration<double, Dur::period>(ttl_.count() * (1.0 + u)));
+    }
+    const TimePoint fresh = now + ttl;
+    return Entry<V>{std::move(value), fresh, fresh + stale_span_};
+  }
+
+  static absl::Status not_found(const K&) {
+    return absl::NotFoundError("the loader found no value for the key");
+  }
+
+  // publish: stores entry for key unless flight was superseded.
+  void publish(const FlightPtr& flight, const K& key, Entry<V> entry) {
+    flight->publish_if_current([&] {
+      if (!store_->put(key, std::move(entry)).ok()) counters_.store_errors.add();
+      if (negative_) negative_->erase(key);
+    });
+  }
+
+  // publish_absent: the loader said NotFound: drop any stale entry and, with
+  // negative caching, remember the absence.
+  void publish_absent(const FlightPtr& flight, const K& key, TimePoint now) {
+    flight->publish_if_current([&] {
+      if (!store_->erase(key).ok()) counters_.store_errors.add();
+      if (negative_) negative_->add(key, now + negative_ttl_, now);
+    });
+  }
+
+  // after_failure: bookkeeping for a failed (non-refresh) load of key.
+  void after_failure(const FlightPtr& flight, const K& key,
+                     const std::optional<Entry<V>>& stale, const absl::Status& s, TimePoint now) {
+    if (s.code() == absl::StatusCode::kNotFound) {
+      publish_absent(flight, key, now);
+    } else if (can_fall_back(stale, now) && error_backoff_.count() > 0) {
+      // Fail-safe: keep serving the stale value for a while without asking.
+      Entry<V> kept = *stale;
+      kept.fresh_until = std::min(now + error_backoff_, kept.stale_until);
+      publish(flight, key, std::move(kept));
+    }
+  }
+
+  // fresh_in_store: the value of key's fresh entry in the store, if any.
+  std::optional<V> fresh_in_store(const K& key) {
+    absl::StatusOr<std::optional<Entry<V>>> got = store_->get(key);
+    if (!got.ok()) {
+      counters_.store_errors.add();
+      return std::nullopt;
+    }
+    if (got->has_value() && clock_->now() < (*got)->fresh_until) return std::move((*got)->value);
+    return std::nullopt;
+  }
+
+  template <class Loader>
+  absl::StatusOr<V> load_one(const K& key, Loader& loader, std::optional<Entry<V>> stale,
+                             TimePoint now) {
+    if (negative_ && !stale && negative_->contains(key, now)) {
+      counters_.negative_hits.add();
+      return not_found(key);
+    }
+    counters_.misses.add();
+    typename SingleFlight<K, V>::Joined j = flights_.join(key);
+    if (!j.leader) {
+      counters_.coalesced.add();
+      return await(j.flight, stale);
+    }
+    if (std::optional<V> v = fresh_in_store(key)) {
+      flights_.finish(key, j.flight, *v);
+      return *std::move(v);
+    }
+    if (stale && load_timeout_.count() > 0) {
+      // Load on the executor so this caller can stop waiting at load_timeout.
+      auto fn = std::make_shared<std::decay_t<Loader>>(loader);
+      bool queued = executor_->try_execute(
+          [self = this->shared_from_this(), key, fn, stale, flight = j.flight]() mutable {
+            if (!self->enter()) {
+              self->flights_.finish(key, flight, absl::CancelledError("the cache was destroyed"));
+              return;
+            }
+            (void)self->run_load(key, *fn, stale, flight);
+            self->leave();
+          });
+      if (queued) return await(j.flight, stale);
+      // The executor is full: load here, without the timeout.
+    }
+    return run_load(key, loader, std::move(stale), j.flight);
+  }
+
+  // run_load: the leader's load of key: guard, loader, publish, finish.
+  // Returns this caller's answer (the stale value when falling back).
+  template <class Loader>
+  absl::StatusOr<V> run_load(const K& key, Loader& loader, std::optional<Entry<V>> stale,
+                             const FlightPtr& flight) {
+    std::unique_ptr<LoadLease> lease;
+    if (opt_.load_guard) {
+      if (std::optional<V> v = guard_wait(key, &lease)) {
+        flights_.finish(key, flight, *v);
+        return *std::move(v);
+      }
+    }
+    absl::StatusOr<V> r = invoke_loader<V>(loader, key);
+    const TimePoint now = clock_->now();
+    if (r.ok()) {
+      counters_.loads.add();
+      publish(flight, key, make_entry(*r, now));
+      flights_.finish(key, flight, r);
+      return r;
+    }
+    counters_.load_failures.add();
+    const absl::Status s = r.status();
+    after_failure(flight, key, stale, s, now);
+    flights_.finish(key, flight, s);
+    if (s.code() != absl::StatusCode::kNotFound && can_fall_back(stale, now)) {
+      counters_.stale_hits.add();
+      return std::move(stale->value);
+    }
+    return s;
+  }
+
+  // guard_wait: the cross-process side of a load (load_guard.h). Returns a
+  // value another process stored while we waited; otherwise nullopt, with
+  // *lease set when this process won the guard (unset: the guard is down, or
+  // we waited wait() and load anyway).
+  std::optional<V> guard_wait(const K& key, std::unique_ptr<LoadLease>* lease) {
+    LoadGuard<K>& guard = *opt_.load_guard;
+    const TimePoint deadline = clock_->now() + guard.wait();
+    for (;;) {
+      absl::StatusOr<std::unique_ptr<LoadLease>> acquired = guard.try_acquire(key);
+      if (!acquired.ok()) return std::nullopt;  // guard down: load without it
+      if (*acquired) {
+        *lease = *std::move(acquired);
+        // The previous holder may have stored the value just before releasing.
+        return fresh_in_store(key);
+      }
+      // Another process is loading key: watch the store for its value.
+      for (;;) {
+        if (std::optional<V> v = fresh_in_store(key)) return v;
+        if (clock_->now() >= deadline) return std::nullopt;
+        absl::StatusOr<bool> held = guard.is_held(key);
+        if (!held.ok() || !*held) {
+          if (std::optional<V> v = fresh_in_store(key)) return v;
+          break;  // released without a value: try to win it
+        }
+        const std::chrono::milliseconds poll = guard.poll_interval();
+        if (poll.count() > 0) std::this_thread::sleep_for(poll);
+      }
+    }
+  }
+
+  // await: a waiter's answer from flight (stale fallback and load_timeout).
+  absl::StatusOr<V> await(const FlightPtr& flight, std::optional<Entry<V>>& stale) {
+    const absl::StatusOr<V>* r = nullptr;
+    if (stale && load_timeout_.count() > 0) {
+      r = flight->wait_for(load_timeout_);
+      if (r == nullptr) {
+        counters_.load_timeouts.add();
+        counters_.stale_hits.add();
+        return std::move(stale->value);
+      }
+    } else {
+      r = &flight->wait();
+    }
+    if (r->ok()) return *r;
+    if (r->status().code() != absl::StatusCode::kNotFound &&
+        can_fall_back(stale, clock_->now())) {
+      counters_.stale_hits.add();
+      return std::move(stale->value);
+    }
+    return r->status();
+  }
+
+  // ---- background refresh ----
+
+  template <class Loader>
+  void start_refresh(const K& key, Loader& loader, const Entry<V>& current) {
+    static_assert(std::is_copy_constructible_v<std::decay_t<Loader>>,
+                  "a Loader must be copyable: background refreshes keep a copy");
+    typename SingleFlight<K, V>::Joined j = flights_.join(key);
+    if (!j.leader) return;  // a load or refresh of key is already running
+    auto fn = std::make_shared<std::decay_t<Loader>>(loader);
+    const bool queued = executor_->try_execute(
+        [self = this->shared_from_this(), key, fn, flight = j.flight, current]() mutable {
+          self->run_refresh(key, *fn, flight, std::move(current));
+        });
+    if (!queued) {
+      counters_.refreshes_dropped.add();
+      flights_.finish(key, j.flight, current.value);  // joiners get what we have
+      return;
+    }
+    counters_.refreshes.add();
+  }
+
+  template <class Loader>
+  void run_refresh(const K& key, Loader& loader, const FlightPtr& flight, Entry<V> current) {
+    if (!enter()) {
+      flights_.finish(key, flight, absl::CancelledError("the cache was destroyed"));
+      return;
+    }
+    std::unique_ptr<LoadLease> lease;
+    if (opt_.load_guard) {
+      absl::StatusOr<std::unique_ptr<LoadLease>> acquired = opt_.load_guard->try_acquire(key);
+      if (acquired.ok() && *acquired == nullptr) {
+        // Another process is refreshing key; its value will reach the store.
+        flights_.finish(key, flight, std::move(current.value));
+        leave();
+        return;
+      }
+      if (acquired.ok()) lease = *std::move(acquired);
+    }
+    absl::StatusOr<V> r = invoke_loader<V>(loader, key);
+    const TimePoint now = clock_->now();
+    if (r.ok()) {
+      counters_.loads.add();
+      publish(flight, key, make_entry(*r, now));
+      flights_.finish(key, flight, std::move(r));
+    } else {
+      counters_.load_failures.add();
+      counters_.refresh_failures.add();
+      // NotFound: the key is gone from the system of record; stop serving it.
+      // Any other error: the stale value stays until its stale_until.
+      if (r.status().code() == absl::StatusCode::kNotFound) publish_absent(flight, key, now);
+      flights_.finish(key, flight, r.status());
+      report_refresh_error(key, r.status());
+    }
+    lease.reset();
+    leave();
+  }
+
+  template <class BatchLoader>
+  void start_batch_refresh(std::vector<std::pair<K, Entry<V>>> items, BatchLoader& load) {
+    static_assert(std::is_copy_constructible_v<std::decay_t<BatchLoader>>,
+                  "a BatchLoader must be copyable: background refreshes keep a copy");
+    struct Batch {
+      std::vector<K> keys;
+      std::vector<FlightPtr> flights;
+      std::vector<Entry<V>> current;
+    };
+    auto batch = std::make_shared<Batch>();
+    for (auto& [k, e] : items) {
+      typename SingleFlight<K, V>::Joined j = flights_.join(k);
+      if (!j.leader) continue;
+      batch->keys.push_back(k);
+      batch->flights.push_back(std::move(j.flight));
+      batch->current.push_back(std::move(e));
+    }
+    if (batch->keys.empty()) return;
+    auto fn = std::make_shared<std::decay_t<BatchLoader>>(load);
+    const bool queued = executor_->try_execute(
+        [self = this->shared_from_this(), fn, batch] { self->run_batch_refresh(*fn, *batch); });
+    const std::size_t n = batch->keys.size();
+    if (!queued) {
+      counters_.refreshes_dropped.add(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        flights_.finish(batch->keys[i], batch->flights[i], batch->current[i].value);
+      }
+      return;
+    }
+    counters_.refreshes.add(n);
+  }
+
+  template <class BatchLoader, class Batch>
+  void run_batch_refresh(BatchLoader& load, Batch& b) {
+    const std::size_t n = b.keys.size();
+    if (!enter()) {
+      for (std::size_t i = 0; i < n; ++i) {
+        flights_.finish(b.keys[i], b.flights[i], absl::CancelledError("the cache was destroyed"));
+      }
+      return;
+    }
+    absl::StatusOr<Map> r = invoke_batch_loader<K, V>(load, std::span<const K>(b.keys));
+    const TimePoint now = clock_->now();
+    if (r.ok()) {
+      counters_.loads.add();
+      for (std::size_t i = 0; i < n; ++i) {
+        auto it = r->find(b.keys[i]);
+        if (it != r->end()) {
+          publish(b.flights[i], b.keys[i], make_entry(it->second, now));
+          flights_.finish(b.keys[i], b.flights[i], std::move(it->second));
+        } else {
+          publish_absent(b.flights[i], b.keys[i], now);
+          flights_.finish(b.keys[i], b.flights[i], not_found(b.keys[i]));
+        }
+      }
+    } else {
+      counters_.load_failures.add();
+      counters_.refresh_failures.add(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        flights_.finish(b.keys[i], b.flights[i], r.status());
+      }
+      for (std::size_t i = 0; i < n; ++i) report_refresh_error(b.keys[i], r.status());
+    }
+    leave();
+  }
+
+  void report_refresh_error(const K& key, const absl::Status& s) {
+    if (!opt_.on_refresh_error) return;
+    try {
+      opt_.on_refresh_error(key, s);
+    } catch (...) {
+      // A callback must not take down an executor thread.
+    }
+  }
+
+  // ---- writes ----
+
+  absl::Status put_local(const K& key, V value) {
+    flights_.supersede(key);
+    if (negative_) negative_->erase(key);
+    absl::Status s = store_->put(key, make_entry(std::move(value), clock_->now()));
+    if (!s.ok()) counters_.store_errors.add();
+    return s;
+  }
+
+  template <class Fn>
+  static absl::Status call_writer(Fn&& fn) {
+    try {
+      return fn();
+    } catch (...) {
+      return exception_status("writer", std::current_exception());
+    }
+  }
+
+  // ---- background task accounting ----
+
+  bool enter() {
+    MutexLock l(&task_mu_);
+    if (closed_) return false;
+    ++running_;
+    return true;
+  }
+  void leave() {
+    {
+      MutexLock l(&task_mu_);
+      --running_;
+    }
+    task_cv_.notify_all();
+  }
+
+  std::shared_ptr<Store<K, V>> store_;
+  CacheOptions<K, V> opt_;
+  std::shared_ptr<Clock> clock_;
+  std::shared_ptr<Executor> executor_;
+  Dur ttl_{}, swr_{}, sie_{}, stale_span_{}, refresh_window_{}, load_timeout_{}, error_backoff_{},
+      negative_ttl_{};
+  std::unique_ptr<NegativeCache<K>> negative_;
+  SingleFlight<K, V> flights_;
+  CacheCounters counters_;
+
+  Mutex task_mu_;
+  CondVar task_cv_;
+  int running_ ABSL_GUARDED_BY(task_mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(task_mu_) = false;
+};
+
+}  // namespace internal
+
+// Cache: see the file comment.
+template <class K, class V>
+class Cache {
+ public:
+  using Map = absl::flat_hash_map<K, V>;
+
+  // Throws std::invalid_argument, naming the field, when store is null or an
+  // option is out of range or inconsistent ("write_mode = kWriteThrough needs
+  // writer.write"). write_mode = kWriteBack throws: not available yet.
+  explicit Cache(std::shared_ptr<Store<K, V>> store, CacheOptions<K, V> options = {})
+      : core_(std::make_shared<internal::CacheCore<K, V>>(std::move(store), std::move(options))) {}
+
+  // Waits for background refreshes already running; cancels queued ones.
+  ~Cache() {
+    // WRITE-BACK WIRING (4/5): drain the write-behind component here (it writes
+    // every dirty key through writer.write) BEFORE core_->close(), then stop it.
+    core_->close();
+  }
+
+  Cache(const Cache&) = delete;
+  Cache& operator=(const Cache&) = delete;
+
+  // get_or_load: key's value. Fresh: returned at once. Stale within
+  // stale_while_revalidate (or past the refresh-ahead point): returned at once
+  // and one background refresh starts. Otherwise one loader call for all
+  // concurrent callers of key; its value is stored and returned to each.
+  // loader: (const K&) -> V | absl::StatusOr<V>; may throw (kInternal with
+  // what()); must be copyable. Errors: the loader's Status (kNotFound is
+  // remembered for negative_ttl when set); with a stale value inside
+  // stale_if_error, the stale value instead of the error. A store that fails
+  // is counted (store_errors) and bypassed.
+  template <class Loader>
+  absl::StatusOr<V> get_or_load(const K& key, Loader&& loader) {
+    return core_->get_or_load(key, loader);
+  }
+
+  // get_if_present: the value when the store holds key fresh, or stale within
+  // stale_while_revalidate (no refresh starts: there is no loader); nullopt
+  // otherwise, also when the store fails.
+  std::optional<V> get_if_present(const K& key) { return core_->get_if_present(key); }
+
+  // get_many: the values for keys (duplicates allowed). Hits come from one
+  // Store::get_many; every key needing a load that is not already loading goes
+  // to ONE load(missing) call; keys already loading (by get_or_load or another
+  // get_many) are awaited. Keys load() does not return are absent from the
+  // result (and treated as NotFound). Stale keys are served and refreshed in
+  // one background batch call. Errors: the first load error for a key without
+  // a stale fallback. load_timeout and load_guard do not apply here.
+  template <class BatchLoader>
+  absl::StatusOr<Map> get_many(std::span<const K> keys, BatchLoader&& load) {
+    return core_->get_many(keys, load);
+  }
+
+  // put: kNone: caches value. kWriteThrough: writer.write first; on failure
+  // returns its error and leaves the cache as it was. A load of key in flight
+  // will not overwrite value.
+  absl::Status put(const K& key, V value) { return core_->put(key, std::move(value)); }
+
+  // invalidate: drops key from the cache; a load of key in flight is not
+  // stored after it. Errors: the store's.
+  absl::Status invalidate(const K& key) { return core_->invalidate(key); }
+
+  // invalidate_all: drops everything (Store::clear); loads in flight are not
+  // stored after it. kUnimplemented when the store cannot clear.
+  absl::Status invalidate_all() { return core_->invalidate_all(); }
+
+  // erase: deletes key from the system of record through writer.erase (when
+  // set), then from the cache. On a writer error nothing is dropped.
+  absl::Status erase(const K& key) { return core_->erase(key); }
+
+  // flush: waits until every write-back key is written. OK at once in the
+  // other write modes.
+  absl::Status flush() {
+    // WRITE-BACK WIRING (5/5, cont.): return the write-behind component's flush().
+    return absl::OkStatus();
+  }
+
+  // stats: a snapshot of the counters (stats.h). O(stripes); lock-free.
+  CacheStats stats() const { return core_->stats(); }
+
+  const CacheOptions<K, V>& options() const { return core_->options(); }
+
+ private:
+  std::shared_ptr<internal::CacheCore<K, V>> core_;
+};
+
+}  // namespace larder
+
+#endif  // LARDER_CACHE_H_

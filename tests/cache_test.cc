@@ -1,0 +1,488 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Cache<K, V>: get_or_load basics, single-flight, failures, options,
+// write-through, invalidation races. Refresh behaviour is in
+// cache_refresh_test.cc, get_many in cache_many_test.cc.
+#include "larder/cache.h"
+
+#include <atomic>
+#include <latch>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/blocking_loader.h"
+#include "tests/testing/cache_env.h"
+#include "tests/testing/recording_loader.h"
+
+namespace larder {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using ::testing::HasSubstr;
+using Env = testing::CacheEnv<>;
+using SCache = Cache<std::string, std::string>;
+using Loader = testing::RecordingLoader<std::string, std::string>;
+using Blocking = testing::BlockingLoader<std::string, std::string>;
+
+Loader::Answer constant(std::string v) {
+  return [v](const std::string&) -> absl::StatusOr<std::string> { return v; };
+}
+
+TEST(CacheTest, LoadsOnceThenHits) {
+  Env env;
+  SCache cache(env.store, env.options());
+  Loader loader([](const std::string& k) -> absl::StatusOr<std::string> { return "v:" + k; });
+  EXPECT_EQ(*cache.get_or_load("a", loader), "v:a");
+  EXPECT_EQ(*cache.get_or_load("a", loader), "v:a");
+  EXPECT_EQ(loader.calls(), 1);
+  CacheStats s = cache.stats();
+  EXPECT_EQ(s.hits, 1u);
+  EXPECT_EQ(s.misses, 1u);
+  EXPECT_EQ(s.loads, 1u);
+  EXPECT_DOUBLE_EQ(s.hit_ratio(), 0.5);
+}
+
+TEST(CacheTest, AcceptsPlainValueLoaders) {
+  Env env;
+  Cache<std::string, int> cache(std::make_shared<testing::MapStore<std::string, int>>(env.clock),
+                                [&] {
+                                  CacheOptions<std::string, int> o;
+                                  o.clock = env.clock;
+                                  o.executor = env.executor;
+                                  return o;
+                                }());
+  EXPECT_EQ(*cache.get_or_load("abc", [](const std::string& k) { return static_cast<int>(k.size()); }),
+            3);
+}
+
+TEST(CacheTest, ExpiredEntryIsLoadedAgain) {
+  Env env;
+  SCache cache(env.store, env.options());
+  Loader loader(constant("v1"));
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v1");
+  loader.set_answer(constant("v2"));
+  env.clock->advance(seconds(9));
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v1");
+  env.clock->advance(seconds(1));
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v2");
+  EXPECT_EQ(loader.calls(), 2);
+}
+
+// 64 threads miss one key at once: one loader call, every thread gets its value.
+TEST(CacheTest, ThunderingHerdCausesOneLoad) {
+  Env env;
+  SCache cache(env.store, env.options());
+  Blocking loader([](const std::string&) -> absl::StatusOr<std::string> { return "hot"; });
+  constexpr int kThreads = 64;
+  std::vector<absl::StatusOr<std::string>> got(kThreads);
+  std::vector<std::thread> threads;
+  std::latch start(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      got[i] = cache.get_or_load("k", loader);
+    });
+  }
+  loader.wait_entered(1);
+  // Hold the load until every other thread has joined it.
+  while (cache.stats().coalesced < kThreads - 1) std::this_thread::yield();
+  loader.open();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(loader.calls(), 1);
+  for (const auto& g : got) EXPECT_EQ(*g, "hot");
+  EXPECT_EQ(cache.stats().loads, 1u);
+  EXPECT_EQ(cache.stats().coalesced, static_cast<std::uint64_t>(kThreads - 1));
+}
+
+TEST(CacheTest, LoadErrorFansOutToEveryWaiterAndIsNotCached) {
+  Env env;
+  SCache cache(env.store, env.options());
+  Blocking loader([](const std::string&) -> absl::StatusOr<std::string> {
+    return absl::UnavailableError("db down");
+  });
+  constexpr int kThreads = 16;
+  std::vector<absl::StatusOr<std::string>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] { got[i] = cache.get_or_load("k", loader); });
+  }
+  loader.wait_entered(1);
+  while (cache.stats().coalesced < kThreads - 1) std::this_thread::yield();
+  loader.open();
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(loader.calls(), 1);
+  for (const auto& g : got) {
+    EXPECT_EQ(g.status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(g.status().message(), "db down");
+  }
+  EXPECT_EQ(env.store->size(), 0u);
+  EXPECT_EQ(cache.stats().load_failures, 1u);
+  loader.set_answer([](const std::string&) -> absl::StatusOr<std::string> { return "back"; });
+  EXPECT_EQ(*cache.get_or_load("k", loader), "back");
+  EXPECT_EQ(loader.calls(), 2);
+}
+
+TEST(CacheTest, ThrowingLoadersBecomeInternalErrors) {
+  Env env;
+  SCache cache(env.store, env.options());
+  auto r1 = cache.get_or_load("a", [](const std::string&) -> std::string {
+    throw std::runtime_error("boom");
+  });
+  EXPECT_EQ(r1.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(r1.status().message()), HasSubstr("boom"));
+  auto r2 = cache.get_or_load("b", [](const std::string&) -> std::string { throw 42; });
+  EXPECT_EQ(r2.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(env.store->size(), 0u);
+  EXPECT_EQ(cache.stats().load_failures, 2u);
+}
+
+TEST(CacheTest, ThrowingLoaderFansOutToWaiters) {
+  Env env;
+  SCache cache(env.store, env.options());
+  testing::BlockingLoader<std::string, std::string> loader(
+      [](const std::string&) -> absl::StatusOr<std::string> {
+        throw std::logic_error("bad row");
+      });
+  absl::StatusOr<std::string> a, b;
+  std::thread t1([&] { a = cache.get_or_load("k", loader); });
+  loader.wait_entered(1);
+  std::thread t2([&] { b = cache.get_or_load("k", loader); });
+  while (cache.stats().coalesced < 1) std::this_thread::yield();
+  loader.open();
+  t1.join();
+  t2.join();
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(b.status().message()), HasSubstr("bad row"));
+}
+
+TEST(CacheTest, DistinctKeysLoadInParallel) {
+  Env env;
+  SCache cache(env.store, env.options());
+  Blocking slow([](const std::string&) -> absl::StatusOr<std::string> { return "slow"; });
+  std::thread t([&] { EXPECT_EQ(*cache.get_or_load("a", slow), "slow"); });
+  slow.wait_entered(1);
+  // "a" is loading; "b" neither waits for it nor shares its loader call.
+  EXPECT_EQ(*cache.get_or_load("b", constant("fast")), "fast");
+  // And a cached key never waits either.
+  EXPECT_EQ(*cache.get_or_load("b", constant("unused")), "fast");
+  slow.open();
+  t.join();
+}
+
+TEST(CacheTest, StoreErrorIsAMissThatDegradesToTheLoader) {
+  Env env;
+  SCache cache(env.store, env.options());
+  env.store->set_down(absl::UnavailableError("store down"));
+  Loader loader(constant("v"));
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v");
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v");
+  EXPECT_EQ(loader.calls(), 2);
+  EXPECT_GE(cache.stats().store_errors, 2u);
+  env.store->set_down(absl::OkStatus());
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v");
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v");
+  EXPECT_EQ(loader.calls(), 3);  // recovered: cached again
+}
+
+TEST(CacheTest, GetIfPresentNeverLoads) {
+  Env env;
+  SCache cache(env.store, env.options());
+  EXPECT_EQ(cache.get_if_present("k"), std::nullopt);
+  ASSERT_TRUE(cache.put("k", "v").ok());
+  EXPECT_EQ(cache.get_if_present("k"), "v");
+  env.clock->advance(seconds(11));
+  EXPECT_EQ(cache.get_if_present("k"), std::nullopt);
+  EXPECT_EQ(cache.stats().hits, 1u);
+  EXPECT_EQ(cache.stats().misses, 2u);
+}
+
+TEST(CacheTest, NegativeCachingIsOffByDefault) {
+  Env env;
+  SCache cache(env.store, env.options());
+  Loader loader([](const std::string&) -> absl::StatusOr<std::string> {
+    return absl::NotFoundError("no such row");
+  });
+  EXPECT_EQ(cache.get_or_load("k", loader).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(cache.get_or_load("k", loader).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(loader.calls(), 2);
+}
+
+TEST(CacheTest, NegativeCachingRemembersNotFound) {
+  Env env;
+  auto o = env.options();
+  o.negative_ttl = seconds(5);
+  SCache cache(env.store, o);
+  Loader loader([](const std::string&) -> absl::StatusOr<std::string> {
+    return absl::NotFoundError("no such row");
+  });
+  EXPECT_EQ(cache.get_or_load("k", loader).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(cache.get_or_load("k", loader).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(loader.calls(), 1);
+  EXPECT_EQ(cache.stats().negative_hits, 1u);
+  env.clock->advance(seconds(5));
+  EXPECT_EQ(cache.get_or_load("k", loader).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(loader.calls(), 2);
+  // A put ends the negative entry at once; other errors are never remembered.
+  ASSERT_TRUE(cache.put("k", "now here").ok());
+  EXPECT_EQ(*cache.get_or_load("k", loader), "now here");
+  loader.set_answer([](const std::string&) -> absl::StatusOr<std::string> {
+    return absl::UnavailableError("down");
+  });
+  EXPECT_FALSE(cache.get_or_load("x", loader).ok());
+  EXPECT_FALSE(cache.get_or_load("x", loader).ok());
+  EXPECT_EQ(loader.calls(), 4);
+}
+
+TEST(CacheTest, JitterSpreadsExpiry) {
+  Env env;
+  auto o = env.options();
+  o.ttl = seconds(100);
+  o.ttl_jitter = 0.2;
+  SCache cache(env.store, o);
+  const TimePoint now = env.clock->now();
+  constexpr int kKeys = 1000;
+  std::vector<double> ttls;
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string k = std::to_string(i);
+    ASSERT_TRUE(cache.get_or_load(k, constant("v")).ok());
+    auto e = env.store->raw(k);
+    ASSERT_TRUE(e.has_value());
+    ttls.push_back(std::chrono::duration<double>(e->fresh_until - now).count());
+    EXPECT_EQ(e->stale_until, e->fresh_until);  // no stale window configured
+  }
+  std::sort(ttls.begin(), ttls.end());
+  EXPECT_GE(ttls.front(), 80.0);
+  EXPECT_LE(ttls.back(), 120.0);
+  // Spread over the whole interval, not bunched: each fifth holds a share.
+  EXPECT_LT(ttls.front(), 82.0);
+  EXPECT_GT(ttls.back(), 118.0);
+  int low = 0, high = 0;
+  for (double t : ttls) {
+    low += t < 92.0;
+    high += t > 108.0;
+  }
+  EXPECT_GT(low, kKeys / 5);
+  EXPECT_GT(high, kKeys / 5);
+}
+
+TEST(CacheTest, NoJitterMeansExactTtl) {
+  Env env;
+  SCache cache(env.store, env.options());
+  ASSERT_TRUE(cache.get_or_load("k", constant("v")).ok());
+  EXPECT_EQ(env.store->raw("k")->fresh_until, env.clock->now() + seconds(10));
+}
+
+// ---- invalidation racing a load ----
+
+TEST(CacheTest, InvalidateDuringLoadDoesNotResurrectTheOldValue) {
+  Env env;
+  SCache cache(env.store, env.options());
+  Blocking loader([](const std::string&) -> absl::StatusOr<std::string> { return "old"; });
+  absl::StatusOr<std::string> got;
+  std::thread t([&] { got = cache.get_or_load("k", loader); });
+  loader.wait_entered(1);  // the loader has read "old" from the database
+  ASSERT_TRUE(cache.invalidate("k").ok());  // the database changed; drop the key
+  loader.open();
+  t.join();
+  EXPECT_EQ(*got, "old");  // the caller that asked before the change gets its answer...
+  EXPECT_FALSE(env.store->raw("k").has_value());  // ...but it is not cached after it
+  EXPECT_EQ(*cache.get_or_load("k", constant("new")), "new");
+}
+
+TEST(CacheTest, InvalidateAllDuringLoadDoesNotResurrect) {
+  Env env;
+  SCache cache(env.store, env.options());
+  Blocking loader([](const std::string&) -> absl::StatusOr<std::string> { return "old"; });
+  std::thread t([&] { (void)cache.get_or_load("k", loader); });
+  loader.wait_entered(1);
+  ASSERT_TRUE(cache.invalidate_all().ok());
+  loader.open();
+  t.join();
+  EXPECT_EQ(env.store->size(), 0u);
+}
+
+TEST(CacheTest, PutDuringLoadWins) {
+  Env env;
+  SCache cache(env.store, env.options());
+  Blocking loader([](const std::string&) -> absl::StatusOr<std::string> { return "loaded"; });
+  std::thread t([&] { (void)cache.get_or_load("k", loader); });
+  loader.wait_entered(1);
+  ASSERT_TRUE(cache.put("k", "put").ok());
+  loader.open();
+  t.join();
+  EXPECT_EQ(env.store->raw("k")->value, "put");
+  EXPECT_EQ(*cache.get_or_load("k", constant("unused")), "put");
+}
+
+// ---- options ----
+
+TEST(CacheTest, RejectsBadOptionsNamingTheField) {
+  Env env;
+  auto expect_throw = [&](auto mutate, const std::string& needle) {
+    auto o = env.options();
+    mutate(o);
+    try {
+      SCache c(env.store, o);
+      ADD_FAILURE() << "no exception for " << needle;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_THAT(std::string(e.what()), HasSubstr(needle));
+    }
+  };
+  using O = CacheOptions<std::string, std::string>;
+  expect_throw([](O& o) { o.ttl = milliseconds(0); }, "ttl");
+  expect_throw([](O& o) { o.ttl_jitter = 1.0; }, "ttl_jitter");
+  expect_throw([](O& o) { o.ttl_jitter = -0.1; }, "ttl_jitter");
+  expect_throw([](O& o) { o.refresh_ahead = 1.0; }, "refresh_ahead");
+  expect_throw([](O& o) { o.stale_while_revalidate = milliseconds(-1); }, "stale_while_revalidate");
+  expect_throw([](O& o) { o.stale_if_error = milliseconds(-1); }, "stale_if_error");
+  expect_throw([](O& o) { o.negative_ttl = milliseconds(-1); }, "negative_ttl");
+  expect_throw([](O& o) { o.load_timeout = milliseconds(-1); }, "load_timeout");
+  expect_throw([](O& o) { o.write_mode = WriteMode::kWriteThrough; },
+               "write_mode = kWriteThrough needs writer.write");
+  expect_throw(
+      [](O& o) {
+        o.write_mode = WriteMode::kWriteBack;
+        o.writer.write = [](std::span<const std::pair<std::string, std::string>>) {
+          return absl::OkStatus();
+        };
+      },
+      "write_mode = kWriteBack is not available yet");
+  EXPECT_THROW(SCache(nullptr, env.options()), std::invalid_argument);
+}
+
+TEST(CacheTest, DesignatedInitializersFollowTheApiOrder) {
+  auto clock = std::make_shared<ManualClock>();
+  CacheOptions<std::string, int> o{.ttl = seconds(5),
+                                   .stale_while_revalidate = seconds(1),
+                                   .stale_if_error = seconds(2),
+                                   .ttl_jitter = 0.1,
+                                   .refresh_ahead = 0.5,
+                                   .negative_ttl = seconds(1),
+                                   .load_timeout = milliseconds(10),
+                                   .write_mode = WriteMode::kNone,
+                                   .writer = {},
+                                   .write_back_delay = milliseconds(100),
+                                   .write_back_batch = 16,
+                                   .write_back_max_dirty = 100,
+                                   .write_back_journal = "",
+                                   .clock = clock,
+                                   .executor = nullptr,
+                                   .load_guard = nullptr,
+                                   .on_refresh_error = nullptr};
+  Cache<std::string, int> cache(std::make_shared<testing::MapStore<std::string, int>>(clock), o);
+  EXPECT_EQ(cache.options().ttl, seconds(5));
+}
+
+TEST(CacheTest, EvictionsAndExpirationsComeFromTheStore) {
+  struct CountingStore : testing::MapStore<std::string, std::string> {
+    using MapStore::MapStore;
+    StoreCounters counters() const override {
+      StoreCounters c = MapStore::counters();
+      c.evictions = 7;
+      c.expirations = 3;
+      return c;
+    }
+  };
+  Env env;
+  SCache cache(std::make_shared<CountingStore>(env.clock), env.options());
+  EXPECT_EQ(cache.stats().evictions, 7u);
+  EXPECT_EQ(cache.stats().expirations, 3u);
+}
+
+// ---- writes ----
+
+struct FakeDb {
+  internal::Mutex mu;
+  absl::flat_hash_map<std::string, std::string> rows;
+  absl::Status fail;
+  int writes = 0, erases = 0;
+
+  Writer<std::string, std::string> writer() {
+    Writer<std::string, std::string> w;
+    w.write = [this](std::span<const std::pair<std::string, std::string>> batch) {
+      internal::MutexLock l(&mu);
+      ++writes;
+      if (!fail.ok()) return fail;
+      for (const auto& [k, v] : batch) rows[k] = v;
+      return absl::OkStatus();
+    };
+    w.erase = [this](std::span<const std::string> keys) {
+      internal::MutexLock l(&mu);
+      ++erases;
+      if (!fail.ok()) return fail;
+      for (const auto& k : keys) rows.erase(k);
+      return absl::OkStatus();
+    };
+    return w;
+  }
+};
+
+TEST(CacheTest, WriteThroughWritesTheSystemOfRecordFirst) {
+  Env env;
+  FakeDb db;
+  auto o = env.options();
+  o.write_mode = WriteMode::kWriteThrough;
+  o.writer = db.writer();
+  SCache cache(env.store, o);
+  ASSERT_TRUE(cache.put("k", "v1").ok());
+  EXPECT_EQ(db.rows["k"], "v1");
+  EXPECT_EQ(cache.get_if_present("k"), "v1");
+  EXPECT_EQ(cache.stats().writes, 1u);
+
+  db.fail = absl::UnavailableError("db down");
+  absl::Status s = cache.put("k", "v2");
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(cache.get_if_present("k"), "v1");  // the cache is left as it was
+  EXPECT_EQ(db.rows["k"], "v1");
+  EXPECT_EQ(cache.stats().write_failures, 1u);
+}
+
+TEST(CacheTest, WriteThroughWriterExceptionIsAnError) {
+  Env env;
+  auto o = env.options();
+  o.write_mode = WriteMode::kWriteThrough;
+  o.writer.write = [](std::span<const std::pair<std::string, std::string>>) -> absl::Status {
+    throw std::runtime_error("driver crashed");
+  };
+  SCache cache(env.store, o);
+  absl::Status s = cache.put("k", "v");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("driver crashed"));
+  EXPECT_EQ(env.store->size(), 0u);
+}
+
+TEST(CacheTest, EraseDeletesFromTheSystemOfRecordThenTheCache) {
+  Env env;
+  FakeDb db;
+  auto o = env.options();
+  o.write_mode = WriteMode::kWriteThrough;
+  o.writer = db.writer();
+  SCache cache(env.store, o);
+  ASSERT_TRUE(cache.put("k", "v").ok());
+  db.fail = absl::UnavailableError("db down");
+  EXPECT_FALSE(cache.erase("k").ok());
+  EXPECT_EQ(cache.get_if_present("k"), "v");  // nothing dropped on a writer error
+  db.fail = absl::OkStatus();
+  ASSERT_TRUE(cache.erase("k").ok());
+  EXPECT_FALSE(db.rows.contains("k"));
+  EXPECT_EQ(cache.get_if_present("k"), std::nullopt);
+}
+
+TEST(CacheTest, CacheAsidePutAndInvalidate) {
+  Env env;
+  SCache cache(env.store, env.options());
+  ASSERT_TRUE(cache.put("k", "v").ok());
+  EXPECT_EQ(*cache.get_or_load("k", constant("unused")), "v");
+  ASSERT_TRUE(cache.invalidate("k").ok());
+  EXPECT_EQ(*cache.get_or_load("k", constant("loaded")), "loaded");
+  EXPECT_TRUE(cache.flush().ok());
+}
+
+}  // namespace
+}  // namespace larder
