@@ -278,11 +278,14 @@ struct RedisClient::Impl {
                                                          " failed: ", s.ToString()));
   }
 
+  // Why borrow() failed, for the breaker: kNone (local: the pool was busy),
+  // kNetwork (a connect failed), kBackoff (refused without I/O after a
+  // failed connect: Redis is unreachable, so it counts toward the breaker).
+  enum class Blame { kNone, kNetwork, kBackoff };
+
   // borrow: a connection for one call; see the design essay, part 2.
-  // `counted` tells the caller whether a failure touched the network (and so
-  // counts toward the breaker).
-  absl::StatusOr<std::unique_ptr<Conn>> borrow(bool& counted) {
-    counted = false;
+  absl::StatusOr<std::unique_ptr<Conn>> borrow(Blame& blame) {
+    blame = Blame::kNone;
     std::vector<std::unique_ptr<Conn>> discard;  // closed outside the lock
     absl::StatusOr<std::unique_ptr<Conn>> result = absl::UnknownError("unset");
     {
@@ -299,7 +302,10 @@ struct RedisClient::Impl {
         }
         if (open < opts.pool_size) {
           if (Steady::now() < next_connect) {
+            // Refused without I/O, but because Redis is unreachable: it
+            // counts toward the breaker (not toward `failures`).
             fast_failures.fetch_add(1, std::memory_order_relaxed);
+            blame = Blame::kBackoff;
             result = absl::UnavailableError(absl::StrCat(
                 "redis: ", where(), " unreachable; reconnecting after ", backoff.count(),
                 " ms backoff"));
@@ -316,7 +322,7 @@ struct RedisClient::Impl {
                                            : std::min(backoff * 2, opts.reconnect_backoff_max);
             next_connect = Steady::now() + backoff;
             slot_cv.notify_one();
-            counted = true;
+            blame = Blame::kNetwork;
             result = c.status();
           } else {
             backoff = milliseconds(0);
@@ -337,7 +343,7 @@ struct RedisClient::Impl {
         }
       }
     }
-    if (counted || result.ok()) on_connect_result(result.status());
+    if (blame == Blame::kNetwork || result.ok()) on_connect_result(result.status());
     return result;
   }
 
@@ -362,8 +368,10 @@ struct RedisClient::Impl {
     }
   }
 
-  void record_failure(const absl::Status& s) {
-    failures.fetch_add(1, std::memory_order_relaxed);
+  // record_failure: a call failed because Redis is unreachable or hung;
+  // `network`: it touched the network (false: refused during backoff).
+  void record_failure(const absl::Status& s, bool network = true) {
+    if (network) failures.fetch_add(1, std::memory_order_relaxed);
     if (opts.breaker_failures == 0) return;
     const std::size_t n = consecutive_failures.fetch_add(1, std::memory_order_acq_rel) + 1;
     if (n < opts.breaker_failures) return;
@@ -450,10 +458,10 @@ struct RedisClient::Impl {
       return absl::UnavailableError(absl::StrCat("redis ", internal::av(what), ": ", where(),
                                                  " circuit breaker open"));
     }
-    bool counted = false;
-    absl::StatusOr<std::unique_ptr<Conn>> conn = borrow(counted);
+    Blame blame = Blame::kNone;
+    absl::StatusOr<std::unique_ptr<Conn>> conn = borrow(blame);
     if (!conn.ok()) {
-      if (counted) record_failure(conn.status());
+      if (blame != Blame::kNone) record_failure(conn.status(), blame == Blame::kNetwork);
       return absl::Status(conn.status().code(),
                           absl::StrCat("redis ", internal::av(what), ": ", conn.status().message()));
     }

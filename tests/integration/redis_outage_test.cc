@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// RedisStore when Redis is not well: unreachable, hung (a socket that accepts
+// and never answers; a SIGSTOPped redis-server), restarted mid-test. Every
+// latency assertion is an upper bound with generous slack (sanitizers, two
+// busy cores); no test depends on exact timing otherwise. Breaker behaviour is
+// asserted through RedisClientStats (fast_failures: calls refused without
+// I/O), not through timing.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "larder/internal/mutex.h"
+#include "larder/redis.h"
+#include "tests/integration/redis_test_util.h"
+
+namespace larder {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::elapsed;
+using testing::eventually;
+using testing::HungServer;
+using testing::RedisServer;
+
+constexpr milliseconds kSlack{2000};  // for sanitizers on two loaded cores
+
+Entry<int> fresh(int v) {
+  const TimePoint now = std::chrono::system_clock::now();
+  return Entry<int>{v, now + seconds(30), now + seconds(30)};
+}
+
+bool is_outage(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kUnavailable ||
+         s.code() == absl::StatusCode::kDeadlineExceeded;
+}
+
+TEST(RedisOutageTest, ConstructionSucceedsAndCallsFailFastWhenNothingListens) {
+  RedisOptions o;
+  o.port = testing::free_port();  // connection refused
+  o.key_prefix = testing::unique_prefix();
+  o.breaker_failures = 3;
+  o.breaker_probe_interval = milliseconds(50);
+  RedisStore<std::string, int> store(o);  // must not throw or block
+  std::vector<std::string> keys{"a", "b"};
+  for (int i = 0; i < 10; ++i) {
+    const milliseconds took = elapsed([&] {
+      auto got = store.get("k");
+      ASSERT_FALSE(got.ok());
+      EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable) << got.status();
+      EXPECT_FALSE(store.put("k", fresh(1)).ok());
+      EXPECT_FALSE(store.get_many(keys).ok());
+    });
+    EXPECT_LT(took, o.connect_timeout * 3 + kSlack);
+  }
+  const RedisClientStats st = store.client()->stats();
+  EXPECT_TRUE(st.breaker_open);
+  EXPECT_EQ(st.breaker_opens, 1u);
+  EXPECT_GE(st.fast_failures, 20u);  // backoff and breaker refused without I/O
+  EXPECT_LE(st.failures, 3u);        // only the first few touched the network
+  EXPECT_EQ(store.counters().errors, 30u);
+}
+
+TEST(RedisOutageTest, HungServerTimesOutWithinCommandTimeoutThenBreakerOpens) {
+  HungServer hung;
+  RedisOptions o;
+  o.port = hung.port();
+  o.key_prefix = testing::unique_prefix();
+  o.command_timeout = milliseconds(50);
+  o.connect_timeout = milliseconds(50);
+  o.breaker_failures = 2;
+  o.breaker_probe_interval = milliseconds(20);
+  RedisStore<std::string, int> store(o);
+  for (int i = 0; i < 2; ++i) {
+    absl::Status s;
+    const milliseconds took = elapsed([&] { s = store.get("k").status(); });
+    EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+    EXPECT_LT(took, o.connect_timeout + o.command_timeout + kSlack);
+  }
+  ASSERT_TRUE(store.client()->breaker_open());
+  // Open: refused at once, without waiting for a timeout each.
+  const std::uint64_t failures = store.client()->stats().failures;
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(store.put("k", fresh(1)).code(), absl::StatusCode::kUnavailable);
+  }
+  const RedisClientStats st = store.client()->stats();
+  EXPECT_EQ(st.failures, failures);
+  EXPECT_GE(st.fast_failures, 20u);
+  // The probe keeps trying (and timing out) in the background.
+  EXPECT_TRUE(eventually([&] { return store.client()->stats().probes >= 2; }));
+  EXPECT_TRUE(store.client()->breaker_open());
+}
+
+TEST(RedisOutageTest, ConcurrentCallersOnAHungServerAllReturnInBoundedTime) {
+  HungServer hung;
+  RedisOptions o;
+  o.port = hung.port();
+  o.key_prefix = testing::unique_prefix();
+  o.pool_size = 2;
+  o.command_timeout = milliseconds(60);
+  o.connect_timeout = milliseconds(60);
+  o.borrow_timeout = milliseconds(30);
+  o.breaker_failures = 0;  // no breaker: every call must time out by itself
+  RedisStore<std::string, int> store(o);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 3; ++i) {
+        absl::Status s;
+        const milliseconds took = elapsed([&] { s = store.get("k").status(); });
+        EXPECT_TRUE(is_outage(s)) << s;
+        EXPECT_LT(took, o.borrow_timeout + o.connect_timeout + o.command_timeout + kSlack);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_LE(store.client()->stats().open_connections, 2u);
+}
+
+TEST(RedisOutageTest, StoppedServerTimesOutAndEverythingRecoversAfterContinue) {
+  RedisServer server;
+  ASSERT_TRUE(server.running());
+  RedisOptions o = server.options();
+  o.command_timeout = milliseconds(80);
+  o.breaker_failures = 3;
+  o.breaker_probe_interval = milliseconds(20);
+  RedisStore<std::string, int> store(o);
+  ASSERT_TRUE(store.put("k", fresh(5)).ok());
+
+  server.pause();  // SIGSTOP: connections stay open, nothing answers
+  for (int i = 0; i < 3; ++i) {
+    absl::Status s;
+    const milliseconds took = elapsed([&] { s = store.get("k").status(); });
+    EXPECT_TRUE(is_outage(s)) << s;
+    EXPECT_LT(took, o.connect_timeout + o.command_timeout + kSlack);
+  }
+  EXPECT_TRUE(store.client()->breaker_open());
+  EXPECT_EQ(store.get("k").status().code(), absl::StatusCode::kUnavailable);
+
+  server.resume();
+  ASSERT_TRUE(eventually([&] { return !store.client()->breaker_open(); }));
+  auto got = store.get("k");
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->value, 5);
+  EXPECT_EQ(store.client()->stats().breaker_closes, 1u);
+}
+
+TEST(RedisOutageTest, RestartedServerCostsNoFailedCallWhenItIsAlreadyBack) {
+  RedisServer server;
+  ASSERT_TRUE(server.running());
+  RedisOptions o = server.options();
+  RedisStore<std::string, int> store(o);
+  ASSERT_TRUE(store.put("k", fresh(1)).ok());
+  ASSERT_TRUE(store.put("j", fresh(1)).ok());
+  server.stop();
+  server.start();  // no persistence: the data is gone, the pooled sockets are dead
+  ASSERT_TRUE(server.running());
+  auto got = store.get("k");  // the dead pooled connection is noticed before use
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(got->has_value());
+  EXPECT_TRUE(store.put("k", fresh(2)).ok());
+  EXPECT_EQ(store.client()->stats().failures, 0u);
+}
+
+TEST(RedisOutageTest, ServerDownThenBackRecoversWithoutHelp) {
+  RedisServer server;
+  ASSERT_TRUE(server.running());
+  RedisOptions o = server.options();
+  o.breaker_failures = 2;
+  o.breaker_probe_interval = milliseconds(20);
+  o.reconnect_backoff_min = milliseconds(5);
+  RedisStore<std::string, int> store(o);
+  ASSERT_TRUE(store.put("k", fresh(1)).ok());
+  server.stop();
+  for (int i = 0; i < 5; ++i) {
+    absl::Status s;
+    const milliseconds took = elapsed([&] { s = store.put("k", fresh(2)); });
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+    EXPECT_LT(took, o.connect_timeout + o.command_timeout + kSlack);
+  }
+  EXPECT_TRUE(store.client()->breaker_open());
+  server.start();
+  ASSERT_TRUE(server.running());
+  ASSERT_TRUE(eventually([&] { return store.put("k", fresh(3)).ok(); }));
+  auto got = store.get("k");
+  ASSERT_TRUE(got.ok() && got->has_value()) << got.status();
+  EXPECT_EQ((*got)->value, 3);
+}
+
+TEST(RedisOutageTest, LogHookHearsTheBreakerOpenAndClose) {
+  RedisServer server;
+  ASSERT_TRUE(server.running());
+  internal::Mutex mu;
+  std::vector<std::pair<RedisLogLevel, std::string>> lines;
+  RedisOptions o = server.options();
+  o.breaker_failures = 1;
+  o.breaker_probe_interval = milliseconds(10);
+  o.log = [&](RedisLogLevel l, std::string_view m) {
+    internal::MutexLock lock(&mu);
+    lines.emplace_back(l, std::string(m));
+  };
+  {
+    RedisStore<std::string, int> store(o);
+    server.stop();
+    EXPECT_FALSE(store.get("k").ok());
+    EXPECT_TRUE(store.client()->breaker_open());
+    server.start();
+    ASSERT_TRUE(eventually([&] { return !store.client()->breaker_open(); }));
+  }
+  internal::MutexLock lock(&mu);
+  bool opened = false, closed = false;
+  for (const auto& [level, m] : lines) {
+    if (m.find("circuit breaker open") != std::string::npos) opened = level == RedisLogLevel::kError;
+    if (m.find("circuit breaker closed") != std::string::npos) closed = true;
+  }
+  EXPECT_TRUE(opened);
+  EXPECT_TRUE(closed);
+}
+
+}  // namespace
+}  // namespace larder
