@@ -71,6 +71,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -234,8 +235,8 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
     swr_ = std::chrono::duration_cast<Dur>(opt_.stale_while_revalidate);
     sie_ = std::chrono::duration_cast<Dur>(opt_.stale_if_error);
     stale_span_ = std::max(swr_, sie_);
-    refresh_window_ = std::chrono::duration_cast<Dur>(
-        std::chrono::duration<double, Dur::period>(ttl_.count() * (1.0 - opt_.refresh_ahead)));
+    refresh_window_ = Dur(static_cast<Dur::rep>(
+        std::llround(static_cast<double>(ttl_.count()) * (1.0 - opt_.refresh_ahead))));
     load_timeout_ = std::chrono::duration_cast<Dur>(opt_.load_timeout);
     error_backoff_ = std::chrono::duration_cast<Dur>(opt_.error_backoff);
     negative_ttl_ = std::chrono::duration_cast<Dur>(opt_.negative_ttl);

@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Cache<K, V>::get_many: one store batch, one loader batch, per-key
+// single-flight shared with get_or_load.
+#include <latch>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "larder/cache.h"
+#include "tests/testing/blocking_loader.h"
+#include "tests/testing/cache_env.h"
+#include "tests/testing/recording_loader.h"
+
+namespace larder {
+namespace {
+
+using std::chrono::seconds;
+using ::testing::UnorderedElementsAre;
+using ::testing::UnorderedElementsAreArray;
+using Env = testing::CacheEnv<>;
+using SCache = Cache<std::string, std::string>;
+using Map = absl::flat_hash_map<std::string, std::string>;
+using Batch = testing::RecordingBatchLoader<std::string, std::string>;
+
+absl::StatusOr<Map> echo(std::span<const std::string> keys) {
+  Map m;
+  for (const auto& k : keys) m[k] = "v:" + k;
+  return m;
+}
+
+std::vector<std::string> key_range(int from, int to) {
+  std::vector<std::string> out;
+  for (int i = from; i < to; ++i) out.push_back("k" + std::to_string(i));
+  return out;
+}
+
+TEST(CacheManyTest, OneStoreBatchAndOneLoaderCallForAllMisses) {
+  Env env;
+  SCache cache(env.store, env.options());
+  for (const auto& k : key_range(0, 30)) ASSERT_TRUE(cache.put(k, "v:" + k).ok());
+  Batch load(echo);
+  const std::vector<std::string> keys = key_range(0, 100);
+  const int batch_gets_before = env.store->batch_gets.load();
+  auto got = cache.get_many(std::span<const std::string>(keys), load);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->size(), 100u);
+  for (const auto& k : keys) EXPECT_EQ(got->at(k), "v:" + k);
+  ASSERT_EQ(load.calls(), 1);
+  EXPECT_THAT(load.batches()[0], UnorderedElementsAreArray(key_range(30, 100)));
+  // One batch read, plus the leader's one batch re-read of the keys it won.
+  EXPECT_EQ(env.store->batch_gets.load() - batch_gets_before, 2);
+  EXPECT_EQ(env.store->gets.load(), 0);
+  CacheStats s = cache.stats();
+  EXPECT_EQ(s.hits, 30u);
+  EXPECT_EQ(s.misses, 70u);
+  EXPECT_EQ(s.loads, 1u);
+  // Now everything is cached: no loader call.
+  got = cache.get_many(std::span<const std::string>(keys), load);
+  EXPECT_EQ(got->size(), 100u);
+  EXPECT_EQ(load.calls(), 1);
+}
+
+TEST(CacheManyTest, DuplicatesAreLoadedOnce) {
+  Env env;
+  SCache cache(env.store, env.options());
+  Batch load(echo);
+  std::vector<std::string> keys{"a", "b", "a", "a"};
+  auto got = cache.get_many(std::span<const std::string>(keys), load);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->size(), 2u);
+  EXPECT_THAT(load.batches()[0], UnorderedElementsAre("a", "b"));
+}
+
+TEST(CacheManyTest, KeysTheLoaderDoesNotReturnAreAbsentAndCanBeNegativelyCached) {
+  Env env;
+  auto o = env.options();
+  o.negative_ttl = seconds(5);
+  SCache cache(env.store, o);
+  Batch load([](std::span<const std::string> keys) -> absl::StatusOr<Map> {
+    Map m;
+    for (const auto& k : keys) {
+      if (k != "missing") m[k] = "v:" + k;
+    }
+    return m;
+  });
+  std::vector<std::string> keys{"a", "missing"};
+  auto got = cache.get_many(std::span<const std::string>(keys), load);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->size(), 1u);
+  EXPECT_FALSE(got->contains("missing"));
+  got = cache.get_many(std::span<const std::string>(keys), load);
+  EXPECT_EQ(got->size(), 1u);
+  EXPECT_EQ(load.calls(), 1);  // "missing" remembered as absent
+  EXPECT_EQ(cache.stats().negative_hits, 1u);
+  // get_or_load sees the same negative entry.
+  EXPECT_EQ(cache.get_or_load("missing", [](const std::string&) { return std::string("x"); })
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(CacheManyTest, LoaderErrorIsReturnedAndNothingCached) {
+  Env env;
+  SCache cache(env.store, env.options());
+  Batch load([](std::span<const std::string>) -> absl::StatusOr<Map> {
+    return absl::UnavailableError("db down");
+  });
+  std::vector<std::string> keys{"a", "b"};
+  auto got = cache.get_many(std::span<const std::string>(keys), load);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(env.store->size(), 0u);
+  EXPECT_EQ(cache.stats().load_failures, 1u);
+}
+
+TEST(CacheManyTest, ThrowingBatchLoaderBecomesInternal) {
+  Env env;
+  SCache cache(env.store, env.options());
+  std::vector<std::string> keys{"a"};
+  auto got = cache.get_many(std::span<const std::string>(keys),
+                            [](std::span<const std::string>) -> Map {
+                              throw std::runtime_error("query failed");
+                            });
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(got.status().message()), ::testing::HasSubstr("query failed"));
+}
+
+TEST(CacheManyTest, LoaderErrorFallsBackToStaleValues) {
+  Env env;
+  auto o = env.options();
+  o.stale_if_error = seconds(60);
+  SCache cache(env.store, o);
+  ASSERT_TRUE(cache.put("a", "old").ok());
+  env.clock->advance(seconds(20));
+  Batch load([](std::span<const std::string>) -> absl::StatusOr<Map> {
+    return absl::UnavailableError("db down");
+  });
+  std::vector<std::string> keys{"a"};
+  auto got = cache.get_many(std::span<const std::string>(keys), load);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->at("a"), "old");
+  keys.push_back("b");  // no stale value for b: the error comes back
+  got = cache.get_many(std::span<const std::string>(keys), load);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(CacheManyTest, StaleKeysAreServedAndRefreshedInOneBackgroundBatch) {
+  Env env;
+  auto o = env.options();
+  o.stale_while_revalidate = seconds(10);
+  SCache cache(env.store, o);
+  for (const auto& k : key_range(0, 5)) ASSERT_TRUE(cache.put(k, "old").ok());
+  env.clock->advance(seconds(12));
+  Batch load(echo);
+  const auto keys = key_range(0, 5);
+  auto got = cache.get_many(std::span<const std::string>(keys), load);
+  ASSERT_TRUE(got.ok());
+  for (const auto& k : keys) EXPECT_EQ(got->at(k), "old");
+  EXPECT_EQ(load.calls(), 0);
+  EXPECT_EQ(env.executor->run_all(), 1u);
+  ASSERT_EQ(load.calls(), 1);
+  EXPECT_THAT(load.batches()[0], UnorderedElementsAreArray(keys));
+  got = cache.get_many(std::span<const std::string>(keys), load);
+  for (const auto& k : keys) EXPECT_EQ(got->at(k), "v:" + k);
+  EXPECT_EQ(cache.stats().refreshes, 5u);
+}
+
+// A key already loading by get_or_load is awaited by get_many, not loaded twice.
+TEST(CacheManyTest, AwaitsAKeyLoadingInGetOrLoad) {
+  Env env;
+  SCache cache(env.store, env.options());
+  testing::BlockingLoader<std::string, std::string> single(
+      [](const std::string& k) -> absl::StatusOr<std::string> { return "single:" + k; });
+  std::thread t([&] { EXPECT_EQ(*cache.get_or_load("b", single), "single:b"); });
+  single.wait_entered(1);
+  Batch load(echo);
+  absl::StatusOr<Map> got;
+  std::thread u([&] {
+    std::vector<std::string> keys{"a", "b", "c"};
+    got = cache.get_many(std::span<const std::string>(keys), load);
+  });
+  while (cache.stats().coalesced < 1) std::this_thread::yield();  // u waits on "b"
+  single.open();
+  t.join();
+  u.join();
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->at("a"), "v:a");
+  EXPECT_EQ(got->at("b"), "single:b");
+  EXPECT_EQ(got->at("c"), "v:c");
+  ASSERT_EQ(load.calls(), 1);
+  EXPECT_THAT(load.batches()[0], UnorderedElementsAre("a", "c"));
+  EXPECT_EQ(single.calls(), 1);
+}
+
+// And get_or_load (or another get_many) joins a key a get_many batch is loading.
+TEST(CacheManyTest, GetOrLoadJoinsAKeyInABatch) {
+  Env env;
+  SCache cache(env.store, env.options());
+  std::latch in_batch(1), release(1);
+  Batch load([&](std::span<const std::string> keys) -> absl::StatusOr<Map> {
+    in_batch.count_down();
+    release.wait();
+    return echo(keys);
+  });
+  absl::StatusOr<Map> got;
+  std::thread u([&] {
+    std::vector<std::string> keys{"a", "b"};
+    got = cache.get_many(std::span<const std::string>(keys), load);
+  });
+  in_batch.wait();
+  testing::RecordingLoader<std::string, std::string> single(
+      [](const std::string&) -> absl::StatusOr<std::string> { return "single"; });
+  absl::StatusOr<std::string> a;
+  std::thread t([&] { a = cache.get_or_load("a", single); });
+  absl::StatusOr<Map> second;
+  std::thread w([&] {
+    std::vector<std::string> keys{"b", "c"};
+    second = cache.get_many(std::span<const std::string>(keys), load);
+  });
+  while (cache.stats().coalesced < 2) std::this_thread::yield();
+  release.count_down();
+  t.join();
+  u.join();
+  w.join();
+  EXPECT_EQ(*a, "v:a");
+  EXPECT_EQ(single.calls(), 0);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->at("b"), "v:b");
+  EXPECT_EQ(second->at("c"), "v:c");
+  auto batches = load.batches();
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_THAT(batches[0], UnorderedElementsAre("a", "b"));
+  EXPECT_THAT(batches[1], UnorderedElementsAre("c"));  // b was awaited, not reloaded
+}
+
+TEST(CacheManyTest, StoreErrorDegradesToTheLoader) {
+  Env env;
+  SCache cache(env.store, env.options());
+  env.store->fail_next(1, absl::UnavailableError("store down"));
+  Batch load(echo);
+  std::vector<std::string> keys{"a", "b"};
+  auto got = cache.get_many(std::span<const std::string>(keys), load);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->size(), 2u);
+  EXPECT_EQ(cache.stats().store_errors, 1u);
+}
+
+TEST(CacheManyTest, EmptyInputCallsNothing) {
+  Env env;
+  SCache cache(env.store, env.options());
+  Batch load(echo);
+  auto got = cache.get_many(std::span<const std::string>(), load);
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(got->empty());
+  EXPECT_EQ(load.calls(), 0);
+  EXPECT_EQ(env.store->batch_gets.load(), 0);
+}
+
+}  // namespace
+}  // namespace larder
