@@ -1,0 +1,822 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// WriteBehind<K, V>: the write-back engine — the dirty set, its flusher
+// thread and (optionally) its journal. Cache<K, V> composes it for
+// WriteMode::kWriteBack; it is usable and tested alone.
+//
+// put()/erase() record the newest state of a key in the dirty set (and, with a
+// journal, append it durably) and return without calling the Writer. A
+// background flusher writes dirty keys through Writer::write / Writer::erase
+// no later than `delay` after they became dirty, at most `max_batch` keys per
+// call, only the newest value of each key (coalescing), never two writes of one
+// key at once or out of order. Failed batches are retried with exponential
+// backoff and jitter; failing keys stay dirty, are counted and reported to
+// `on_error`, and are never dropped. pending(k) answers reads from the dirty
+// set, so a cache whose store evicted k still reads its own write.
+//
+// How it differs from the textbook write-back cache: acknowledged writes are
+// not lost when the process dies, if a journal is configured (see
+// internal/journal.h for the file format and fsync policies), and a writer
+// that keeps failing fills the dirty set until put() pushes back
+// (kResourceExhausted) instead of growing without bound or dropping data.
+//
+// Thread-safety: every public method may be called concurrently, except that
+// the destructor must not race other calls. The Writer, the codecs and
+// on_error run without any larder lock held; the Writer and on_error run on
+// the flusher thread (or, for the codecs, on the caller's). They must not call
+// flush() or poll() on this object (that would wait on themselves).
+//
+// Example:
+//
+//   larder::Writer<std::string, int> w{.write = [&](auto batch) { return db.upsert(batch); }};
+//   larder::internal::WriteBehind<std::string, int> wb(
+//       w, {.delay = std::chrono::milliseconds(50), .journal_path = "/var/lib/app/wb"});
+//   ABSL_CHECK_OK(wb.put("a", 1));      // durable in the journal, not yet in the db
+//   wb.pending("a");                    // optional(optional(1))
+//   ABSL_CHECK_OK(wb.flush());          // now in the db
+//
+// ---------------------------------------------------------------------------
+// Design
+//
+// State, all under one mutex mu_:
+//
+//   dirty_      K -> Entry{value (nullopt: erase), version, first_unwritten,
+//                          jseq, in_flight, snapshot, redirtied, failures, ...}
+//   schedule_   (due time, version) -> K   keys waiting for the flusher, by due
+//   unwritten_  first_unwritten version -> K   (for flush(): oldest unwritten write)
+//   live_jseq_  newest journal seq of each dirty key -> K  (for journal compaction)
+//
+// Every put/erase takes a fresh global `version`. An Entry is in the dirty set
+// from its first unwritten mutation until a write covering its newest version
+// succeeds. Its life:
+//
+//            put/erase                     flusher takes it
+//   (clean) ----------> DIRTY (scheduled) -----------------> IN FLIGHT (snapshot = version)
+//      ^                  ^   ^  put: value replaced,             |   put: value replaced,
+//      |                  |   |  coalesced++                      |   redirtied = true
+//      |  write ok and    |   +-----------------------------------+ write failed:
+//      |  !redirtied      |     rescheduled at now + backoff(failures)
+//      +------------------+----------------------------------------+
+//                         write ok but redirtied: rescheduled at redirty_time + delay
+//
+// While a key is in flight the flusher never takes it again, so one key is
+// never written twice concurrently, and its writes reach the Writer in put
+// order; the newest value wins because only the newest is ever written.
+//
+// The flusher thread runs passes. A pass repeatedly takes a batch (up to
+// max_batch keys, each at most once per pass) from the front of schedule_
+// while due <= now (under backpressure: due <= now + delay, i.e. the delay is
+// waived), or, when a flush() is pending, every key whose first_unwritten
+// version is <= the flush's target (delay and backoff waived). It drops mu_,
+// waits for the batch's journal records to be durable (so the system of record
+// never holds a value the journal could lose: replay never moves a key
+// backwards), calls Writer::write for the puts and Writer::erase for the
+// erases, retakes mu_ and completes each key as in the diagram. on_error runs
+// after that, unlocked.
+//
+// Time. Deadlines are Clock instants (ManualClock in tests), but a condition
+// variable can only wait in real time. The flusher therefore waits
+//   min(due_of_first_key - clock.now(), idle_poll)
+// of REAL time and re-reads the Clock when it wakes: with the SystemClock it
+// wakes at the deadline; with a ManualClock it notices an advance within
+// idle_poll. Tests that must not wait at all call poll(): it wakes the
+// flusher and returns once a complete pass that started after the call has
+// finished, so "advance(99ms); poll(); expect no write; advance(1ms); poll();
+// expect the write" is deterministic, with no sleep. Backpressure waits and
+// the destructor's retry pauses are real time as well (a put blocked on a full
+// dirty set must not depend on somebody advancing a test clock).
+//
+// flush() takes a ticket: target = the newest version so far. It returns OK
+// once no dirty key has first_unwritten <= target; otherwise, after the pass
+// that served it, the error that pass saw. One attempt per key per flush:
+// flush() never loops forever on a failing Writer.
+//
+// Journal. put() encodes the key and value (user code, unlocked), then under
+// mu_ updates the entry and enqueues the record (so journal order equals
+// dirty-set order), then waits for the group commit unlocked. Construction
+// replays the journal into the dirty set (due at once), so the flusher writes
+// it through the Writer with the usual retries. After each batch, if the
+// journal has sealed segments, the flusher computes
+//   L = min(newest jseq over dirty keys, last enqueued seq + 1)
+// waits until every record enqueued so far is durable, and releases segments
+// below L: a record below L belongs to a key that was written since, or that
+// has a newer durable record. When two or more sealed segments stay pinned (a
+// key failing for a long time), it relogs those keys' newest values so the
+// old segments can go. On destruction with nothing dirty, the journal's files
+// are deleted.
+//
+// Costs: put is O(log n) under one mutex (n = dirty keys) plus, with a
+// journal, one group-committed append. One global mutex is the simple choice
+// for a write path whose cost is dominated by the journal or the Writer; the
+// read path (pending) takes it too, so a Cache should consult it only for
+// keys it knows might be dirty (e.g. dirty() > 0).
+#ifndef LARDER_INTERNAL_WRITE_BACK_H_
+#define LARDER_INTERNAL_WRITE_BACK_H_
+
+#include <algorithm>
+#include <chrono>
+#include <concepts>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "larder/clock.h"
+#include "larder/codec.h"
+#include "larder/internal/absl_compat.h"
+#include "larder/internal/journal.h"
+#include "larder/internal/mutex.h"
+#include "larder/writer.h"
+
+namespace larder::internal {
+
+// HasCodec: larder::Codec<T> exists and has the codec shape. False (not an
+// error) for types without a codec, so WriteBehind compiles for them as long
+// as no journal is asked for.
+template <class T>
+concept HasCodec = requires(const T& v, std::string& out, std::string_view in) {
+  Codec<T>::encode(v, out);
+  { Codec<T>::decode(in) } -> std::same_as<absl::StatusOr<T>>;
+};
+
+template <class K>
+struct WriteBehindOptions {
+  // Longest time a key stays dirty before the flusher writes it (Clock time).
+  // 0: write as soon as the flusher gets to it.
+  std::chrono::milliseconds delay{100};
+  // Most keys per Writer::write (and per Writer::erase) call. Must be > 0.
+  std::size_t max_batch = 256;
+  // Most dirty keys; a put of a new key beyond it waits. Must be > 0.
+  std::size_t max_dirty = 100'000;
+  // How long such a put waits (real time) before kResourceExhausted. 0: fail at once.
+  std::chrono::milliseconds backpressure_wait{1000};
+  // Journal path prefix (segments are "<path>.NNNNNNNNNNNN"); empty: no journal.
+  // Needs larder::Codec for K and V.
+  std::string journal_path{};
+  // Journal fsync policy (default kEveryWrite; see internal/journal.h).
+  FsyncPolicy fsync = FsyncPolicy::kEveryWrite;
+  // kEveryInterval only: real time between fdatasyncs. Must be > 0.
+  std::chrono::milliseconds fsync_interval{1000};
+  // Journal segment size before rotation. Must be > 0.
+  std::size_t journal_segment_bytes = std::size_t{64} << 20;
+  // Retry backoff after a failed write: retry_base * 2^(failures-1), capped at
+  // retry_max, then reduced by a random fraction in [0, retry_jitter).
+  // retry_base must be > 0, retry_max >= retry_base, retry_jitter in [0, 1].
+  std::chrono::milliseconds retry_base{100};
+  std::chrono::milliseconds retry_max{30'000};
+  double retry_jitter = 0.5;
+  // Time source for delay and backoff; null: system_clock().
+  std::shared_ptr<Clock> clock{};
+  // Called (on the flusher thread, unlocked) with the keys of every failed
+  // Writer call and its error; also at destruction with keys left unwritten
+  // (kAborted). May be empty.
+  std::function<void(std::span<const K>, const absl::Status&)> on_error{};
+  // Longest real-time wait of the idle flusher before it re-reads the Clock.
+  // Must be > 0. See "Time" in write_back.h.
+  std::chrono::milliseconds idle_poll{50};
+  // Flush attempts made by the destructor before giving up (>= 1).
+  int shutdown_flush_attempts = 3;
+};
+
+// WriteBehindStats: counters since construction (dirty: now).
+struct WriteBehindStats {
+  std::uint64_t puts = 0;            // put() calls accepted
+  std::uint64_t erases = 0;          // erase() calls accepted
+  std::uint64_t writes = 0;          // keys written to the system of record (put or erase)
+  std::uint64_t write_failures = 0;  // Writer calls that failed (or threw)
+  std::uint64_t dirty = 0;           // keys not yet written, now
+  std::uint64_t flushes = 0;         // Writer calls that succeeded
+  std::uint64_t coalesced = 0;       // mutations absorbed by a later one to the same key
+  std::uint64_t rejected = 0;        // puts refused with kResourceExhausted
+  std::uint64_t replayed = 0;        // journal records applied at construction
+  std::uint64_t replay_torn = 0;     // journal segments that ended in a torn record
+  std::uint64_t replay_corrupt = 0;  // journal segments cut short by a corrupt record
+  std::uint64_t replay_undecodable = 0;  // valid records whose key/value did not decode
+  std::uint64_t relogged = 0;        // records re-appended to free old journal segments
+  std::uint64_t dropped_at_shutdown = 0;  // keys still dirty when the destructor gave up
+  JournalStats journal;              // zeros without a journal
+};
+
+template <class K, class V, class Hash = absl::Hash<K>, class Eq = std::equal_to<K>>
+class WriteBehind {
+ public:
+  using Options = WriteBehindOptions<K>;
+  static constexpr bool kJournalable = HasCodec<K> && HasCodec<V>;
+
+  // Validates options, opens and replays the journal (if any) into the dirty
+  // set, and starts the flusher thread.
+  // Throws std::invalid_argument for bad options (naming the field), or when
+  // journal_path is set and K or V has no larder::Codec; std::runtime_error
+  // when the journal cannot be opened (I/O).
+  WriteBehind(Writer<K, V> writer, Options options)
+      : writer_(std::move(writer)),
+        options_(std::move(options)),
+        clock_(clock_or_default(options_.clock)),
+        rng_(std::random_device{}()) {
+    validate();
+    if (!options_.journal_path.empty()) open_journal();
+    flusher_ = std::thread([this] { run(); });
+  }
+
+  WriteBehind(const WriteBehind&) = delete;
+  WriteBehind& operator=(const WriteBehind&) = delete;
+
+  // Drains: flushes (up to shutdown_flush_attempts times, pausing the retry
+  // backoff in real time between attempts), stops the flusher, and reports
+  // any key still dirty to on_error with kAborted (counted in
+  // dropped_at_shutdown; with a journal they are still in it and will be
+  // replayed by the next WriteBehind on the same path). With nothing left
+  // dirty the journal's files are deleted.
+  ~WriteBehind() {
+    absl::Status s = flush();
+    for (int i = 1; !s.ok() && i < options_.shutdown_flush_attempts; ++i) {
+      std::this_thread::sleep_for(backoff_nominal(i));
+      s = flush();
+    }
+    {
+      MutexLock l(&mu_);
+      closed_ = true;
+      stop_ = true;
+      wake_flusher_locked();
+      space_cv_.notify_all();
+    }
+    flusher_.join();
+    std::vector<K> left;
+    for (auto& [k, e] : dirty_) left.push_back(k);
+    if (!left.empty()) {
+      dropped_at_shutdown_ += left.size();
+      report(left, absl::AbortedError(absl::StrCat(
+                       "write-back: destroyed with ", left.size(), " keys unwritten (",
+                       journal_ ? "kept in the journal for the next start" : "lost: no journal",
+                       "); last error: ", s.ToString())));
+    } else if (journal_) {
+      (void)journal_->retire();
+    }
+    journal_.reset();
+  }
+
+  // put: records `value` as k's newest state and returns without calling the
+  // Writer. With a journal, returns only once the record is durable.
+  // Errors: kResourceExhausted when the dirty set stayed full for
+  // backpressure_wait; the journal's error (kDataLoss) when it could not be
+  // appended — the value is then still dirty and may be written, but is not
+  // crash-safe; kFailedPrecondition after destruction began.
+  // Cost: O(log dirty) under the mutex, plus the journal's group commit.
+  absl::Status put(const K& key, V value) { return mutate(key, std::optional<V>(std::move(value))); }
+
+  // erase: records "k deleted", ordered after every earlier put of k. The
+  // flusher calls Writer::erase (when it is empty, the pending put is simply
+  // dropped). Errors as for put().
+  absl::Status erase(const K& key) { return mutate(key, std::nullopt); }
+
+  // pending: what a read of k must see that the system of record may not have
+  // yet: nullopt when k is not dirty; optional(nullopt) when an erase is
+  // pending; optional(value) when a put is. O(1) under the mutex.
+  std::optional<std::optional<V>> pending(const K& key) const {
+    MutexLock l(&mu_);
+    auto it = dirty_.find(key);
+    if (it == dirty_.end()) return std::nullopt;
+    return std::optional<std::optional<V>>(std::in_place, it->second.value);
+  }
+
+  // flush: returns OK once every put/erase acknowledged before the call is in
+  // the system of record; otherwise the Writer's (or the journal's) error from
+  // the attempt it made for this flush (each dirty key is tried once; delay
+  // and backoff are waived). May run concurrently with puts, which it does not
+  // wait for. kFailedPrecondition after destruction began.
+  absl::Status flush() {
+    MutexLock l(&mu_);
+    if (flusher_exited_) return absl::FailedPreconditionError("write-back: stopped");
+    const std::uint64_t target = version_;
+    for (;;) {
+      if (unwritten_.empty() || unwritten_.begin()->first > target) return absl::OkStatus();
+      flush_target_ = std::max(flush_target_, target);
+      const std::uint64_t ticket = ++flush_requested_;
+      wake_flusher_locked();
+      done_cv_.wait(l, [&] { return flush_done_ >= ticket || flusher_exited_; });
+      if (unwritten_.empty() || unwritten_.begin()->first > target) return absl::OkStatus();
+      if (flusher_exited_) return absl::FailedPreconditionError("write-back: stopped");
+      if (!flush_status_.ok()) return flush_status_;
+    }
+  }
+
+  // poll: test hook. Wakes the flusher and returns once a complete pass that
+  // began after the call has finished (everything due at the Clock's current
+  // time was attempted once). Never call it from the Writer or on_error.
+  void poll() {
+    MutexLock l(&mu_);
+    if (flusher_exited_) return;
+    const std::uint64_t ticket = ++poll_requested_;
+    wake_flusher_locked();
+    done_cv_.wait(l, [&] { return poll_done_ >= ticket || flusher_exited_; });
+  }
+
+  // dirty: keys not yet written, now.
+  std::size_t dirty() const {
+    MutexLock l(&mu_);
+    return dirty_.size();
+  }
+
+  WriteBehindStats stats() const {
+    WriteBehindStats s;
+    {
+      MutexLock l(&mu_);
+      s.puts = puts_;
+      s.erases = erases_;
+      s.writes = writes_;
+      s.write_failures = write_failures_;
+      s.dirty = dirty_.size();
+      s.flushes = flushes_;
+      s.coalesced = coalesced_;
+      s.rejected = rejected_;
+      s.relogged = relogged_;
+      s.dropped_at_shutdown = dropped_at_shutdown_;
+    }
+    s.replayed = replayed_;
+    s.replay_torn = replay_torn_;
+    s.replay_corrupt = replay_corrupt_;
+    s.replay_undecodable = replay_undecodable_;
+    if (journal_) s.journal = journal_->stats();
+    return s;
+  }
+
+  const Options& options() const { return options_; }
+
+ private:
+  using Due = std::pair<TimePoint, std::uint64_t>;  // (due time, version tiebreak)
+
+  struct Entry {
+    std::optional<V> value;              // nullopt: pending erase
+    std::uint64_t version = 0;           // newest mutation
+    std::uint64_t first_unwritten = 0;   // oldest version no successful write covers
+    std::uint64_t jseq = 0;              // newest journal record (0: none)
+    std::uint64_t snapshot = 0;          // version being written (in_flight)
+    std::uint64_t redirty_version = 0;   // first version after the snapshot
+    TimePoint redirty_time{};
+    Due due{};                           // valid when scheduled
+    std::uint64_t failed_pass = 0;       // pass in which it last failed
+    std::uint32_t failures = 0;          // consecutive failed writes
+    bool in_flight = false;
+    bool redirtied = false;
+    bool scheduled = false;
+  };
+
+  struct Batch {
+    std::vector<K> put_keys;
+    std::vector<std::pair<K, V>> puts;
+    std::vector<K> erases;
+    std::uint64_t max_jseq = 0;
+  };
+
+  void validate() const {
+    auto bad = [](std::string_view what) {
+      throw std::invalid_argument(absl::StrCat("WriteBehind: ", av(what)));
+    };
+    if (!writer_.write) bad("writer.write is empty");
+    if (options_.max_batch == 0) bad("max_batch must be > 0");
+    if (options_.max_dirty == 0) bad("max_dirty must be > 0");
+    if (options_.delay.count() < 0) bad("delay must be >= 0");
+    if (options_.backpressure_wait.count() < 0) bad("backpressure_wait must be >= 0");
+    if (options_.retry_base.count() <= 0) bad("retry_base must be > 0");
+    if (options_.retry_max < options_.retry_base) bad("retry_max must be >= retry_base");
+    if (!(options_.retry_jitter >= 0.0 && options_.retry_jitter <= 1.0)) {
+      bad("retry_jitter must be in [0, 1]");
+    }
+    if (options_.idle_poll.count() <= 0) bad("idle_poll must be > 0");
+    if (options_.shutdown_flush_attempts < 1) bad("shutdown_flush_attempts must be >= 1");
+    if (!options_.journal_path.empty()) {
+      if (!kJournalable) {
+        bad("journal_path is set but K or V has no larder::Codec (specialise larder::Codec, "
+            "or leave journal_path empty)");
+      }
+      if (options_.journal_segment_bytes == 0) bad("journal_segment_bytes must be > 0");
+      if (options_.fsync == FsyncPolicy::kEveryInterval && options_.fsync_interval.count() <= 0) {
+        bad("fsync = kEveryInterval needs fsync_interval > 0");
+      }
+    }
+  }
+
+  void open_journal() {
+    if constexpr (kJournalable) {
+      JournalOptions jo{.fsync = options_.fsync,
+                        .fsync_interval = options_.fsync_interval,
+                        .segment_bytes = options_.journal_segment_bytes};
+      const TimePoint now = clock_->now();
+      MutexLock l(&mu_);  // not shared yet; taken for uniformity
+      auto j = Journal::open(options_.journal_path, jo, [&](JournalRecord&& r) {
+        absl::StatusOr<K> k = Codec<K>::decode(r.key);
+        if (!k.ok()) {
+          ++replay_undecodable_;
+          return;
+        }
+        std::optional<V> v;
+        if (r.type == JournalRecordType::kPut) {
+          absl::StatusOr<V> dv = Codec<V>::decode(r.value);
+          if (!dv.ok()) {
+            ++replay_undecodable_;
+            return;
+          }
+          v = *std::move(dv);
+        }
+        ++replayed_;
+        apply_locked(*k, std::move(v), r.seq, now, /*due=*/now);
+      });
+      if (!j.ok()) {
+        if (j.status().code() == absl::StatusCode::kInvalidArgument) {
+          throw std::invalid_argument(absl::StrCat("WriteBehind: ", j.status().message()));
+        }
+        throw std::runtime_error(absl::StrCat("WriteBehind: cannot open journal: ",
+                                              j.status().ToString()));
+      }
+      journal_ = std::move(*j);
+      replay_torn_ = journal_->replay_stats().torn;
+      replay_corrupt_ = journal_->replay_stats().corrupt;
+    }
+  }
+
+  absl::Status mutate(const K& key, std::optional<V> value) {
+    std::string kb, vb;
+    if constexpr (kJournalable) {
+      if (journal_) {  // journal_ is set before the object is shared
+        Codec<K>::encode(key, kb);
+        if (value) Codec<V>::encode(*value, vb);
+      }
+    }
+    std::uint64_t jseq = 0;
+    {
+      MutexLock l(&mu_);
+      if (closed_) return absl::FailedPreconditionError("write-back: shutting down");
+      auto it = dirty_.find(key);
+      if (it == dirty_.end() && dirty_.size() >= options_.max_dirty) {
+        ++pressure_waiters_;
+        wake_flusher_locked();  // the flusher waives the delay while anyone waits
+        space_cv_.wait_for(l, options_.backpressure_wait, [&] {
+          return closed_ || dirty_.size() < options_.max_dirty || dirty_.contains(key);
+        });
+        --pressure_waiters_;
+        if (closed_) return absl::FailedPreconditionError("write-back: shutting down");
+        it = dirty_.find(key);
+        if (it == dirty_.end() && dirty_.size() >= options_.max_dirty) {
+          ++rejected_;
+          return absl::ResourceExhaustedError(absl::StrCat(
+              "write-back: ", dirty_.size(), " dirty keys (max_dirty) for longer than ",
+              options_.backpressure_wait.count(), " ms; the Writer is not keeping up"));
+        }
+      }
+      if (journal_) {
+        jseq = journal_->enqueue(value ? JournalRecordType::kPut : JournalRecordType::kErase, kb, vb);
+      }
+      const TimePoint now = clock_->now();
+      if (value) {
+        ++puts_;
+      } else {
+        ++erases_;
+      }
+      apply_locked(key, std::move(value), jseq, now, now + options_.delay);
+    }
+    if (jseq != 0) return journal_->wait_durable(jseq);
+    return absl::OkStatus();
+  }
+
+  // Records a mutation (from put/erase or replay). mu_ held.
+  void apply_locked(const K& key, std::optional<V> value, std::uint64_t jseq, TimePoint now,
+                    TimePoint due) {
+    const std::uint64_t version = ++version_;
+    auto it = dirty_.find(key);
+    if (it == dirty_.end()) {
+      it = dirty_.emplace(key, Entry{}).first;
+      Entry& e = it->second;
+      e.value = std::move(value);
+      e.version = e.first_unwritten = version;
+      unwritten_.emplace(version, key);
+      set_jseq_locked(key, e, jseq);
+      schedule_locked(key, e, due);
+      return;
+    }
+    Entry& e = it->second;
+    if (!e.in_flight || e.redirtied) ++coalesced_;
+    e.value = std::move(value);
+    e.version = version;
+    if (e.in_flight && !e.redirtied) {
+      e.redirtied = true;
+      e.redirty_version = version;
+      e.redirty_time = now;
+    }
+    set_jseq_locked(key, e, jseq);
+  }
+
+  void set_jseq_locked(const K& key, Entry& e, std::uint64_t jseq) {
+    if (jseq == 0) return;
+    if (e.jseq != 0) live_jseq_.erase(e.jseq);
+    e.jseq = jseq;
+    live_jseq_.emplace(jseq, key);
+  }
+
+  void schedule_locked(const K& key, Entry& e, TimePoint due) {
+    if (e.scheduled) schedule_.erase(e.due);
+    e.due = Due{due, e.version};
+    e.scheduled = true;
+    const bool first = schedule_.empty() || e.due < schedule_.begin()->first;
+    schedule_.emplace(e.due, key);
+    if (first) wake_flusher_locked();  // the flusher may be waiting for a later deadline
+  }
+
+  void unschedule_locked(Entry& e) {
+    if (!e.scheduled) return;
+    schedule_.erase(e.due);
+    e.scheduled = false;
+  }
+
+  // Takes up to max_batch keys for the pass `pass_`. mu_ held.
+  Batch take_batch_locked(bool flush_mode, std::uint64_t flush_target, TimePoint now) {
+    Batch b;
+    std::size_t n = 0;
+    auto take = [&](const K& key, Entry& e) {
+      unschedule_locked(e);
+      e.in_flight = true;
+      e.snapshot = e.version;
+      e.redirtied = false;
+      b.max_jseq = std::max(b.max_jseq, e.jseq);
+      if (e.value) {
+        b.put_keys.push_back(key);
+        b.puts.emplace_back(key, *e.value);
+      } else {
+        b.erases.push_back(key);
+      }
+      ++n;
+    };
+    if (flush_mode) {
+      for (auto it = unwritten_.begin();
+           it != unwritten_.end() && it->first <= flush_target && n < options_.max_batch; ++it) {
+        Entry& e = dirty_.find(it->second)->second;
+        if (e.in_flight || e.failed_pass == pass_) continue;
+        take(it->second, e);
+      }
+    } else {
+      const TimePoint horizon = pressure_waiters_ > 0 ? now + options_.delay : now;
+      for (auto it = schedule_.begin();
+           it != schedule_.end() && it->first.first <= horizon && n < options_.max_batch;) {
+        const K& key = it->second;
+        Entry& e = dirty_.find(key)->second;
+        ++it;  // take() erases the current node
+        if (e.failed_pass == pass_) continue;
+        take(K(key), e);
+      }
+    }
+    return b;
+  }
+
+  // Calls user code, catching exceptions into kInternal.
+  template <class F>
+  static absl::Status call_user(F&& f) {
+    try {
+      return f();
+    } catch (const std::exception& ex) {
+      return absl::InternalError(absl::StrCat("write-back: Writer threw: ", ex.what()));
+    } catch (...) {
+      return absl::InternalError("write-back: Writer threw a non-std::exception");
+    }
+  }
+
+  void report(std::span<const K> keys, const absl::Status& s) {
+    if (!options_.on_error || keys.empty()) return;
+    try {
+      options_.on_error(keys, s);
+    } catch (...) {  // a throwing callback must not kill the flusher; the failure is counted
+    }
+  }
+
+  // Completes one key of a batch. mu_ held; flusher thread only (uses rng_).
+  void complete_locked(const K& key, bool ok, TimePoint now) {
+    auto it = dirty_.find(key);
+    Entry& e = it->second;
+    e.in_flight = false;
+    if (ok) {
+      ++writes_;
+      e.failures = 0;
+      unwritten_.erase(e.first_unwritten);
+      if (!e.redirtied) {
+        if (e.jseq != 0) live_jseq_.erase(e.jseq);
+        dirty_.erase(it);
+        space_cv_.notify_all();
+        return;
+      }
+      e.redirtied = false;
+      e.first_unwritten = e.redirty_version;
+      unwritten_.emplace(e.first_unwritten, key);
+      schedule_locked(key, e, e.redirty_time + options_.delay);
+      return;
+    }
+    e.redirtied = false;  // first_unwritten stays: nothing since it was written
+    ++e.failures;
+    e.failed_pass = pass_;
+    schedule_locked(key, e, now + backoff_jittered(e.failures));
+  }
+
+  std::chrono::milliseconds backoff_nominal(std::uint32_t failures) const {
+    const std::uint32_t shift = std::min<std::uint32_t>(failures > 0 ? failures - 1 : 0, 30);
+    const auto base = options_.retry_base.count();
+    const auto cap = options_.retry_max.count();
+    const auto d = base > (cap >> shift) ? cap : std::min<decltype(base)>(cap, base << shift);
+    return std::chrono::milliseconds(d);
+  }
+
+  TimePoint::duration backoff_jittered(std::uint32_t failures) {
+    const double d = std::chrono::duration<double, std::milli>(backoff_nominal(failures)).count();
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    const double ms = d * (1.0 - options_.retry_jitter * u(rng_));
+    return std::chrono::duration_cast<TimePoint::duration>(
+        std::chrono::duration<double, std::milli>(ms));
+  }
+
+  // Writes one batch, unlocked; then completes it and reports, and returns the
+  // first error. Called with mu_ held.
+  absl::Status write_batch(MutexLock& l, Batch& b) {
+    l.native().unlock();
+    if (journal_ && b.max_jseq != 0) (void)journal_->wait_durable(b.max_jseq);
+    absl::Status ws, es;
+    if (!b.puts.empty()) {
+      ws = call_user([&] {
+        return writer_.write(std::span<const std::pair<K, V>>(b.puts.data(), b.puts.size()));
+      });
+    }
+    if (!b.erases.empty() && writer_.erase) {
+      es = call_user([&] { return writer_.erase(std::span<const K>(b.erases.data(), b.erases.size())); });
+    }
+    l.native().lock();
+    const TimePoint now = clock_->now();
+    for (const K& k : b.put_keys) complete_locked(k, ws.ok(), now);
+    for (const K& k : b.erases) complete_locked(k, es.ok(), now);
+    for (const absl::Status* s : {&ws, &es}) {
+      if (s->ok()) continue;
+      ++write_failures_;
+    }
+    if (!b.puts.empty() && ws.ok()) ++flushes_;
+    if (!b.erases.empty() && writer_.erase && es.ok()) ++flushes_;
+    done_cv_.notify_all();
+    if (ws.ok() && es.ok()) return absl::OkStatus();
+    l.native().unlock();
+    if (!ws.ok()) report(b.put_keys, ws);
+    if (!es.ok()) report(b.erases, es);
+    l.native().lock();
+    return ws.ok() ? es : ws;
+  }
+
+  // Journal compaction: relog pinned keys, then release what is not needed.
+  void maintain_journal_locked(MutexLock& l) {
+    if constexpr (kJournalable) {
+      if (!journal_ || journal_->sealed_segments() == 0) return;
+      const std::uint64_t target = journal_->relog_below();
+      if (target != 0 && !live_jseq_.empty() && live_jseq_.begin()->first < target) {
+        std::vector<std::pair<K, std::optional<V>>> items;
+        std::vector<std::uint64_t> old;
+        for (auto it = live_jseq_.begin(); it != live_jseq_.end() && it->first < target; ++it) {
+          items.emplace_back(it->second, dirty_.find(it->second)->second.value);
+          old.push_back(it->first);
+        }
+        l.native().unlock();
+        std::vector<std::pair<std::string, std::string>> enc(items.size());
+        for (std::size_t i = 0; i < items.size(); ++i) {
+          Codec<K>::encode(items[i].first, enc[i].first);
+          if (items[i].second) Codec<V>::encode(*items[i].second, enc[i].second);
+        }
+        l.native().lock();
+        for (std::size_t i = 0; i < items.size(); ++i) {
+          auto it = dirty_.find(items[i].first);
+          if (it == dirty_.end() || it->second.jseq != old[i]) continue;  // newer record exists
+          const std::uint64_t seq = journal_->enqueue(
+              it->second.value ? JournalRecordType::kPut : JournalRecordType::kErase,
+              enc[i].first, enc[i].second);
+          set_jseq_locked(items[i].first, it->second, seq);
+          ++relogged_;
+        }
+      }
+      const std::uint64_t high = journal_->last_enqueued();
+      const std::uint64_t low =
+          live_jseq_.empty() ? high + 1 : std::min(live_jseq_.begin()->first, high + 1);
+      l.native().unlock();
+      if (journal_->wait_durable(high).ok()) journal_->release_below(low);
+      l.native().lock();
+    } else {
+      (void)l;
+    }
+  }
+
+  void wake_flusher_locked() {
+    ++wakes_;
+    cv_.notify_all();
+  }
+
+  bool work_ready_locked(TimePoint now, std::uint64_t poll_seen, std::uint64_t flush_seen) const {
+    if (stop_ || poll_requested_ != poll_seen || flush_requested_ != flush_seen) return true;
+    if (schedule_.empty()) return false;
+    const TimePoint horizon = pressure_waiters_ > 0 ? now + options_.delay : now;
+    return schedule_.begin()->first.first <= horizon;
+  }
+
+  // The flusher thread.
+  void run() {
+    MutexLock l(&mu_);
+    for (;;) {
+      const std::uint64_t poll_seen = poll_requested_;
+      const std::uint64_t flush_seen = flush_requested_;
+      const bool flush_mode = flush_seen != flush_done_;
+      const std::uint64_t flush_target = flush_target_;
+      const bool stopping = stop_;
+      ++pass_;
+      absl::Status pass_status;
+      bool interrupted = false;
+      for (;;) {
+        Batch b = take_batch_locked(flush_mode, flush_target, clock_->now());
+        if (b.puts.empty() && b.erases.empty()) break;
+        absl::Status s = write_batch(l, b);
+        if (pass_status.ok()) pass_status = s;
+        maintain_journal_locked(l);
+        if (!flush_mode && (poll_requested_ != poll_seen || flush_requested_ != flush_seen)) {
+          interrupted = true;  // serve the new request with a fresh pass
+          break;
+        }
+      }
+      maintain_journal_locked(l);
+      if (!interrupted) {
+        poll_done_ = poll_seen;
+        if (flush_mode) {
+          flush_done_ = flush_seen;
+          flush_status_ = pass_status;
+        }
+        done_cv_.notify_all();
+      }
+      if (stopping) break;
+      if (interrupted) continue;
+      for (;;) {
+        const TimePoint now = clock_->now();
+        if (work_ready_locked(now, poll_seen, flush_seen)) break;
+        std::chrono::nanoseconds wait = options_.idle_poll;
+        if (!schedule_.empty()) {
+          const auto until = std::chrono::duration_cast<std::chrono::nanoseconds>(
+              schedule_.begin()->first.first - now);
+          if (until.count() > 0) wait = std::min(wait, until);
+        }
+        // Any wake-up (a notify, a timeout) re-reads the Clock above.
+        const std::uint64_t seen = wakes_;
+        cv_.wait_for(l, wait, [&] { return wakes_ != seen; });
+      }
+    }
+    flusher_exited_ = true;
+    done_cv_.notify_all();
+  }
+
+  const Writer<K, V> writer_;
+  const Options options_;
+  const std::shared_ptr<Clock> clock_;
+  std::unique_ptr<Journal> journal_;  // set in the constructor, reset in the destructor
+
+  // Replay counters: written by the constructor only.
+  std::uint64_t replayed_ = 0;
+  std::uint64_t replay_torn_ = 0;
+  std::uint64_t replay_corrupt_ = 0;
+  std::uint64_t replay_undecodable_ = 0;
+
+  mutable Mutex mu_;
+  CondVar cv_;        // wakes the flusher
+  CondVar done_cv_;   // flush()/poll() waiters: a pass or a batch finished
+  CondVar space_cv_;  // backpressure waiters
+  absl::flat_hash_map<K, Entry, Hash, Eq> dirty_;
+  std::map<Due, K> schedule_;
+  std::map<std::uint64_t, K> unwritten_;
+  std::map<std::uint64_t, K> live_jseq_;
+  std::uint64_t version_ = 0;
+  std::uint64_t pass_ = 0;
+  std::uint64_t poll_requested_ = 0, poll_done_ = 0;
+  std::uint64_t flush_requested_ = 0, flush_done_ = 0, flush_target_ = 0;
+  absl::Status flush_status_;
+  int pressure_waiters_ = 0;
+  std::uint64_t wakes_ = 0;  // bumped by every wake_flusher_locked()
+  bool stop_ = false;
+  bool closed_ = false;
+  bool flusher_exited_ = false;
+  std::uint64_t puts_ = 0, erases_ = 0, writes_ = 0, write_failures_ = 0, flushes_ = 0,
+                coalesced_ = 0, rejected_ = 0, relogged_ = 0, dropped_at_shutdown_ = 0;
+  std::mt19937_64 rng_;  // flusher thread only
+
+  std::thread flusher_;  // last: starts after everything above is built
+};
+
+}  // namespace larder::internal
+
+#endif  // LARDER_INTERNAL_WRITE_BACK_H_
