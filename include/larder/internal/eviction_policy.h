@@ -371,7 +371,15 @@ class EvictionPolicyCore {
     const double hit_rate =
         static_cast<double>(hits_in_sample_) / static_cast<double>(requests);
     const double change = hit_rate - previous_hit_rate_;
-    const double amount = change >= 0 ? step_size_ : -step_size_;
+    double amount = change >= 0 ? step_size_ : -step_size_;
+    if (std::abs(change) < dead_band_ && step_size_ != 0) {
+      // On a plateau keep moving, at least at the initial step, in the same
+      // direction: the hit rate often does not respond until the window
+      // crosses a reuse distance, and noise would otherwise turn it around.
+      step_size_ = (step_size_ >= 0 ? 1 : -1) *
+                   std::max(std::abs(step_size_), plateau_step_ * static_cast<double>(maximum_));
+      amount = step_size_;
+    }
     const double next_step =
         std::abs(change) >= kRestartThreshold
             ? kStepPercent * static_cast<double>(maximum_) * (amount >= 0 ? 1 : -1)
@@ -394,10 +402,13 @@ class EvictionPolicyCore {
   }
 
   void increase_window() {
-    if (protected_max_ == 0) return;
-    std::uint64_t quota =
-        std::min<std::uint64_t>(static_cast<std::uint64_t>(adjustment_), protected_max_);
-    protected_max_ -= quota;
+    // The window may grow until main is a single entry: on recency-skewed
+    // traces (loops over a recent working set) plain LRU is optimal.
+    if (window_max_ + 1 >= maximum_) return;
+    std::uint64_t quota = std::min<std::uint64_t>(static_cast<std::uint64_t>(adjustment_),
+                                                  maximum_ - 1 - window_max_);
+    const std::uint64_t from_protected = std::min(quota, protected_max_);
+    protected_max_ -= from_protected;
     window_max_ += quota;
     demote_from_protected();
     for (int i = 0; i < kTransferLimit; ++i) {
@@ -415,7 +426,9 @@ class EvictionPolicyCore {
       c->queue = PolicyQueue::kWindow;
       window_.push_back(c);
     }
-    protected_max_ += quota;
+    // Return the quota that could not be moved.
+    const std::uint64_t back = std::min(quota, from_protected);
+    protected_max_ += back;
     window_max_ -= quota;
     adjustment_ = static_cast<std::int64_t>(quota);
   }
@@ -424,7 +437,11 @@ class EvictionPolicyCore {
     if (window_max_ <= 1) return;
     std::uint64_t quota = std::min<std::uint64_t>(static_cast<std::uint64_t>(-adjustment_),
                                                   window_max_ - 1);
-    protected_max_ += quota;
+    const std::uint64_t protected_cap = static_cast<std::uint64_t>(
+        kPercentMainProtected * static_cast<double>(maximum_ - (window_max_ - quota)));
+    const std::uint64_t to_protected =
+        std::min(quota, protected_cap > protected_max_ ? protected_cap - protected_max_ : 0);
+    protected_max_ += to_protected;
     window_max_ -= quota;
     for (int i = 0; i < kTransferLimit; ++i) {
       PolicyHook* c = window_.front();
@@ -435,7 +452,7 @@ class EvictionPolicyCore {
       c->queue = PolicyQueue::kProbation;
       probation_.push_back(c);
     }
-    protected_max_ -= quota;
+    protected_max_ -= std::min(quota, to_protected);
     window_max_ += quota;
     adjustment_ = -static_cast<std::int64_t>(quota);
   }
@@ -449,6 +466,9 @@ class EvictionPolicyCore {
   std::uint64_t window_weight_ = 0, protected_weight_ = 0;
   // Hill climber.
   double sample_factor_ = 10.0;
+  // A hit-rate change smaller than this is a plateau (see determine_adjustment).
+  double dead_band_ = 0.002;
+  double plateau_step_ = kStepPercent;
   std::uint64_t hits_in_sample_ = 0, misses_in_sample_ = 0;
   double previous_hit_rate_ = 0;
   double step_size_ = 0;

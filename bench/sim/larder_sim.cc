@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// larder-sim: runs access traces through LocalStore and prints hit ratios.
+//
+// Each request is get(key); on a miss, put(key). One output line per
+// (trace, policy, capacity), space-separated key=value pairs, so scripts can
+// read it:
+//
+//   trace=lirs-loop policy=adaptive capacity=500 requests=505500 hits=... hit_ratio=48.76
+//
+// Usage:
+//   larder-sim --trace FILE[,FILE...] --capacity N[,N...] [--policy lru|tinylfu|adaptive|all]
+//              [--opt] [--shards N]
+//   larder-sim --gen zipf:S:KEYS:LEN | loop:KEYS:LEN | zipfscan:S:KEYS:LEN:SCANLEN:EVERY
+//              --capacity ... [--write-trace FILE]
+//
+// Traces are one unsigned 64-bit decimal key per line, plain or gzip'd (when
+// built with zlib). --opt adds Belady's clairvoyant optimum for the same trace
+// and capacity (policy=opt). --shards (default 1) runs the store sharded, to
+// measure what sharding costs in hit ratio.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <queue>
+#include <random>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "larder/local_store.h"
+
+#if LARDER_SIM_HAVE_ZLIB
+#include <zlib.h>
+#endif
+
+namespace {
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  std::istringstream in(s);
+  while (std::getline(in, cur, sep)) {
+    if (!cur.empty()) out.push_back(cur);
+  }
+  return out;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void parse_keys(const char* p, std::size_t n, std::vector<std::uint64_t>& out, std::uint64_t& cur,
+                bool& in_num) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const char c = p[i];
+    if (c >= '0' && c <= '9') {
+      cur = cur * 10 + static_cast<std::uint64_t>(c - '0');
+      in_num = true;
+    } else {
+      if (in_num) out.push_back(cur);
+      cur = 0;
+      in_num = false;
+    }
+  }
+}
+
+std::vector<std::uint64_t> read_trace(const std::string& path) {
+  std::vector<std::uint64_t> keys;
+  std::uint64_t cur = 0;
+  bool in_num = false;
+  std::vector<char> buf(1 << 20);
+  if (ends_with(path, ".gz")) {
+#if LARDER_SIM_HAVE_ZLIB
+    gzFile f = gzopen(path.c_str(), "rb");
+    if (f == nullptr) {
+      std::cerr << "larder-sim: cannot open " << path << "\n";
+      std::exit(2);
+    }
+    int n;
+    while ((n = gzread(f, buf.data(), static_cast<unsigned>(buf.size()))) > 0) {
+      parse_keys(buf.data(), static_cast<std::size_t>(n), keys, cur, in_num);
+    }
+    gzclose(f);
+#else
+    std::cerr << "larder-sim: built without zlib; gunzip " << path << " first\n";
+    std::exit(2);
+#endif
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      std::cerr << "larder-sim: cannot open " << path << "\n";
+      std::exit(2);
+    }
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      parse_keys(buf.data(), static_cast<std::size_t>(in.gcount()), keys, cur, in_num);
+    }
+  }
+  if (in_num) keys.push_back(cur);
+  return keys;
+}
+
+// Zipf(s) over [0, n) by inverse CDF on a precomputed table.
+class Zipf {
+ public:
+  Zipf(double s, std::uint64_t n, std::uint64_t seed) : rng_(seed), cdf_(n) {
+    double sum = 0;
+    for (std::uint64_t i = 0; i < n; ++i) {
+      sum += 1.0 / std::pow(static_cast<double>(i + 1), s);
+      cdf_[i] = sum;
+    }
+    for (double& c : cdf_) c /= sum;
+  }
+  std::uint64_t next() {
+    const double u = std::uniform_real_distribution<double>(0, 1)(rng_);
+    return static_cast<std::uint64_t>(std::lower_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin());
+  }
+
+ private:
+  std::mt19937_64 rng_;
+  std::vector<double> cdf_;
+};
+
+// Synthetic traces:
+//   zipf:S:KEYS:LEN           Zipf(S) over KEYS keys (keys scrambled)
+//   loop:KEYS:LEN             0, 1, ..., KEYS-1, 0, 1, ...
+//   zipfscan:S:KEYS:LEN:SCANLEN:EVERY   Zipf, with a one-pass scan of SCANLEN
+//                             never-seen keys after every EVERY requests
+std::vector<std::uint64_t> generate(const std::string& spec, std::string& name) {
+  std::vector<std::string> p = split(spec, ':');
+  name = "gen-" + spec;
+  std::vector<std::uint64_t> out;
+  auto scramble = [](std::uint64_t x) { return larder::internal::mix_hash(x + 1); };
+  if (p.size() == 4 && p[0] == "zipf") {
+    Zipf z(std::stod(p[1]), std::stoull(p[2]), 42);
+    const std::uint64_t len = std::stoull(p[3]);
+    for (std::uint64_t i = 0; i < len; ++i) out.push_back(scramble(z.next()));
+  } else if (p.size() == 3 && p[0] == "loop") {
+    const std::uint64_t keys = std::stoull(p[1]), len = std::stoull(p[2]);
+    for (std::uint64_t i = 0; i < len; ++i) out.push_back(i % keys);
+  } else if (p.size() == 6 && p[0] == "zipfscan") {
+    Zipf z(std::stod(p[1]), std::stoull(p[2]), 42);
+    const std::uint64_t len = std::stoull(p[3]), scan = std::stoull(p[4]), every = std::stoull(p[5]);
+    std::uint64_t fresh = 1ull << 62;
+    for (std::uint64_t i = 0; i < len; ++i) {
+      out.push_back(scramble(z.next()));
+      if (every > 0 && (i + 1) % every == 0) {
+        for (std::uint64_t j = 0; j < scan; ++j) out.push_back(fresh++);
+      }
+    }
+  } else {
+    std::cerr << "larder-sim: bad --gen spec '" << spec << "'\n";
+    std::exit(2);
+  }
+  return out;
+}
+
+larder::EvictionPolicy parse_policy(const std::string& p) {
+  if (p == "lru") return larder::EvictionPolicy::kLru;
+  if (p == "tinylfu") return larder::EvictionPolicy::kTinyLfu;
+  if (p == "adaptive") return larder::EvictionPolicy::kAdaptiveTinyLfu;
+  std::cerr << "larder-sim: unknown policy '" << p << "' (lru, tinylfu, adaptive, all)\n";
+  std::exit(2);
+}
+
+std::uint64_t run_store(const std::vector<std::uint64_t>& trace, larder::EvictionPolicy policy,
+                        std::size_t capacity, std::size_t shards) {
+  auto clock = std::make_shared<larder::ManualClock>(larder::from_unix_millis(1'000'000));
+  larder::LocalStore<std::uint64_t, std::uint64_t> store(
+      {.max_entries = capacity, .shards = shards, .clock = clock, .policy = policy});
+  const larder::Entry<std::uint64_t> e{0, larder::TimePoint::max(), larder::TimePoint::max()};
+  std::uint64_t hits = 0;
+  for (std::uint64_t k : trace) {
+    if (store.get(k)->has_value()) {
+      ++hits;
+    } else {
+      (void)store.put(k, e);
+    }
+  }
+  return hits;
+}
+
+// Belady's MIN: on a miss with a full cache, evict the key whose next use is
+// furthest in the future. O(n log capacity) with a lazily cleaned max-heap.
+std::uint64_t run_opt(const std::vector<std::uint64_t>& trace, std::size_t capacity) {
+  const std::size_t n = trace.size();
+  constexpr std::size_t kNever = std::numeric_limits<std::size_t>::max();
+  std::vector<std::size_t> next(n);
+  {
+    absl::flat_hash_map<std::uint64_t, std::size_t> last;
+    for (std::size_t i = n; i-- > 0;) {
+      auto it = last.find(trace[i]);
+      next[i] = it == last.end() ? kNever : it->second;
+      last[trace[i]] = i;
+    }
+  }
+  absl::flat_hash_map<std::uint64_t, std::size_t> in_cache;  // key -> its next use
+  std::priority_queue<std::pair<std::size_t, std::uint64_t>> heap;  // (next use, key)
+  std::uint64_t hits = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint64_t k = trace[i];
+    auto it = in_cache.find(k);
+    if (it != in_cache.end()) {
+      ++hits;
+      it->second = next[i];
+      heap.emplace(next[i], k);
+      continue;
+    }
+    if (next[i] == kNever) continue;  // never used again: do not cache (bypass)
+    if (in_cache.size() >= capacity) {
+      while (true) {
+        auto [nu, victim] = heap.top();
+        heap.pop();
+        auto v = in_cache.find(victim);
+        if (v != in_cache.end() && v->second == nu) {
+          if (nu <= next[i]) {  // every cached key is used before k: bypass k
+            heap.emplace(nu, victim);
+            goto skip;
+          }
+          in_cache.erase(v);
+          break;
+        }
+      }
+    }
+    in_cache[k] = next[i];
+    heap.emplace(next[i], k);
+  skip:;
+  }
+  return hits;
+}
+
+std::string trace_name(const std::string& path) {
+  std::string base = path.substr(path.find_last_of('/') + 1);
+  for (const char* suf : {".gz", ".txt", ".trace"}) {
+    if (ends_with(base, suf)) base = base.substr(0, base.size() - std::strlen(suf));
+  }
+  return base;
+}
+
+void print(const std::string& trace, const std::string& policy, std::size_t cap, std::size_t n,
+           std::uint64_t hits, double secs) {
+  std::printf("trace=%s policy=%s capacity=%zu requests=%zu hits=%llu hit_ratio=%.2f secs=%.2f\n",
+              trace.c_str(), policy.c_str(), cap, n, static_cast<unsigned long long>(hits),
+              n == 0 ? 0.0 : 100.0 * static_cast<double>(hits) / static_cast<double>(n), secs);
+  std::fflush(stdout);
+}
+
+[[noreturn]] void usage() {
+  std::cerr << "usage: larder-sim (--trace FILE[,FILE...] | --gen SPEC) --capacity N[,N...]\n"
+               "                  [--policy lru|tinylfu|adaptive|all[,...]] [--opt] [--shards N]\n"
+               "                  [--write-trace FILE]\n"
+               "  SPEC: zipf:S:KEYS:LEN | loop:KEYS:LEN | zipfscan:S:KEYS:LEN:SCANLEN:EVERY\n";
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> traces, gens, policies{"lru"};
+  std::vector<std::size_t> capacities;
+  bool opt = false;
+  std::size_t shards = 1;
+  std::string write_trace;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage();
+      return argv[++i];
+    };
+    if (a == "--trace") {
+      for (auto& t : split(value(), ',')) traces.push_back(t);
+    } else if (a == "--gen") {
+      gens.push_back(value());
+    } else if (a == "--capacity") {
+      for (auto& c : split(value(), ',')) capacities.push_back(std::stoull(c));
+    } else if (a == "--policy") {
+      policies = split(value(), ',');
+      if (policies.size() == 1 && policies[0] == "all") policies = {"lru", "tinylfu", "adaptive"};
+    } else if (a == "--opt") {
+      opt = true;
+    } else if (a == "--shards") {
+      shards = std::stoull(value());
+    } else if (a == "--write-trace") {
+      write_trace = value();
+    } else {
+      usage();
+    }
+  }
+  if ((traces.empty() && gens.empty()) || capacities.empty()) usage();
+  std::vector<std::pair<std::string, std::vector<std::uint64_t>>> inputs;
+  for (const auto& t : traces) inputs.emplace_back(trace_name(t), read_trace(t));
+  for (const auto& g : gens) {
+    std::string name;
+    auto keys = generate(g, name);
+    inputs.emplace_back(name, std::move(keys));
+  }
+  if (!write_trace.empty()) {
+    std::ofstream out(write_trace);
+    for (const auto& [name, keys] : inputs) {
+      for (std::uint64_t k : keys) out << k << '\n';
+    }
+  }
+  for (const auto& [name, keys] : inputs) {
+    for (std::size_t cap : capacities) {
+      for (const auto& p : policies) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const std::uint64_t hits = run_store(keys, parse_policy(p), cap, shards);
+        const double secs =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        print(name, p, cap, keys.size(), hits, secs);
+      }
+      if (opt) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const std::uint64_t hits = run_opt(keys, cap);
+        const double secs =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        print(name, "opt", cap, keys.size(), hits, secs);
+      }
+    }
+  }
+  return 0;
+}
