@@ -6,6 +6,7 @@
 // busy cores); no test depends on exact timing otherwise. Breaker behaviour is
 // asserted through RedisClientStats (fast_failures: calls refused without
 // I/O), not through timing.
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "larder/cache.h"
 #include "larder/internal/mutex.h"
 #include "larder/redis.h"
 #include "tests/integration/redis_test_util.h"
@@ -220,6 +222,50 @@ TEST(RedisOutageTest, LogHookHearsTheBreakerOpenAndClose) {
   }
   EXPECT_TRUE(opened);
   EXPECT_TRUE(closed);
+}
+
+// The Cache in front of a RedisStore through an outage: it serves from the
+// loader, counts store_errors, and goes back to Redis when Redis returns.
+TEST(RedisOutageTest, CacheServesFromLoaderDuringOutageAndRecovers) {
+  RedisServer server;
+  ASSERT_TRUE(server.running());
+  RedisOptions o = server.options();
+  o.command_timeout = milliseconds(80);
+  o.breaker_failures = 2;
+  o.breaker_probe_interval = milliseconds(20);
+  auto store = std::make_shared<RedisStore<std::string, int>>(o);
+  CacheOptions<std::string, int> co;
+  co.ttl = seconds(30);
+  Cache<std::string, int> cache(store, co);
+  std::atomic<int> loads{0};
+  auto loader = [&](const std::string& k) {
+    loads.fetch_add(1);
+    return static_cast<int>(k.size());
+  };
+  ASSERT_EQ(cache.get_or_load("abc", loader).value(), 3);
+  ASSERT_EQ(cache.get_or_load("abc", loader).value(), 3);  // from Redis
+  EXPECT_EQ(loads.load(), 1);
+
+  server.stop();
+  for (int i = 0; i < 6; ++i) {
+    absl::StatusOr<int> v;
+    const milliseconds took = elapsed([&] { v = cache.get_or_load("abcd", loader); });
+    ASSERT_TRUE(v.ok()) << v.status();
+    EXPECT_EQ(*v, 4);
+    EXPECT_LT(took, (o.connect_timeout + o.command_timeout) * 2 + kSlack);
+  }
+  EXPECT_GE(cache.stats().store_errors, 6u);
+  EXPECT_TRUE(store->client()->breaker_open());
+
+  server.start();
+  ASSERT_TRUE(server.running());
+  ASSERT_TRUE(eventually([&] { return !store->client()->breaker_open(); }));
+  const int before = loads.load();
+  ASSERT_EQ(cache.get_or_load("xyz12", loader).value(), 5);  // loaded and stored again
+  ASSERT_EQ(cache.get_or_load("xyz12", loader).value(), 5);  // answered by Redis
+  EXPECT_EQ(loads.load(), before + 1);
+  auto got = store->get("xyz12");
+  ASSERT_TRUE(got.ok() && got->has_value());
 }
 
 }  // namespace

@@ -1,0 +1,172 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// RedisStore against raw hiredis, on the server named by
+// LARDER_BENCH_REDIS_HOST / LARDER_BENCH_REDIS_PORT (skips cleanly when unset).
+//
+//   BM_RawHiredisGet / BM_StoreGet      one GET: a blocking redisContext with
+//                                       redisCommandArgv vs RedisStore::get
+//                                       (pool borrow, deadline I/O, decode)
+//   BM_RawHiredisSet / BM_StorePut      one SET ... PX, the same way
+//   BM_StoreGet100Singles / BM_StoreGetMany100
+//                                       100 keys: 100 gets vs one get_many (MGET)
+//   BM_StorePutMany/N                   put_many throughput (one pipeline of N SETs);
+//                                       compare items_per_second with
+//                                       `redis-benchmark -P 16 -t set -q`
+// All timings are wall time (UseRealTime): the client mostly waits on the server.
+//
+// Run: LARDER_BENCH_REDIS_HOST=127.0.0.1 LARDER_BENCH_REDIS_PORT=6399 ./redis_bench
+#include <hiredis/hiredis.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "larder/redis.h"
+
+namespace {
+
+using Store = larder::RedisStore<std::string, std::string>;
+
+const char* g_host = nullptr;
+int g_port = 0;
+const std::string kPrefix = "larder-bench:";
+const std::string kValue(100, 'v');
+
+larder::RedisOptions options() {
+  larder::RedisOptions o;
+  o.host = g_host;
+  o.port = g_port;
+  o.key_prefix = kPrefix;
+  o.command_timeout = std::chrono::milliseconds(1000);
+  return o;
+}
+
+larder::Entry<std::string> entry() {
+  const auto now = std::chrono::system_clock::now();
+  return {kValue, now + std::chrono::minutes(1), now + std::chrono::minutes(2)};
+}
+
+struct RawConn {
+  RawConn() {
+    c = redisConnect(g_host, g_port);
+    if (c == nullptr || c->err) std::abort();
+  }
+  ~RawConn() { redisFree(c); }
+  redisContext* c;
+};
+
+void BM_RawHiredisGet(benchmark::State& state) {
+  RawConn raw;
+  const std::string key = kPrefix + "raw-get";
+  freeReplyObject(redisCommand(raw.c, "SET %b %b", key.data(), key.size(), kValue.data(), kValue.size()));
+  const char* argv[] = {"GET", key.data()};
+  const size_t lens[] = {3, key.size()};
+  for (auto _ : state) {
+    auto* r = static_cast<redisReply*>(redisCommandArgv(raw.c, 2, argv, lens));
+    if (r == nullptr || r->type != REDIS_REPLY_STRING) state.SkipWithError("GET failed");
+    benchmark::DoNotOptimize(r->str);
+    freeReplyObject(r);
+  }
+}
+BENCHMARK(BM_RawHiredisGet)->UseRealTime();
+
+void BM_StoreGet(benchmark::State& state) {
+  Store store(options());
+  if (!store.put("get", entry()).ok()) state.SkipWithError("put failed");
+  for (auto _ : state) {
+    auto got = store.get("get");
+    if (!got.ok() || !got->has_value()) state.SkipWithError("get failed");
+    benchmark::DoNotOptimize(got);
+  }
+}
+BENCHMARK(BM_StoreGet)->UseRealTime();
+
+void BM_RawHiredisSet(benchmark::State& state) {
+  RawConn raw;
+  const std::string key = kPrefix + "raw-set";
+  const std::string value = std::string(18, 'h') + kValue;  // same bytes as a larder entry
+  const char* argv[] = {"SET", key.data(), value.data(), "PX", "120000"};
+  const size_t lens[] = {3, key.size(), value.size(), 2, 6};
+  for (auto _ : state) {
+    auto* r = static_cast<redisReply*>(redisCommandArgv(raw.c, 5, argv, lens));
+    if (r == nullptr || r->type == REDIS_REPLY_ERROR) state.SkipWithError("SET failed");
+    freeReplyObject(r);
+  }
+}
+BENCHMARK(BM_RawHiredisSet)->UseRealTime();
+
+void BM_StorePut(benchmark::State& state) {
+  Store store(options());
+  for (auto _ : state) {
+    if (!store.put("put", entry()).ok()) state.SkipWithError("put failed");
+  }
+}
+BENCHMARK(BM_StorePut)->UseRealTime();
+
+std::vector<std::string> keys100() {
+  std::vector<std::string> k;
+  for (int i = 0; i < 100; ++i) k.push_back("many" + std::to_string(i));
+  return k;
+}
+
+void BM_StoreGet100Singles(benchmark::State& state) {
+  Store store(options());
+  const auto keys = keys100();
+  for (const auto& k : keys) (void)store.put(k, entry());
+  for (auto _ : state) {
+    for (const auto& k : keys) {
+      auto got = store.get(k);
+      if (!got.ok()) state.SkipWithError("get failed");
+      benchmark::DoNotOptimize(got);
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * 100);
+}
+BENCHMARK(BM_StoreGet100Singles)->UseRealTime();
+
+void BM_StoreGetMany100(benchmark::State& state) {
+  Store store(options());
+  const auto keys = keys100();
+  for (const auto& k : keys) (void)store.put(k, entry());
+  for (auto _ : state) {
+    auto got = store.get_many(keys);
+    if (!got.ok()) state.SkipWithError("get_many failed");
+    benchmark::DoNotOptimize(got);
+  }
+  state.SetItemsProcessed(state.iterations() * 100);
+}
+BENCHMARK(BM_StoreGetMany100)->UseRealTime();
+
+void BM_StorePutMany(benchmark::State& state) {
+  Store store(options());
+  std::vector<std::pair<std::string, larder::Entry<std::string>>> items;
+  for (int i = 0; i < state.range(0); ++i) items.emplace_back("pm" + std::to_string(i), entry());
+  for (auto _ : state) {
+    if (!store.put_many(items).ok()) state.SkipWithError("put_many failed");
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_StorePutMany)->Arg(16)->Arg(1000)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  g_host = std::getenv("LARDER_BENCH_REDIS_HOST");
+  const char* port = std::getenv("LARDER_BENCH_REDIS_PORT");
+  if (g_host == nullptr || port == nullptr || *g_host == '\0' || std::atoi(port) <= 0) {
+    std::printf("redis_bench: skipped (set LARDER_BENCH_REDIS_HOST and LARDER_BENCH_REDIS_PORT)\n");
+    return 0;
+  }
+  g_port = std::atoi(port);
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  {
+    Store store(options());  // leave nothing behind
+    (void)store.clear();
+  }
+  return 0;
+}
