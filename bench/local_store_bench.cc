@@ -1,0 +1,285 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// local_store_bench: LocalStore throughput and memory against baselines.
+//
+// Workload: Zipf(0.99) over 1M u64 keys (pre-generated, each thread starting
+// at its own offset), values u64. Modes:
+//   Read   get; on a miss, put (insert on miss)
+//   Mixed  90% as Read, 10% put
+//   Write  100% put
+// Capacities: 100k (misses and evictions) and 1M (>= keyspace, prefilled: all hits).
+// Implementations:
+//   RawFind      unsynchronised absl::flat_hash_map find, prefilled (the limit; reads only)
+//   MutexLru     std::mutex + std::list + std::unordered_map
+//   ShardedLru   16 x MutexLru by hash
+//   TbbLru       tbb::concurrent_lru_cache (its operator[] loads on miss; puts go through it too)
+//   LocalStore   default policy (adaptive W-TinyLFU), default shards
+//   LocalStoreLru  EvictionPolicy::kLru
+// BM_BytesPerEntry: heap bytes per entry (mallinfo2 delta) at 1M u64->u64 entries,
+// minus the 16 bytes of key and value.
+//
+// Run: build/release/bench/local_store_bench --benchmark_filter=... --benchmark_min_time=0.5
+#include <malloc.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "benchmark/benchmark.h"
+#include "larder/local_store.h"
+
+#if LARDER_BENCH_HAVE_TBB
+#define TBB_PREVIEW_CONCURRENT_LRU_CACHE 1
+#include <tbb/concurrent_lru_cache.h>
+#endif
+
+namespace {
+
+constexpr std::uint64_t kKeys = 1'000'000;
+constexpr std::size_t kTraceLen = 1 << 22;
+
+const std::vector<std::uint64_t>& zipf_trace() {
+  static const std::vector<std::uint64_t> trace = [] {
+    std::vector<double> cdf(kKeys);
+    double sum = 0;
+    for (std::uint64_t i = 0; i < kKeys; ++i) {
+      sum += 1.0 / std::pow(static_cast<double>(i + 1), 0.99);
+      cdf[i] = sum;
+    }
+    std::mt19937_64 rng(7);
+    std::uniform_real_distribution<double> u(0, sum);
+    std::vector<std::uint64_t> t(kTraceLen);
+    for (auto& k : t) {
+      const auto rank = static_cast<std::uint64_t>(
+          std::lower_bound(cdf.begin(), cdf.end(), u(rng)) - cdf.begin());
+      k = larder::internal::mix_hash(rank + 1);  // scatter ranks over the key space
+    }
+    return t;
+  }();
+  return trace;
+}
+
+// ---- Baselines ----
+class MutexLru {
+ public:
+  explicit MutexLru(std::size_t cap) : cap_(cap) { map_.reserve(cap); }
+  bool get(std::uint64_t k, std::uint64_t& v) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = map_.find(k);
+    if (it == map_.end()) return false;
+    order_.splice(order_.end(), order_, it->second);
+    v = it->second->second;
+    return true;
+  }
+  void put(std::uint64_t k, std::uint64_t v) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = map_.find(k);
+    if (it != map_.end()) {
+      it->second->second = v;
+      order_.splice(order_.end(), order_, it->second);
+      return;
+    }
+    order_.emplace_back(k, v);
+    map_.emplace(k, std::prev(order_.end()));
+    if (map_.size() > cap_) {
+      map_.erase(order_.front().first);
+      order_.pop_front();
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::size_t cap_;
+  std::list<std::pair<std::uint64_t, std::uint64_t>> order_;
+  std::unordered_map<std::uint64_t, std::list<std::pair<std::uint64_t, std::uint64_t>>::iterator>
+      map_;
+};
+
+class ShardedLru {
+ public:
+  explicit ShardedLru(std::size_t cap) {
+    for (auto& s : shards_) s = std::make_unique<MutexLru>(cap / 16 + 1);
+  }
+  bool get(std::uint64_t k, std::uint64_t& v) { return shard(k).get(k, v); }
+  void put(std::uint64_t k, std::uint64_t v) { shard(k).put(k, v); }
+
+ private:
+  MutexLru& shard(std::uint64_t k) {
+    return *shards_[larder::internal::mix_hash(k) >> 60];
+  }
+  std::unique_ptr<MutexLru> shards_[16];
+};
+
+struct LocalAdapter {
+  explicit LocalAdapter(std::size_t cap, larder::EvictionPolicy p)
+      : store({.max_entries = cap, .policy = p}) {}
+  bool get(std::uint64_t k, std::uint64_t& v) {
+    auto got = store.get(k);
+    if (!got->has_value()) return false;
+    v = (*got)->value;
+    return true;
+  }
+  void put(std::uint64_t k, std::uint64_t v) {
+    (void)store.put(k, {v, larder::TimePoint::max(), larder::TimePoint::max()});
+  }
+  larder::LocalStore<std::uint64_t, std::uint64_t> store;
+};
+struct LocalStoreImpl : LocalAdapter {
+  explicit LocalStoreImpl(std::size_t cap)
+      : LocalAdapter(cap, larder::EvictionPolicy::kAdaptiveTinyLfu) {}
+};
+struct LocalStoreLruImpl : LocalAdapter {
+  explicit LocalStoreLruImpl(std::size_t cap) : LocalAdapter(cap, larder::EvictionPolicy::kLru) {}
+};
+
+struct RawFind {
+  explicit RawFind(std::size_t) {
+    for (std::uint64_t r = 1; r <= kKeys; ++r) map.emplace(larder::internal::mix_hash(r), r);
+  }
+  bool get(std::uint64_t k, std::uint64_t& v) {
+    auto it = map.find(k);
+    if (it == map.end()) return false;
+    v = it->second;
+    return true;
+  }
+  void put(std::uint64_t, std::uint64_t) {}
+  absl::flat_hash_map<std::uint64_t, std::uint64_t> map;
+};
+
+#if LARDER_BENCH_HAVE_TBB
+std::uint64_t tbb_load(std::uint64_t k) { return k; }
+struct TbbLru {
+  explicit TbbLru(std::size_t cap) : cache(&tbb_load, cap) {}
+  bool get(std::uint64_t k, std::uint64_t& v) {
+    auto h = cache[k];  // loads on a miss
+    v = h.value();
+    return true;
+  }
+  void put(std::uint64_t k, std::uint64_t) { (void)cache[k]; }
+  tbb::concurrent_lru_cache<std::uint64_t, std::uint64_t, std::uint64_t (*)(std::uint64_t)> cache;
+};
+#endif
+
+enum Mode { kRead = 0, kMixed = 1, kWrite = 2 };
+
+template <class Impl>
+Impl*& instance() {
+  static Impl* p = nullptr;
+  return p;
+}
+
+template <class Impl>
+void setup(const benchmark::State& state) {
+  const auto cap = static_cast<std::size_t>(state.range(1));
+  instance<Impl>() = new Impl(cap);
+  if (cap >= kKeys) {  // prefill: every read hits
+    for (std::uint64_t r = 1; r <= kKeys; ++r) {
+      instance<Impl>()->put(larder::internal::mix_hash(r), r);
+    }
+  }
+}
+template <class Impl>
+void teardown(const benchmark::State&) {
+  delete instance<Impl>();
+  instance<Impl>() = nullptr;
+}
+
+template <class Impl>
+void BM_Store(benchmark::State& state) {
+  const auto mode = static_cast<Mode>(state.range(0));
+  const auto& trace = zipf_trace();
+  Impl& impl = *instance<Impl>();
+  std::size_t i = static_cast<std::size_t>(state.thread_index()) * (kTraceLen / 7);
+  std::uint64_t sum = 0, hits = 0, ops = 0;
+  for (auto _ : state) {
+    for (int b = 0; b < 64; ++b) {
+      const std::uint64_t k = trace[i++ & (kTraceLen - 1)];
+      std::uint64_t v = 0;
+      if (mode == kWrite || (mode == kMixed && (i % 10) == 0)) {
+        impl.put(k, k);
+      } else if (impl.get(k, v)) {
+        sum += v;
+        ++hits;
+      } else {
+        impl.put(k, k);
+      }
+    }
+    ops += 64;
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(static_cast<std::int64_t>(ops));
+  state.counters["hit_ratio"] = benchmark::Counter(
+      static_cast<double>(hits) / static_cast<double>(ops ? ops : 1), benchmark::Counter::kAvgThreads);
+}
+
+template <class Impl>
+void register_impl(const char* name, bool reads_only) {
+  for (int mode : {kRead, kMixed, kWrite}) {
+    if (reads_only && mode != kRead) continue;
+    for (std::int64_t cap : {std::int64_t{100'000}, std::int64_t{1'000'000}}) {
+      static const char* kModes[] = {"Read", "Mixed90_10", "Write"};
+      benchmark::RegisterBenchmark(
+          (std::string("BM_") + name + "/" + kModes[mode] + "/cap:" + std::to_string(cap)).c_str(),
+          BM_Store<Impl>)
+          ->Args({mode, cap})
+          ->Setup(setup<Impl>)
+          ->Teardown(teardown<Impl>)
+          ->Threads(1)
+          ->Threads(2)
+          ->UseRealTime();
+    }
+  }
+}
+
+// ---- Memory ----
+std::size_t heap_in_use() {
+  malloc_trim(0);
+  const struct mallinfo2 mi = mallinfo2();
+  return mi.uordblks + mi.hblkhd;
+}
+
+template <class Impl>
+void BM_BytesPerEntry(benchmark::State& state) {
+  for (auto _ : state) {
+    const std::size_t before = heap_in_use();
+    auto impl = std::make_unique<Impl>(kKeys);
+    for (std::uint64_t r = 1; r <= kKeys; ++r) impl->put(larder::internal::mix_hash(r), r);
+    const std::size_t after = heap_in_use();
+    state.counters["bytes_per_entry_total"] =
+        static_cast<double>(after - before) / static_cast<double>(kKeys);
+    state.counters["bytes_per_entry_overhead"] =
+        static_cast<double>(after - before) / static_cast<double>(kKeys) - 16.0;
+  }
+}
+
+const bool registered = [] {
+  (void)zipf_trace();
+  register_impl<RawFind>("RawFind", /*reads_only=*/true);
+  register_impl<MutexLru>("MutexLru", false);
+  register_impl<ShardedLru>("ShardedLru16", false);
+#if LARDER_BENCH_HAVE_TBB
+  register_impl<TbbLru>("TbbLru", false);
+#endif
+  register_impl<LocalStoreImpl>("LocalStore", false);
+  register_impl<LocalStoreLruImpl>("LocalStoreLru", false);
+  benchmark::RegisterBenchmark("BM_BytesPerEntry/LocalStore", BM_BytesPerEntry<LocalStoreImpl>)
+      ->Iterations(1)->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("BM_BytesPerEntry/LocalStoreLru", BM_BytesPerEntry<LocalStoreLruImpl>)
+      ->Iterations(1)->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("BM_BytesPerEntry/MutexLru", BM_BytesPerEntry<MutexLru>)
+      ->Iterations(1)->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("BM_BytesPerEntry/RawFlatHashMap", BM_BytesPerEntry<RawFind>)
+      ->Iterations(1)->Unit(benchmark::kMillisecond);
+  return true;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();
