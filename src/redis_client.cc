@@ -13,7 +13,7 @@
 //    async mode), and drive hiredis' buffers ourselves:
 //
 //      redisAppendCommandArgv x N         format every command into obuf
-//      loop: redisBufferWrite             until obuf is empty; poll(POLLOUT|POLLIN)
+//      loop: send(obuf, MSG_NOSIGNAL)     until obuf is empty; poll(POLLOUT|POLLIN)
 //                                         between tries, reading replies early
 //                                         so neither side's buffers fill up
 //      for each of N replies:
@@ -25,6 +25,10 @@
 //    a pipeline fails once the server makes no progress for command_timeout.
 //    Any failure leaves the connection in an unknown state (replies may still
 //    be in flight), so it is closed, never returned to the pool.
+//    Writes use our own send(MSG_NOSIGNAL) on hiredis' output buffer instead
+//    of redisBufferWrite, whose write() would raise SIGPIPE (killing the
+//    process by default) when the server has gone away; a library must not
+//    rely on the application ignoring SIGPIPE, nor change its disposition.
 //
 // 2. Pool. At most pool_size connections exist ("open"); idle ones sit on a
 //    LIFO stack (the most recently used is the most likely to be alive and
@@ -65,8 +69,14 @@
 #include "larder/redis/client.h"
 
 #include <fcntl.h>
+// hiredis 0.14's sds.h has no extern "C" of its own, and hiredis.h includes it
+// outside its own: include it first, with C linkage (we call sdsrange & co.).
+extern "C" {
+#include <hiredis/sds.h>
+}
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -137,6 +147,29 @@ absl::Status poll_error(std::string_view what) {
       absl::StrCat("redis ", internal::av(what), ": poll failed: ", std::strerror(errno)));
 }
 
+// write_some: sends what it can of c's output buffer without blocking and
+// without SIGPIPE (redisBufferWrite, minus the signal). *done once empty.
+absl::Status write_some(redisContext* c, int* done, std::string_view what) {
+  const sds buf = c->obuf;
+  const std::size_t len = sdslen(buf);
+  if (len > 0) {
+    const ssize_t n = ::send(c->fd, buf, len, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        return internal::redis_io_status(what, errno);
+      }
+    } else if (static_cast<std::size_t>(n) == len) {
+      sdsfree(c->obuf);
+      c->obuf = sdsempty();
+      if (c->obuf == nullptr) return absl::ResourceExhaustedError("redis: out of memory");
+    } else {
+      sdsrange(c->obuf, static_cast<int>(n), -1);
+    }
+  }
+  *done = sdslen(c->obuf) == 0 ? 1 : 0;
+  return absl::OkStatus();
+}
+
 // run_on: the I/O loop of the design essay, on one connection.
 absl::Status run_on(redisContext* c, std::span<const RedisArgs> commands, RedisReplyFn on_reply,
                     std::string_view what, milliseconds timeout) {
@@ -157,7 +190,7 @@ absl::Status run_on(redisContext* c, std::span<const RedisArgs> commands, RedisR
   Steady::time_point deadline = Steady::now() + timeout;
   int done = 0;
   for (;;) {
-    if (redisBufferWrite(c, &done) != REDIS_OK) return internal::status_from_redis(c, nullptr, what);
+    if (absl::Status w = write_some(c, &done, what); !w.ok()) return w;
     if (done) break;
     const int ev = wait_fd(c->fd, POLLOUT | POLLIN, deadline);
     if (ev == 0) return internal::redis_timeout_status(what, timeout);

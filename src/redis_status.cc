@@ -3,6 +3,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -42,6 +44,11 @@ absl::Status status_from_redis(const redisContext* ctx, const redisReply* reply,
     return absl::UnavailableError(msg);
   }
   return absl::InternalError(msg);
+}
+
+absl::Status redis_io_status(std::string_view what, int err) {
+  const std::string msg = absl::StrCat("redis ", av(what), ": ", std::strerror(err));
+  return err == ETIMEDOUT ? absl::DeadlineExceededError(msg) : absl::UnavailableError(msg);
 }
 
 absl::Status redis_timeout_status(std::string_view what, std::chrono::milliseconds timeout) {

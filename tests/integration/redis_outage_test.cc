@@ -224,6 +224,24 @@ TEST(RedisOutageTest, LogHookHearsTheBreakerOpenAndClose) {
   EXPECT_TRUE(closed);
 }
 
+// The server hangs up while we are still writing: the send() that follows
+// gets ECONNRESET or EPIPE, which must be an error Status and never a SIGPIPE
+// that kills the process (larder sends with MSG_NOSIGNAL). Which errno comes
+// first depends on the kernel's timing, so this guards against crashes more
+// than it proves the EPIPE path.
+TEST(RedisOutageTest, ServerHangingUpMidWriteIsAnErrorNotSigpipe) {
+  RedisServer server({"--proto-max-bulk-len", "1mb"});  // closes on a bigger bulk
+  ASSERT_TRUE(server.running());
+  RedisOptions o = server.options();
+  o.command_timeout = milliseconds(2000);
+  RedisStore<std::string, std::string> store(o);
+  const TimePoint now = std::chrono::system_clock::now();
+  const absl::Status s =
+      store.put("big", Entry<std::string>{std::string(8 << 20, 'x'), now + seconds(9), now + seconds(9)});
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(store.put("small", Entry<std::string>{"x", now + seconds(9), now + seconds(9)}).ok());
+}
+
 // The Cache in front of a RedisStore through an outage: it serves from the
 // loader, counts store_errors, and goes back to Redis when Redis returns.
 TEST(RedisOutageTest, CacheServesFromLoaderDuringOutageAndRecovers) {

@@ -36,6 +36,10 @@ absl::Status status_from_redis(const redisContext* ctx, const redisReply* reply,
 // error, but mapped here so that every Redis failure reads alike).
 absl::Status redis_timeout_status(std::string_view what, std::chrono::milliseconds timeout);
 
+// redis_io_status: a socket call larder makes itself (send) failed with
+// errno `err`: ETIMEDOUT is kDeadlineExceeded, anything else kUnavailable.
+absl::Status redis_io_status(std::string_view what, int err);
+
 }  // namespace larder::internal
 
 #endif  // LARDER_INTERNAL_REDIS_STATUS_H_
