@@ -365,10 +365,12 @@ TEST(WriteBehindTest, FlushUnderConcurrentPuts) {
   std::atomic<int> acked[kThreads];
   for (auto& a : acked) a = -1;
   std::atomic<bool> done{false};
+  std::latch three_flushes(3);  // putters pause halfway until main has flushed 3 times
   std::vector<std::thread> ts;
   for (int t = 0; t < kThreads; ++t) {
     ts.emplace_back([&, t] {
       for (int i = 0; i < kPuts; ++i) {
+        if (i == kPuts / 2) three_flushes.wait();
         ASSERT_TRUE(wb.put("t" + std::to_string(t) + "-" + std::to_string(i % kKeys), i).ok());
         acked[t].store(i, std::memory_order_release);
       }
@@ -383,7 +385,7 @@ TEST(WriteBehindTest, FlushUnderConcurrentPuts) {
       if (snap[t] < kPuts - 1) done = false;
     }
     ASSERT_TRUE(wb.flush().ok());
-    ++checks;
+    if (++checks <= 3) three_flushes.count_down();
     for (int t = 0; t < kThreads; ++t) {
       for (int j = 0; j < kKeys && j <= snap[t]; ++j) {
         const int want = snap[t] - ((snap[t] - j) % kKeys);  // last acked i with i % kKeys == j
@@ -392,7 +394,7 @@ TEST(WriteBehindTest, FlushUnderConcurrentPuts) {
     }
   }
   for (auto& t : ts) t.join();
-  EXPECT_GT(checks, 1);
+  EXPECT_GT(checks, 3);
   EXPECT_LT(wb.stats().writes, static_cast<std::uint64_t>(kThreads * kPuts));
 }
 
@@ -499,7 +501,9 @@ TEST(WriteBehindTest, ReplaysTheJournalThroughTheWriter) {
     WriteBehindStats s = wb.stats();
     EXPECT_EQ(s.replayed, 31u);
     EXPECT_EQ(s.replay_torn + s.replay_corrupt, 0u);
-    EXPECT_EQ(wb.pending("k5"), std::optional<std::optional<int>>(25));
+    // Replayed keys are due at once: k5 is either still pending or written.
+    const auto p = wb.pending("k5");
+    EXPECT_TRUE(p == std::optional<std::optional<int>>(25) || rec.latest("k5") == 25);
     ASSERT_TRUE(wb.flush().ok());
   }
   for (int k = 0; k < 10; ++k) {

@@ -231,6 +231,15 @@ inline void encode_record(std::string& out, JournalRecordType type, std::uint64_
   out.replace(start + 4, 4, tmp);
 }
 
+// A Status with its own representation. absl::Status shares a refcounted rep
+// between copies, and Debian's abseil (not built with TSan) drops the last
+// reference inside the library, so copies handed to several threads make
+// ThreadSanitizer report false races. Statuses that cross threads are copied
+// with this instead.
+inline absl::Status unshared(const absl::Status& s) {
+  return s.ok() ? absl::OkStatus() : absl::Status(s.code(), s.message());
+}
+
 inline absl::Status errno_status(std::string_view what, const std::string& path, int err) {
   return absl::DataLossError(absl::StrCat("journal: ", av(what), " ", av(path), ": ",
                                           av(std::string_view(std::strerror(err)))));
@@ -379,7 +388,7 @@ class Journal {
     seq = std::min(seq, enqueued_seq_);  // nothing beyond what was handed out
     for (;;) {
       if (durable_seq_ >= seq) return absl::OkStatus();
-      if (!broken_.ok()) return broken_;
+      if (!broken_.ok()) return journal_internal::unshared(broken_);
       if (!io_busy_) {
         lead(l);
         continue;
@@ -409,7 +418,7 @@ class Journal {
     if (!s.ok()) return s;
     MutexLock l(&mu_);
     cv_.wait(l, [&] { return !io_busy_; });
-    if (!broken_.ok()) return broken_;
+    if (!broken_.ok()) return journal_internal::unshared(broken_);
     io_busy_ = true;
     const int fd = fd_;
     l.native().unlock();
@@ -420,7 +429,7 @@ class Journal {
     ++stats_.syncs;
     if (rc != 0 && broken_.ok()) broken_ = journal_internal::errno_status("fdatasync", path_, err);
     cv_.notify_all();
-    return broken_;
+    return journal_internal::unshared(broken_);
   }
 
   // sealed_segments: how many segments are sealed (not active) and alive.

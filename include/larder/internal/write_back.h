@@ -311,7 +311,7 @@ class WriteBehind {
       done_cv_.wait(l, [&] { return flush_done_ >= ticket || flusher_exited_; });
       if (unwritten_.empty() || unwritten_.begin()->first > target) return absl::OkStatus();
       if (flusher_exited_) return absl::FailedPreconditionError("write-back: stopped");
-      if (!flush_status_.ok()) return flush_status_;
+      if (!flush_status_.ok()) return journal_internal::unshared(flush_status_);
     }
   }
 
