@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// write_bench: the write path against a slow system of record (a Writer that
+// takes 1 ms per call, like a database round trip).
+//
+//   BM_PutLatency/<mode>    put() latency p50/p99 (counters p50_us, p99_us):
+//       write_through        one Writer call per put (what kWriteThrough costs)
+//       write_back           WriteBehind, no journal
+//       wb_journal_never     WriteBehind + journal, FsyncPolicy::kNever
+//       wb_journal_interval  WriteBehind + journal, kEveryInterval (100 ms)
+//       wb_journal_every     WriteBehind + journal, kEveryWrite (group commit)
+//     ".../threads:4" rows run 4 putting threads on one instance.
+//   BM_FlushThroughput/<max_batch>  flush() of 1000 dirty keys; items/s = keys/s.
+//
+// Today it drives internal::WriteBehind directly; the WritePath interface
+// below is the seam: once Cache has kWriteBack wired in, replace the two
+// implementations with a Cache<K, V> built with the matching CacheOptions
+// (write_mode, write_back_journal, ...) and keep the benchmarks unchanged.
+//
+// Run: build with the release preset, then
+//   /work/build-<you>-release/bench/write_bench --benchmark_counters_tabular=true
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "larder/internal/write_back.h"
+
+namespace {
+
+using K = std::string;
+using V = std::int64_t;
+using larder::internal::FsyncPolicy;
+using Wb = larder::internal::WriteBehind<K, V>;
+
+// A system of record that takes `latency` per call, batch or not.
+larder::Writer<K, V> slow_writer(std::chrono::microseconds latency) {
+  return {.write = [latency](std::span<const std::pair<K, V>>) {
+            std::this_thread::sleep_for(latency);
+            return absl::OkStatus();
+          },
+          .erase = [latency](std::span<const K>) {
+            std::this_thread::sleep_for(latency);
+            return absl::OkStatus();
+          }};
+}
+
+// The seam for moving to Cache (see the file comment).
+class WritePath {
+ public:
+  virtual ~WritePath() = default;
+  virtual absl::Status put(const K& k, V v) = 0;
+  virtual absl::Status flush() = 0;
+};
+
+class WriteThroughPath final : public WritePath {
+ public:
+  explicit WriteThroughPath(larder::Writer<K, V> w) : w_(std::move(w)) {}
+  absl::Status put(const K& k, V v) override {
+    const std::pair<K, V> one[] = {{k, v}};
+    return w_.write(std::span<const std::pair<K, V>>(one));
+  }
+  absl::Status flush() override { return absl::OkStatus(); }
+
+ private:
+  larder::Writer<K, V> w_;
+};
+
+class WriteBackPath final : public WritePath {
+ public:
+  WriteBackPath(larder::Writer<K, V> w, Wb::Options o) : wb_(std::move(w), std::move(o)) {}
+  absl::Status put(const K& k, V v) override { return wb_.put(k, v); }
+  absl::Status flush() override { return wb_.flush(); }
+
+ private:
+  Wb wb_;
+};
+
+enum Mode { kThrough, kBack, kJournalNever, kJournalInterval, kJournalEvery };
+
+std::string g_dir;
+std::unique_ptr<WritePath> g_path;
+
+std::string bench_dir() {
+  if (g_dir.empty()) {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "larder_write_bench_XXXXXX").string();
+    g_dir = ::mkdtemp(tmpl.data());
+  }
+  return g_dir;
+}
+
+std::unique_ptr<WritePath> make_path(Mode mode, std::size_t max_batch) {
+  auto w = slow_writer(std::chrono::milliseconds(1));
+  if (mode == kThrough) return std::make_unique<WriteThroughPath>(w);
+  Wb::Options o{.delay = std::chrono::milliseconds(100), .max_batch = max_batch};
+  static int n = 0;
+  if (mode != kBack) {
+    o.journal_path = bench_dir() + "/wb" + std::to_string(n++);
+    o.fsync = mode == kJournalNever      ? FsyncPolicy::kNever
+              : mode == kJournalInterval ? FsyncPolicy::kEveryInterval
+                                         : FsyncPolicy::kEveryWrite;
+    o.fsync_interval = std::chrono::milliseconds(100);
+  }
+  return std::make_unique<WriteBackPath>(w, o);
+}
+
+void setup_put(const benchmark::State& state) {
+  g_path = make_path(static_cast<Mode>(state.range(0)), 256);
+}
+void teardown(const benchmark::State&) { g_path.reset(); }
+
+double percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  const std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
+  return v[i];
+}
+
+void BM_PutLatency(benchmark::State& state) {
+  std::vector<double> us;
+  us.reserve(static_cast<std::size_t>(state.max_iterations));
+  const std::string prefix = "t" + std::to_string(state.thread_index()) + "-";
+  V i = 0;
+  for (auto _ : state) {
+    const K key = prefix + std::to_string(i % 1000);
+    const auto t0 = std::chrono::steady_clock::now();
+    absl::Status s = g_path->put(key, i);
+    const auto t1 = std::chrono::steady_clock::now();
+    if (!s.ok()) state.SkipWithError(s.ToString().c_str());
+    us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+    ++i;
+  }
+  state.counters["p50_us"] = benchmark::Counter(percentile(us, 0.50), benchmark::Counter::kAvgThreads);
+  state.counters["p99_us"] = benchmark::Counter(percentile(us, 0.99), benchmark::Counter::kAvgThreads);
+  state.SetItemsProcessed(state.iterations());
+}
+
+const char* kModeNames[] = {"write_through", "write_back", "wb_journal_never",
+                            "wb_journal_interval", "wb_journal_every"};
+
+void register_put(Mode m, int threads, benchmark::IterationCount iters) {
+  benchmark::RegisterBenchmark((std::string("BM_PutLatency/") + kModeNames[m]).c_str(), BM_PutLatency)
+      ->Arg(m)
+      ->Setup(setup_put)
+      ->Teardown(teardown)
+      ->Threads(threads)
+      ->Iterations(iters)
+      ->UseRealTime();
+}
+
+// flush() of 1000 dirty keys, with max_batch keys per Writer call.
+void BM_FlushThroughput(benchmark::State& state) {
+  const auto max_batch = static_cast<std::size_t>(state.range(0));
+  auto path = make_path(kBack, max_batch);
+  constexpr int kKeys = 1000;
+  V v = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    for (int k = 0; k < kKeys; ++k) (void)path->put("k" + std::to_string(k), ++v);
+    state.ResumeTiming();
+    absl::Status s = path->flush();
+    if (!s.ok()) state.SkipWithError(s.ToString().c_str());
+  }
+  state.SetItemsProcessed(state.iterations() * kKeys);
+  state.counters["keys_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * kKeys), benchmark::Counter::kIsRate);
+}
+
+int register_all() {
+  register_put(kThrough, 1, 1000);
+  register_put(kBack, 1, 50'000);
+  register_put(kJournalNever, 1, 50'000);
+  register_put(kJournalInterval, 1, 50'000);
+  register_put(kJournalEvery, 1, 2'000);
+  register_put(kThrough, 4, 500);
+  register_put(kJournalEvery, 4, 1'000);
+  benchmark::RegisterBenchmark("BM_FlushThroughput/max_batch", BM_FlushThroughput)
+      ->Arg(1)->Arg(16)->Arg(256)->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  std::error_code ec;
+  if (!g_dir.empty()) std::filesystem::remove_all(g_dir, ec);
+  return 0;
+}
