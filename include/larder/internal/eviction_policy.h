@@ -59,55 +59,11 @@
 #include <cstdint>
 
 #include "larder/internal/frequency_sketch.h"
+#include "larder/internal/policy_hook.h"
 
 namespace larder::internal {
 
 enum class PolicyKind : std::uint8_t { kAdaptiveTinyLfu, kTinyLfu, kLru };
-
-enum class PolicyQueue : std::uint8_t { kNone, kWindow, kProbation, kProtected };
-
-// PolicyHook: the fields an entry embeds to be ordered by the policy.
-struct PolicyHook {
-  PolicyHook* prev = nullptr;
-  PolicyHook* next = nullptr;
-  std::uint64_t hash = 0;         // the key's hash, for the frequency sketch
-  std::uint32_t weight = 1;
-  PolicyQueue queue = PolicyQueue::kNone;
-};
-
-// PolicyList: an intrusive circular doubly linked list with a sentinel.
-// front() is the LRU end, back() the MRU end. Not copyable or movable.
-class PolicyList {
- public:
-  PolicyList() { head_.prev = head_.next = &head_; }
-  PolicyList(const PolicyList&) = delete;
-  PolicyList& operator=(const PolicyList&) = delete;
-
-  bool empty() const { return head_.next == &head_; }
-  PolicyHook* front() { return empty() ? nullptr : head_.next; }
-  PolicyHook* back() { return empty() ? nullptr : head_.prev; }
-  PolicyHook* next_of(PolicyHook* h) { return h->next == &head_ ? nullptr : h->next; }
-  PolicyHook* prev_of(PolicyHook* h) { return h->prev == &head_ ? nullptr : h->prev; }
-
-  void push_back(PolicyHook* h) {
-    h->next = &head_;
-    h->prev = head_.prev;
-    head_.prev->next = h;
-    head_.prev = h;
-  }
-  static void unlink(PolicyHook* h) {
-    h->prev->next = h->next;
-    h->next->prev = h->prev;
-    h->prev = h->next = nullptr;
-  }
-  void move_to_back(PolicyHook* h) {
-    unlink(h);
-    push_back(h);
-  }
-
- private:
-  PolicyHook head_;
-};
 
 class EvictionPolicyCore {
  public:
