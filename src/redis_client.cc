@@ -630,6 +630,12 @@ std::size_t RedisReplyRef::size() const {
 }
 
 RedisReplyRef RedisReplyRef::operator[](std::size_t i) const {
+  static const redisReply kNil = [] {
+    redisReply r{};
+    r.type = REDIS_REPLY_NIL;
+    return r;
+  }();
+  if (i >= size()) return RedisReplyRef(&kNil);  // out of range: a nil, never UB
   return RedisReplyRef(as_reply(reply_)->element[i]);
 }
 

@@ -97,7 +97,8 @@ class RedisReplyRef {
   std::string_view str() const;
   // integer: the value of a kInteger reply; 0 otherwise.
   long long integer() const;
-  // size / operator[]: the elements of a kArray reply (size() is 0 otherwise).
+  // size / operator[]: the elements of a kArray reply (size() is 0 otherwise;
+  // an index past size() reads as kNil).
   std::size_t size() const;
   RedisReplyRef operator[](std::size_t i) const;
   // status: OK unless this is an error reply, mapped by
