@@ -78,6 +78,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <random>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -90,8 +91,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
-#include "absl/random/distributions.h"
-#include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -226,11 +225,12 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   using Map = absl::flat_hash_map<K, V>;
   using FlightPtr = std::shared_ptr<Flight<V>>;
 
-  CacheCore(std::shared_ptr<Store<K, V>> store, CacheOptions<K, V> options)
-      : store_(std::move(store)), opt_(std::move(options)) {
+  // executor: owned by the Cache, not by the core (see Cache::executor_).
+  CacheCore(std::shared_ptr<Store<K, V>> store, CacheOptions<K, V> options, Executor* executor)
+      : store_(std::move(store)), opt_(std::move(options)), executor_(executor) {
+    opt_.executor = nullptr;
     validate();
     clock_ = clock_or_default(opt_.clock);
-    executor_ = opt_.executor ? opt_.executor : default_executor();
     ttl_ = std::chrono::duration_cast<Dur>(opt_.ttl);
     swr_ = std::chrono::duration_cast<Dur>(opt_.stale_while_revalidate);
     sie_ = std::chrono::duration_cast<Dur>(opt_.stale_if_error);
@@ -456,7 +456,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       if (r.ok()) {
         out.insert_or_assign(uniq[l.index], *r);
       } else {
-        fail(l, r.status());
+        fail(l, detach_status(r.status()));
       }
     }
     if (first_error) return *std::move(first_error);
@@ -614,14 +614,26 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   Entry<V> make_entry(V value, TimePoint now) const {
     Dur ttl = ttl_;
     if (opt_.ttl_jitter > 0.0) {
-      thread_local absl::InsecureBitGen gen;
-      const double u = absl::Uniform<double>(absl::IntervalClosedClosed, gen, -opt_.ttl_jitter,
-                                             opt_.ttl_jitter);
+      const double u = (2.0 * unit_random() - 1.0) * opt_.ttl_jitter;
       ttl = std::chrono::duration_cast<Dur>(
           std::chrono::duration<double, Dur::period>(ttl_.count() * (1.0 + u)));
     }
     const TimePoint fresh = now + ttl;
     return Entry<V>{std::move(value), fresh, fresh + stale_span_};
+  }
+
+  // unit_random: uniform in [0, 1), from a per-thread splitmix64. Not
+  // absl::InsecureBitGen: its seed pool lives in an abseil library that
+  // Debian does not build for ThreadSanitizer, which then reports races.
+  static double unit_random() {
+    thread_local std::uint64_t state =
+        (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}() ^
+        reinterpret_cast<std::uintptr_t>(&state);
+    std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return static_cast<double>(z >> 11) * 0x1.0p-53;
   }
 
   static absl::Status not_found(const K&) {
@@ -778,13 +790,13 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
     } else {
       r = &flight->wait();
     }
-    if (r->ok()) return *r;
+    if (r->ok()) return **r;
     if (r->status().code() != absl::StatusCode::kNotFound &&
         can_fall_back(stale, clock_->now())) {
       counters_.stale_hits.add();
       return std::move(stale->value);
     }
-    return r->status();
+    return detach_status(r->status());
   }
 
   // ---- background refresh ----
@@ -957,7 +969,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   std::shared_ptr<Store<K, V>> store_;
   CacheOptions<K, V> opt_;
   std::shared_ptr<Clock> clock_;
-  std::shared_ptr<Executor> executor_;
+  Executor* executor_;  // never null; outlives every call that submits to it
   Dur ttl_{}, swr_{}, sie_{}, stale_span_{}, refresh_window_{}, load_timeout_{}, error_backoff_{},
       negative_ttl_{};
   std::unique_ptr<NegativeCache<K>> negative_;
@@ -982,7 +994,9 @@ class Cache {
   // option is out of range or inconsistent ("write_mode = kWriteThrough needs
   // writer.write"). write_mode = kWriteBack throws: not available yet.
   explicit Cache(std::shared_ptr<Store<K, V>> store, CacheOptions<K, V> options = {})
-      : core_(std::make_shared<internal::CacheCore<K, V>>(std::move(store), std::move(options))) {}
+      : executor_(options.executor ? options.executor : default_executor()),
+        core_(std::make_shared<internal::CacheCore<K, V>>(std::move(store), std::move(options),
+                                                          executor_.get())) {}
 
   // Waits for background refreshes already running; cancels queued ones.
   ~Cache() {
@@ -1052,9 +1066,19 @@ class Cache {
   // stats: a snapshot of the counters (stats.h). O(stripes); lock-free.
   CacheStats stats() const { return core_->stats(); }
 
+  // options: as given to the constructor, except `executor`, which is null
+  // here (see executor()).
   const CacheOptions<K, V>& options() const { return core_->options(); }
 
+  // executor: where this cache runs background work.
+  const std::shared_ptr<Executor>& executor() const { return executor_; }
+
  private:
+  // The Cache, not the core, owns the executor: queued tasks keep the core
+  // alive, and if the core owned the only reference to a ThreadPoolExecutor,
+  // the task dropping the core last would destroy the pool on one of its own
+  // threads (a self-join). Declared before core_, destroyed after it.
+  std::shared_ptr<Executor> executor_;
   std::shared_ptr<internal::CacheCore<K, V>> core_;
 };
 

@@ -57,6 +57,23 @@ namespace larder {
 template <class K, class V, class Hash, class Eq>
 class SingleFlight;
 
+// detach_status: a copy of s that shares no storage with it (code and
+// message; payloads are not carried). A waiter copies a flight's error with
+// it, never with Status's copy constructor: absl::Status shares its message
+// through an atomic reference count whose decrement lives in libabsl_status,
+// and Debian's build of that library is not instrumented for ThreadSanitizer,
+// so a plain copy crossing threads is reported as a race on every error.
+inline absl::Status detach_status(const absl::Status& s) {
+  return s.ok() ? absl::OkStatus() : absl::Status(s.code(), s.message());
+}
+
+// detach_result: a copy of a flight's result for a waiter (see detach_status).
+template <class V>
+absl::StatusOr<V> detach_result(const absl::StatusOr<V>& r) {
+  if (r.ok()) return *r;
+  return detach_status(r.status());
+}
+
 // Flight<V>: the shared state of one call in flight. Held by shared_ptr by the
 // leader, every waiter and (until finished) the SingleFlight table.
 template <class V>
@@ -168,8 +185,11 @@ class SingleFlight {
   }
 
   // finish: removes the leader's flight from the table and completes it with
-  // result, waking every waiter. Call once per led flight.
+  // result, waking every waiter. Call once per led flight. An error is stored
+  // detached (see detach_status), so the flight shares nothing with the
+  // leader's copy.
   void finish(const K& key, const FlightPtr& flight, absl::StatusOr<V> result) {
+    if (!result.ok()) result = detach_status(result.status());
     {
       Shard& s = shard_for(key);
       internal::MutexLock l(&s.mu);
@@ -213,7 +233,7 @@ class SingleFlight {
   absl::StatusOr<V> run(const K& key, Fn&& fn, bool* joined = nullptr) {
     Joined j = join(key);
     if (joined != nullptr) *joined = !j.leader;
-    if (!j.leader) return j.flight->wait();
+    if (!j.leader) return detach_result(j.flight->wait());
     absl::StatusOr<V> result{absl::UnknownError("")};
     try {
       result = std::forward<Fn>(fn)();
