@@ -173,17 +173,26 @@ absl::Status write_some(redisContext* c, int* done, std::string_view what) {
 // run_on: the I/O loop of the design essay, on one connection.
 absl::Status run_on(redisContext* c, std::span<const RedisArgs> commands, RedisReplyFn on_reply,
                     std::string_view what, milliseconds timeout) {
-  std::vector<const char*> argv;
-  std::vector<std::size_t> lens;
+  // argv/lens on the stack for ordinary commands; the heap only for long ones (MGET).
+  constexpr std::size_t kInline = 8;
+  const char* argv_inline[kInline];
+  std::size_t lens_inline[kInline];
+  std::vector<const char*> argv_heap;
+  std::vector<std::size_t> lens_heap;
   for (const RedisArgs& cmd : commands) {
-    argv.clear();
-    lens.clear();
-    for (std::string_view a : cmd) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
+    const char** argv = argv_inline;
+    std::size_t* lens = lens_inline;
+    if (cmd.size() > kInline) {
+      argv_heap.resize(cmd.size());
+      lens_heap.resize(cmd.size());
+      argv = argv_heap.data();
+      lens = lens_heap.data();
     }
-    if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
-        REDIS_OK) {
+    for (std::size_t i = 0; i < cmd.size(); ++i) {
+      argv[i] = cmd[i].data();
+      lens[i] = cmd[i].size();
+    }
+    if (redisAppendCommandArgv(c, static_cast<int>(cmd.size()), argv, lens) != REDIS_OK) {
       return internal::status_from_redis(c, nullptr, what);
     }
   }
