@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// cache_bench: what the Cache layer costs over its store, and what it saves
+// when a hot key expires.
+//
+//   BM_StoreGet / BM_CacheHit    LocalStore::get versus Cache::get_or_load on a
+//                                fresh key (the hit path), 1 and 2 threads.
+//   BM_Stampede/<mode>           8 reader threads on one hot key whose ttl is
+//                                100 ms, a loader taking 10 ms, for 2 s:
+//                                  0 naive cache-aside (get; on miss load; put)
+//                                  1 larder, single-flight only
+//                                  2 larder, single-flight + stale-while-revalidate
+//                                counters: loader calls, expiries (2 s / 100 ms),
+//                                reader latency p50 / p99 in microseconds.
+//
+// Run: build/release/bench/cache_bench --benchmark_min_time=1
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "benchmark/benchmark.h"
+#include "larder/cache.h"
+#include "larder/local_store.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using larder::Cache;
+using larder::CacheOptions;
+using larder::LocalStore;
+using larder::LocalStoreOptions;
+
+constexpr int kKeys = 1024;
+
+std::vector<std::string>& bench_keys() {
+  static std::vector<std::string> keys = [] {
+    std::vector<std::string> k;
+    for (int i = 0; i < kKeys; ++i) k.push_back("user:" + std::to_string(i));
+    return k;
+  }();
+  return keys;
+}
+
+struct HitFixture {
+  std::shared_ptr<LocalStore<std::string, std::string>> store =
+      std::make_shared<LocalStore<std::string, std::string>>(LocalStoreOptions{.max_entries = 4096});
+  Cache<std::string, std::string> cache{store, CacheOptions<std::string, std::string>{
+                                                   .ttl = std::chrono::hours(1)}};
+  HitFixture() {
+    for (const auto& k : bench_keys()) (void)cache.put(k, "value-of-" + k);
+  }
+};
+
+HitFixture& hit_fixture() {
+  static HitFixture f;
+  return f;
+}
+
+void BM_ClockNow(benchmark::State& state) {
+  auto clock = larder::system_clock();
+  for (auto _ : state) benchmark::DoNotOptimize(clock->now());
+}
+BENCHMARK(BM_ClockNow);
+
+void BM_StoreGet(benchmark::State& state) {
+  HitFixture& f = hit_fixture();
+  const auto& keys = bench_keys();
+  std::size_t i = static_cast<std::size_t>(state.thread_index()) * 97;
+  for (auto _ : state) {
+    auto got = f.store->get(keys[i++ & (kKeys - 1)]);
+    benchmark::DoNotOptimize(got);
+  }
+}
+BENCHMARK(BM_StoreGet)->Threads(1)->Threads(2)->UseRealTime();
+
+void BM_CacheHit(benchmark::State& state) {
+  HitFixture& f = hit_fixture();
+  const auto& keys = bench_keys();
+  auto loader = [](const std::string& k) { return "loaded-" + k; };
+  std::size_t i = static_cast<std::size_t>(state.thread_index()) * 97;
+  for (auto _ : state) {
+    auto got = f.cache.get_or_load(keys[i++ & (kKeys - 1)], loader);
+    benchmark::DoNotOptimize(got);
+  }
+}
+BENCHMARK(BM_CacheHit)->Threads(1)->Threads(2)->UseRealTime();
+
+// ---- stampede ----
+
+constexpr int kReaders = 8;
+constexpr auto kTtl = std::chrono::milliseconds(100);
+constexpr auto kLoad = std::chrono::milliseconds(10);
+constexpr auto kRun = std::chrono::seconds(2);
+
+// Histogram: reader latencies; 10 ns buckets below 10 us, 10 us buckets to 1 s.
+struct Histogram {
+  std::vector<std::uint64_t> fine = std::vector<std::uint64_t>(1000);
+  std::vector<std::uint64_t> coarse = std::vector<std::uint64_t>(100'000);
+  std::uint64_t count = 0;
+  double max_us = 0;
+  void add(Clock::duration d) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+    if (ns < 10'000) {
+      ++fine[static_cast<std::size_t>(ns / 10)];
+    } else {
+      ++coarse[std::min<std::size_t>(static_cast<std::size_t>(ns / 10'000), coarse.size() - 1)];
+    }
+    ++count;
+    max_us = std::max(max_us, static_cast<double>(ns) / 1000.0);
+  }
+  void merge(const Histogram& o) {
+    for (std::size_t i = 0; i < fine.size(); ++i) fine[i] += o.fine[i];
+    for (std::size_t i = 0; i < coarse.size(); ++i) coarse[i] += o.coarse[i];
+    count += o.count;
+    max_us = std::max(max_us, o.max_us);
+  }
+  double percentile_us(double p) const {
+    const auto want = static_cast<std::uint64_t>(p * static_cast<double>(count));
+    std::uint64_t seen = 0;
+    for (std::size_t i = 0; i < fine.size(); ++i) {
+      if ((seen += fine[i]) > want) return static_cast<double>(i) * 0.01;
+    }
+    for (std::size_t i = 0; i < coarse.size(); ++i) {
+      if ((seen += coarse[i]) > want) return static_cast<double>(i) * 10.0;
+    }
+    return max_us;
+  }
+};
+
+void BM_Stampede(benchmark::State& state) {
+  const int mode = static_cast<int>(state.range(0));
+  for (auto _ : state) {
+    auto store = std::make_shared<LocalStore<std::string, std::string>>(
+        LocalStoreOptions{.max_entries = 16});
+    CacheOptions<std::string, std::string> o{.ttl = kTtl};
+    if (mode == 2) o.stale_while_revalidate = std::chrono::seconds(1);
+    auto cache = std::make_unique<Cache<std::string, std::string>>(store, o);
+    std::atomic<int> loads{0};
+    auto loader = [&](const std::string&) {
+      loads.fetch_add(1);
+      std::this_thread::sleep_for(kLoad);
+      return std::string("row");
+    };
+    std::vector<Histogram> lat(kReaders);
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> readers;
+    for (int t = 0; t < kReaders; ++t) {
+      readers.emplace_back([&, t] {
+        while (!stop.load(std::memory_order_relaxed)) {
+          const auto t0 = Clock::now();
+          if (mode == 0) {  // naive cache-aside: check, load, set
+            auto got = store->get("hot");
+            if (!(got.ok() && got->has_value() &&
+                  larder::system_clock()->now() < (*got)->fresh_until)) {
+              std::string v = loader("hot");
+              const auto now = larder::system_clock()->now();
+              (void)store->put("hot", {v, now + kTtl, now + kTtl});
+            }
+          } else {
+            auto got = cache->get_or_load("hot", loader);
+            benchmark::DoNotOptimize(got);
+          }
+          lat[t].add(Clock::now() - t0);
+        }
+      });
+    }
+    std::this_thread::sleep_for(kRun);
+    stop.store(true);
+    for (auto& r : readers) r.join();
+    cache.reset();
+    Histogram all;
+    for (auto& l : lat) all.merge(l);
+    auto pct = [&](double p) { return all.percentile_us(p); };
+    state.counters["loader_calls"] = loads.load();
+    // The value is written when a load ends, so it expires every ttl + load.
+    state.counters["expiries"] = static_cast<double>(kRun / (kTtl + kLoad));
+    state.counters["reads"] = static_cast<double>(all.count);
+    state.counters["p50_us"] = pct(0.50);
+    state.counters["p99_us"] = pct(0.99);
+    state.counters["p999_us"] = pct(0.999);
+    state.counters["max_us"] = all.max_us;
+  }
+}
+BENCHMARK(BM_Stampede)->Arg(0)->Arg(1)->Arg(2)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
