@@ -20,9 +20,11 @@
 //        redisGetReplyFromReader          a complete reply already buffered?
 //        else poll(POLLIN, deadline); redisBufferRead
 //
-//    The deadline is command_timeout from the start and is renewed each time a
-//    complete reply arrives: a single command is bounded by command_timeout,
-//    a pipeline fails once the server makes no progress for command_timeout.
+//    The deadline is command_timeout from the start and is renewed whenever
+//    bytes move (sent or received): a call fails once the server makes no
+//    progress for command_timeout. For a single small command (one send, one
+//    reply) that is a bound on the whole call; a 10 MB pipeline may take
+//    longer, as long as the server keeps reading and answering.
 //    Any failure leaves the connection in an unknown state (replies may still
 //    be in flight), so it is closed, never returned to the pool.
 //    Writes use our own send(MSG_NOSIGNAL) on hiredis' output buffer instead
@@ -199,13 +201,16 @@ absl::Status run_on(redisContext* c, std::span<const RedisArgs> commands, RedisR
   Steady::time_point deadline = Steady::now() + timeout;
   int done = 0;
   for (;;) {
+    const std::size_t before = sdslen(c->obuf);
     if (absl::Status w = write_some(c, &done, what); !w.ok()) return w;
     if (done) break;
+    if (sdslen(c->obuf) != before) deadline = Steady::now() + timeout;  // progress
     const int ev = wait_fd(c->fd, POLLOUT | POLLIN, deadline);
     if (ev == 0) return internal::redis_timeout_status(what, timeout);
     if (ev < 0) return poll_error(what);
-    if ((ev & (POLLIN | POLLERR | POLLHUP)) != 0 && redisBufferRead(c) != REDIS_OK) {
-      return internal::status_from_redis(c, nullptr, what);
+    if ((ev & (POLLIN | POLLERR | POLLHUP)) != 0) {
+      if (redisBufferRead(c) != REDIS_OK) return internal::status_from_redis(c, nullptr, what);
+      deadline = Steady::now() + timeout;  // progress (replies arriving early)
     }
   }
   for (std::size_t i = 0; i < commands.size(); ++i) {
@@ -219,10 +224,10 @@ absl::Status run_on(redisContext* c, std::span<const RedisArgs> commands, RedisR
       if (ev == 0) return internal::redis_timeout_status(what, timeout);
       if (ev < 0) return poll_error(what);
       if (redisBufferRead(c) != REDIS_OK) return internal::status_from_redis(c, nullptr, what);
+      deadline = Steady::now() + timeout;  // progress: bytes arrived
     }
     ReplyPtr reply(raw);
     on_reply(i, RedisReplyRef(raw));
-    deadline = Steady::now() + timeout;  // progress renews the deadline
   }
   return absl::OkStatus();
 }

@@ -53,12 +53,19 @@ inline std::string unique_prefix() {
          std::to_string(::getpid()) + ":";
 }
 
+// kTestCommandTimeout: the command_timeout of tests that are not about
+// timeouts: generous, so a sanitizer build on two loaded cores (where the
+// server may not run for a while) never turns a healthy call into an error.
+inline constexpr std::chrono::milliseconds kTestCommandTimeout{3000};
+
 // options_for: RedisOptions for the shared test server, TCP.
 inline RedisOptions options_for(const RedisAddress& addr, std::string prefix = unique_prefix()) {
   RedisOptions o;
   o.host = addr.host;
   o.port = addr.port;
   o.key_prefix = std::move(prefix);
+  o.connect_timeout = kTestCommandTimeout;
+  o.command_timeout = kTestCommandTimeout;
   return o;
 }
 
@@ -148,6 +155,8 @@ class RedisServer {
     o.host = "127.0.0.1";
     o.port = port_;
     o.key_prefix = std::move(prefix);
+    o.connect_timeout = kTestCommandTimeout;
+    o.command_timeout = kTestCommandTimeout;
     return o;
   }
 

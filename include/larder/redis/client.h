@@ -17,8 +17,10 @@
 //
 // Latency bound of one call: borrow_timeout (only when all pool_size
 // connections are busy) + connect_timeout (only when it must open a
-// connection) + command_timeout (its I/O; for a pipeline, command_timeout
-// without any reply arriving). While the breaker is open: immediate.
+// connection) + command_timeout (its I/O: the call fails once no byte has
+// moved for command_timeout, which bounds a single command; a large pipeline
+// may run longer while the server keeps up). While the breaker is open:
+// immediate.
 //
 // Errors (absl::Status): kUnavailable (refused, reset, closed, breaker open,
 // reconnect backoff), kDeadlineExceeded (connect or command timed out, or no
