@@ -8,10 +8,11 @@
 #   SIM_BINARY  default: build/release/bench/larder-sim
 #   POLICY      default: adaptive (lru, tinylfu, adaptive)
 #   TRACES_DIR  default: /work/shared/traces (must hold README.md and *.txt.gz)
-# Env: JOBS (parallel traces, default 2), SHARDS (default 1), OPT=1 (also run Belady).
+# Env: JOBS (parallel traces, default 2), SHARDS (default 1), OPT=1 (also run Belady),
+#      SIM_ARGS (more larder-sim flags, e.g. "--seed 3" or "--engine core --window 0.2").
 #
 # Prints one line per point: trace, capacity, ours, LRU, Caffeine, best-of-both,
-# delta vs best (pp), then the averages and the number of points more than
+# OPT (README's), delta vs best (pp), then the averages and the number of points more than
 # 1pp below best-of-both.
 set -euo pipefail
 SIM=${1:-build/release/bench/larder-sim}
@@ -20,6 +21,7 @@ DIR=${3:-/work/shared/traces}
 JOBS=${JOBS:-2}
 SHARDS=${SHARDS:-1}
 OPTFLAG=""
+SIM_ARGS=${SIM_ARGS:-}
 [[ "${OPT:-0}" == 1 ]] && OPTFLAG="--opt"
 
 tmp=$(mktemp -d)
@@ -33,7 +35,7 @@ grep -E '^\| [a-z0-9_-]+ \| +[0-9]+ \|' "$DIR/README.md" |
 # One larder-sim run per trace, all its capacities at once.
 awk '{caps[$1] = caps[$1] ? caps[$1] "," $2 : $2} END {for (t in caps) print t, caps[t]}' "$tmp/ref" |
   xargs -P "$JOBS" -n 2 sh -c \
-    '"$0" --trace "'"$DIR"'/$1.txt.gz" --capacity "$2" --policy "'"$POLICY"'" --shards "'"$SHARDS"'" '"$OPTFLAG"' > "'"$tmp"'/out.$1"' \
+    '"$0" --trace "'"$DIR"'/$1.txt.gz" --capacity "$2" --policy "'"$POLICY"'" --shards "'"$SHARDS"'" '"$OPTFLAG $SIM_ARGS"' > "'"$tmp"'/out.$1"' \
     "$SIM"
 
 cat "$tmp"/out.* > "$tmp/all"
@@ -50,14 +52,16 @@ awk -v policy="$POLICY" '
     best = ($3 > $4) ? $3 : $4
     d = ours[key] - best
     flag = (d < -1.0) ? "  <-- below" : ""
-    printf "%-20s %7d  ours %6.2f  lru %6.2f  caffeine %6.2f  best %6.2f  delta %+6.2f%s\n",
-           $1, $2, ours[key], $3, $4, best, d, flag
+    printf "%-20s %7d  ours %6.2f  lru %6.2f  caffeine %6.2f  best %6.2f  opt %6.2f  delta %+6.2f%s\n",
+           $1, $2, ours[key], $3, $4, best, $5, d, flag
     n++; so += ours[key]; sl += $3; sc += $4; sb += best; sopt += $5
     if (d < -1.0) below++
+    if (n == 1 || d < worst) { worst = d; worst_at = $1 " " $2 }
   }
   END {
     printf "\npoints %d  policy %s\n", n, policy
     printf "average: ours %.2f  lru %.2f  caffeine-2.6.2 %.2f  best-of-both %.2f  opt %.2f\n",
            so / n, sl / n, sc / n, sb / n, sopt / n
     printf "points more than 1pp below best-of-both: %d\n", below + 0
+    printf "worst delta: %+.2f (%s)\n", worst, worst_at
   }' "$tmp/all" "$tmp/ref"

@@ -10,7 +10,7 @@
 //
 // Usage:
 //   larder-sim --trace FILE[,FILE...] --capacity N[,N...] [--policy lru|tinylfu|adaptive|all]
-//              [--opt] [--shards N]
+//              [--opt] [--shards N] [--seed N] [--engine store|core] [--window F]
 //   larder-sim --gen zipf:S:KEYS:LEN | loop:KEYS:LEN | zipfscan:S:KEYS:LEN:SCANLEN:EVERY
 //              --capacity ... [--write-trace FILE]
 //
@@ -18,6 +18,14 @@
 // built with zlib). --opt adds Belady's clairvoyant optimum for the same trace
 // and capacity (policy=opt). --shards (default 1) runs the store sharded, to
 // measure what sharding costs in hit ratio.
+//
+// Reproducibility: the store is keyed with SimHash, a fixed mixing of the key
+// and --seed (default 0), not absl::Hash, whose seed changes per process; the
+// same command prints the same numbers. Different --seed values show how much
+// a result owes to the hash (frequency-sketch collisions, shadow sampling).
+// --engine core drives the eviction policy directly (no LocalStore, one
+// shard), for policy experiments; --window F sets its window fraction
+// (tinylfu: fixed; adaptive: the start).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -173,10 +181,65 @@ larder::EvictionPolicy parse_policy(const std::string& p) {
   std::exit(2);
 }
 
+std::uint64_t g_seed = 0;
+
+// SimHash: a fixed, seedable hash so runs are reproducible (see the overview).
+struct SimHash {
+  std::size_t operator()(std::uint64_t k) const {
+    std::uint64_t x = k + 0x9e3779b97f4a7c15ull * (g_seed + 1);
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return static_cast<std::size_t>(x ^ (x >> 31));
+  }
+};
+
+larder::internal::PolicyKind to_kind(larder::EvictionPolicy p) {
+  switch (p) {
+    case larder::EvictionPolicy::kLru:
+      return larder::internal::PolicyKind::kLru;
+    case larder::EvictionPolicy::kTinyLfu:
+      return larder::internal::PolicyKind::kTinyLfu;
+    default:
+      return larder::internal::PolicyKind::kAdaptiveTinyLfu;
+  }
+}
+
+// run_core: the eviction policy alone over a hash map of hooks (one shard).
+std::uint64_t run_core(const std::vector<std::uint64_t>& trace, larder::EvictionPolicy policy,
+                       std::size_t capacity, double window) {
+  using larder::internal::PolicyHook;
+  larder::internal::EvictionPolicyCore core(to_kind(policy), capacity, capacity);
+  if (window >= 0) core.set_window_fraction(window);
+  struct Node : PolicyHook {
+    std::uint64_t key = 0;
+  };
+  absl::flat_hash_map<std::uint64_t, std::unique_ptr<Node>> map;
+  std::vector<std::uint64_t> evicted;
+  std::uint64_t hits = 0;
+  for (std::uint64_t k : trace) {
+    auto it = map.find(k);
+    if (it != map.end()) {
+      ++hits;
+      core.on_access(it->second.get());
+      continue;
+    }
+    auto node = std::make_unique<Node>();
+    node->hash = larder::internal::mix_hash(SimHash{}(k));
+    node->key = k;
+    Node* n = node.get();
+    map.emplace(k, std::move(node));
+    core.on_insert(n);
+    core.evict([&](PolicyHook* v) { evicted.push_back(static_cast<Node*>(v)->key); });
+    for (std::uint64_t e : evicted) map.erase(e);
+    evicted.clear();
+  }
+  return hits;
+}
+
 std::uint64_t run_store(const std::vector<std::uint64_t>& trace, larder::EvictionPolicy policy,
                         std::size_t capacity, std::size_t shards) {
   auto clock = std::make_shared<larder::ManualClock>(larder::from_unix_millis(1'000'000));
-  larder::LocalStore<std::uint64_t, std::uint64_t> store(
+  larder::LocalStore<std::uint64_t, std::uint64_t, SimHash> store(
       {.max_entries = capacity, .shards = shards, .clock = clock, .policy = policy});
   const larder::Entry<std::uint64_t> e{0, larder::TimePoint::max(), larder::TimePoint::max()};
   std::uint64_t hits = 0;
@@ -258,6 +321,8 @@ void print(const std::string& trace, const std::string& policy, std::size_t cap,
 [[noreturn]] void usage() {
   std::cerr << "usage: larder-sim (--trace FILE[,FILE...] | --gen SPEC) --capacity N[,N...]\n"
                "                  [--policy lru|tinylfu|adaptive|all[,...]] [--opt] [--shards N]\n"
+               "                  [--seed N] [--engine store|core] [--window F]\n"
+               "                  [--seed N] [--engine store|core] [--window F]\n"
                "                  [--write-trace FILE]\n"
                "  SPEC: zipf:S:KEYS:LEN | loop:KEYS:LEN | zipfscan:S:KEYS:LEN:SCANLEN:EVERY\n";
   std::exit(2);
@@ -270,7 +335,8 @@ int main(int argc, char** argv) {
   std::vector<std::size_t> capacities;
   bool opt = false;
   std::size_t shards = 1;
-  std::string write_trace;
+  std::string write_trace, engine = "store";
+  double window = -1;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto value = [&]() -> std::string {
@@ -290,6 +356,13 @@ int main(int argc, char** argv) {
       opt = true;
     } else if (a == "--shards") {
       shards = std::stoull(value());
+    } else if (a == "--seed") {
+      g_seed = std::stoull(value());
+    } else if (a == "--engine") {
+      engine = value();
+      if (engine != "store" && engine != "core") usage();
+    } else if (a == "--window") {
+      window = std::stod(value());
     } else if (a == "--write-trace") {
       write_trace = value();
     } else {
@@ -314,7 +387,9 @@ int main(int argc, char** argv) {
     for (std::size_t cap : capacities) {
       for (const auto& p : policies) {
         const auto t0 = std::chrono::steady_clock::now();
-        const std::uint64_t hits = run_store(keys, parse_policy(p), cap, shards);
+        const std::uint64_t hits = engine == "core"
+                                       ? run_core(keys, parse_policy(p), cap, window)
+                                       : run_store(keys, parse_policy(p), cap, shards);
         const double secs =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         print(name, p, cap, keys.size(), hits, secs);

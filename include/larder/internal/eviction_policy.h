@@ -2,8 +2,9 @@
 //
 // EvictionPolicyCore: the replacement policy of one LocalStore shard. It orders
 // intrusive entries (PolicyHook) and says which to evict when the shard is over
-// its bound: exact LRU, W-TinyLFU with a fixed 1% window, or W-TinyLFU whose
-// window adapts by hill climbing (the default).
+// its bound: exact LRU, W-TinyLFU with a fixed window (1% by default), or
+// W-TinyLFU whose window size is chosen by miniature shadow simulations (the
+// default, kAdaptiveTinyLfu).
 //
 // Design essay.
 //
@@ -25,16 +26,46 @@
 //   probation promote to protected (at most 80% of main); protected overflow
 //   demotes back to probation.
 //
-//   The window size decides the balance between recency and frequency: 1% is
-//   best for frequency-skewed traces (search, databases) and poor for
-//   recency-skewed ones (loops of recently used data, "corda" traces), where
-//   plain LRU wins. kAdaptiveTinyLfu hill-climbs the window size (Einziger et
-//   al., "Adaptive Software Cache Management", Middleware 2018, as in Caffeine
-//   since 2.7): every sample period (sample_factor x capacity accesses) it
-//   compares the hit ratio with the previous period, keeps moving the window
-//   in the same direction while the hit ratio improves and turns around when
-//   it worsens; the step restarts large after a big change in hit ratio and
-//   decays otherwise, so it settles.
+//   The window size decides the balance between recency and frequency: a 1%
+//   window is best for frequency-skewed traces (search, databases, loops
+//   larger than the cache) and poor for recency-skewed ones (zig-zag and
+//   backward scans, short bursts of re-reads), where plain LRU — a window of
+//   100% — is optimal. No single size is good everywhere: on the traces in
+//   bench/results/hit_ratio.txt the best fixed window ranges from 1% to 100%.
+//
+//   Choosing the window: miniature simulations. Caffeine (since 2.7) hill-
+//   climbs the window: it compares the hit ratio of consecutive sample periods
+//   (10x the capacity) and keeps moving while it improves. That needs many
+//   periods to travel from 1% to 100% (short traces end first), and it reads
+//   noise as signal when the hit ratio moves for reasons of its own (phases).
+//   kAdaptiveTinyLfu instead runs a few small shadow copies of the policy, each
+//   with a fixed window fraction (kShadowFractions), over a spatial sample of
+//   the keys (Waldspurger et al., "Cache Modeling and Optimization using
+//   Miniature Simulations", USENIX ATC 2017; the SHARDS sampling of FAST 2015):
+//
+//     access(key) --> real policy (window = fraction of the leading shadow)
+//        |  hash sampled? (rate R = min(1, kShadowEntries / expected entries))
+//        v
+//     shadow 1%  | shadow 5% | ... | shadow 100%   each: maximum x R, own
+//        hits counted per shadow, decayed by half every period     sketch
+//
+//   The shadows see the same (sampled) request stream, so their hit counts
+//   differ only by their window size; every period (sample_factor x the shadow
+//   capacity, in sampled requests) the real policy adopts the fraction of the
+//   shadow with the most decayed hits, if it beats the current one by a small
+//   margin (hysteresis against noise). Stores up to kShadowEntries entries
+//   sample every key, so each shadow is an exact replica of the real policy at
+//   its fraction and the real store tracks the best of them with one period of
+//   lag. Larger stores estimate from a sample of about kShadowEntries keys
+//   each; the SHARDS papers measure errors of a fraction of a point at that
+//   size. The sample is chosen by a hash finaliser independent of the shard
+//   selection bits, so each shard samples its own keys at the same rate.
+//
+//   Cost: kShadowFractions.size() shadows of about kShadowEntries nodes (48
+//   bytes each) per policy, independent of the store's size (~300 KB per
+//   shard); sampled accesses (all of them in stores below kShadowEntries,
+//   1/R otherwise) do one hash-map operation and O(1) list work per shadow.
+//   Moving the window transfers at most kTransferLimit entries per call.
 //
 //   kLru is one exact LRU queue, for users who want it and as the baseline.
 //
@@ -42,8 +73,8 @@
 // and its `queue` field names it; the per-queue weights sum to weighted_size();
 // after evict() returns, weighted_size() <= maximum().
 //
-// Complexity: on_insert / on_access / on_remove are O(1); evict() is O(number
-// evicted); climbing moves at most kTransferLimit entries per call.
+// Complexity: on_insert / on_access / on_remove are O(1) amortised (plus the
+// shadows' O(1) for sampled keys); evict() is O(number evicted).
 //
 // Thread-safety: none; a LocalStore shard guards it with its lock.
 //
@@ -55,9 +86,12 @@
 #define LARDER_INTERNAL_EVICTION_POLICY_H_
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 
+#include "absl/container/node_hash_map.h"
 #include "larder/internal/frequency_sketch.h"
 #include "larder/internal/policy_hook.h"
 
@@ -65,23 +99,21 @@ namespace larder::internal {
 
 enum class PolicyKind : std::uint8_t { kAdaptiveTinyLfu, kTinyLfu, kLru };
 
+class ShadowPolicies;
+
 class EvictionPolicyCore {
  public:
-  static constexpr double kPercentMain = 0.99;
+  // The fixed window's share of the bound (kTinyLfu, and the adaptive
+  // policy's start).
+  static constexpr double kWindowFraction = 0.01;
   static constexpr double kPercentMainProtected = 0.80;
-  static constexpr double kStepPercent = 0.0625;
-  static constexpr double kStepDecay = 0.98;
-  static constexpr double kRestartThreshold = 0.05;
   static constexpr int kTransferLimit = 1000;
   static constexpr int kAdmitHashDosThreshold = 6;
 
   // maximum: the bound in weight units (entries when unweighted).
-  // expected_entries: sizes the frequency sketch.
-  EvictionPolicyCore(PolicyKind kind, std::uint64_t maximum, std::uint64_t expected_entries)
-      : kind_(kind),
-        sketch_(kind == PolicyKind::kLru ? 1 : expected_entries) {
-    set_maximum(maximum);
-  }
+  // expected_entries: sizes the frequency sketch (and the shadows' sample).
+  EvictionPolicyCore(PolicyKind kind, std::uint64_t maximum, std::uint64_t expected_entries);
+  ~EvictionPolicyCore();
   EvictionPolicyCore(const EvictionPolicyCore&) = delete;
   EvictionPolicyCore& operator=(const EvictionPolicyCore&) = delete;
 
@@ -93,8 +125,27 @@ class EvictionPolicyCore {
   std::uint64_t window_weighted_size() const { return window_weight_; }
   std::uint64_t protected_weighted_size() const { return protected_weight_; }
 
-  // sample_factor: the hill climber's sample period, in multiples of maximum().
-  void set_sample_factor(double f) { sample_factor_ = f; }
+  // set_sample_factor: the adaptive policy's decision period, in multiples of
+  // the shadows' (sampled) capacity, counted in sampled requests. Default 1.
+  void set_sample_factor(double f);
+
+  // set_window_fraction: the window's share of the bound, in [0, 1]; 1 makes
+  // W-TinyLFU an LRU. For kTinyLfu a fixed setting; for kAdaptiveTinyLfu the
+  // starting point (the shadows move it). Moves entries lazily (evict()).
+  void set_window_fraction(double f);
+  double window_fraction() const {
+    return maximum_ == 0 ? 0 : static_cast<double>(target_window_) / static_cast<double>(maximum_);
+  }
+
+  // set_maximum: changes the bound (and, for W-TinyLFU, the queue maxima
+  // proportionally). Entries are evicted by the next evict().
+  void set_maximum(std::uint64_t maximum) {
+    const double f = maximum_ == 0 ? kWindowFraction : window_fraction();
+    maximum_ = maximum;
+    if (kind_ == PolicyKind::kLru) return;
+    target_window_ = window_for(f);
+    apply_window_target();
+  }
 
   // on_insert: a new entry (a miss that was filled). Its hash and weight are set.
   void on_insert(PolicyHook* h) {
@@ -105,7 +156,7 @@ class EvictionPolicyCore {
       return;
     }
     sketch_.increment(h->hash);
-    ++misses_in_sample_;
+    if (shadows_) shadow_access(h->hash, h->weight, /*read=*/true);
     h->queue = PolicyQueue::kWindow;
     window_weight_ += h->weight;
     window_.push_back(h);
@@ -113,12 +164,65 @@ class EvictionPolicyCore {
 
   // on_access: a hit on an entry.
   void on_access(PolicyHook* h) {
+    if (shadows_) shadow_access(h->hash, h->weight, /*read=*/true);
+    touch(h);
+  }
+
+  // on_update: an entry's value was replaced; its weight becomes new_weight.
+  // Counts as an access (Caffeine does the same), but not as a read hit.
+  void on_update(PolicyHook* h, std::uint32_t new_weight) {
+    const std::uint32_t old = h->weight;
+    h->weight = new_weight;
+    weighted_size_ = weighted_size_ - old + new_weight;
+    if (h->queue == PolicyQueue::kWindow && kind_ != PolicyKind::kLru) {
+      window_weight_ = window_weight_ - old + new_weight;
+    } else if (h->queue == PolicyQueue::kProtected) {
+      protected_weight_ = protected_weight_ - old + new_weight;
+    }
+    if (shadows_) shadow_access(h->hash, new_weight, /*read=*/false);
+    touch(h);
+  }
+
+  // on_remove: an entry leaves (explicit removal, expiry). Unlinks it.
+  void on_remove(PolicyHook* h) {
+    if (h->queue == PolicyQueue::kNone) return;
+    if (shadows_) shadow_remove(h->hash);
+    unlink(h);
+  }
+
+  // evict: while over the bound, chooses a victim, unlinks it and calls
+  // evicted(hook), which may free it. Then moves the window toward its target.
+  template <class F>
+  void evict(F&& evicted) {
+    if (kind_ == PolicyKind::kLru) {
+      while (weighted_size_ > maximum_ && !probation_.empty()) {
+        PolicyHook* v = probation_.front();
+        unlink(v);
+        evicted(v);
+      }
+      return;
+    }
+    if (target_window_ != window_max_) apply_window_target();
+    const int candidates = evict_from_window();
+    evict_from_main(candidates, evicted);
+  }
+
+ private:
+  friend class ShadowPolicies;
+
+  std::uint64_t window_for(double f) const {
+    if (maximum_ <= 1) return maximum_;
+    const double w = std::clamp(f, 0.0, 1.0) * static_cast<double>(maximum_);
+    return std::clamp<std::uint64_t>(static_cast<std::uint64_t>(std::llround(w)), 1, maximum_);
+  }
+
+  // touch: the policy's reaction to an access (no shadow work).
+  void touch(PolicyHook* h) {
     if (kind_ == PolicyKind::kLru) {
       probation_.move_to_back(h);
       return;
     }
     sketch_.increment(h->hash);
-    ++hits_in_sample_;
     switch (h->queue) {
       case PolicyQueue::kWindow:
         window_.move_to_back(h);
@@ -138,30 +242,7 @@ class EvictionPolicyCore {
     }
   }
 
-  // on_update: an entry's value was replaced; its weight becomes new_weight.
-  // Counts as an access (Caffeine does the same).
-  void on_update(PolicyHook* h, std::uint32_t new_weight) {
-    const std::uint32_t old = h->weight;
-    h->weight = new_weight;
-    weighted_size_ = weighted_size_ - old + new_weight;
-    if (h->queue == PolicyQueue::kWindow && kind_ != PolicyKind::kLru) {
-      window_weight_ = window_weight_ - old + new_weight;
-    } else if (h->queue == PolicyQueue::kProtected) {
-      protected_weight_ = protected_weight_ - old + new_weight;
-    }
-    if (kind_ == PolicyKind::kLru) {
-      probation_.move_to_back(h);
-      return;
-    }
-    // An update is an access for recency, but it is not a read hit: the
-    // hill climber's sample counts reads only.
-    --hits_in_sample_;
-    on_access(h);
-  }
-
-  // on_remove: an entry leaves (explicit removal, expiry). Unlinks it.
-  void on_remove(PolicyHook* h) {
-    if (h->queue == PolicyQueue::kNone) return;
+  void unlink(PolicyHook* h) {
     weighted_size_ -= h->weight;
     if (kind_ != PolicyKind::kLru) {
       if (h->queue == PolicyQueue::kWindow) window_weight_ -= h->weight;
@@ -171,31 +252,50 @@ class EvictionPolicyCore {
     h->queue = PolicyQueue::kNone;
   }
 
-  // evict: while over the bound, chooses a victim, unlinks it and calls
-  // evicted(hook), which may free it. Then adapts the window (kAdaptiveTinyLfu).
-  template <class F>
-  void evict(F&& evicted) {
-    if (kind_ == PolicyKind::kLru) {
-      while (weighted_size_ > maximum_ && !probation_.empty()) {
-        PolicyHook* v = probation_.front();
-        on_remove(v);
-        evicted(v);
+  // apply_window_target: sets the queue maxima for target_window_ and moves
+  // entries between window and main so the queues respect them; at most
+  // kTransferLimit moves per call, the rest on later calls. Growing the
+  // window takes main's LRU entries (probation first) to the window's LRU
+  // end, keeping their order (Caffeine puts them at the MRU end; but the
+  // window grows because recency pays, and main's entries are its least
+  // recent, so they go first); shrinking demotes the window's LRU entries
+  // to probation.
+  void apply_window_target() {
+    window_max_ = target_window_;
+    protected_max_ = static_cast<std::uint64_t>(
+        kPercentMainProtected * static_cast<double>(maximum_ - window_max_));
+    const std::uint64_t main_max = maximum_ - window_max_;
+    PolicyHook* const anchor = window_.front();
+    for (int i = 0; i < kTransferLimit && weighted_size_ - window_weight_ > main_max; ++i) {
+      PolicyHook* c = probation_.front();
+      if (c == nullptr) c = protected_.front();
+      if (c == nullptr) break;
+      if (c->queue == PolicyQueue::kProtected) protected_weight_ -= c->weight;
+      PolicyList::unlink(c);
+      c->queue = PolicyQueue::kWindow;
+      window_weight_ += c->weight;
+      if (anchor == nullptr) {
+        window_.push_back(c);
+      } else {
+        insert_before(anchor, c);
       }
-      return;
     }
-    const int candidates = evict_from_window();
-    evict_from_main(candidates, evicted);
-    if (kind_ == PolicyKind::kAdaptiveTinyLfu) climb();
+    for (int i = 0; i < kTransferLimit && window_weight_ > window_max_; ++i) {
+      PolicyHook* c = window_.front();
+      PolicyList::unlink(c);
+      window_weight_ -= c->weight;
+      c->queue = PolicyQueue::kProbation;
+      probation_.push_back(c);
+    }
+    demote_from_protected();
   }
 
- private:
-  void set_maximum(std::uint64_t maximum) {
-    maximum_ = maximum;
-    if (kind_ == PolicyKind::kLru) return;
-    const auto main = static_cast<std::uint64_t>(kPercentMain * static_cast<double>(maximum));
-    window_max_ = maximum - main;
-    protected_max_ = static_cast<std::uint64_t>(kPercentMainProtected * static_cast<double>(main));
-    step_size_ = -kStepPercent * static_cast<double>(maximum);
+  // insert_before: links h in front of pos (closer to the LRU end).
+  static void insert_before(PolicyHook* pos, PolicyHook* h) {
+    h->next = pos;
+    h->prev = pos->prev;
+    pos->prev->next = h;
+    pos->prev = h;
   }
 
   void demote_from_protected() {
@@ -262,7 +362,7 @@ class EvictionPolicyCore {
       return candidate_q == PolicyQueue::kProbation ? probation_.prev_of(c) : window_.next_of(c);
     };
     auto drop = [&](PolicyHook* h) {
-      on_remove(h);
+      unlink(h);
       evicted(h);
     };
     while (weighted_size_ > maximum_) {
@@ -319,99 +419,8 @@ class EvictionPolicyCore {
     }
   }
 
-  void determine_adjustment() {
-    const std::uint64_t requests = hits_in_sample_ + misses_in_sample_;
-    const double sample =
-        std::max(1.0, sample_factor_ * static_cast<double>(maximum_));
-    if (static_cast<double>(requests) < sample) return;
-    const double hit_rate =
-        static_cast<double>(hits_in_sample_) / static_cast<double>(requests);
-    const double change = hit_rate - previous_hit_rate_;
-    double amount = change >= 0 ? step_size_ : -step_size_;
-    if (std::abs(change) < dead_band_ && step_size_ != 0) {
-      // On a plateau keep moving, at least at the initial step, in the same
-      // direction: the hit rate often does not respond until the window
-      // crosses a reuse distance, and noise would otherwise turn it around.
-      step_size_ = (step_size_ >= 0 ? 1 : -1) *
-                   std::max(std::abs(step_size_), plateau_step_ * static_cast<double>(maximum_));
-      amount = step_size_;
-    }
-    const double next_step =
-        std::abs(change) >= kRestartThreshold
-            ? kStepPercent * static_cast<double>(maximum_) * (amount >= 0 ? 1 : -1)
-            : kStepDecay * amount;
-    previous_hit_rate_ = hit_rate;
-    adjustment_ = static_cast<std::int64_t>(amount);
-    step_size_ = next_step;
-    hits_in_sample_ = 0;
-    misses_in_sample_ = 0;
-  }
-
-  void climb() {
-    determine_adjustment();
-    demote_from_protected();
-    if (adjustment_ > 0) {
-      increase_window();
-    } else if (adjustment_ < 0) {
-      decrease_window();
-    }
-  }
-
-  void increase_window() {
-    // The window may grow until main is a single entry: on recency-skewed
-    // traces (loops over a recent working set) plain LRU is optimal.
-    if (window_max_ + 1 >= maximum_) return;
-    std::uint64_t quota = std::min<std::uint64_t>(static_cast<std::uint64_t>(adjustment_),
-                                                  maximum_ - 1 - window_max_);
-    const std::uint64_t from_protected = std::min(quota, protected_max_);
-    protected_max_ -= from_protected;
-    window_max_ += quota;
-    demote_from_protected();
-    for (int i = 0; i < kTransferLimit; ++i) {
-      PolicyHook* c = probation_.front();
-      bool from_probation = true;
-      if (c == nullptr || quota < c->weight) {
-        c = protected_.front();
-        from_probation = false;
-      }
-      if (c == nullptr || quota < c->weight) break;
-      quota -= c->weight;
-      PolicyList::unlink(c);
-      if (!from_probation) protected_weight_ -= c->weight;
-      window_weight_ += c->weight;
-      c->queue = PolicyQueue::kWindow;
-      window_.push_back(c);
-    }
-    // Return the quota that could not be moved.
-    const std::uint64_t back = std::min(quota, from_protected);
-    protected_max_ += back;
-    window_max_ -= quota;
-    adjustment_ = static_cast<std::int64_t>(quota);
-  }
-
-  void decrease_window() {
-    if (window_max_ <= 1) return;
-    std::uint64_t quota = std::min<std::uint64_t>(static_cast<std::uint64_t>(-adjustment_),
-                                                  window_max_ - 1);
-    const std::uint64_t protected_cap = static_cast<std::uint64_t>(
-        kPercentMainProtected * static_cast<double>(maximum_ - (window_max_ - quota)));
-    const std::uint64_t to_protected =
-        std::min(quota, protected_cap > protected_max_ ? protected_cap - protected_max_ : 0);
-    protected_max_ += to_protected;
-    window_max_ -= quota;
-    for (int i = 0; i < kTransferLimit; ++i) {
-      PolicyHook* c = window_.front();
-      if (c == nullptr || quota < c->weight) break;
-      quota -= c->weight;
-      PolicyList::unlink(c);
-      window_weight_ -= c->weight;
-      c->queue = PolicyQueue::kProbation;
-      probation_.push_back(c);
-    }
-    protected_max_ -= std::min(quota, to_protected);
-    window_max_ += quota;
-    adjustment_ = -static_cast<std::int64_t>(quota);
-  }
+  void shadow_access(std::uint64_t hash, std::uint32_t weight, bool read);
+  void shadow_remove(std::uint64_t hash);
 
   PolicyKind kind_;
   FrequencySketch sketch_;
@@ -420,17 +429,166 @@ class EvictionPolicyCore {
   std::uint64_t weighted_size_ = 0;
   std::uint64_t window_max_ = 0, protected_max_ = 0;
   std::uint64_t window_weight_ = 0, protected_weight_ = 0;
-  // Hill climber.
-  double sample_factor_ = 10.0;
-  // A hit-rate change smaller than this is a plateau (see determine_adjustment).
-  double dead_band_ = 0.002;
-  double plateau_step_ = kStepPercent;
-  std::uint64_t hits_in_sample_ = 0, misses_in_sample_ = 0;
-  double previous_hit_rate_ = 0;
-  double step_size_ = 0;
-  std::int64_t adjustment_ = 0;
+  std::uint64_t target_window_ = 0;
   std::uint64_t rng_ = 0x9e3779b97f4a7c15ull;
+  std::unique_ptr<ShadowPolicies> shadows_;  // kAdaptiveTinyLfu only
 };
+
+// ShadowPolicies: the miniature simulations that choose the adaptive policy's
+// window (see the design essay above). Each shadow is a kTinyLfu
+// EvictionPolicyCore with a fixed window over nodes that hold only a hash.
+class ShadowPolicies {
+ public:
+  static constexpr std::array<double, 6> kFractions = {0.01, 0.05, 0.2, 0.45, 0.75, 1.0};
+  static constexpr std::uint64_t kShadowEntries = 1024;
+
+  ShadowPolicies(std::uint64_t maximum, std::uint64_t expected_entries) {
+    const std::uint64_t expected = std::max<std::uint64_t>(expected_entries, 1);
+    const double rate =
+        std::min(1.0, static_cast<double>(kShadowEntries) / static_cast<double>(expected));
+    threshold_ = rate >= 1.0 ? (1ull << 32) : static_cast<std::uint64_t>(rate * 4294967296.0);
+    const std::uint64_t shadow_max = std::max<std::uint64_t>(
+        1, static_cast<std::uint64_t>(std::llround(rate * static_cast<double>(maximum))));
+    const std::uint64_t shadow_expected = std::max<std::uint64_t>(
+        1, static_cast<std::uint64_t>(std::llround(rate * static_cast<double>(expected))));
+    period_base_ = static_cast<double>(shadow_expected);
+    for (std::size_t i = 0; i < kFractions.size(); ++i) {
+      shadows_[i] = std::make_unique<Shadow>(shadow_max, shadow_expected);
+      shadows_[i]->policy.set_window_fraction(kFractions[i]);
+      if (kFractions[i] == EvictionPolicyCore::kWindowFraction) current_ = i;
+    }
+  }
+
+  // sampled: whether the key with this hash is in the spatial sample. A
+  // finaliser of the hash decides, independent of the shard-selection bits.
+  bool sampled(std::uint64_t hash) const {
+    if (threshold_ > 0xffffffffull) return true;
+    std::uint64_t x = hash ^ 0x5851f42d4c957f2dull;
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ull;
+    x ^= x >> 32;
+    return (x & 0xffffffffull) < threshold_;
+  }
+
+  // access: a request for a sampled key (read: a get, counted as a hit when
+  // the shadow holds it; otherwise a write). Each shadow hits or inserts and
+  // evicts; every tick, decide() may change fraction().
+  void access(std::uint64_t hash, std::uint32_t weight, bool read) {
+    for (std::size_t i = 0; i < kFractions.size(); ++i) {
+      Shadow& s = *shadows_[i];
+      auto [it, inserted] = s.nodes.try_emplace(hash);
+      PolicyHook* n = &it->second;
+      if (!inserted) {
+        if (read) s.hits += 1;
+        s.policy.on_update(n, weight);
+        continue;
+      }
+      n->hash = hash;
+      n->weight = weight;
+      s.policy.on_insert(n);
+      s.policy.evict([&s](PolicyHook* v) { s.nodes.erase(v->hash); });
+    }
+    if (read && static_cast<double>(++requests_) * kTicks >= period_factor_ * period_base_) decide();
+  }
+
+  void remove(std::uint64_t hash) {
+    for (auto& s : shadows_) {
+      auto it = s->nodes.find(hash);
+      if (it == s->nodes.end()) continue;
+      s->policy.on_remove(&it->second);
+      s->nodes.erase(it);
+    }
+  }
+
+  double fraction() const { return kFractions[current_]; }
+  // set_fraction: makes the grid point nearest to f the current one.
+  void set_fraction(double f) {
+    for (std::size_t i = 0; i < kFractions.size(); ++i) {
+      if (std::abs(kFractions[i] - f) < std::abs(kFractions[current_] - f)) current_ = i;
+    }
+  }
+  void set_period_factor(double f) { period_factor_ = std::max(f, 0.01); }
+
+ private:
+  struct Shadow {
+    Shadow(std::uint64_t maximum, std::uint64_t expected)
+        : policy(PolicyKind::kTinyLfu, maximum, expected) {}
+    EvictionPolicyCore policy;
+    absl::node_hash_map<std::uint64_t, PolicyHook> nodes;
+    double hits = 0;   // this period
+    double score = 0;  // decayed hits of past periods
+  };
+
+  // decide: every tick (1/kTicks of a period) the scores age by kDecay per
+  // period and the leader is adopted if its decayed hit ratio beats the
+  // current shadow's by kMargin.
+  void decide() {
+    const double decay = std::pow(kDecay, 1.0 / kTicks);
+    for (auto& s : shadows_) {
+      s->score = s->score * decay + s->hits;
+      s->hits = 0;
+    }
+    total_ = total_ * decay + static_cast<double>(requests_);
+    requests_ = 0;
+    std::size_t best = current_;
+    for (std::size_t i = 0; i < kFractions.size(); ++i) {
+      if (shadows_[i]->score > shadows_[best]->score) best = i;
+    }
+    if (shadows_[best]->score > shadows_[current_]->score + kMargin * total_) current_ = best;
+  }
+
+  // Scores age by kDecay per period (a memory of ~30 periods: hits come in
+  // bursts on loop and zig-zag traces, and a short memory chases them);
+  // decisions come every 1/kTicks period (a burst is acted on early); a
+  // change needs a kMargin lead in hit ratio (hysteresis: moving the window
+  // costs hits).
+  static constexpr double kDecay = 0.97;
+  static constexpr double kMargin = 0.002;
+  static constexpr double kTicks = 16;
+
+  std::array<std::unique_ptr<Shadow>, kFractions.size()> shadows_;
+  std::uint64_t threshold_ = 0;
+  double period_base_ = 1;
+  double period_factor_ = 1;
+  std::uint64_t requests_ = 0;  // this tick
+  double total_ = 0;            // decayed requests
+  std::size_t current_ = 0;
+};
+
+inline EvictionPolicyCore::EvictionPolicyCore(PolicyKind kind, std::uint64_t maximum,
+                                              std::uint64_t expected_entries)
+    : kind_(kind), sketch_(kind == PolicyKind::kLru ? 1 : expected_entries) {
+  set_maximum(maximum);
+  if (kind == PolicyKind::kAdaptiveTinyLfu) {
+    shadows_ = std::make_unique<ShadowPolicies>(maximum, expected_entries);
+  }
+}
+
+inline EvictionPolicyCore::~EvictionPolicyCore() = default;
+
+inline void EvictionPolicyCore::set_window_fraction(double f) {
+  if (kind_ == PolicyKind::kLru) return;
+  if (shadows_) {
+    shadows_->set_fraction(f);
+    f = shadows_->fraction();
+  }
+  target_window_ = window_for(f);
+}
+
+inline void EvictionPolicyCore::set_sample_factor(double f) {
+  if (shadows_) shadows_->set_period_factor(f);
+}
+
+inline void EvictionPolicyCore::shadow_access(std::uint64_t hash, std::uint32_t weight,
+                                              bool read) {
+  if (!shadows_->sampled(hash)) return;
+  shadows_->access(hash, weight, read);
+  target_window_ = window_for(shadows_->fraction());
+}
+
+inline void EvictionPolicyCore::shadow_remove(std::uint64_t hash) {
+  if (shadows_->sampled(hash)) shadows_->remove(hash);
+}
 
 }  // namespace larder::internal
 

@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "larder/internal/eviction_policy.h"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "gtest/gtest.h"
+
+namespace larder::internal {
+namespace {
+
+std::uint64_t hash_of(std::uint64_t k) {
+  std::uint64_t x = k + 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Harness: a map of nodes driven through the policy (get; on a miss, insert).
+class Harness {
+ public:
+  Harness(PolicyKind kind, std::uint64_t maximum) : policy(kind, maximum, maximum) {}
+
+  bool access(std::uint64_t k, std::uint32_t weight = 1) {
+    auto it = nodes_.find(k);
+    if (it != nodes_.end()) {
+      policy.on_access(it->second.get());
+      return true;
+    }
+    auto n = std::make_unique<Node>();
+    n->key = k;
+    n->hash = hash_of(k);
+    n->weight = weight;
+    Node* raw = n.get();
+    nodes_.emplace(k, std::move(n));
+    policy.on_insert(raw);
+    policy.evict([&](PolicyHook* v) { evicted_.push_back(static_cast<Node*>(v)->key); });
+    for (std::uint64_t e : evicted_) nodes_.erase(e);
+    evicted_.clear();
+    return false;
+  }
+  void remove(std::uint64_t k) {
+    auto it = nodes_.find(k);
+    if (it == nodes_.end()) return;
+    policy.on_remove(it->second.get());
+    nodes_.erase(it);
+  }
+  void update(std::uint64_t k, std::uint32_t weight) {
+    auto it = nodes_.find(k);
+    if (it == nodes_.end()) return;
+    policy.on_update(it->second.get(), weight);
+    policy.evict([&](PolicyHook* v) { evicted_.push_back(static_cast<Node*>(v)->key); });
+    for (std::uint64_t e : evicted_) nodes_.erase(e);
+    evicted_.clear();
+  }
+  bool contains(std::uint64_t k) const { return nodes_.contains(k); }
+
+  // Every node is in a queue; weights add up; the bound holds.
+  void check_invariants() const {
+    std::uint64_t total = 0, window = 0, prot = 0;
+    for (const auto& [k, n] : nodes_) {
+      EXPECT_NE(n->queue, PolicyQueue::kNone) << "key " << k;
+      total += n->weight;
+      if (policy.kind() != PolicyKind::kLru) {
+        if (n->queue == PolicyQueue::kWindow) window += n->weight;
+        if (n->queue == PolicyQueue::kProtected) prot += n->weight;
+      }
+    }
+    EXPECT_EQ(total, policy.weighted_size());
+    EXPECT_LE(policy.weighted_size(), policy.maximum());
+    if (policy.kind() != PolicyKind::kLru) {
+      EXPECT_EQ(window, policy.window_weighted_size());
+      EXPECT_EQ(prot, policy.protected_weighted_size());
+    }
+  }
+
+  EvictionPolicyCore policy;
+
+ private:
+  struct Node : PolicyHook {
+    std::uint64_t key = 0;
+  };
+  absl::flat_hash_map<std::uint64_t, std::unique_ptr<Node>> nodes_;
+  std::vector<std::uint64_t> evicted_;
+};
+
+std::uint64_t next_random(std::uint64_t& x) {
+  x = x * 6364136223846793005ull + 1442695040888963407ull;
+  return x >> 33;
+}
+
+class EvictionPolicyKindTest : public ::testing::TestWithParam<PolicyKind> {};
+
+TEST_P(EvictionPolicyKindTest, InvariantsHoldUnderMixedOperations) {
+  Harness h(GetParam(), 300);
+  std::uint64_t x = 7;
+  for (int i = 0; i < 20'000; ++i) {
+    const std::uint64_t r = next_random(x);
+    const std::uint64_t k = (r % 4 == 0) ? r % 2000 : r % 400;  // hot set + noise
+    switch (r % 20) {
+      case 0:
+        h.remove(k);
+        break;
+      case 1:
+        h.update(k, static_cast<std::uint32_t>(1 + r % 3));
+        break;
+      default:
+        h.access(k);
+    }
+    if (i % 997 == 0) h.check_invariants();
+  }
+  h.check_invariants();
+}
+
+TEST_P(EvictionPolicyKindTest, WeightedEntriesRespectTheBound) {
+  Harness h(GetParam(), 1000);
+  std::uint64_t x = 11;
+  for (int i = 0; i < 10'000; ++i) {
+    const std::uint64_t r = next_random(x);
+    h.access(r % 3000, static_cast<std::uint32_t>(1 + r % 50));
+  }
+  h.check_invariants();
+}
+
+INSTANTIATE_TEST_SUITE_P(AllKinds, EvictionPolicyKindTest,
+                         ::testing::Values(PolicyKind::kLru, PolicyKind::kTinyLfu,
+                                           PolicyKind::kAdaptiveTinyLfu));
+
+TEST(EvictionPolicyTest, LruEvictsInRecencyOrder) {
+  Harness h(PolicyKind::kLru, 3);
+  h.access(1);
+  h.access(2);
+  h.access(3);
+  h.access(1);  // 2 is now least recent
+  h.access(4);
+  EXPECT_FALSE(h.contains(2));
+  EXPECT_TRUE(h.contains(1));
+  h.access(5);  // evicts 3
+  EXPECT_FALSE(h.contains(3));
+  EXPECT_TRUE(h.contains(1));
+}
+
+// A window of 100% makes W-TinyLFU an exact LRU.
+TEST(EvictionPolicyTest, FullWindowIsExactLru) {
+  Harness lru(PolicyKind::kLru, 100);
+  Harness full(PolicyKind::kTinyLfu, 100);
+  full.policy.set_window_fraction(1.0);
+  std::uint64_t x = 3;
+  int lru_hits = 0, full_hits = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    const std::uint64_t k = next_random(x) % 300;
+    lru_hits += lru.access(k);
+    full_hits += full.access(k);
+  }
+  EXPECT_EQ(lru_hits, full_hits);
+  EXPECT_EQ(full.policy.window_maximum(), 100u);
+}
+
+TEST(EvictionPolicyTest, WindowFractionMovesEntriesBetweenQueues) {
+  Harness h(PolicyKind::kTinyLfu, 200);
+  for (std::uint64_t k = 0; k < 400; ++k) h.access(k % 250);
+  EXPECT_EQ(h.policy.window_maximum(), 2u);
+  h.policy.set_window_fraction(0.5);
+  h.access(1000);  // evict() applies the new target
+  EXPECT_EQ(h.policy.window_maximum(), 100u);
+  EXPECT_GE(h.policy.window_weighted_size(), 99u);  // main's old entries moved in
+  EXPECT_LE(h.policy.window_weighted_size(), 100u);
+  h.check_invariants();
+  h.policy.set_window_fraction(0.01);
+  h.access(1001);
+  EXPECT_EQ(h.policy.window_maximum(), 2u);
+  EXPECT_LE(h.policy.window_weighted_size(), 2u);
+  h.check_invariants();
+}
+
+// Recency workload: each key is read three times within a short distance and
+// never again. LRU holds them; a 1% window rejects them at admission (their
+// frequency never beats main's). The adaptive policy must follow LRU.
+double recency_hit_ratio(PolicyKind kind, std::uint64_t capacity, int n) {
+  Harness h(kind, capacity);
+  std::uint64_t x = 5;
+  int hits = 0;
+  for (int i = 0; i < n; ++i) {
+    const std::uint64_t base = static_cast<std::uint64_t>(i) / 3;
+    const std::uint64_t k = base + next_random(x) % (capacity / 2);
+    hits += h.access(k);
+  }
+  return static_cast<double>(hits) / n;
+}
+
+TEST(EvictionPolicyTest, AdaptiveFollowsLruOnRecencyWorkload) {
+  const double lru = recency_hit_ratio(PolicyKind::kLru, 200, 60'000);
+  const double fixed = recency_hit_ratio(PolicyKind::kTinyLfu, 200, 60'000);
+  const double adaptive = recency_hit_ratio(PolicyKind::kAdaptiveTinyLfu, 200, 60'000);
+  EXPECT_GT(lru, fixed + 0.05) << "workload does not separate the policies";
+  EXPECT_GT(adaptive, lru - 0.02) << "lru " << lru << " fixed " << fixed;
+}
+
+// Loop larger than the cache: LRU gets nothing, W-TinyLFU keeps a fixed part.
+TEST(EvictionPolicyTest, AdaptiveStaysFrequencyBasedOnLoop) {
+  auto run = [](PolicyKind kind) {
+    Harness h(kind, 200);
+    int hits = 0;
+    const int n = 50'000;
+    for (int i = 0; i < n; ++i) hits += h.access(static_cast<std::uint64_t>(i % 300));
+    return static_cast<double>(hits) / n;
+  };
+  const double lru = run(PolicyKind::kLru);
+  const double fixed = run(PolicyKind::kTinyLfu);
+  const double adaptive = run(PolicyKind::kAdaptiveTinyLfu);
+  EXPECT_LT(lru, 0.01);
+  EXPECT_GT(fixed, 0.5);
+  EXPECT_GT(adaptive, fixed - 0.02) << "fixed " << fixed;
+}
+
+// A store larger than the shadows samples keys; the choice still follows the
+// workload.
+TEST(EvictionPolicyTest, SampledShadowsFollowRecency) {
+  const double lru = recency_hit_ratio(PolicyKind::kLru, 8000, 150'000);
+  const double adaptive = recency_hit_ratio(PolicyKind::kAdaptiveTinyLfu, 8000, 150'000);
+  EXPECT_GT(adaptive, lru - 0.03) << "lru " << lru;
+}
+
+TEST(EvictionPolicyTest, AdaptiveIsDeterministic) {
+  EXPECT_EQ(recency_hit_ratio(PolicyKind::kAdaptiveTinyLfu, 300, 20'000),
+            recency_hit_ratio(PolicyKind::kAdaptiveTinyLfu, 300, 20'000));
+}
+
+}  // namespace
+}  // namespace larder::internal
