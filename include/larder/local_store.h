@@ -15,40 +15,78 @@
 //
 //   The key space is split by hash into shards (LocalStoreOptions::shards; by
 //   default a power of two near 4x the hardware threads, fewer for small
-//   bounds). Each shard owns, under its own mutex:
+//   bounds). Writers serialise on their shard's mutex; readers take no lock
+//   and write no shared cache line:
 //
-//     shard: mutex | hash set of Node*   | eviction policy (3 LRU queues +   |
-//                  | (lookup by key)     | frequency sketch) | timer wheel   |
+//     shard:  hash index (lock-free reads)   ids -> node slab   read buffers
+//             ----------------------------   ---------------    (per thread)
+//             under the mutex: eviction policy (3 LRU queues + frequency
+//             sketch), timer wheel, retired nodes awaiting reclamation
 //
-//   A Node embeds the policy's and the wheel's links, so every structure is
-//   intrusive and every operation is O(1) with one allocation per entry.
-//   The bound is split evenly between shards, so the store never holds more
-//   than its bound: eviction runs inside the same critical section as the
-//   insert that overflowed the shard (no slack at all, even under concurrent
-//   inserts). The cost of splitting is that a shard's hot set competes only
-//   with its own keys; with hundreds of entries per shard this changes hit
-//   ratios by well under a point (measured with bench/larder-sim --shards).
+//     node (64 bytes for u64 -> u64):
+//       [ policy prev | policy next | hash:32 weight:30 queue:2 ]  24  PolicyHook
+//       [ wheel prev id:32 | wheel next id:32 ]                      8  TimerHook
+//       [ key | value | fresh_until | stale_until ]                 32
+//
+//   Read path (get): hash, pick the shard, enter an epoch guard
+//   (internal/epoch.h: one exchange on the thread's own record), probe the
+//   shard's ConcurrentIdTable (internal/concurrent_table.h: 4-byte slots of
+//   id + hash tag), turn the id into the node's address (internal/node_slab.h),
+//   compare keys, check stale_until (the clock is read only for entries that
+//   can expire), copy the entry out, append the node to the thread's stripe
+//   of the shard's read buffer (internal/read_buffer.h), leave the guard.
+//   Counters are striped. Nothing on this path takes a lock or writes a line
+//   another reader writes.
+//
+//   A node's key and entry never change while it is published: put() on an
+//   existing key builds a new node, moves the policy and timer links to it
+//   (PolicyList::transplant) and swaps the id in the index with one store;
+//   removal writes a tombstone. An unpublished node is retired with the
+//   current epoch and its key and value are destroyed only two epochs later,
+//   when no reader can still hold it; its memory stays node-shaped (the slab
+//   is type-stable) and is reused for a later entry.
+//
+//   Access recording (Caffeine's design, "BP-Wrapper"): a hit appends the
+//   node to a lossy striped ring buffer; whoever fills a stripe drains all of
+//   the shard's stripes into the policy under try_lock, and every writer
+//   drains them first thing under its lock. With one thread nothing is
+//   dropped and the policy sees every access in the same order as if it were
+//   recorded under the lock (the simulator's hit ratios are unchanged); under
+//   contention, records that find a full stripe while another thread drains
+//   are dropped, which makes recency and frequency approximate, never wrong
+//   about liveness (a drained node whose queue is kNone is skipped).
+//
+//   Bound: eviction runs in the same critical section as the insert that
+//   overflowed the shard, so the store never holds more than its bound (no
+//   slack, even under concurrent inserts; size() counts published entries).
+//   The bound is split evenly between shards: a shard's hot set competes
+//   only with its own keys; with hundreds of entries per shard this changes
+//   hit ratios by well under a point (measured with bench/larder-sim
+//   --shards). Each shard holds at most 2^26 - 2 nodes (live plus retired);
+//   beyond that a put is refused and reported to the listener as kEvicted.
 //
 //   Expiry: an entry is live while now < stale_until (by the store's clock).
-//   A lookup never returns an expired entry. The shard's hierarchical timer
-//   wheel (internal/timer_wheel.h) files every entry by stale_until; each
-//   operation on a shard advances its wheel, which reclaims expired entries in
-//   amortised O(1) (granularity ~1 s). A store that sees no operations at all
-//   reclaims nothing: call cleanup() periodically if that matters.
+//   A lookup never returns an expired entry: a reader that finds one takes
+//   the lock and removes it (kExpired). The shard's hierarchical timer wheel
+//   (internal/timer_wheel.h) files every entry with a finite stale_until;
+//   each write, each read-buffer drain and cleanup() advance it, reclaiming
+//   expired entries in amortised O(1) (granularity ~1 s). A store that sees
+//   no operations reclaims nothing: call cleanup() periodically if that
+//   matters.
 //
-//   The removal listener runs after the shard's lock is released: removals are
-//   collected during the critical section (key and value moved out of the
-//   node being destroyed) and delivered afterwards, in order, on the calling
-//   thread. A listener may therefore call back into the store.
+//   The removal listener runs after the shard's lock is released, on the
+//   thread whose operation caused the removal: removals are collected during
+//   the critical section (key and value copied: a reader may still be
+//   reading the node) and delivered afterwards, in order. A listener may
+//   therefore call back into the store.
 //
-//   Counters: hits and misses are striped (internal/striped_counter.h), so the
-//   hit path writes no shared cache line besides its shard's lock; evictions,
-//   expirations, size and weight are per-shard atomics written under the lock
-//   and summed without it.
+//   Memory, u64 -> u64 at 1M entries: node 64 bytes, index ~6 bytes (70%
+//   full at the bound), frequency sketch ~8.4 bytes: ~62 bytes per entry
+//   beyond key and value (bench/local_store_bench BM_BytesPerEntry).
 //
 // Thread-safety: every method may be called concurrently from any thread.
-// Reads and writes on different shards never contend; on one shard they
-// serialise on its mutex for the O(1) work of the operation.
+// Reads never block; writes on one shard serialise on its mutex for the O(1)
+// work of the operation. Do not destroy the store while calls are running.
 //
 // Example:
 //
@@ -68,6 +106,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -77,13 +116,16 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "larder/clock.h"
+#include "larder/internal/concurrent_table.h"
+#include "larder/internal/epoch.h"
 #include "larder/internal/eviction_policy.h"
 #include "larder/internal/mutex.h"
+#include "larder/internal/node_slab.h"
+#include "larder/internal/read_buffer.h"
 #include "larder/internal/striped_counter.h"
 #include "larder/internal/timer_wheel.h"
 #include "larder/store.h"
@@ -135,11 +177,21 @@ inline std::int64_t to_nanos(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
+// LocalNode: a LocalStore entry. The hooks live as long as the slab; key and
+// entry are constructed when the node is filled and destroyed when it is
+// reclaimed (so a node in the free list still has a valid queue == kNone).
 template <class K, class V>
 struct LocalNode final : PolicyHook, TimerHook {
-  LocalNode(const K& k, Entry<V>&& e) : key(k), entry(std::move(e)) {}
-  K key;
-  Entry<V> entry;
+  LocalNode() {}
+  ~LocalNode() {}
+  LocalNode(const LocalNode&) = delete;
+  LocalNode& operator=(const LocalNode&) = delete;
+  union {
+    K key;
+  };
+  union {
+    Entry<V> entry;
+  };
 };
 
 }  // namespace internal
@@ -183,13 +235,17 @@ class LocalStore : public Store<K, V> {
       const std::uint64_t quota = bound / n + (i < bound % n ? 1 : 0);
       const std::uint64_t expected =
           weighted() ? std::max<std::uint64_t>(1, options_.max_entries / n) : quota;
-      shards_.push_back(std::make_unique<Shard>(kind, quota, expected, origin));
+      shards_.push_back(std::make_unique<Shard>(kind, quota, expected, origin,
+                                                /*limit=*/weighted() ? 0 : quota));
     }
   }
 
   ~LocalStore() override {
-    for (auto& s : shards_) {
-      for (Node* n : s->table) delete n;
+    for (auto& sp : shards_) {
+      Shard& s = *sp;
+      s.table.for_each([&](std::uint32_t id) { destroy_payload(s.slab.at(id)); });
+      for (const RetiredNode& r : s.retired) destroy_payload(s.slab.at(r.id));
+      for (const RetiredBlock& b : s.blocks) b.free(b.block);
     }
   }
 
@@ -198,22 +254,24 @@ class LocalStore : public Store<K, V> {
 
   // get: the live entry (fresh or stale), or nullopt when absent or expired.
   // Never an error. Counts a hit or a miss and records the access for the
-  // eviction policy. O(1).
-  absl::StatusOr<std::optional<Entry<V>>> get(const K& key) override {
-    return lookup(key, /*record=*/true);
-  }
+  // eviction policy. Lock-free unless the entry just expired (then it is
+  // removed under the shard's lock). O(1).
+  absl::StatusOr<std::optional<Entry<V>>> get(const K& key) override { return lookup(key); }
 
   // peek: like get() but quiet: not counted as a hit or miss, not an access
-  // for the eviction policy, and no maintenance. For stats and debugging.
+  // for the eviction policy, and no maintenance. Lock-free. For stats and
+  // debugging.
   std::optional<Entry<V>> peek(const K& key) const {
     const std::uint64_t h = hash_of(key);
-    Shard& s = shard_for(h);
-    const std::int64_t now = internal::to_nanos(clock_->now());
-    internal::MutexLock l(&s.mu);
-    auto it = s.table.find(key);
-    if (it == s.table.end()) return std::nullopt;
-    const Node* n = *it;
-    if (internal::to_nanos(n->entry.stale_until) <= now) return std::nullopt;
+    const Shard& s = shard_for(h);
+    internal::Epoch::Guard g;
+    const std::uint32_t id = find(s, internal::fold_hash(h), key);
+    if (id == kNoId) return std::nullopt;
+    const Node* n = s.slab.at(id);
+    if (n->entry.stale_until != TimePoint::max() &&
+        internal::to_nanos(n->entry.stale_until) <= internal::to_nanos(clock_->now())) {
+      return std::nullopt;
+    }
     return n->entry;
   }
 
@@ -223,42 +281,50 @@ class LocalStore : public Store<K, V> {
   // (reported as kEvicted). May evict others. Never an error. O(1) amortised.
   absl::Status put(const K& key, Entry<V> entry) override {
     const std::uint64_t h = hash_of(key);
+    const std::uint32_t h32 = internal::fold_hash(h);
     Shard& s = shard_for(h);
     const std::int64_t now = internal::to_nanos(clock_->now());
     const std::uint64_t w = weigh(key, entry.value);
     Removals removed;
     {
       internal::MutexLock l(&s.mu);
-      auto it = s.table.find(key);
-      Node* n = it == s.table.end() ? nullptr : *it;
+      drain_locked(s);
+      const std::uint32_t old = find(s, h32, key);
       const bool expired = internal::to_nanos(entry.stale_until) <= now;
-      if (expired || w > s.policy.maximum()) {
-        if (n != nullptr) remove_locked(s, n, RemovalCause::kReplaced, removed);
+      std::uint32_t id = kNoId;
+      if (!expired && w <= s.policy.maximum()) id = s.slab.allocate(kMaxIds, retire_directory_fn(s));
+      if (id == kNoId) {
+        if (old != kNoId) remove_locked(s, old, RemovalCause::kReplaced, removed);
         if (!expired && listener_) {
           removed.push_back({key, std::move(entry.value), RemovalCause::kEvicted});
         }
-      } else if (n != nullptr) {
-        if (listener_) {
-          removed.push_back({n->key, std::move(n->entry.value), RemovalCause::kReplaced});
-        }
-        n->entry = std::move(entry);
-        s.policy.on_update(n, static_cast<std::uint32_t>(w));
-        s.wheel.reschedule(n);
       } else {
-        n = new Node(key, std::move(entry));
-        n->hash = h;
-        n->weight = static_cast<std::uint32_t>(w);
-        s.table.insert(n);
-        s.policy.on_insert(n);
-        s.wheel.schedule(n);
+        Node* n = s.slab.at(id);
+        new (&n->key) K(key);
+        new (&n->entry) Entry<V>(std::move(entry));
+        if (old != kNoId) {
+          Node* o = s.slab.at(old);
+          if (listener_) removed.push_back({o->key, o->entry.value, RemovalCause::kReplaced});
+          internal::PolicyList::transplant(o, n);
+          s.policy.on_update(n, static_cast<std::uint32_t>(w));
+          s.wheel.unschedule(old);
+          if (expires(n)) s.wheel.schedule(id);
+          s.table.replace(h32, old, id);
+          retire_node(s, old);
+        } else {
+          n->hash = h32;
+          n->weight = static_cast<std::uint32_t>(w);
+          s.policy.on_insert(n);
+          if (expires(n)) s.wheel.schedule(id);
+          s.table.insert(h32, id, hash_of_id_fn(s), retire_array_fn(s));
+        }
       }
       s.policy.evict([&](internal::PolicyHook* victim) {
         Node* v = static_cast<Node*>(victim);
         s.evictions.fetch_add(1, std::memory_order_relaxed);
-        destroy_locked(s, v, RemovalCause::kEvicted, removed);
+        destroy_locked(s, id_of(s, v), RemovalCause::kEvicted, removed);
       });
-      advance_locked(s, now, removed);
-      publish_locked(s);
+      maintain_locked(s, now, removed);
     }
     notify(removed);
     return absl::OkStatus();
@@ -272,10 +338,10 @@ class LocalStore : public Store<K, V> {
     Removals removed;
     {
       internal::MutexLock l(&s.mu);
-      auto it = s.table.find(key);
-      if (it != s.table.end()) remove_locked(s, *it, RemovalCause::kExplicit, removed);
-      advance_locked(s, now, removed);
-      publish_locked(s);
+      drain_locked(s);
+      const std::uint32_t id = find(s, internal::fold_hash(h), key);
+      if (id != kNoId) remove_locked(s, id, RemovalCause::kExplicit, removed);
+      maintain_locked(s, now, removed);
     }
     notify(removed);
     return absl::OkStatus();
@@ -286,20 +352,24 @@ class LocalStore : public Store<K, V> {
       std::span<const K> keys) override {
     std::vector<std::optional<Entry<V>>> out;
     out.reserve(keys.size());
-    for (const K& k : keys) out.push_back(*lookup(k, /*record=*/true));
+    for (const K& k : keys) out.push_back(lookup(k));
     return out;
   }
 
   // clear: removes every entry (kExplicit). Concurrent puts may land after it.
   absl::Status clear() override {
+    const std::int64_t now = internal::to_nanos(clock_->now());
     for (auto& sp : shards_) {
       Shard& s = *sp;
       Removals removed;
       {
         internal::MutexLock l(&s.mu);
-        std::vector<Node*> all(s.table.begin(), s.table.end());
-        for (Node* n : all) remove_locked(s, n, RemovalCause::kExplicit, removed);
-        publish_locked(s);
+        drain_locked(s);
+        std::vector<std::uint32_t> all;
+        all.reserve(s.table.size());
+        s.table.for_each([&](std::uint32_t id) { all.push_back(id); });
+        for (std::uint32_t id : all) remove_locked(s, id, RemovalCause::kExplicit, removed);
+        maintain_locked(s, now, removed);
       }
       notify(removed);
     }
@@ -335,8 +405,10 @@ class LocalStore : public Store<K, V> {
     return n;
   }
 
-  // cleanup: runs maintenance on every shard now: reclaims entries whose
-  // stale_until passed (their bucket's tick included). O(shards + reclaimed).
+  // cleanup: runs maintenance on every shard now: applies recorded accesses,
+  // reclaims entries whose stale_until passed (their bucket's tick included)
+  // and frees retired nodes that no reader can hold any more.
+  // O(shards + reclaimed).
   void cleanup() {
     const std::int64_t now = internal::to_nanos(clock_->now());
     for (auto& sp : shards_) {
@@ -344,8 +416,8 @@ class LocalStore : public Store<K, V> {
       Removals removed;
       {
         internal::MutexLock l(&s.mu);
-        advance_locked(s, now, removed);
-        publish_locked(s);
+        drain_locked(s);
+        maintain_locked(s, now, removed, /*force_reclaim=*/true);
       }
       notify(removed);
     }
@@ -355,6 +427,10 @@ class LocalStore : public Store<K, V> {
 
  private:
   using Node = internal::LocalNode<K, V>;
+  static constexpr std::uint32_t kNoId = internal::ConcurrentIdTable::kNone;
+  static constexpr std::uint32_t kMaxIds = internal::ConcurrentIdTable::kMaxIds;
+  // Retired nodes are reclaimed once this many wait (or at every cleanup()).
+  static constexpr std::size_t kReclaimBatch = 32;
 
   struct Removal {
     K key;
@@ -363,33 +439,42 @@ class LocalStore : public Store<K, V> {
   };
   using Removals = std::vector<Removal>;
 
-  struct NodeHash {
-    using is_transparent = void;
-    std::size_t operator()(const K& k) const {
-      return static_cast<std::size_t>(internal::mix_hash(static_cast<std::uint64_t>(Hash{}(k))));
-    }
-    std::size_t operator()(const Node* n) const { return (*this)(n->key); }
+  struct RetiredNode {
+    std::uint64_t epoch;
+    std::uint32_t id;
   };
-  struct NodeEq {
-    using is_transparent = void;
-    bool operator()(const Node* a, const Node* b) const { return Eq{}(a->key, b->key); }
-    bool operator()(const Node* a, const K& b) const { return Eq{}(a->key, b); }
-    bool operator()(const K& a, const Node* b) const { return Eq{}(a, b->key); }
+  struct RetiredBlock {
+    std::uint64_t epoch;
+    void* block;
+    void (*free)(void*);
   };
-  struct DeadlineOf {
-    std::int64_t operator()(const internal::TimerHook* h) const {
-      return internal::to_nanos(static_cast<const Node*>(h)->entry.stale_until);
+
+  // WheelNodes: the timer wheel's view of a shard's nodes by id.
+  struct WheelNodes {
+    const internal::NodeSlab<Node>* slab = nullptr;
+    internal::TimerHook& hook(std::uint32_t id) const { return *slab->at(id); }
+    std::int64_t deadline(std::uint32_t id) const {
+      return internal::to_nanos(slab->at(id)->entry.stale_until);
     }
   };
 
   struct alignas(internal::kCacheLine) Shard {
     Shard(internal::PolicyKind kind, std::uint64_t maximum, std::uint64_t expected,
-          std::int64_t origin)
-        : policy(kind, maximum, expected), wheel(origin) {}
+          std::int64_t origin, std::uint64_t limit)
+        : table(limit),
+          slab(static_cast<std::uint32_t>(std::clamp<std::uint64_t>(expected / 8, 8, 1024))),
+          policy(kind, maximum, expected),
+          wheel(origin, WheelNodes{&slab}) {}
     mutable internal::Mutex mu;
-    absl::flat_hash_set<Node*, NodeHash, NodeEq> table ABSL_GUARDED_BY(mu);
+    // Read without the lock (inside an epoch guard); written under it.
+    internal::ConcurrentIdTable table;
+    internal::NodeSlab<Node> slab;
+    internal::ReadBuffer<Node> reads;
+    // Under the lock only.
     internal::EvictionPolicyCore policy ABSL_GUARDED_BY(mu);
-    internal::TimerWheel<DeadlineOf> wheel ABSL_GUARDED_BY(mu);
+    internal::TimerWheel<WheelNodes> wheel ABSL_GUARDED_BY(mu);
+    std::vector<RetiredNode> retired ABSL_GUARDED_BY(mu);
+    std::vector<RetiredBlock> blocks ABSL_GUARDED_BY(mu);
     std::atomic<std::uint64_t> size{0}, weight{0}, evictions{0}, expirations{0};
   };
 
@@ -450,65 +535,156 @@ class LocalStore : public Store<K, V> {
   std::uint64_t weigh(const K& key, const V& value) const {
     if (!weigher_) return 1;
     const std::size_t w = weigher_(key, value);
-    return std::min<std::uint64_t>(w, std::numeric_limits<std::uint32_t>::max());
+    return std::min<std::uint64_t>(w, internal::PolicyHook::kMaxWeight);
   }
 
-  absl::StatusOr<std::optional<Entry<V>>> lookup(const K& key, bool record) {
+  static bool expires(const Node* n) { return n->entry.stale_until != TimePoint::max(); }
+
+  // find: the id of key's node in s, or kNoId. Inside a guard or the lock.
+  static std::uint32_t find(const Shard& s, std::uint32_t h32, const K& key) {
+    return s.table.find(h32, [&](std::uint32_t id) { return Eq{}(s.slab.at(id)->key, key); });
+  }
+  // id_of: the id of a published node (under the lock).
+  static std::uint32_t id_of(const Shard& s, const Node* n) {
+    return s.table.find(n->hash, [&](std::uint32_t id) { return s.slab.at(id) == n; });
+  }
+
+  static auto hash_of_id_fn(Shard& s) {
+    return [&s](std::uint32_t id) { return static_cast<std::uint32_t>(s.slab.at(id)->hash); };
+  }
+  // retire_*_fn: callbacks that retire a replaced index array or slab
+  // directory (readers may still be using it) until two epochs passed.
+  static auto retire_array_fn(Shard& s) {
+    return [&s](void* block) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      s.blocks.push_back(
+          {internal::Epoch::current(), block, &internal::ConcurrentIdTable::free_array});
+    };
+  }
+  static auto retire_directory_fn(Shard& s) {
+    return [&s](void* block) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      s.blocks.push_back(
+          {internal::Epoch::current(), block, &internal::NodeSlab<Node>::free_directory});
+    };
+  }
+
+  std::optional<Entry<V>> lookup(const K& key) {
     const std::uint64_t h = hash_of(key);
     Shard& s = shard_for(h);
-    const std::int64_t now = internal::to_nanos(clock_->now());
     std::optional<Entry<V>> out;
-    Removals removed;
+    bool expired = false;
+    bool drain = false;
     {
-      internal::MutexLock l(&s.mu);
-      auto it = s.table.find(key);
-      if (it != s.table.end()) {
-        Node* n = *it;
-        if (internal::to_nanos(n->entry.stale_until) <= now) {
-          s.expirations.fetch_add(1, std::memory_order_relaxed);
-          remove_locked(s, n, RemovalCause::kExpired, removed);
+      internal::Epoch::Guard g;
+      const std::uint32_t id = find(s, internal::fold_hash(h), key);
+      if (id != kNoId) {
+        Node* n = s.slab.at(id);
+        if (expires(n) &&
+            internal::to_nanos(n->entry.stale_until) <= internal::to_nanos(clock_->now())) {
+          expired = true;
         } else {
-          out = n->entry;
-          if (record) s.policy.on_access(n);
+          out.emplace(n->entry);
+          drain = s.reads.offer(n) == internal::ReadBuffer<Node>::kFilled;
         }
       }
-      advance_locked(s, now, removed);
-      if (!removed.empty() || !out) publish_locked(s);
     }
-    notify(removed);
-    if (record) (out ? hits_ : misses_).add();
+    if (expired) {
+      expire_on_read(s, key, h);
+    } else if (drain) {
+      try_maintain(s);
+    }
+    (out ? hits_ : misses_).add();
     return out;
   }
 
-  // remove_locked: unlinks n from every structure and destroys it.
-  void remove_locked(Shard& s, Node* n, RemovalCause cause, Removals& removed)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    s.policy.on_remove(n);
-    destroy_locked(s, n, cause, removed);
+  // expire_on_read: a reader found key's entry expired; remove it (if it is
+  // still that entry and still expired) under the lock.
+  void expire_on_read(Shard& s, const K& key, std::uint64_t h) {
+    Removals removed;
+    {
+      internal::MutexLock l(&s.mu);
+      drain_locked(s);
+      const std::int64_t now = internal::to_nanos(clock_->now());
+      const std::uint32_t id = find(s, internal::fold_hash(h), key);
+      if (id != kNoId && internal::to_nanos(s.slab.at(id)->entry.stale_until) <= now) {
+        s.expirations.fetch_add(1, std::memory_order_relaxed);
+        remove_locked(s, id, RemovalCause::kExpired, removed);
+      }
+      maintain_locked(s, now, removed);
+    }
+    notify(removed);
   }
 
-  // destroy_locked: n is already out of the policy; takes it out of the table
-  // and the wheel, hands key and value to the listener queue, frees it.
-  void destroy_locked(Shard& s, Node* n, RemovalCause cause, Removals& removed)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    s.wheel.unschedule(n);
-    s.table.erase(n);
-    if (listener_) removed.push_back({std::move(n->key), std::move(n->entry.value), cause});
-    delete n;
+  // try_maintain: a reader filled its stripe: drain and maintain if the lock
+  // is free, else leave it to the holder (whose records then may be dropped).
+  void try_maintain(Shard& s) {
+    if (!s.mu.try_lock()) return;
+    Removals removed;
+    drain_locked(s);
+    maintain_locked(s, internal::to_nanos(clock_->now()), removed);
+    s.mu.unlock();
+    notify(removed);
   }
 
-  void advance_locked(Shard& s, std::int64_t now, Removals& removed)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    s.wheel.advance(now, [&](internal::TimerHook* hook) {
-      Node* n = static_cast<Node*>(hook);
-      s.expirations.fetch_add(1, std::memory_order_relaxed);
-      remove_locked(s, n, RemovalCause::kExpired, removed);
+  // drain_locked: replays recorded accesses of live nodes into the policy.
+  void drain_locked(Shard& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+    s.reads.drain([&](Node* n) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      if (n->queue != internal::PolicyQueue::kNone) s.policy.on_access(n);
     });
   }
 
-  void publish_locked(Shard& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+  // remove_locked: takes the node out of the policy, then everything else.
+  void remove_locked(Shard& s, std::uint32_t id, RemovalCause cause, Removals& removed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+    s.policy.on_remove(s.slab.at(id));
+    destroy_locked(s, id, cause, removed);
+  }
+
+  // destroy_locked: the node is already out of the policy; unpublishes it,
+  // unschedules it, copies key and value for the listener, retires it.
+  void destroy_locked(Shard& s, std::uint32_t id, RemovalCause cause, Removals& removed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+    Node* n = s.slab.at(id);
+    s.wheel.unschedule(id);
+    s.table.erase(n->hash, id);
+    if (listener_) removed.push_back({n->key, n->entry.value, cause});
+    retire_node(s, id);
+  }
+
+  static void retire_node(Shard& s, std::uint32_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+    s.retired.push_back({internal::Epoch::current(), id});
+  }
+
+  static void destroy_payload(Node* n) {
+    n->key.~K();
+    n->entry.~Entry<V>();
+  }
+
+  // maintain_locked: advances the wheel (expiring entries), reclaims retired
+  // nodes and blocks no reader can hold, publishes size and weight.
+  void maintain_locked(Shard& s, std::int64_t now, Removals& removed, bool force_reclaim = false)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+    s.wheel.advance(now, [&](std::uint32_t id) {
+      s.expirations.fetch_add(1, std::memory_order_relaxed);
+      remove_locked(s, id, RemovalCause::kExpired, removed);
+    });
+    if (force_reclaim || s.retired.size() >= kReclaimBatch || !s.blocks.empty()) reclaim_locked(s);
     s.size.store(s.table.size(), std::memory_order_relaxed);
     s.weight.store(s.policy.weighted_size(), std::memory_order_relaxed);
+  }
+
+  void reclaim_locked(Shard& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+    internal::Epoch::try_advance();
+    const std::uint64_t e = internal::Epoch::current();
+    std::size_t i = 0;
+    for (; i < s.retired.size() && s.retired[i].epoch + 2 <= e; ++i) {
+      const std::uint32_t id = s.retired[i].id;
+      destroy_payload(s.slab.at(id));
+      s.slab.release(id);
+    }
+    s.retired.erase(s.retired.begin(), s.retired.begin() + static_cast<std::ptrdiff_t>(i));
+    std::size_t j = 0;
+    for (; j < s.blocks.size() && s.blocks[j].epoch + 2 <= e; ++j) s.blocks[j].free(s.blocks[j].block);
+    s.blocks.erase(s.blocks.begin(), s.blocks.begin() + static_cast<std::ptrdiff_t>(j));
   }
 
   void notify(Removals& removed) {

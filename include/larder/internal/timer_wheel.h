@@ -5,8 +5,13 @@
 // instead of waiting for capacity pressure to evict it.
 //
 // Design essay.
-//   Entries are intrusive (they embed a TimerHook: two pointers) and are filed
-//   by deadline into one of five wheels of coarser and coarser buckets:
+//   Entries are intrusive: each embeds a TimerHook of two 32-bit ids (the
+//   previous and next entry in its bucket), not two pointers, so a LocalStore
+//   entry pays 8 bytes for expiry instead of 16. The owner names entries by a
+//   dense 32-bit id and tells the wheel how to find an id's hook and deadline
+//   (the Nodes parameter); the buckets' sentinels use ids from kSentinelBase
+//   up, which entries never use. Entries are filed by deadline into one of
+//   five wheels of coarser and coarser buckets:
 //
 //     level  buckets  bucket span        wheel span
 //       0       64    2^30 ns ~ 1.07 s   ~ 1.1 min
@@ -41,12 +46,14 @@
 // Thread-safety: none; the owning store shard guards it with its lock.
 //
 // Example:
-//   struct Item : TimerHook { std::int64_t deadline; };
-//   struct DeadlineOf { std::int64_t operator()(const TimerHook* h) const {
-//     return static_cast<const Item*>(h)->deadline; } };
-//   TimerWheel<DeadlineOf> wheel(/*origin_ns=*/0);
-//   wheel.schedule(&item);
-//   wheel.advance(now_ns, [](TimerHook* h) { /* h expired and is unlinked */ });
+//   struct Items {   // the Nodes parameter
+//     std::vector<Item>* v;  // Item : TimerHook { std::int64_t deadline; }
+//     TimerHook& hook(std::uint32_t id) const { return (*v)[id]; }
+//     std::int64_t deadline(std::uint32_t id) const { return (*v)[id].deadline; }
+//   };
+//   TimerWheel<Items> wheel(/*origin_ns=*/0, Items{&items});
+//   wheel.schedule(3);
+//   wheel.advance(now_ns, [](std::uint32_t id) { /* id expired and is unlinked */ });
 #ifndef LARDER_INTERNAL_TIMER_WHEEL_H_
 #define LARDER_INTERNAL_TIMER_WHEEL_H_
 
@@ -57,63 +64,72 @@
 
 namespace larder::internal {
 
-// TimerHook: the links an entry embeds to sit in a TimerWheel bucket.
+// TimerHook: the links an entry embeds to sit in a TimerWheel bucket: the
+// ids of its neighbours, kNil when not scheduled.
 struct TimerHook {
-  TimerHook* tprev = nullptr;
-  TimerHook* tnext = nullptr;
-  bool scheduled() const { return tnext != nullptr; }
+  static constexpr std::uint32_t kNil = 0xffffffffu;
+  std::uint32_t tprev = kNil;
+  std::uint32_t tnext = kNil;
+  bool scheduled() const { return tnext != kNil; }
 };
 
-// DeadlineOf: a functor `std::int64_t(const TimerHook*)` giving the entry's
-// deadline in absolute nanoseconds (the same scale as origin and now).
-template <class DeadlineOf>
+// Nodes: `TimerHook& hook(std::uint32_t id)` and `std::int64_t
+// deadline(std::uint32_t id)` (absolute nanoseconds, the scale of origin and
+// now) for every id below kSentinelBase that the owner schedules.
+template <class Nodes>
 class TimerWheel {
  public:
   static constexpr int kLevels = 5;
   static constexpr std::array<std::uint64_t, kLevels> kBuckets{64, 64, 32, 4, 1};
   static constexpr std::array<int, kLevels + 1> kShift{30, 36, 42, 48, 53, 53};
+  // Ids from here up name the wheel's own sentinels; entries use lower ids.
+  static constexpr std::uint32_t kSentinelBase = 0xfffff000u;
 
-  explicit TimerWheel(std::int64_t origin_ns, DeadlineOf deadline_of = {})
-      : origin_(origin_ns), deadline_of_(deadline_of) {
+  explicit TimerWheel(std::int64_t origin_ns, Nodes nodes = {})
+      : origin_(origin_ns), nodes_(nodes) {
     for (int l = 0; l < kLevels; ++l) {
       for (std::uint64_t b = 0; b < kBuckets[l]; ++b) {
-        TimerHook& s = wheel_[l][b];
-        s.tprev = s.tnext = &s;
+        const std::uint32_t id = sentinel_id(l, b);
+        TimerHook& s = at(id);
+        s.tprev = s.tnext = id;
       }
     }
   }
   TimerWheel(const TimerWheel&) = delete;
   TimerWheel& operator=(const TimerWheel&) = delete;
 
-  // schedule: files an unscheduled hook by its deadline. O(1).
-  void schedule(TimerHook* h) {
-    TimerHook* s = bucket_for(rel(deadline_of_(h)));
-    h->tnext = s;
-    h->tprev = s->tprev;
-    s->tprev->tnext = h;
-    s->tprev = h;
+  // schedule: files an unscheduled entry by its deadline. O(1).
+  void schedule(std::uint32_t id) {
+    const std::uint32_t s = bucket_for(rel(nodes_.deadline(id)));
+    TimerHook& h = at(id);
+    TimerHook& sh = at(s);
+    h.tnext = s;
+    h.tprev = sh.tprev;
+    at(sh.tprev).tnext = id;
+    sh.tprev = id;
     ++size_;
   }
 
-  // unschedule: removes the hook if it is filed. O(1).
-  void unschedule(TimerHook* h) {
-    if (h->tnext == nullptr) return;
-    h->tprev->tnext = h->tnext;
-    h->tnext->tprev = h->tprev;
-    h->tprev = h->tnext = nullptr;
+  // unschedule: removes the entry if it is filed. O(1).
+  void unschedule(std::uint32_t id) {
+    TimerHook& h = at(id);
+    if (h.tnext == TimerHook::kNil) return;
+    at(h.tprev).tnext = h.tnext;
+    at(h.tnext).tprev = h.tprev;
+    h.tprev = h.tnext = TimerHook::kNil;
     --size_;
   }
 
-  // reschedule: re-files the hook after its deadline changed. O(1).
-  void reschedule(TimerHook* h) {
-    unschedule(h);
-    schedule(h);
+  // reschedule: re-files the entry after its deadline changed. O(1).
+  void reschedule(std::uint32_t id) {
+    unschedule(id);
+    schedule(id);
   }
 
-  // advance: moves the wheel to now_ns and calls expired(hook) for every hook
-  // whose deadline is <= now_ns among the buckets that passed; the hook is
+  // advance: moves the wheel to now_ns and calls expired(id) for every entry
+  // whose deadline is <= now_ns among the buckets that passed; the entry is
   // unlinked before the call, and expired may free it. Amortised O(1) per
-  // hook; O(1) when no level-0 tick passed.
+  // entry; O(1) when no level-0 tick passed.
   template <class F>
   void advance(std::int64_t now_ns, F&& expired) {
     const std::uint64_t now = rel(now_ns);
@@ -131,22 +147,33 @@ class TimerWheel {
   std::size_t size() const { return size_; }
   // now_ns: the wheel's current time (absolute nanoseconds).
   std::int64_t now_ns() const { return origin_ + static_cast<std::int64_t>(now_); }
+  // next_tick_ns: the earliest time at which advance() can expire anything.
+  std::int64_t next_tick_ns() const {
+    return origin_ + static_cast<std::int64_t>(((now_ >> kShift[0]) + 1) << kShift[0]);
+  }
 
  private:
+  static constexpr std::uint32_t sentinel_id(int l, std::uint64_t b) {
+    return kSentinelBase + static_cast<std::uint32_t>(l * 64 + static_cast<int>(b));
+  }
+  TimerHook& at(std::uint32_t id) {
+    return id >= kSentinelBase ? sentinels_[id - kSentinelBase] : nodes_.hook(id);
+  }
+
   std::uint64_t rel(std::int64_t t) const {
     return t <= origin_ ? 0 : static_cast<std::uint64_t>(t - origin_);
   }
 
-  TimerHook* bucket_for(std::uint64_t t) {
+  std::uint32_t bucket_for(std::uint64_t t) const {
     t = std::max(t, now_);
     const std::uint64_t distance = t - now_;
     for (int l = 0; l < kLevels - 1; ++l) {
       if (distance < (std::uint64_t{1} << kShift[l + 1])) {
         const std::uint64_t ticks = t >> kShift[l];
-        return &wheel_[l][ticks & (kBuckets[l] - 1)];
+        return sentinel_id(l, ticks & (kBuckets[l] - 1));
       }
     }
-    return &wheel_[kLevels - 1][0];
+    return sentinel_id(kLevels - 1, 0);
   }
 
   template <class F>
@@ -155,16 +182,18 @@ class TimerWheel {
     const std::uint64_t steps = std::min<std::uint64_t>(ct - pt + 1, kBuckets[l]);
     const std::uint64_t start = pt & mask;
     for (std::uint64_t i = 0; i < steps; ++i) {
-      TimerHook* s = &wheel_[l][(start + i) & mask];
-      if (s->tnext == s) continue;
-      TimerHook* n = s->tnext;
-      s->tprev->tnext = nullptr;  // terminate the detached chain
-      s->tprev = s->tnext = s;
-      while (n != nullptr) {
-        TimerHook* next = n->tnext;
-        n->tprev = n->tnext = nullptr;
+      const std::uint32_t sid = sentinel_id(l, (start + i) & mask);
+      TimerHook& s = at(sid);
+      if (s.tnext == sid) continue;
+      std::uint32_t n = s.tnext;
+      at(s.tprev).tnext = TimerHook::kNil;  // terminate the detached chain
+      s.tprev = s.tnext = sid;
+      while (n != TimerHook::kNil) {
+        TimerHook& h = at(n);
+        const std::uint32_t next = h.tnext;
+        h.tprev = h.tnext = TimerHook::kNil;
         --size_;
-        if (rel(deadline_of_(n)) <= now_) {
+        if (rel(nodes_.deadline(n)) <= now_) {
           expired(n);
         } else {
           schedule(n);
@@ -177,8 +206,8 @@ class TimerWheel {
   std::int64_t origin_;
   std::uint64_t now_ = 0;  // relative to origin_
   std::size_t size_ = 0;
-  DeadlineOf deadline_of_;
-  std::array<std::array<TimerHook, 64>, kLevels> wheel_{};
+  Nodes nodes_;
+  std::array<TimerHook, kLevels * 64> sentinels_{};
 };
 
 }  // namespace larder::internal

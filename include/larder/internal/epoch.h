@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Epoch: process-wide epoch-based memory reclamation (EBR), so that readers
+// may traverse a structure without a lock while writers unlink and later free
+// parts of it.
+//
+// How it differs from the obvious alternatives: a reader-writer lock (or a
+// shared_ptr per node) makes every reader write a shared cache line; hazard
+// pointers need a store and a fence per node visited. Here a reader announces
+// the global epoch in a slot owned by its thread (one exchange on a line no
+// other thread writes) and clears it when done; nothing shared is written.
+//
+// Design essay.
+//
+//   One process-wide domain: a global epoch counter and a list of per-thread
+//   records (cache-line sized, never freed, reused by later threads):
+//
+//     global_epoch: 7        records: [T1: 7] -> [T2: 0 (idle)] -> [T3: 7]
+//
+//   Reader:  guard = Epoch::Guard();   // record = global (seq_cst exchange)
+//            ... load pointers, read the objects they point to ...
+//            ~Guard();                  // record = 0 (release)
+//   Writer:  unlink p (release store), then retire it: note e = current();
+//            p may be freed once current() >= e + 2 (safe(e)).
+//   Advance: try_advance() bumps the global epoch from g to g + 1 only when
+//            every active record announces g.
+//
+//   Why e + 2: a reader that can still reach p entered before p was unlinked,
+//   so it announced e or earlier; while it stays active the epoch can reach
+//   at most (its epoch + 1) <= e + 1. Two advances after the retirement
+//   therefore prove that every such reader has left. The argument needs the
+//   announcement to be ordered before the reader's loads, hence the seq_cst
+//   exchange (a full barrier on x86), as in crossbeam-epoch's pin(); the
+//   scans and the epoch bump are seq_cst as well. ThreadSanitizer sees the
+//   happens-before edges directly: a reader's clearing store (release) is
+//   read by the scan (acquire) that allows the free.
+//
+//   Guards nest (a per-thread depth); only the outermost announces. A thread
+//   that exits returns its record for reuse. A reader blocks reclamation only
+//   while inside a guard, so guards must be short and must not block.
+//
+//   Costs: enter/exit one exchange and one store on the thread's own line;
+//   try_advance O(threads that ever used the domain at once).
+//
+// Thread-safety: every function may be called from any thread.
+//
+// Example:
+//   { Epoch::Guard g; Node* n = head.load(std::memory_order_acquire); use(n); }
+//   // writer, under its own lock:
+//   head.store(next, std::memory_order_release);
+//   retired.push_back({Epoch::current(), n});
+//   Epoch::try_advance();
+//   if (Epoch::safe(retired.front().epoch)) delete retired.front().node;
+#ifndef LARDER_INTERNAL_EPOCH_H_
+#define LARDER_INTERNAL_EPOCH_H_
+
+#include <atomic>
+#include <cstdint>
+
+#include "larder/internal/striped_counter.h"
+
+namespace larder::internal {
+
+class Epoch {
+ public:
+  // Record: one thread's announcement slot. Owned by one thread at a time.
+  struct alignas(kCacheLine) Record {
+    std::atomic<std::uint64_t> announced{0};  // 0: not in a guard; else the epoch
+    std::atomic<bool> in_use{false};
+    std::uint32_t depth = 0;  // owner thread only
+    std::uint32_t index = 0;  // dense, stable id of the record (0, 1, 2, ...)
+    Record* next = nullptr;   // immutable once published
+  };
+
+  // Guard: the calling thread is inside a read-side critical section for the
+  // guard's lifetime. Nestable. Not copyable or movable.
+  class Guard {
+   public:
+    Guard() : r_(self()) {
+      if (r_->depth++ == 0) {
+        r_->announced.exchange(global().epoch.load(std::memory_order_seq_cst),
+                               std::memory_order_seq_cst);
+      }
+    }
+    ~Guard() {
+      if (--r_->depth == 0) r_->announced.store(0, std::memory_order_release);
+    }
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+
+   private:
+    Record* r_;
+  };
+
+  // current: the global epoch (starts at 1).
+  static std::uint64_t current() { return global().epoch.load(std::memory_order_seq_cst); }
+
+  // safe: whether an object retired when current() was e may be freed now.
+  static bool safe(std::uint64_t e) { return current() >= e + 2; }
+
+  // try_advance: bumps the epoch if every thread inside a guard announced the
+  // current one. Returns the epoch after the attempt. O(records).
+  static std::uint64_t try_advance() {
+    Global& g = global();
+    std::uint64_t e = g.epoch.load(std::memory_order_seq_cst);
+    for (Record* r = g.head.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+      const std::uint64_t a = r->announced.load(std::memory_order_seq_cst);
+      if (a != 0 && a != e) return e;
+    }
+    if (g.epoch.compare_exchange_strong(e, e + 1, std::memory_order_seq_cst)) return e + 1;
+    return e;  // another thread advanced: e holds the new value
+  }
+
+  // thread_index: a small dense number for the calling thread, unique among
+  // live threads (records are reused after a thread exits). For striping.
+  static std::uint32_t thread_index() { return self()->index; }
+
+  // in_guard: whether the calling thread is inside a guard (for assertions).
+  static bool in_guard() { return self()->depth > 0; }
+
+ private:
+  struct Global {
+    std::atomic<std::uint64_t> epoch{1};
+    std::atomic<Record*> head{nullptr};
+    std::atomic<std::uint32_t> records{0};
+  };
+  static Global& global() {
+    static Global* g = new Global();  // never destroyed: threads may outlive statics
+    return *g;
+  }
+
+  // Holder: returns the thread's record when the thread exits.
+  struct Holder {
+    Record* r = nullptr;
+    ~Holder() {
+      if (r != nullptr) {
+        r->announced.store(0, std::memory_order_release);
+        r->depth = 0;
+        r->in_use.store(false, std::memory_order_release);
+        r = nullptr;
+      }
+    }
+  };
+
+  static Record* self() {
+    thread_local Holder holder;
+    if (holder.r == nullptr) [[unlikely]] holder.r = acquire_record();
+    return holder.r;
+  }
+
+  static Record* acquire_record() {
+    Global& g = global();
+    for (Record* r = g.head.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+      bool expected = false;
+      if (!r->in_use.load(std::memory_order_relaxed) &&
+          r->in_use.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
+        return r;
+      }
+    }
+    Record* r = new Record();  // never freed: the list only grows, records are reused
+    r->in_use.store(true, std::memory_order_relaxed);
+    r->index = g.records.fetch_add(1, std::memory_order_relaxed);
+    Record* head = g.head.load(std::memory_order_relaxed);
+    do {
+      r->next = head;
+    } while (!g.head.compare_exchange_weak(head, r, std::memory_order_release,
+                                           std::memory_order_relaxed));
+    return r;
+  }
+};
+
+}  // namespace larder::internal
+
+#endif  // LARDER_INTERNAL_EPOCH_H_
