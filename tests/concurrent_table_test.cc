@@ -29,8 +29,10 @@ std::uint32_t hash32(std::uint64_t k) {
 // A tiny single-writer map over the two structures, as LocalStore uses them.
 struct Node {
   std::uint64_t key = 0;
-  std::uint64_t value = 0;  // always key * 3 + version parity check below
+  std::uint64_t value = 0;  // key * 3 + a version in 0..2
 };
+struct NoHooks {};
+using Slab = NodeSlab<NoHooks, Node>;
 
 class MiniMap {
  public:
@@ -42,9 +44,9 @@ class MiniMap {
   // Reader side.
   bool get(std::uint64_t k, std::uint64_t& v) const {
     Epoch::Guard g;
-    const std::uint32_t id = table_.find(hash32(k), [&](std::uint32_t i) { return slab_.at(i)->key == k; });
+    const std::uint32_t id = table_.find(hash32(k), [&](std::uint32_t i) { return slab_.payload(i)->key == k; });
     if (id == ConcurrentIdTable::kNone) return false;
-    v = slab_.at(id)->value;
+    v = slab_.payload(id)->value;
     return true;
   }
 
@@ -52,15 +54,15 @@ class MiniMap {
   void put(std::uint64_t k, std::uint64_t v) {
     const std::uint32_t h = hash32(k);
     const std::uint32_t old = find(k);
-    const std::uint32_t id = slab_.allocate(ConcurrentIdTable::kMaxIds, retire_fn(&NodeSlab<Node>::free_directory));
-    Node* n = slab_.at(id);
+    const std::uint32_t id = slab_.allocate(ConcurrentIdTable::kMaxIds, retire_fn(&Slab::free_directory));
+    Node* n = slab_.payload(id);
     n->key = k;
     n->value = v;
     if (old != ConcurrentIdTable::kNone) {
       ASSERT_TRUE(table_.replace(h, old, id));
       retire(old);
     } else {
-      table_.insert(h, id, [&](std::uint32_t i) { return hash32(slab_.at(i)->key); },
+      table_.insert(h, id, [&](std::uint32_t i) { return hash32(slab_.payload(i)->key); },
                     retire_fn(&ConcurrentIdTable::free_array));
     }
     reclaim();
@@ -74,13 +76,13 @@ class MiniMap {
     return true;
   }
   std::uint32_t find(std::uint64_t k) const {
-    return table_.find(hash32(k), [&](std::uint32_t i) { return slab_.at(i)->key == k; });
+    return table_.find(hash32(k), [&](std::uint32_t i) { return slab_.payload(i)->key == k; });
   }
   void reclaim() {
     Epoch::try_advance();
     std::size_t i = 0;
     for (; i < retired_.size() && Epoch::safe(retired_[i].epoch); ++i) {
-      Node* n = slab_.at(retired_[i].id);
+      Node* n = slab_.payload(retired_[i].id);
       n->key = ~std::uint64_t{0};  // poison: a reader holding it would mismatch
       n->value = 0xdead;
       slab_.release(retired_[i].id);
@@ -91,7 +93,7 @@ class MiniMap {
     blocks_.erase(blocks_.begin(), blocks_.begin() + static_cast<std::ptrdiff_t>(j));
   }
   const ConcurrentIdTable& table() const { return table_; }
-  const NodeSlab<Node>& slab() const { return slab_; }
+  const Slab& slab() const { return slab_; }
 
  private:
   struct Retired {
@@ -111,7 +113,7 @@ class MiniMap {
   };
   RetireFn retire_fn(void (*f)(void*)) { return RetireFn{this, f}; }
   ConcurrentIdTable table_;
-  NodeSlab<Node> slab_;
+  Slab slab_;
   std::vector<Retired> retired_;
   std::vector<Block> blocks_;
 };
@@ -136,15 +138,15 @@ TEST(ConcurrentTableTest, InsertFindReplaceErase) {
       EXPECT_EQ(v, k * 3 + 1);
     }
   }
-  // Load stays within bounds: never above 85% with tombstones, and ids are
+  // Load stays within bounds: never above 90% with tombstones, and ids are
   // reused (retired ids come back after the grace period).
-  EXPECT_LE(m.table().size() * 100, std::uint64_t{m.table().capacity()} * 85);
+  EXPECT_LE(m.table().size() * 100, std::uint64_t{m.table().capacity()} * 90);
   EXPECT_LT(m.slab().high_water(), 5000u + 2500u + 200u);
 }
 
-TEST(ConcurrentTableTest, ChurnAtTheBoundKeepsCapacityNearSeventyPercent) {
+TEST(ConcurrentTableTest, ChurnAtTheBoundKeepsCapacityNearEightyPercent) {
   // A bounded owner (limit 1000) churning keys: tombstones are cleaned by
-  // same-size rebuilds; the table does not grow past ~1000 / 0.7.
+  // same-size rebuilds; the table does not grow past ~1000 / 0.8.
   MiniMap m(1000);
   for (std::uint64_t k = 0; k < 20'000; ++k) {
     m.put(k, k * 3);
@@ -153,7 +155,7 @@ TEST(ConcurrentTableTest, ChurnAtTheBoundKeepsCapacityNearSeventyPercent) {
     }
   }
   EXPECT_EQ(m.table().size(), 1000u);
-  EXPECT_LE(m.table().capacity(), 1000u * 10 / 7 + 20);
+  EXPECT_LE(m.table().capacity(), 1000u * 5 / 4 + 20);
   EXPECT_GE(m.table().capacity(), 1000u * 100 / 85);
   std::uint64_t v = 0;
   for (std::uint64_t k = 19'000; k < 20'000; ++k) ASSERT_TRUE(m.get(k, v));
@@ -189,7 +191,8 @@ TEST(ConcurrentTableTest, StressReadersAgainstWriter) {
   }
   start.arrive_and_wait();
   std::uint64_t x = 99;
-  for (int i = 0; i < kWrites; ++i) {
+  // Keep writing until the readers overlapped with a good part of it.
+  for (int i = 0; i < kWrites || found.load(std::memory_order_relaxed) < 2000; ++i) {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;

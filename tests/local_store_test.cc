@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <barrier>
+#include <cstdio>
 #include <cstdint>
 #include <iostream>
 #include <map>
@@ -392,6 +393,116 @@ TEST(LocalStoreTest, ConcurrentStress) {
   const StoreCounters c = s.counters();
   EXPECT_EQ(c.hits + c.misses, gets.load());
   EXPECT_GT(c.evictions + c.expirations, 0u);
+}
+
+// Lock-free readers while writers replace values (each put publishes a new
+// node), erase and evict, on few keys so that nodes are retired and reused
+// constantly: a reader must only ever see a whole entry of its own key.
+TEST(LocalStoreTest, ReadersDuringReplacementsSeeOnlyWholeEntries) {
+  Fixture f;
+  LocalStore<int, std::string> s(
+      LocalStoreOptions{.max_entries = 48, .shards = 2, .clock = f.clock});
+  constexpr int kReaders = 3;
+  constexpr int kKeys = 64;
+  constexpr int kWrites = 3000;
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> bad{0}, hits{0}, gets{0};
+  std::barrier start(kReaders + 2);
+  std::vector<std::thread> ts;
+  for (int r = 0; r < kReaders; ++r) {
+    ts.emplace_back([&, r] {
+      start.arrive_and_wait();
+      int k = r;
+      while (!done.load(std::memory_order_relaxed)) {
+        k = (k * 7 + 3) % kKeys;
+        auto got = s.get(k);
+        gets.fetch_add(1, std::memory_order_relaxed);
+        if (!got.ok()) bad.fetch_add(1);
+        if (got.ok() && got->has_value()) {
+          hits.fetch_add(1, std::memory_order_relaxed);
+          const std::string& v = (*got)->value;
+          // "<key>:<version>:" followed by a long tail, so a torn or freed
+          // string shows.
+          const std::string want = std::to_string(k) + ":";
+          if (v.compare(0, want.size(), want) != 0 || v.size() != want.size() + 6 + 64) {
+            bad.fetch_add(1);
+          }
+        }
+        auto p = s.peek(k);
+        if (p && p->value.compare(0, std::to_string(k).size() + 1, std::to_string(k) + ":") != 0) {
+          bad.fetch_add(1);
+        }
+      }
+    });
+  }
+  ts.emplace_back([&] {
+    start.arrive_and_wait();
+    std::uint64_t x = 7;
+    // Keep writing until the readers overlapped with a good part of it.
+    for (int i = 0; i < kWrites || hits.load(std::memory_order_relaxed) < 1000; ++i) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      const int k = static_cast<int>(x % kKeys);
+      if (x % 8 == 0) {
+        (void)s.erase(k);
+      } else {
+        char ver[8];
+        std::snprintf(ver, sizeof ver, "%05d:", i % 100000);
+        (void)s.put(k, {std::to_string(k) + ":" + ver + std::string(64, 'x'),
+                        f.clock->now() + hours(1), f.clock->now() + hours(2)});
+      }
+    }
+    done.store(true);
+  });
+  start.arrive_and_wait();
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(bad.load(), 0u);
+  EXPECT_GT(hits.load(), 0u);
+  const StoreCounters c = s.counters();
+  EXPECT_EQ(c.hits + c.misses, gets.load());
+  EXPECT_EQ(c.hits, hits.load());
+  EXPECT_LE(s.size(), 48u);
+  s.cleanup();
+}
+
+// Many readers of a read-only store: every hit is counted, nothing blocks,
+// and the accesses that were recorded reach the policy (a later scan of cold
+// keys under LRU evicts the cold ones first, not the keys everyone read).
+TEST(LocalStoreTest, ConcurrentReadersRecordAccessesForThePolicy) {
+  Fixture f;
+  LocalStore<int, int> s({.max_entries = 200, .shards = 1, .clock = f.clock,
+                          .policy = EvictionPolicy::kLru});
+  for (int k = 0; k < 200; ++k) ASSERT_TRUE(s.put(k, f.entry(k)).ok());
+  constexpr int kReaders = 4;
+  std::barrier start(kReaders);
+  std::vector<std::thread> ts;
+  for (int r = 0; r < kReaders; ++r) {
+    ts.emplace_back([&] {
+      start.arrive_and_wait();
+      for (int i = 0; i < 2000; ++i) {
+        auto got = s.get(i % 50);  // keys 0..49 are hot
+        ASSERT_TRUE(got.ok() && got->has_value());
+        ASSERT_EQ((*got)->value, i % 50);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(s.counters().hits, kReaders * 2000u);
+  // A single-threaded pass to settle the buffers, then 100 new keys: LRU
+  // evicts 100 of the cold keys 50..199, not the hot ones.
+  for (int k = 0; k < 50; ++k) ASSERT_TRUE(s.get(k)->has_value());
+  for (int k = 1000; k < 1100; ++k) ASSERT_TRUE(s.put(k, f.entry(k)).ok());
+  int hot = 0;
+  for (int k = 0; k < 50; ++k) hot += has(s, k);
+  EXPECT_EQ(hot, 50);
+}
+
+TEST(LocalStoreTest, EntryForU64KeysAndValuesIs64Bytes) {
+  // Hooks (policy links, hash, weight, queue, timer ids) and payload (key,
+  // value, fresh_until, stale_until) are two 32-byte records.
+  EXPECT_EQ(sizeof(internal::LocalHooks), 32u);
+  EXPECT_EQ((sizeof(internal::LocalPayload<std::uint64_t, std::uint64_t>)), 32u);
 }
 
 struct LocalStoreFactory {

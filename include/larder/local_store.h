@@ -23,10 +23,15 @@
 //             under the mutex: eviction policy (3 LRU queues + frequency
 //             sketch), timer wheel, retired nodes awaiting reclamation
 //
-//     node (64 bytes for u64 -> u64):
-//       [ policy prev | policy next | hash:32 weight:30 queue:2 ]  24  PolicyHook
-//       [ wheel prev id:32 | wheel next id:32 ]                      8  TimerHook
-//       [ key | value | fresh_until | stale_until ]                 32
+//     node = two records in parallel arrays of the slab, same id
+//     (64 bytes for u64 -> u64):
+//       hooks:   [ policy prev | policy next | hash:32 weight:30 queue:2 ]  24
+//                [ wheel prev id:32 | wheel next id:32 ]                     8
+//       payload: [ key | value | fresh_until | stale_until ]                32
+//
+//   Readers load only payloads; the policy rewrites only hooks, so relinking
+//   a hot entry (which happens on every recorded access) does not evict the
+//   entry's line from the caches of the cores reading it.
 //
 //   Read path (get): hash, pick the shard, enter an epoch guard
 //   (internal/epoch.h: one exchange on the thread's own record), probe the
@@ -47,14 +52,18 @@
 //   is type-stable) and is reused for a later entry.
 //
 //   Access recording (Caffeine's design, "BP-Wrapper"): a hit appends the
-//   node to a lossy striped ring buffer; whoever fills a stripe drains all of
-//   the shard's stripes into the policy under try_lock, and every writer
-//   drains them first thing under its lock. With one thread nothing is
-//   dropped and the policy sees every access in the same order as if it were
-//   recorded under the lock (the simulator's hit ratios are unchanged); under
-//   contention, records that find a full stripe while another thread drains
-//   are dropped, which makes recency and frequency approximate, never wrong
-//   about liveness (a drained node whose queue is kNone is skipped).
+//   node to a lossy striped ring buffer; a reader that finds its stripe full
+//   drains all of the shard's stripes into the policy under try_lock, unless
+//   another reader of the store is already draining (at most one at a time,
+//   like Caffeine's single maintenance task), and every writer drains them
+//   first thing under its lock. With one thread nothing is dropped and the
+//   policy sees every access in the same order as if it were recorded under
+//   the lock (the simulator's hit ratios are unchanged). Under contention
+//   one reader does the policy work while the others read at full speed and
+//   drop records that find their stripe full: the policy's cost bounds the
+//   rate of recorded accesses, not the rate of reads. Dropping makes recency
+//   and frequency approximate, never wrong about liveness (a drained node
+//   whose queue is kNone is skipped).
 //
 //   Bound: eviction runs in the same critical section as the insert that
 //   overflowed the shard, so the store never holds more than its bound (no
@@ -177,15 +186,20 @@ inline std::int64_t to_nanos(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
-// LocalNode: a LocalStore entry. The hooks live as long as the slab; key and
-// entry are constructed when the node is filled and destroyed when it is
-// reclaimed (so a node in the free list still has a valid queue == kNone).
+// LocalHooks: the writer-side half of a LocalStore entry (32 bytes): its
+// links in the policy's queues and the timer wheel. Lives as long as the slab
+// (a free node keeps queue == kNone).
+struct LocalHooks final : PolicyHook, TimerHook {};
+static_assert(sizeof(LocalHooks) == 32);
+
+// LocalPayload: the reader-side half: key and entry, constructed when the
+// node is filled and destroyed when it is reclaimed; immutable in between.
 template <class K, class V>
-struct LocalNode final : PolicyHook, TimerHook {
-  LocalNode() {}
-  ~LocalNode() {}
-  LocalNode(const LocalNode&) = delete;
-  LocalNode& operator=(const LocalNode&) = delete;
+struct LocalPayload final {
+  LocalPayload() {}
+  ~LocalPayload() {}
+  LocalPayload(const LocalPayload&) = delete;
+  LocalPayload& operator=(const LocalPayload&) = delete;
   union {
     K key;
   };
@@ -243,8 +257,8 @@ class LocalStore : public Store<K, V> {
   ~LocalStore() override {
     for (auto& sp : shards_) {
       Shard& s = *sp;
-      s.table.for_each([&](std::uint32_t id) { destroy_payload(s.slab.at(id)); });
-      for (const RetiredNode& r : s.retired) destroy_payload(s.slab.at(r.id));
+      s.table.for_each([&](std::uint32_t id) { destroy_payload(s.slab.payload(id)); });
+      for (const RetiredNode& r : s.retired) destroy_payload(s.slab.payload(r.id));
       for (const RetiredBlock& b : s.blocks) b.free(b.block);
     }
   }
@@ -267,7 +281,7 @@ class LocalStore : public Store<K, V> {
     internal::Epoch::Guard g;
     const std::uint32_t id = find(s, internal::fold_hash(h), key);
     if (id == kNoId) return std::nullopt;
-    const Node* n = s.slab.at(id);
+    const Payload* n = s.slab.payload(id);
     if (n->entry.stale_until != TimePoint::max() &&
         internal::to_nanos(n->entry.stale_until) <= internal::to_nanos(clock_->now())) {
       return std::nullopt;
@@ -299,28 +313,29 @@ class LocalStore : public Store<K, V> {
           removed.push_back({key, std::move(entry.value), RemovalCause::kEvicted});
         }
       } else {
-        Node* n = s.slab.at(id);
+        Payload* n = s.slab.payload(id);
+        Hooks* nh = s.slab.hooks(id);
         new (&n->key) K(key);
         new (&n->entry) Entry<V>(std::move(entry));
         if (old != kNoId) {
-          Node* o = s.slab.at(old);
+          const Payload* o = s.slab.payload(old);
           if (listener_) removed.push_back({o->key, o->entry.value, RemovalCause::kReplaced});
-          internal::PolicyList::transplant(o, n);
-          s.policy.on_update(n, static_cast<std::uint32_t>(w));
+          internal::PolicyList::transplant(s.slab.hooks(old), nh);
+          s.policy.on_update(nh, static_cast<std::uint32_t>(w));
           s.wheel.unschedule(old);
           if (expires(n)) s.wheel.schedule(id);
           s.table.replace(h32, old, id);
           retire_node(s, old);
         } else {
-          n->hash = h32;
-          n->weight = static_cast<std::uint32_t>(w);
-          s.policy.on_insert(n);
+          nh->hash = h32;
+          nh->weight = static_cast<std::uint32_t>(w);
+          s.policy.on_insert(nh);
           if (expires(n)) s.wheel.schedule(id);
           s.table.insert(h32, id, hash_of_id_fn(s), retire_array_fn(s));
         }
       }
       s.policy.evict([&](internal::PolicyHook* victim) {
-        Node* v = static_cast<Node*>(victim);
+        const auto* v = static_cast<const Hooks*>(victim);
         s.evictions.fetch_add(1, std::memory_order_relaxed);
         destroy_locked(s, id_of(s, v), RemovalCause::kEvicted, removed);
       });
@@ -426,7 +441,9 @@ class LocalStore : public Store<K, V> {
   std::size_t shard_count() const { return shard_count_; }
 
  private:
-  using Node = internal::LocalNode<K, V>;
+  using Hooks = internal::LocalHooks;
+  using Payload = internal::LocalPayload<K, V>;
+  using Slab = internal::NodeSlab<Hooks, Payload>;
   static constexpr std::uint32_t kNoId = internal::ConcurrentIdTable::kNone;
   static constexpr std::uint32_t kMaxIds = internal::ConcurrentIdTable::kMaxIds;
   // Retired nodes are reclaimed once this many wait (or at every cleanup()).
@@ -451,10 +468,10 @@ class LocalStore : public Store<K, V> {
 
   // WheelNodes: the timer wheel's view of a shard's nodes by id.
   struct WheelNodes {
-    const internal::NodeSlab<Node>* slab = nullptr;
-    internal::TimerHook& hook(std::uint32_t id) const { return *slab->at(id); }
+    const Slab* slab = nullptr;
+    internal::TimerHook& hook(std::uint32_t id) const { return *slab->hooks(id); }
     std::int64_t deadline(std::uint32_t id) const {
-      return internal::to_nanos(slab->at(id)->entry.stale_until);
+      return internal::to_nanos(slab->payload(id)->entry.stale_until);
     }
   };
 
@@ -462,14 +479,14 @@ class LocalStore : public Store<K, V> {
     Shard(internal::PolicyKind kind, std::uint64_t maximum, std::uint64_t expected,
           std::int64_t origin, std::uint64_t limit)
         : table(limit),
-          slab(static_cast<std::uint32_t>(std::clamp<std::uint64_t>(expected / 8, 8, 1024))),
+          slab(static_cast<std::uint32_t>(std::clamp<std::uint64_t>(expected / 8, 8, 256))),
           policy(kind, maximum, expected),
           wheel(origin, WheelNodes{&slab}) {}
     mutable internal::Mutex mu;
     // Read without the lock (inside an epoch guard); written under it.
     internal::ConcurrentIdTable table;
-    internal::NodeSlab<Node> slab;
-    internal::ReadBuffer<Node> reads;
+    Slab slab;
+    internal::ReadBuffer<Hooks> reads;
     // Under the lock only.
     internal::EvictionPolicyCore policy ABSL_GUARDED_BY(mu);
     internal::TimerWheel<WheelNodes> wheel ABSL_GUARDED_BY(mu);
@@ -515,11 +532,13 @@ class LocalStore : public Store<K, V> {
     }
   }
 
-  // default_shards: a power of two near 4x the hardware threads, but at least
-  // 256 bound units per shard so small stores keep one global policy.
+  // default_shards: a power of two near 2x the hardware threads (reads take
+  // no lock, so shards only spread writers and drains; each shard costs a
+  // frequency sketch and the policy's fixed-size shadows), but at least 256
+  // bound units per shard so small stores keep one global policy.
   static std::size_t default_shards(std::uint64_t bound) {
     const std::size_t hw = std::max(1u, std::thread::hardware_concurrency());
-    std::size_t n = std::bit_ceil(4 * hw);
+    std::size_t n = std::bit_ceil(2 * hw);
     while (n > 1 && bound / n < 256) n /= 2;
     return std::min<std::size_t>(n, 1024);
   }
@@ -538,19 +557,19 @@ class LocalStore : public Store<K, V> {
     return std::min<std::uint64_t>(w, internal::PolicyHook::kMaxWeight);
   }
 
-  static bool expires(const Node* n) { return n->entry.stale_until != TimePoint::max(); }
+  static bool expires(const Payload* n) { return n->entry.stale_until != TimePoint::max(); }
 
   // find: the id of key's node in s, or kNoId. Inside a guard or the lock.
   static std::uint32_t find(const Shard& s, std::uint32_t h32, const K& key) {
-    return s.table.find(h32, [&](std::uint32_t id) { return Eq{}(s.slab.at(id)->key, key); });
+    return s.table.find(h32, [&](std::uint32_t id) { return Eq{}(s.slab.payload(id)->key, key); });
   }
   // id_of: the id of a published node (under the lock).
-  static std::uint32_t id_of(const Shard& s, const Node* n) {
-    return s.table.find(n->hash, [&](std::uint32_t id) { return s.slab.at(id) == n; });
+  static std::uint32_t id_of(const Shard& s, const Hooks* h) {
+    return s.table.find(h->hash, [&](std::uint32_t id) { return s.slab.hooks(id) == h; });
   }
 
   static auto hash_of_id_fn(Shard& s) {
-    return [&s](std::uint32_t id) { return static_cast<std::uint32_t>(s.slab.at(id)->hash); };
+    return [&s](std::uint32_t id) { return static_cast<std::uint32_t>(s.slab.hooks(id)->hash); };
   }
   // retire_*_fn: callbacks that retire a replaced index array or slab
   // directory (readers may still be using it) until two epochs passed.
@@ -563,7 +582,7 @@ class LocalStore : public Store<K, V> {
   static auto retire_directory_fn(Shard& s) {
     return [&s](void* block) ABSL_NO_THREAD_SAFETY_ANALYSIS {
       s.blocks.push_back(
-          {internal::Epoch::current(), block, &internal::NodeSlab<Node>::free_directory});
+          {internal::Epoch::current(), block, &Slab::free_directory});
     };
   }
 
@@ -577,13 +596,15 @@ class LocalStore : public Store<K, V> {
       internal::Epoch::Guard g;
       const std::uint32_t id = find(s, internal::fold_hash(h), key);
       if (id != kNoId) {
-        Node* n = s.slab.at(id);
+        const Payload* n = s.slab.payload(id);
         if (expires(n) &&
             internal::to_nanos(n->entry.stale_until) <= internal::to_nanos(clock_->now())) {
           expired = true;
         } else {
           out.emplace(n->entry);
-          drain = s.reads.offer(n) == internal::ReadBuffer<Node>::kFilled;
+          // kFilled: this record filled the stripe; kFull / kFailed: dropped
+          // (only when another thread is draining: see try_maintain).
+          drain = s.reads.offer(s.slab.hooks(id)) != internal::ReadBuffer<Hooks>::kAdded;
         }
       }
     }
@@ -605,7 +626,7 @@ class LocalStore : public Store<K, V> {
       drain_locked(s);
       const std::int64_t now = internal::to_nanos(clock_->now());
       const std::uint32_t id = find(s, internal::fold_hash(h), key);
-      if (id != kNoId && internal::to_nanos(s.slab.at(id)->entry.stale_until) <= now) {
+      if (id != kNoId && internal::to_nanos(s.slab.payload(id)->entry.stale_until) <= now) {
         s.expirations.fetch_add(1, std::memory_order_relaxed);
         remove_locked(s, id, RemovalCause::kExpired, removed);
       }
@@ -614,28 +635,54 @@ class LocalStore : public Store<K, V> {
     notify(removed);
   }
 
-  // try_maintain: a reader filled its stripe: drain and maintain if the lock
-  // is free, else leave it to the holder (whose records then may be dropped).
+  // try_maintain: a reader found its stripe full: drain the shard's buffers
+  // and maintain it, unless another reader of this store is draining (at
+  // most one at a time, as Caffeine's single maintenance task) or a writer
+  // holds the shard's lock; then the reader goes on and its records are
+  // dropped while the stripe stays full. A single thread is never refused,
+  // so it loses no record. Under contention the drainer does the policy
+  // work for everyone and the others read at full speed: the policy's cost
+  // bounds the recording rate, not the read rate.
   void try_maintain(Shard& s) {
-    if (!s.mu.try_lock()) return;
+    if (draining_.flag.load(std::memory_order_relaxed) ||
+        draining_.flag.exchange(true, std::memory_order_acquire)) {
+      return;
+    }
+    if (!s.mu.try_lock()) {
+      draining_.flag.store(false, std::memory_order_release);
+      return;
+    }
     Removals removed;
     drain_locked(s);
     maintain_locked(s, internal::to_nanos(clock_->now()), removed);
     s.mu.unlock();
+    draining_.flag.store(false, std::memory_order_release);
     notify(removed);
   }
 
   // drain_locked: replays recorded accesses of live nodes into the policy.
   void drain_locked(Shard& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    s.reads.drain([&](Node* n) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      if (n->queue != internal::PolicyQueue::kNone) s.policy.on_access(n);
+    // Two passes so the cache misses overlap: collect the recorded hooks
+    // and prefetch their neighbours in the policy's lists, then replay.
+    Hooks* batch[internal::ReadBuffer<Hooks>::kStripes * internal::ReadBuffer<Hooks>::kSize];
+    std::size_t n = 0;
+    s.reads.drain([&](Hooks* h) {
+      batch[n++] = h;
+      __builtin_prefetch(h, 1);
     });
+    for (std::size_t i = 0; i < n; ++i) {
+      __builtin_prefetch(batch[i]->prev, 1);
+      __builtin_prefetch(batch[i]->next, 1);
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (batch[i]->queue != internal::PolicyQueue::kNone) s.policy.on_access(batch[i]);
+    }
   }
 
   // remove_locked: takes the node out of the policy, then everything else.
   void remove_locked(Shard& s, std::uint32_t id, RemovalCause cause, Removals& removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    s.policy.on_remove(s.slab.at(id));
+    s.policy.on_remove(s.slab.hooks(id));
     destroy_locked(s, id, cause, removed);
   }
 
@@ -643,9 +690,9 @@ class LocalStore : public Store<K, V> {
   // unschedules it, copies key and value for the listener, retires it.
   void destroy_locked(Shard& s, std::uint32_t id, RemovalCause cause, Removals& removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    Node* n = s.slab.at(id);
+    const Payload* n = s.slab.payload(id);
     s.wheel.unschedule(id);
-    s.table.erase(n->hash, id);
+    s.table.erase(s.slab.hooks(id)->hash, id);
     if (listener_) removed.push_back({n->key, n->entry.value, cause});
     retire_node(s, id);
   }
@@ -654,7 +701,7 @@ class LocalStore : public Store<K, V> {
     s.retired.push_back({internal::Epoch::current(), id});
   }
 
-  static void destroy_payload(Node* n) {
+  static void destroy_payload(Payload* n) {
     n->key.~K();
     n->entry.~Entry<V>();
   }
@@ -678,7 +725,7 @@ class LocalStore : public Store<K, V> {
     std::size_t i = 0;
     for (; i < s.retired.size() && s.retired[i].epoch + 2 <= e; ++i) {
       const std::uint32_t id = s.retired[i].id;
-      destroy_payload(s.slab.at(id));
+      destroy_payload(s.slab.payload(id));
       s.slab.release(id);
     }
     s.retired.erase(s.retired.begin(), s.retired.begin() + static_cast<std::ptrdiff_t>(i));
@@ -699,6 +746,10 @@ class LocalStore : public Store<K, V> {
   std::size_t shard_count_ = 1;
   std::vector<std::unique_ptr<Shard>> shards_;
   internal::StripedCounter hits_, misses_;
+  // Set while a reader drains a shard's read buffers (see try_maintain).
+  struct alignas(internal::kCacheLine) DrainFlag {
+    std::atomic<bool> flag{false};
+  } draining_;
 };
 
 }  // namespace larder

@@ -119,14 +119,16 @@ class Epoch {
   static bool in_guard() { return self()->depth > 0; }
 
  private:
-  struct Global {
+  struct alignas(kCacheLine) Global {
     std::atomic<std::uint64_t> epoch{1};
     std::atomic<Record*> head{nullptr};
     std::atomic<std::uint32_t> records{0};
   };
+  // Constant-initialised and trivially destructible: no guard on the read
+  // path, and usable by threads that outlive other statics.
   static Global& global() {
-    static Global* g = new Global();  // never destroyed: threads may outlive statics
-    return *g;
+    static constinit Global g{};
+    return g;
   }
 
   // Holder: returns the thread's record when the thread exits.

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// NodeSlab<Node>: storage for a LocalStore shard's nodes in fixed-size chunks,
-// each node named by a dense 32-bit id that readers turn into its address
-// without a lock.
+// NodeSlab<Hooks, Payload>: storage for a LocalStore shard's nodes in
+// fixed-size chunks, each node named by a dense 32-bit id that readers turn
+// into its address without a lock. A node is two records kept in parallel
+// arrays: its Hooks (what the writer's policy and timer wheel link and
+// rewrite) and its Payload (what readers read: key and entry).
 //
 // How it differs from `new Node` per entry: no malloc header and no
 // allocator round trip per entry (16 bytes and ~20 ns saved), nodes are
@@ -13,24 +15,27 @@
 //
 // Design essay.
 //
-//   id -> directory[id >> shift][id & mask]; the directory is an array of
-//   chunk pointers, grown by copy: the writer builds a larger copy, publishes
+//   id -> chunk = directory[id >> shift], slot = id & mask; a chunk is
+//
+//     [ Hooks x N ][ Payload x N ]      N = 2^shift, one allocation
+//
+//   The directory is an array of chunk pointers, grown by copy: the writer builds a larger copy, publishes
 //   it with a release store and hands the old one to its retire callback
 //   (freed after an epoch grace period). A reader loads the directory after
 //   the acquire load that gave it the id, so it sees a directory holding that
 //   id's chunk. Free ids are kept on a stack and reused first (LIFO: warm).
-//   A node object is default-constructed the first time its id is handed out
-//   and lives until the slab is destroyed (Node must be trivially
-//   destructible in effect: its destructor is not run); the owner constructs
-//   and destroys the payload inside it (LocalNode's key and entry unions).
+//   Both records are default-constructed the first time their id is handed
+//   out and live until the slab is destroyed (their destructors are not run:
+//   they must be trivial in effect); the owner constructs and destroys what
+//   the payload holds (LocalStore's key and entry unions).
 //
 // Thread-safety: at() from any thread (inside an Epoch::Guard when the id
 // was read from a shared structure); everything else by the single writer.
 //
 // Example:
-//   NodeSlab<Node> slab(/*chunk_nodes=*/1024);
+//   NodeSlab<Hooks, Payload> slab(/*chunk_nodes=*/1024);
 //   std::uint32_t id = slab.allocate(max_ids, [&](void* old) { retire(old); });
-//   new (&slab.at(id)->key) K(k);
+//   new (&slab.payload(id)->key) K(k);
 #ifndef LARDER_INTERNAL_NODE_SLAB_H_
 #define LARDER_INTERNAL_NODE_SLAB_H_
 
@@ -44,7 +49,7 @@
 
 namespace larder::internal {
 
-template <class Node>
+template <class Hooks, class Payload>
 class NodeSlab {
  public:
   static constexpr std::uint32_t kNone = 0xffffffffu;
@@ -52,9 +57,10 @@ class NodeSlab {
   // chunk_nodes: nodes per chunk, rounded up to a power of two (>= 8).
   explicit NodeSlab(std::uint32_t chunk_nodes)
       : shift_(std::bit_width(std::bit_ceil(std::max<std::uint32_t>(chunk_nodes, 8))) - 1),
-        mask_((1u << shift_) - 1) {}
+        mask_((1u << shift_) - 1),
+        payload_offset_(round_up((std::size_t{mask_} + 1) * sizeof(Hooks), alignof(Payload))) {}
   ~NodeSlab() {
-    Node** dir = dir_.load(std::memory_order_relaxed);
+    unsigned char** dir = dir_.load(std::memory_order_relaxed);
     for (std::uint32_t c = 0; c < chunks_; ++c) {
       ::operator delete(static_cast<void*>(dir[c]), std::align_val_t{kAlign});
     }
@@ -63,12 +69,18 @@ class NodeSlab {
   NodeSlab(const NodeSlab&) = delete;
   NodeSlab& operator=(const NodeSlab&) = delete;
 
-  static void free_directory(void* d) { delete[] static_cast<Node**>(d); }
+  static void free_directory(void* d) { delete[] static_cast<unsigned char**>(d); }
 
-  // at: the node storage named by id. Lock-free.
-  Node* at(std::uint32_t id) const {
-    Node* const* dir = dir_.load(std::memory_order_acquire);
-    return dir[id >> shift_] + (id & mask_);
+  // payload: the reader-side record of id. Lock-free.
+  Payload* payload(std::uint32_t id) const {
+    unsigned char* const* dir = dir_.load(std::memory_order_acquire);
+    return std::launder(reinterpret_cast<Payload*>(dir[id >> shift_] + payload_offset_)) +
+           (id & mask_);
+  }
+  // hooks: the writer-side record of id.
+  Hooks* hooks(std::uint32_t id) const {
+    unsigned char* const* dir = dir_.load(std::memory_order_acquire);
+    return std::launder(reinterpret_cast<Hooks*>(dir[id >> shift_])) + (id & mask_);
   }
 
   // allocate: a free id, or kNone when `max_ids` are all in use. May grow the
@@ -82,30 +94,36 @@ class NodeSlab {
     }
     if (next_ >= max_ids) return kNone;
     if ((next_ >> shift_) >= chunks_) add_chunk(retire);
-    new (at(next_)) Node();
+    new (hooks(next_)) Hooks();
+    new (payload(next_)) Payload();
     return next_++;
   }
 
-  // release: returns an id (its node already destroyed). Writer only.
+  // release: returns an id (its payload's contents already destroyed). Writer only.
   void release(std::uint32_t id) { free_.push_back(id); }
 
   std::uint32_t high_water() const { return next_; }
   std::size_t bytes() const {
-    return std::size_t{chunks_} * (std::size_t{mask_} + 1) * sizeof(Node) +
-           std::size_t{dir_capacity_} * sizeof(Node*) + free_.capacity() * sizeof(std::uint32_t);
+    return std::size_t{chunks_} * chunk_bytes() + std::size_t{dir_capacity_} * sizeof(void*) +
+           free_.capacity() * sizeof(std::uint32_t);
   }
 
  private:
-  static constexpr std::size_t kAlign = std::max<std::size_t>(alignof(Node), 64);
+  static constexpr std::size_t kAlign =
+      std::max<std::size_t>({alignof(Hooks), alignof(Payload), 64});
+  static constexpr std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+  std::size_t chunk_bytes() const {
+    return payload_offset_ + (std::size_t{mask_} + 1) * sizeof(Payload);
+  }
 
   template <class Retire>
   void add_chunk(Retire& retire) {
-    Node* chunk = static_cast<Node*>(::operator new((std::size_t{mask_} + 1) * sizeof(Node),
-                                                    std::align_val_t{kAlign}));
-    Node** dir = dir_.load(std::memory_order_relaxed);
+    auto* chunk =
+        static_cast<unsigned char*>(::operator new(chunk_bytes(), std::align_val_t{kAlign}));
+    unsigned char** dir = dir_.load(std::memory_order_relaxed);
     if (chunks_ == dir_capacity_) {
       const std::uint32_t cap = std::max<std::uint32_t>(4, dir_capacity_ * 2);
-      Node** bigger = new Node*[cap]();
+      auto** bigger = new unsigned char*[cap]();
       std::copy(dir, dir + chunks_, bigger);
       bigger[chunks_++] = chunk;
       dir_capacity_ = cap;
@@ -120,7 +138,8 @@ class NodeSlab {
 
   const std::uint32_t shift_;
   const std::uint32_t mask_;
-  std::atomic<Node**> dir_{nullptr};
+  const std::size_t payload_offset_;
+  std::atomic<unsigned char**> dir_{nullptr};
   std::uint32_t dir_capacity_ = 0;  // writer only
   std::uint32_t chunks_ = 0;        // writer only
   std::uint32_t next_ = 0;          // writer only: ids below were handed out
