@@ -351,8 +351,9 @@ TEST(CacheTest, RejectsBadOptionsNamingTheField) {
         o.writer.write = [](std::span<const std::pair<std::string, std::string>>) {
           return absl::OkStatus();
         };
+        o.write_back_batch = 0;
       },
-      "write_mode = kWriteBack is not available yet");
+      "write_back_batch must be > 0");
   EXPECT_THROW(SCache(nullptr, env.options()), std::invalid_argument);
 }
 

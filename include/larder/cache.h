@@ -3,7 +3,8 @@
 // Cache<K, V>: the policy core. Cache-aside reads with single-flight loading,
 // TTL with jitter, stale-while-revalidate, refresh-ahead, stale-if-error,
 // load_timeout, negative caching and batch loads, over any Store<K, V>
-// (DESIGN.md, "Read path"); write-through and cache-aside writes.
+// (DESIGN.md, "Read path"); cache-aside, write-through and write-back writes
+// (DESIGN.md, "Write path").
 //
 // How it differs from the obvious cache-aside loop (get; on miss load; put):
 //   * One load per key, however many callers miss it at once (single-flight),
@@ -16,6 +17,10 @@
 //     reaches the callers waiting for it, but is not stored after the
 //     invalidate (no stale resurrection).
 //   * No exception from a loader escapes; every failure is an absl::Status.
+//   * Write-back does not lose acknowledged writes to eviction (a dirty key
+//     the store dropped is still read from, and written by, the write-back)
+//     nor, with write_back_journal, to a crash (the journal is replayed by the
+//     next Cache on the same path).
 //
 // Thread-safety: every method may be called concurrently from any thread.
 // A hit (fresh entry) costs one clock read (a coarse one with the system
@@ -65,8 +70,35 @@
 // closed and waits for tasks already running; tasks that start later do
 // nothing but release their flight.
 //
-// Write-back is not here yet: see the "WRITE-BACK WIRING" markers for the
-// places a write-behind component plugs in.
+// Writes. Every put/erase of a key in kWriteThrough and kWriteBack first
+// takes the key's turn (internal/key_turns.h): a FIFO ticket per key, held
+// across the system-of-record half (Writer::write, or WriteBehind::put, which
+// fixes the order the flusher will write in) and the store half. Same-key
+// writes are therefore applied to the system of record and to the store in
+// one order, and the cache ends with the value the system of record got
+// last. Alternatives rejected: a striped mutex across the Writer call (a
+// larder lock around user code, and it stalls unrelated keys of the stripe);
+// a per-key generation checked before the store update (it orders the store
+// but lets two Writer calls of one key overlap, so the system of record's
+// order is unknown).
+//
+// Write-back (kWriteBack) composes internal::WriteBehind (write_back.h: the
+// dirty set, flusher, retries, backpressure, journal). put = turn, then
+// WriteBehind::put (acknowledged: journaled; or refused, cache unchanged),
+// then the store. Reads consult the dirty set BEFORE the store: the store may
+// have evicted a dirty key, and between a put's two halves it still holds the
+// older value. A clean key costs one lock-free filter probe
+// (WriteBehind::may_be_dirty), so the hit path takes no write-back lock
+// unless the key (or one sharing its filter slot) is dirty.
+//
+//   read(k):  dirty?  --yes-->  pending put: its value   pending erase: NotFound
+//               | no
+//               v
+//             store -> (as above: fresh / stale / load)
+//
+// invalidate(k) drops only the cached copy; a pending write of k stays and
+// reads keep answering it. erase(k) queues a delete behind k's earlier puts.
+// ~Cache drains the write-back before it closes the core.
 #ifndef LARDER_CACHE_H_
 #define LARDER_CACHE_H_
 
@@ -100,8 +132,11 @@
 #include "larder/executor.h"
 #include "larder/internal/absl_compat.h"
 #include "larder/internal/cache_negative.h"
+#include "larder/internal/journal.h"
+#include "larder/internal/key_turns.h"
 #include "larder/internal/mutex.h"
 #include "larder/internal/striped_counter.h"
+#include "larder/internal/write_back.h"
 #include "larder/load_guard.h"
 #include "larder/single_flight.h"
 #include "larder/stats.h"
@@ -109,6 +144,16 @@
 #include "larder/writer.h"
 
 namespace larder {
+
+// FsyncPolicy: when the write-back journal forces its records to disk
+// (CacheOptions::write_back_fsync). What an acknowledged put survives:
+//
+//   policy          process crash (SIGKILL, abort)   machine crash (power loss, panic)
+//   kEveryWrite     yes                              yes: fdatasync before put returns
+//                                                    (group commit: concurrent puts share one)
+//   kEveryInterval  yes                              all but the last write_back_fsync_interval
+//   kNever          yes                              whatever the OS had written back
+using FsyncPolicy = internal::FsyncPolicy;
 
 // CacheOptions: a plain aggregate; every field has a default (written out, so
 // designated initializers that skip fields compile warning-free). The first
@@ -137,11 +182,22 @@ struct CacheOptions {
   // background and its result is stored. 0: off (wait for the load).
   std::chrono::milliseconds load_timeout{0};
   WriteMode write_mode = WriteMode::kNone;
-  Writer<K, V> writer{};  // kWriteThrough needs writer.write; erase() uses writer.erase when set
-  // Write-back settings (write-back is not available yet; see Cache).
+  // kWriteThrough and kWriteBack need writer.write; erase() uses writer.erase
+  // when set (without it, erase() only drops the key from the cache).
+  Writer<K, V> writer{};
+  // kWriteBack: longest time (Clock time) a key stays dirty before the
+  // flusher writes it. 0: as soon as the flusher gets to it.
   std::chrono::milliseconds write_back_delay{100};
+  // kWriteBack: most keys per Writer::write (or Writer::erase) call. Must be > 0.
   std::size_t write_back_batch = 256;
+  // kWriteBack: most dirty keys; a put of a further key waits up to
+  // write_back_wait, then fails with kResourceExhausted. Must be > 0.
   std::size_t write_back_max_dirty = 100'000;
+  // kWriteBack: journal path prefix (files "<path>.NNNNNNNNNNNN" in an
+  // existing directory); every put is appended before it returns, and the
+  // journal is replayed through the Writer at construction. Needs
+  // larder::Codec<K> and larder::Codec<V>. Empty: no journal (acknowledged
+  // puts not yet written are lost if the process dies).
   std::string write_back_journal{};
   std::shared_ptr<Clock> clock = nullptr;        // null: system_clock()
   std::shared_ptr<Executor> executor = nullptr;  // null: default_executor()
@@ -160,6 +216,27 @@ struct CacheOptions {
   // Most keys remembered as NotFound at once (negative caching); past it, new
   // NotFound answers are not remembered.
   std::size_t negative_max_entries = 10'000;
+  // kWriteBack with a journal: when appended records are forced to disk (see
+  // FsyncPolicy above for what each survives). Default kEveryWrite.
+  FsyncPolicy write_back_fsync = FsyncPolicy::kEveryWrite;
+  // write_back_fsync = kEveryInterval: real time between fdatasyncs. Must be > 0.
+  std::chrono::milliseconds write_back_fsync_interval{1000};
+  // kWriteBack: how long (real time) a put waits for room when
+  // write_back_max_dirty keys are dirty, before kResourceExhausted.
+  // 0: fail at once.
+  std::chrono::milliseconds write_back_wait{1000};
+  // kWriteBack: a failed Writer call is retried after write_back_retry_base *
+  // 2^(failures-1) (Clock time), capped at write_back_retry_max, minus up to
+  // half of it at random (jitter). base must be > 0, max >= base.
+  std::chrono::milliseconds write_back_retry_base{100};
+  std::chrono::milliseconds write_back_retry_max{30'000};
+  // kWriteBack: called on the flusher thread, under no lock, with the keys of
+  // every failed Writer call and its error (the keys stay dirty and are
+  // retried), and from ~Cache with keys it could not write (kAborted; with a
+  // journal they are replayed by the next Cache on it). Must not call flush()
+  // or the destructor. Failures are also counted (CacheStats::write_failures).
+  // Null: counted only.
+  std::function<void(std::span<const K>, const absl::Status&)> on_write_error = nullptr;
 };
 
 namespace internal {
@@ -247,12 +324,35 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
     if (opt_.negative_ttl.count() > 0) {
       negative_ = std::make_unique<NegativeCache<K>>(opt_.negative_max_entries);
     }
+    if (opt_.write_mode != WriteMode::kNone) turns_ = std::make_unique<KeyTurns<K>>();
+    if (opt_.write_mode == WriteMode::kWriteBack) {
+      // Last: the flusher starts (and replays the journal) at once.
+      wb_ = std::make_unique<WriteBehind<K, V>>(
+          opt_.writer,
+          WriteBehindOptions<K>{.delay = opt_.write_back_delay,
+                                .max_batch = opt_.write_back_batch,
+                                .max_dirty = opt_.write_back_max_dirty,
+                                .backpressure_wait = opt_.write_back_wait,
+                                .journal_path = opt_.write_back_journal,
+                                .fsync = opt_.write_back_fsync,
+                                .fsync_interval = opt_.write_back_fsync_interval,
+                                .retry_base = opt_.write_back_retry_base,
+                                .retry_max = opt_.write_back_retry_max,
+                                .clock = clock_,
+                                .on_error = opt_.on_write_error});
+    }
   }
 
   // ---- reads ----
 
   template <class Loader>
   absl::StatusOr<V> get_or_load(const K& key, Loader& loader) {
+    if (wb_ != nullptr) {
+      if (std::optional<std::optional<V>> p = dirty_value(key)) {
+        if (*p) return **std::move(p);
+        return erased(key);
+      }
+    }
     const TimePoint now = read_now();
     absl::StatusOr<std::optional<Entry<V>>> got = store_->get(key);
     std::optional<Entry<V>> stale;
@@ -285,6 +385,9 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   }
 
   std::optional<V> get_if_present(const K& key) {
+    if (wb_ != nullptr) {
+      if (std::optional<std::optional<V>> p = dirty_value(key)) return *std::move(p);
+    }
     const TimePoint now = read_now();
     absl::StatusOr<std::optional<Entry<V>>> got = store_->get(key);
     if (!got.ok()) counters_.store_errors.add();
@@ -314,7 +417,15 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       seen.reserve(keys.size());
       uniq.reserve(keys.size());
       for (const K& k : keys) {
-        if (seen.insert(k).second) uniq.push_back(k);
+        if (!seen.insert(k).second) continue;
+        if (wb_ != nullptr) {
+          // Dirty keys are answered by the write-back (a pending erase: absent).
+          if (std::optional<std::optional<V>> p = dirty_value(k)) {
+            if (*p) out.emplace(k, **std::move(p));
+            continue;
+          }
+        }
+        uniq.push_back(k);
       }
     }
     if (uniq.empty()) return out;
@@ -472,6 +583,11 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   absl::Status put(const K& key, V value) {
     switch (opt_.write_mode) {
       case WriteMode::kWriteThrough: {
+        // The key's turn orders this put against other puts/erases of key:
+        // their Writer calls never overlap, and the store sees them in the
+        // order the system of record did. No lock is held while it waits or
+        // while the Writer runs (key_turns.h).
+        auto turn = turns_->acquire(key);
         const std::pair<K, V> kv(key, value);
         absl::Status s = call_writer(
             [&] { return opt_.writer.write(std::span<const std::pair<K, V>>(&kv, 1)); });
@@ -480,18 +596,25 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
           return s;  // the cache is left as it was
         }
         counters_.writes.add();
-        absl::Status c = put_local(key, std::move(value));
-        if (c.ok()) return c;
-        // The system of record has the new value; never leave the old one cached.
-        if (invalidate(key).ok()) return absl::OkStatus();
-        return absl::UnavailableError(absl::StrCat(
-            "written to the system of record, but the cache could not drop its old value: ",
-            c.message()));
+        return store_after_write(key, std::move(value));
       }
-      case WriteMode::kWriteBack:
-        // WRITE-BACK WIRING (2/5): put_local(key, value), then hand (key, value)
-        // to the write-behind component (mark dirty; it applies backpressure).
-        return absl::UnimplementedError("write_mode = kWriteBack is not available yet");
+      case WriteMode::kWriteBack: {
+        auto turn = turns_->acquire(key);
+        absl::Status s = wb_->put(key, value);
+        if (!s.ok()) {
+          // kResourceExhausted (backpressure) and kFailedPrecondition
+          // (shutting down): nothing changed. A journal error (kDataLoss) may
+          // leave the value dirty (to be written, but not crash-safe): drop the
+          // cached copy so the store cannot hold a value older than the
+          // system of record will; reads are answered by the write-back.
+          if (s.code() != absl::StatusCode::kResourceExhausted &&
+              s.code() != absl::StatusCode::kFailedPrecondition) {
+            (void)invalidate(key);
+          }
+          return s;
+        }
+        return store_after_write(key, std::move(value));
+      }
       case WriteMode::kNone:
         break;
     }
@@ -499,9 +622,19 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   }
 
   absl::Status erase(const K& key) {
-    // WRITE-BACK WIRING (3/5): in kWriteBack, enqueue a delete (tombstone) for
-    // key in the write-behind component instead of calling writer.erase here,
-    // so a pending dirty value cannot be written after the delete.
+    // Without writer.erase there is no delete to order: drop the cached copy
+    // (in kWriteBack a pending put of key stays pending and is written).
+    if (!opt_.writer.erase) return invalidate(key);
+    if (opt_.write_mode == WriteMode::kWriteBack) {
+      // Queued behind every earlier put of key (the flusher calls
+      // writer.erase); a pending value can never be written after it.
+      auto turn = turns_->acquire(key);
+      absl::Status s = wb_->erase(key);
+      if (!s.ok()) return s;  // nothing changed (see put)
+      return invalidate(key);
+    }
+    std::optional<typename KeyTurns<K>::Turn> turn;
+    if (turns_) turn.emplace(turns_->acquire(key));
     if (opt_.writer.erase) {
       absl::Status s =
           call_writer([&] { return opt_.writer.erase(std::span<const K>(&key, 1)); });
@@ -545,8 +678,17 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
     st.store_errors = counters_.store_errors.load();
     st.writes = counters_.writes.load();
     st.write_failures = counters_.write_failures.load();
-    // WRITE-BACK WIRING (5/5): dirty, flushes and write_coalesced come from the
-    // write-behind component.
+    if (wb_ != nullptr) {
+      const WriteBehindStats w = wb_->stats();
+      st.writes += w.writes;
+      st.write_failures += w.write_failures;
+      st.dirty = w.dirty;
+      st.flushes = w.flushes;
+      st.write_coalesced = w.coalesced;
+      st.write_rejected = w.rejected;
+      st.journal_replayed = w.replayed;
+      st.journal_bad_tails = w.replay_torn + w.replay_corrupt;
+    }
     st.refreshes_dropped = counters_.refreshes_dropped.load();
     st.refresh_failures = counters_.refresh_failures.load();
     st.negative_hits = counters_.negative_hits.load();
@@ -562,8 +704,17 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
     task_cv_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(task_mu_) { return running_ == 0; });
   }
 
+  // flush: the write-back's flush(); OK at once in the other modes.
+  absl::Status flush() { return wb_ != nullptr ? wb_->flush() : absl::OkStatus(); }
+
+  // stop_write_back: drains and stops the write-back (its destructor: flush
+  // with retries, report leftovers to on_write_error). ~Cache only, before
+  // close(): nothing else may run concurrently.
+  void stop_write_back() { wb_.reset(); }
+
   const CacheOptions<K, V>& options() const { return opt_; }
   std::size_t flights_in_progress() const { return flights_.size(); }
+  WriteBehind<K, V>* write_behind() { return wb_.get(); }
 
  private:
   enum class Kind { kFresh, kRefreshAhead, kStaleServe, kStaleLoad, kExpired };
@@ -591,12 +742,63 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
         if (!opt_.writer.write) bad("write_mode = kWriteThrough needs writer.write");
         break;
       case WriteMode::kWriteBack:
-        // WRITE-BACK WIRING (1/5): validate writer.write, write_back_delay > 0,
-        // write_back_batch >= 1, write_back_max_dirty >= 1, then build the
-        // write-behind component (after the fields below are set).
-        bad("write_mode = kWriteBack is not available yet");
+        if (!opt_.writer.write) bad("write_mode = kWriteBack needs writer.write");
+        if (opt_.write_back_delay.count() < 0) bad("write_back_delay must be >= 0");
+        if (opt_.write_back_batch == 0) bad("write_back_batch must be > 0");
+        if (opt_.write_back_max_dirty == 0) bad("write_back_max_dirty must be > 0");
+        if (opt_.write_back_wait.count() < 0) bad("write_back_wait must be >= 0");
+        if (opt_.write_back_retry_base.count() <= 0) bad("write_back_retry_base must be > 0");
+        if (opt_.write_back_retry_max < opt_.write_back_retry_base) {
+          bad("write_back_retry_max must be >= write_back_retry_base");
+        }
+        if (!opt_.write_back_journal.empty()) {
+          if (!WriteBehind<K, V>::kJournalable) {
+            bad("write_back_journal is set but K or V has no larder::Codec (specialise "
+                "larder::Codec, or leave write_back_journal empty)");
+          }
+          if (opt_.write_back_fsync == FsyncPolicy::kEveryInterval &&
+              opt_.write_back_fsync_interval.count() <= 0) {
+            bad("write_back_fsync = kEveryInterval needs write_back_fsync_interval > 0");
+          }
+        }
         break;
     }
+    if (opt_.write_mode != WriteMode::kWriteBack && !opt_.write_back_journal.empty()) {
+      bad("write_back_journal is set but write_mode is not kWriteBack");
+    }
+  }
+
+  // dirty_value: for a key the write-back has not written yet, what a read
+  // must see: optional(value) for a pending put, optional(nullopt) for a
+  // pending erase; nullopt when the key is not dirty (read the store).
+  // Clean keys cost one lock-free filter probe (WriteBehind::may_be_dirty).
+  std::optional<std::optional<V>> dirty_value(const K& key) {
+    if (!wb_->may_be_dirty(key)) return std::nullopt;
+    std::optional<std::optional<V>> p = wb_->pending(key);
+    if (p) {
+      if (*p) {
+        counters_.hits.add();
+      } else {
+        counters_.misses.add();
+      }
+    }
+    return p;
+  }
+
+  static absl::Status erased(const K&) {
+    return absl::NotFoundError("erased (the delete is not yet written to the system of record)");
+  }
+
+  // store_after_write: the store's half of a put whose system-of-record half
+  // (Writer or write-back) succeeded. When the store fails, the old value must
+  // not stay cached: it is dropped, or the error says it could not be.
+  absl::Status store_after_write(const K& key, V value) {
+    absl::Status c = put_local(key, std::move(value));
+    if (c.ok()) return c;
+    if (invalidate(key).ok()) return absl::OkStatus();
+    return absl::UnavailableError(absl::StrCat(
+        "written to the system of record, but the cache could not drop its old value: ",
+        c.message()));
   }
 
   // read_now: the instant a read classifies entries by. With the system clock
@@ -1010,6 +1212,8 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   std::unique_ptr<NegativeCache<K>> negative_;
   SingleFlight<K, V> flights_;
   CacheCounters counters_;
+  std::unique_ptr<KeyTurns<K>> turns_;   // kWriteThrough / kWriteBack: per-key write order
+  std::unique_ptr<WriteBehind<K, V>> wb_;  // kWriteBack; reset by stop_write_back()
 
   Mutex task_mu_;
   CondVar task_cv_;
@@ -1019,6 +1223,12 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
 
 }  // namespace internal
 
+namespace internal {
+// CacheTestPeer: tests reach the write-back through it (no test-only public
+// methods). Defined by tests.
+struct CacheTestPeer;
+}  // namespace internal
+
 // Cache: see the file comment.
 template <class K, class V>
 class Cache {
@@ -1026,24 +1236,34 @@ class Cache {
   using Map = absl::flat_hash_map<K, V>;
 
   // Throws std::invalid_argument, naming the field, when store is null or an
-  // option is out of range or inconsistent ("write_mode = kWriteThrough needs
-  // writer.write"). write_mode = kWriteBack throws: not available yet.
+  // option is out of range or inconsistent ("write_mode = kWriteBack needs
+  // writer.write"; a write_back_journal for a K or V without larder::Codec);
+  // std::runtime_error when the write-back journal cannot be opened (I/O).
+  // With a journal, every record left by an earlier Cache on the same path is
+  // replayed: its keys are dirty (and readable) at once and the flusher
+  // writes them through the Writer.
   explicit Cache(std::shared_ptr<Store<K, V>> store, CacheOptions<K, V> options = {})
       : executor_(options.executor ? options.executor : default_executor()),
         core_(std::make_shared<internal::CacheCore<K, V>>(std::move(store), std::move(options),
                                                           executor_.get())) {}
 
-  // Waits for background refreshes already running; cancels queued ones.
+  // kWriteBack: drains first: flushes every dirty key (up to 3 attempts,
+  // pausing the retry backoff in real time between them), stops the flusher,
+  // and reports keys it could not write to on_write_error (kAborted; with a
+  // journal they stay in it for the next Cache on the path; with nothing left
+  // the journal files are deleted). Then waits for background refreshes
+  // already running and cancels queued ones.
   ~Cache() {
-    // WRITE-BACK WIRING (4/5): drain the write-behind component here (it writes
-    // every dirty key through writer.write) BEFORE core_->close(), then stop it.
+    core_->stop_write_back();
     core_->close();
   }
 
   Cache(const Cache&) = delete;
   Cache& operator=(const Cache&) = delete;
 
-  // get_or_load: key's value. Fresh: returned at once. Stale within
+  // get_or_load: key's value. kWriteBack: a key not yet written is answered
+  // from the write-back (its newest put, or NotFound for a pending erase)
+  // even when the store evicted it; its loader is not called. Fresh: returned at once. Stale within
   // stale_while_revalidate (or past the refresh-ahead point): returned at once
   // and one background refresh starts. Otherwise one loader call for all
   // concurrent callers of key; its value is stored and returned to each.
@@ -1059,7 +1279,8 @@ class Cache {
 
   // get_if_present: the value when the store holds key fresh, or stale within
   // stale_while_revalidate (no refresh starts: there is no loader); nullopt
-  // otherwise, also when the store fails.
+  // otherwise, also when the store fails. kWriteBack: a dirty key's pending
+  // value (nullopt for a pending erase), whether or not the store kept it.
   std::optional<V> get_if_present(const K& key) { return core_->get_if_present(key); }
 
   // get_many: the values for keys (duplicates allowed). Hits come from one
@@ -1074,13 +1295,31 @@ class Cache {
     return core_->get_many(keys, load);
   }
 
-  // put: kNone: caches value. kWriteThrough: writer.write first; on failure
-  // returns its error and leaves the cache as it was. A load of key in flight
-  // will not overwrite value.
+  // put: honours write_mode. A load of key in flight will not overwrite value.
+  //   kNone: caches value.
+  //   kWriteThrough: writer.write first; on failure returns its error and
+  //     leaves the cache as it was; then the store. Puts and erases of one key
+  //     are serialised (each waits for the previous one's Writer call and
+  //     store update; no lock is held meanwhile), so the cache ends with the
+  //     value the system of record got last. Cost: the Writer call.
+  //   kWriteBack: marks key dirty with value (with a journal: appended, and
+  //     durable per write_back_fsync, before put returns), then caches it;
+  //     the Writer is called later by the flusher. Errors: kResourceExhausted
+  //     when write_back_max_dirty keys stayed dirty for write_back_wait
+  //     (backpressure; nothing changed); the journal's kDataLoss (the value
+  //     may still be written but is not crash-safe; the cached copy is
+  //     dropped, reads still see the value); kFailedPrecondition while the
+  //     cache is being destroyed. Cost: about 0.1 us without a journal (no
+  //     I/O), plus the journal's group commit with one.
+  // The Writer must not call put/erase of the key it is writing (deadlock).
   absl::Status put(const K& key, V value) { return core_->put(key, std::move(value)); }
 
   // invalidate: drops key from the cache; a load of key in flight is not
   // stored after it. Errors: the store's.
+  // kWriteBack: a dirty key's pending write is NOT cancelled (use erase for
+  // that): it still goes to the system of record, and reads go on returning
+  // it until it is written (they never load the older value the system of
+  // record holds meanwhile).
   absl::Status invalidate(const K& key) { return core_->invalidate(key); }
 
   // invalidate_all: drops everything (Store::clear); loads in flight are not
@@ -1089,14 +1328,20 @@ class Cache {
 
   // erase: deletes key from the system of record through writer.erase (when
   // set), then from the cache. On a writer error nothing is dropped.
+  // Without writer.erase: the same as invalidate (in every mode).
+  // kWriteBack: queues the delete behind every earlier put of key (the
+  // flusher calls writer.erase), then drops the cached copy; until the delete
+  // is written, reads of key answer NotFound (get_or_load does not call the
+  // loader), nullopt, or leave it out (get_many). Errors as for put.
   absl::Status erase(const K& key) { return core_->erase(key); }
 
-  // flush: waits until every write-back key is written. OK at once in the
-  // other write modes.
-  absl::Status flush() {
-    // WRITE-BACK WIRING (5/5, cont.): return the write-behind component's flush().
-    return absl::OkStatus();
-  }
+  // flush: kWriteBack: returns OK once every put and erase acknowledged before
+  // the call is in the system of record; otherwise the Writer's error from the
+  // one attempt it made per key (retry/backoff delays are waived; failing keys
+  // stay dirty). Puts may run concurrently; they are not waited for. OK at
+  // once in the other write modes. Must not be called from the Writer or
+  // on_write_error.
+  absl::Status flush() { return core_->flush(); }
 
   // stats: a snapshot of the counters (stats.h). O(stripes); lock-free.
   CacheStats stats() const { return core_->stats(); }
@@ -1109,6 +1354,8 @@ class Cache {
   const std::shared_ptr<Executor>& executor() const { return executor_; }
 
  private:
+  friend struct internal::CacheTestPeer;
+
   // The Cache, not the core, owns the executor: queued tasks keep the core
   // alive, and if the core owned the only reference to a ThreadPoolExecutor,
   // the task dropping the core last would destroy the pool on one of its own

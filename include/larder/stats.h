@@ -38,6 +38,9 @@ struct CacheStats {
   std::uint64_t refresh_failures = 0;    // background refreshes whose loader failed
   std::uint64_t negative_hits = 0;       // NotFound answered from the negative cache
   std::uint64_t load_timeouts = 0;       // callers served stale after load_timeout
+  std::uint64_t write_rejected = 0;      // write-back puts refused by backpressure (kResourceExhausted)
+  std::uint64_t journal_replayed = 0;    // write-back journal records replayed at construction
+  std::uint64_t journal_bad_tails = 0;   // journal segments ending in a torn or corrupt record (skipped)
 
   // hit_ratio: (hits + stale_hits) / (hits + stale_hits + misses); 0 when
   // nothing was asked.

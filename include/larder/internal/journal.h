@@ -406,6 +406,12 @@ class Journal {
     return seq;
   }
 
+  // health: OK, or the sticky I/O error every later wait_durable() returns.
+  absl::Status health() const {
+    MutexLock l(&mu_);
+    return journal_internal::unshared(broken_);
+  }
+
   // last_enqueued: the highest sequence number handed out so far (0: none).
   std::uint64_t last_enqueued() const {
     MutexLock l(&mu_);

@@ -114,6 +114,7 @@
 #define LARDER_INTERNAL_WRITE_BACK_H_
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
@@ -293,6 +294,22 @@ class WriteBehind {
     if (it == dirty_.end()) return std::nullopt;
     return std::optional<std::optional<V>>(std::in_place, it->second.value);
   }
+
+  // may_be_dirty: false when key is certainly not dirty now; true when it may
+  // be (then ask pending()). Lock-free: one hash and one atomic load of a
+  // counting filter (kFilterSlots counters indexed by the key's hash, bumped
+  // when a key enters the dirty set and dropped when it leaves). A reader that
+  // sees false after a put of key returned (in any thread it synchronises
+  // with) cannot happen: the counter is raised, under mu_, before put returns.
+  // False positives (another dirty key in the same slot) only cost a
+  // pending() call.
+  bool may_be_dirty(const K& key) const {
+    if (dirty_count_.load(std::memory_order_acquire) == 0) return false;
+    return filter_slot(key).load(std::memory_order_acquire) != 0;
+  }
+
+  // dirty_count: dirty(), read without the mutex (may lag a concurrent change).
+  std::size_t dirty_count() const { return dirty_count_.load(std::memory_order_acquire); }
 
   // flush: returns OK once every put/erase acknowledged before the call is in
   // the system of record; otherwise the Writer's (or the journal's) error from
@@ -479,6 +496,11 @@ class WriteBehind {
         }
       }
       if (journal_) {
+        // A journal with a sticky I/O error can no longer make anything
+        // durable: refuse before the dirty set changes, so an error from put
+        // means "nothing happened" (only the puts of the group commit that hit
+        // the error are both reported and still dirty).
+        if (absl::Status h = journal_->health(); !h.ok()) return h;
         jseq = journal_->enqueue(value ? JournalRecordType::kPut : JournalRecordType::kErase, kb, vb);
       }
       const TimePoint now = clock_->now();
@@ -500,6 +522,8 @@ class WriteBehind {
     auto it = dirty_.find(key);
     if (it == dirty_.end()) {
       it = dirty_.emplace(key, Entry{}).first;
+      filter_slot(key).fetch_add(1, std::memory_order_release);
+      dirty_count_.store(dirty_.size(), std::memory_order_release);
       Entry& e = it->second;
       e.value = std::move(value);
       e.version = e.first_unwritten = version;
@@ -612,7 +636,9 @@ class WriteBehind {
       unwritten_.erase(e.first_unwritten);
       if (!e.redirtied) {
         if (e.jseq != 0) live_jseq_.erase(e.jseq);
+        filter_slot(key).fetch_sub(1, std::memory_order_release);
         dirty_.erase(it);
+        dirty_count_.store(dirty_.size(), std::memory_order_release);
         space_cv_.notify_all();
         return;
       }
@@ -813,6 +839,17 @@ class WriteBehind {
   std::uint64_t puts_ = 0, erases_ = 0, writes_ = 0, write_failures_ = 0, flushes_ = 0,
                 coalesced_ = 0, rejected_ = 0, relogged_ = 0, dropped_at_shutdown_ = 0;
   std::mt19937_64 rng_;  // flusher thread only
+
+  // The lock-free dirty filter behind may_be_dirty(): written under mu_, read
+  // without it.
+  static constexpr std::size_t kFilterSlots = 4096;  // power of two
+  std::atomic<std::size_t> dirty_count_{0};
+  std::unique_ptr<std::atomic<std::uint32_t>[]> filter_{
+      new std::atomic<std::uint32_t>[kFilterSlots]()};
+  std::atomic<std::uint32_t>& filter_slot(const K& key) const {
+    const std::size_t h = Hash{}(key);
+    return filter_[(h ^ (h >> 29)) & (kFilterSlots - 1)];
+  }
 
   std::thread flusher_;  // last: starts after everything above is built
 };
