@@ -3,19 +3,20 @@
 // write_bench: the write path against a slow system of record (a Writer that
 // takes 1 ms per call, like a database round trip).
 //
-//   BM_PutLatency/<mode>    put() latency p50/p99 (counters p50_us, p99_us):
-//       write_through        one Writer call per put (what kWriteThrough costs)
-//       write_back           WriteBehind, no journal
-//       wb_journal_never     WriteBehind + journal, FsyncPolicy::kNever
-//       wb_journal_interval  WriteBehind + journal, kEveryInterval (100 ms)
-//       wb_journal_every     WriteBehind + journal, kEveryWrite (group commit)
+//   BM_PutLatency/<layer>/<mode>   put() latency p50/p99 (counters p50_us, p99_us)
+//     layer: cache  = larder::Cache<K, V> over a LocalStore, configured by
+//                     CacheOptions (write_mode, write_back_journal,
+//                     write_back_fsync, ...): what users get;
+//            engine = internal::WriteBehind alone (write-through: the bare
+//                     Writer call), to see what the Cache layer adds.
+//     mode:  write_through        one Writer call per put (kWriteThrough)
+//            write_back           kWriteBack, no journal
+//            wb_journal_never     + journal, FsyncPolicy::kNever
+//            wb_journal_interval  + journal, kEveryInterval (100 ms)
+//            wb_journal_every     + journal, kEveryWrite (group commit)
 //     ".../threads:4" rows run 4 putting threads on one instance.
-//   BM_FlushThroughput/<max_batch>  flush() of 1000 dirty keys; items/s = keys/s.
-//
-// Today it drives internal::WriteBehind directly; the WritePath interface
-// below is the seam: once Cache has kWriteBack wired in, replace the two
-// implementations with a Cache<K, V> built with the matching CacheOptions
-// (write_mode, write_back_journal, ...) and keep the benchmarks unchanged.
+//   BM_FlushThroughput/<layer>/max_batch:<n>  flush() of 1000 dirty keys with
+//     at most n keys per Writer call; keys_per_s.
 //
 // Run: build with the release preset, then
 //   /work/build-<you>-release/bench/write_bench --benchmark_counters_tabular=true
@@ -33,7 +34,9 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "larder/cache.h"
 #include "larder/internal/write_back.h"
+#include "larder/local_store.h"
 
 namespace {
 
@@ -85,7 +88,22 @@ class WriteBackPath final : public WritePath {
   Wb wb_;
 };
 
+// Cache<K, V> over a LocalStore, in the matching CacheOptions.
+class CachePath final : public WritePath {
+ public:
+  explicit CachePath(larder::CacheOptions<K, V> o)
+      : cache_(std::make_shared<larder::LocalStore<K, V>>(
+                   larder::LocalStoreOptions{.max_entries = 100'000}),
+               std::move(o)) {}
+  absl::Status put(const K& k, V v) override { return cache_.put(k, v); }
+  absl::Status flush() override { return cache_.flush(); }
+
+ private:
+  larder::Cache<K, V> cache_;
+};
+
 enum Mode { kThrough, kBack, kJournalNever, kJournalInterval, kJournalEvery };
+enum Layer { kEngine, kCache };
 
 std::string g_dir;
 std::unique_ptr<WritePath> g_path;
@@ -98,23 +116,36 @@ std::string bench_dir() {
   return g_dir;
 }
 
-std::unique_ptr<WritePath> make_path(Mode mode, std::size_t max_batch) {
+std::unique_ptr<WritePath> make_path(Mode mode, std::size_t max_batch, Layer layer = kEngine) {
   auto w = slow_writer(std::chrono::milliseconds(1));
+  static int n = 0;
+  const std::string journal = mode >= kJournalNever ? bench_dir() + "/wb" + std::to_string(n++) : "";
+  const FsyncPolicy fsync = mode == kJournalNever      ? FsyncPolicy::kNever
+                            : mode == kJournalInterval ? FsyncPolicy::kEveryInterval
+                                                       : FsyncPolicy::kEveryWrite;
+  if (layer == kCache) {
+    larder::CacheOptions<K, V> o;
+    o.write_mode = mode == kThrough ? larder::WriteMode::kWriteThrough : larder::WriteMode::kWriteBack;
+    o.writer = w;
+    o.write_back_delay = std::chrono::milliseconds(100);
+    o.write_back_batch = max_batch;
+    o.write_back_journal = journal;
+    o.write_back_fsync = fsync;
+    o.write_back_fsync_interval = std::chrono::milliseconds(100);
+    return std::make_unique<CachePath>(std::move(o));
+  }
   if (mode == kThrough) return std::make_unique<WriteThroughPath>(w);
   Wb::Options o{.delay = std::chrono::milliseconds(100), .max_batch = max_batch};
-  static int n = 0;
-  if (mode != kBack) {
-    o.journal_path = bench_dir() + "/wb" + std::to_string(n++);
-    o.fsync = mode == kJournalNever      ? FsyncPolicy::kNever
-              : mode == kJournalInterval ? FsyncPolicy::kEveryInterval
-                                         : FsyncPolicy::kEveryWrite;
+  if (!journal.empty()) {
+    o.journal_path = journal;
+    o.fsync = fsync;
     o.fsync_interval = std::chrono::milliseconds(100);
   }
   return std::make_unique<WriteBackPath>(w, o);
 }
 
 void setup_put(const benchmark::State& state) {
-  g_path = make_path(static_cast<Mode>(state.range(0)), 256);
+  g_path = make_path(static_cast<Mode>(state.range(0)), 256, static_cast<Layer>(state.range(1)));
 }
 void teardown(const benchmark::State&) { g_path.reset(); }
 
@@ -147,9 +178,11 @@ void BM_PutLatency(benchmark::State& state) {
 const char* kModeNames[] = {"write_through", "write_back", "wb_journal_never",
                             "wb_journal_interval", "wb_journal_every"};
 
-void register_put(Mode m, int threads, benchmark::IterationCount iters) {
-  benchmark::RegisterBenchmark((std::string("BM_PutLatency/") + kModeNames[m]).c_str(), BM_PutLatency)
-      ->Arg(m)
+void register_put(Layer layer, Mode m, int threads, benchmark::IterationCount iters) {
+  benchmark::RegisterBenchmark(
+      (std::string("BM_PutLatency/") + (layer == kCache ? "cache/" : "engine/") + kModeNames[m]).c_str(),
+      BM_PutLatency)
+      ->Args({m, layer})
       ->Setup(setup_put)
       ->Teardown(teardown)
       ->Threads(threads)
@@ -160,7 +193,7 @@ void register_put(Mode m, int threads, benchmark::IterationCount iters) {
 // flush() of 1000 dirty keys, with max_batch keys per Writer call.
 void BM_FlushThroughput(benchmark::State& state) {
   const auto max_batch = static_cast<std::size_t>(state.range(0));
-  auto path = make_path(kBack, max_batch);
+  auto path = make_path(kBack, max_batch, static_cast<Layer>(state.range(1)));
   constexpr int kKeys = 1000;
   V v = 0;
   for (auto _ : state) {
@@ -176,15 +209,22 @@ void BM_FlushThroughput(benchmark::State& state) {
 }
 
 int register_all() {
-  register_put(kThrough, 1, 1000);
-  register_put(kBack, 1, 50'000);
-  register_put(kJournalNever, 1, 50'000);
-  register_put(kJournalInterval, 1, 50'000);
-  register_put(kJournalEvery, 1, 2'000);
-  register_put(kThrough, 4, 500);
-  register_put(kJournalEvery, 4, 1'000);
-  benchmark::RegisterBenchmark("BM_FlushThroughput/max_batch", BM_FlushThroughput)
-      ->Arg(1)->Arg(16)->Arg(256)->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+  for (Layer layer : {kCache, kEngine}) {
+    register_put(layer, kThrough, 1, 1000);
+    register_put(layer, kBack, 1, 50'000);
+    register_put(layer, kJournalNever, 1, 50'000);
+    register_put(layer, kJournalInterval, 1, 50'000);
+    register_put(layer, kJournalEvery, 1, 2'000);
+    register_put(layer, kThrough, 4, 500);
+    register_put(layer, kBack, 4, 50'000);
+    register_put(layer, kJournalEvery, 4, 1'000);
+    benchmark::RegisterBenchmark(
+        (std::string("BM_FlushThroughput/") + (layer == kCache ? "cache" : "engine")).c_str(),
+        BM_FlushThroughput)
+        ->ArgNames({"max_batch", "layer"})
+        ->Args({1, layer})->Args({16, layer})->Args({256, layer})
+        ->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+  }
   return 0;
 }
 

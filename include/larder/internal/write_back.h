@@ -108,8 +108,10 @@
 // Costs: put is O(log n) under one mutex (n = dirty keys) plus, with a
 // journal, one group-committed append. One global mutex is the simple choice
 // for a write path whose cost is dominated by the journal or the Writer; the
-// read path (pending) takes it too, so a Cache should consult it only for
-// keys it knows might be dirty (e.g. dirty() > 0).
+// read path (pending) takes it too, so a Cache asks may_be_dirty(k) first: a
+// lock-free counting filter over the dirty keys' hashes (kFilterSlots atomic
+// counters, raised under mu_ before put returns, lowered when the key leaves
+// the dirty set), so reads of clean keys never touch mu_.
 #ifndef LARDER_INTERNAL_WRITE_BACK_H_
 #define LARDER_INTERNAL_WRITE_BACK_H_
 
