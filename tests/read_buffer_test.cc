@@ -43,10 +43,15 @@ TEST(ReadBufferTest, FullStripeDropsUntilDrained) {
     EXPECT_EQ(buf.offer_to(0, &x), ReadBuffer<int>::kAdded);
   }
   EXPECT_EQ(buf.offer_to(0, &x), ReadBuffer<int>::kFilled);
+  // Full: dropped, and every kRetryAfter-th drop asks for a drain again.
+  for (std::uint32_t i = 1; i < ReadBuffer<int>::kRetryAfter; ++i) {
+    EXPECT_EQ(buf.offer_to(0, &x), ReadBuffer<int>::kDropped);
+  }
   EXPECT_EQ(buf.offer_to(0, &x), ReadBuffer<int>::kFull);
   EXPECT_EQ(buf.offer_to(1, &x), ReadBuffer<int>::kAdded);  // other stripes unaffected
+  EXPECT_EQ(buf.offer_owned(2, &x), ReadBuffer<int>::kAdded);
   std::size_t n = buf.drain([](int*) {});
-  EXPECT_EQ(n, ReadBuffer<int>::kSize + 1);
+  EXPECT_EQ(n, ReadBuffer<int>::kSize + 2);
   EXPECT_EQ(buf.offer_to(0, &x), ReadBuffer<int>::kAdded);
 }
 
@@ -75,13 +80,17 @@ TEST(ReadBufferTest, StressProducersAndDrainingConsumer) {
       for (int i = 0; i < kOps; ++i) {
         const std::size_t k = static_cast<std::size_t>(t) * kOps + i;
         objs[k] = static_cast<std::uint32_t>(k);  // written before the offer, read by the drainer
-        const auto r = buf.offer(&objs[k]);
-        if (r == ReadBuffer<std::uint32_t>::kFull || r == ReadBuffer<std::uint32_t>::kFailed) {
+        // Odd threads use the shared (CAS) stripe, even ones their own.
+        const auto r = t % 2 == 1 ? buf.offer_to(ReadBuffer<std::uint32_t>::kStripes - 1, &objs[k])
+                                  : buf.offer(&objs[k]);
+        const bool want_drain =
+            r == ReadBuffer<std::uint32_t>::kFilled || r == ReadBuffer<std::uint32_t>::kFull;
+        if (r == ReadBuffer<std::uint32_t>::kAdded || r == ReadBuffer<std::uint32_t>::kFilled) {
+          offered[k].store(1, std::memory_order_relaxed);
+        } else {
           dropped.fetch_add(1, std::memory_order_relaxed);
-          continue;
         }
-        offered[k].store(1, std::memory_order_relaxed);
-        if (r == ReadBuffer<std::uint32_t>::kFilled && mu.try_lock()) {
+        if (want_drain && mu.try_lock()) {
           drain();
           mu.unlock();
         }

@@ -40,8 +40,10 @@
 //   compare keys, check stale_until (the clock is read only for entries that
 //   can expire), copy the entry out, append the node to the thread's stripe
 //   of the shard's read buffer (internal/read_buffer.h), leave the guard.
-//   Counters are striped. Nothing on this path takes a lock or writes a line
-//   another reader writes.
+//   Counters are per thread (internal/thread_counter.h). Nothing on this
+//   path takes a lock, writes a line another reader writes, or (on Linux,
+//   with membarrier) executes a locked instruction, so the CPU overlaps one
+//   lookup's cache misses with the next one's.
 //
 //   A node's key and entry never change while it is published: put() on an
 //   existing key builds a new node, moves the policy and timer links to it
@@ -60,10 +62,12 @@
 //   policy sees every access in the same order as if it were recorded under
 //   the lock (the simulator's hit ratios are unchanged). Under contention
 //   one reader does the policy work while the others read at full speed and
-//   drop records that find their stripe full: the policy's cost bounds the
-//   rate of recorded accesses, not the rate of reads. Dropping makes recency
-//   and frequency approximate, never wrong about liveness (a drained node
-//   whose queue is kNone is skipped).
+//   drop records that find their stripe full (a full stripe retries its
+//   drain after 3x its size of drops, so about a quarter of a contended
+//   thread's accesses are recorded): the policy's cost bounds the rate of
+//   recorded accesses, not the rate of reads. Sampling keeps frequency
+//   estimates proportional and hot entries recent; dropping is never wrong
+//   about liveness (a drained node whose queue is kNone is skipped).
 //
 //   Bound: eviction runs in the same critical section as the insert that
 //   overflowed the shard, so the store never holds more than its bound (no
@@ -136,6 +140,7 @@
 #include "larder/internal/node_slab.h"
 #include "larder/internal/read_buffer.h"
 #include "larder/internal/striped_counter.h"
+#include "larder/internal/thread_counter.h"
 #include "larder/internal/timer_wheel.h"
 #include "larder/store.h"
 
@@ -447,7 +452,8 @@ class LocalStore : public Store<K, V> {
   static constexpr std::uint32_t kNoId = internal::ConcurrentIdTable::kNone;
   static constexpr std::uint32_t kMaxIds = internal::ConcurrentIdTable::kMaxIds;
   // Retired nodes are reclaimed once this many wait (or at every cleanup()).
-  static constexpr std::size_t kReclaimBatch = 32;
+  // Each reclamation attempt costs a membarrier system call (epoch.h).
+  static constexpr std::size_t kReclaimBatch = 128;
 
   struct Removal {
     K key;
@@ -602,9 +608,10 @@ class LocalStore : public Store<K, V> {
           expired = true;
         } else {
           out.emplace(n->entry);
-          // kFilled: this record filled the stripe; kFull / kFailed: dropped
-          // (only when another thread is draining: see try_maintain).
-          drain = s.reads.offer(s.slab.hooks(id)) != internal::ReadBuffer<Hooks>::kAdded;
+          // kFilled: this record filled the stripe; kFull: the stripe stayed
+          // full for a while (another thread was draining: see try_maintain).
+          const auto r = s.reads.offer(s.slab.hooks(id));
+          drain = r == internal::ReadBuffer<Hooks>::kFilled || r == internal::ReadBuffer<Hooks>::kFull;
         }
       }
     }
@@ -635,14 +642,14 @@ class LocalStore : public Store<K, V> {
     notify(removed);
   }
 
-  // try_maintain: a reader found its stripe full: drain the shard's buffers
-  // and maintain it, unless another reader of this store is draining (at
-  // most one at a time, as Caffeine's single maintenance task) or a writer
-  // holds the shard's lock; then the reader goes on and its records are
-  // dropped while the stripe stays full. A single thread is never refused,
-  // so it loses no record. Under contention the drainer does the policy
-  // work for everyone and the others read at full speed: the policy's cost
-  // bounds the recording rate, not the read rate.
+  // try_maintain: a reader filled its stripe: drain the shard's buffers and
+  // maintain it, unless another reader of this store is draining (at most
+  // one at a time, as Caffeine's single maintenance task) or a writer holds
+  // the shard's lock; then the reader goes on, its stripe stays full and
+  // its next records are dropped (it retries after ReadBuffer::kRetryAfter
+  // drops). A single thread is never refused, so it loses no record. Under
+  // contention one thread does the policy work, for a sample of everyone's
+  // accesses, and the others read at full speed.
   void try_maintain(Shard& s) {
     if (draining_.flag.load(std::memory_order_relaxed) ||
         draining_.flag.exchange(true, std::memory_order_acquire)) {
@@ -745,7 +752,7 @@ class LocalStore : public Store<K, V> {
   RemovalListener listener_;
   std::size_t shard_count_ = 1;
   std::vector<std::unique_ptr<Shard>> shards_;
-  internal::StripedCounter hits_, misses_;
+  internal::ThreadCounter hits_, misses_;
   // Set while a reader drains a shard's read buffers (see try_maintain).
   struct alignas(internal::kCacheLine) DrainFlag {
     std::atomic<bool> flag{false};

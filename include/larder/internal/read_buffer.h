@@ -15,17 +15,26 @@
 //
 // Design essay.
 //
-//   kStripes ring buffers of kSize slots; a thread uses stripe
-//   (Epoch::thread_index() % kStripes), so up to kStripes threads never share
-//   one. Each stripe:
+//   kStripes ring buffers of kSize slots. Threads with Epoch::thread_index()
+//   below kStripes - 1 own the stripe of that index and append with plain
+//   stores (no locked instruction: a full barrier per read would stop the
+//   CPU from overlapping consecutive lookups' cache misses); all other
+//   threads share the last stripe and claim slots with a CAS. Each stripe:
 //
 //     head (consumer)  tail (producers)   slots[kSize] of atomic<T*>
 //     ....[h ......... t)....             a slot is null when free
 //
-//   offer(e): t = tail, h = head; if t - h == kSize the stripe is full and e
-//   is dropped (kFull). Else CAS tail t -> t + 1 claims slot t (kFailed on a
-//   lost race: dropped too), then stores e with release. Returns kFilled when
-//   the stripe became full with e: the caller should try to drain (try_lock).
+//   offer(e) on a shared stripe (an owned one stores tail instead of the
+//   CAS, after the element): t = tail, h = head; if t - h == kSize the
+//   stripe is full and e
+//   is dropped: kDropped, except every kRetryAfter-th drop on the stripe,
+//   which returns kFull (try to drain again). Else CAS tail t -> t + 1 claims
+//   slot t (kFailed on a lost race: dropped too), then stores e with
+//   release. Returns kFilled when the stripe became full with e: the caller
+//   should try to drain (try_lock). A stripe is only ever found full after a
+//   drain attempt failed (contention), so under contention a thread records
+//   about kSize of every kSize + kRetryAfter accesses: the recording rate,
+//   and with it the policy's work, shrinks exactly when threads compete.
 //   drain(f): for each stripe, from head to tail, takes each non-null slot
 //   (acquire), clears it and calls f(e); stops at a claimed slot whose
 //   element is not stored yet (its producer is between CAS and store) and
@@ -39,8 +48,8 @@
 //   Elements may point to objects that died after the offer: the consumer
 //   must check liveness under its lock (a LocalStore node's policy queue).
 //
-// Complexity: offer O(1) (two loads, one CAS, one store, on the thread's own
-// stripe); drain O(kStripes + elements).
+// Complexity: offer O(1) (two loads and two stores on the thread's own
+// stripe; a CAS on the shared one); drain O(kStripes + elements).
 //
 // Thread-safety: offer from any thread; drain and clear only by the single
 // consumer (under its lock).
@@ -67,24 +76,49 @@ namespace larder::internal {
 template <class T>
 class ReadBuffer {
  public:
-  static constexpr std::uint32_t kStripes = 4;
+  static constexpr std::uint32_t kStripes = 8;
   static constexpr std::uint32_t kSize = 16;
 
-  enum Offer { kAdded, kFilled, kFull, kFailed };
+  static constexpr std::uint32_t kRetryAfter = 3 * kSize;
+
+  enum Offer { kAdded, kFilled, kFull, kDropped, kFailed };
 
   ReadBuffer() = default;
   ReadBuffer(const ReadBuffer&) = delete;
   ReadBuffer& operator=(const ReadBuffer&) = delete;
 
   // offer: appends e to the calling thread's stripe. kAdded, or kFilled when
-  // the stripe is now full (drain soon); kFull / kFailed: dropped.
-  Offer offer(T* e) { return offer_to(Epoch::thread_index() % kStripes, e); }
+  // the stripe is now full (drain soon); kFull (drain now), kDropped and
+  // kFailed: e was dropped.
+  Offer offer(T* e) {
+    const std::uint32_t i = Epoch::thread_index();
+    return i < kStripes - 1 ? offer_owned(i, e) : offer_to(kStripes - 1, e);
+  }
 
+  // offer_owned: the caller is the only thread offering to this stripe.
+  Offer offer_owned(std::uint32_t stripe, T* e) {
+    Stripe& s = stripes_[stripe];
+    const std::uint32_t t = s.tail.load(std::memory_order_relaxed);
+    const std::uint32_t h = s.head.load(std::memory_order_acquire);
+    if (t - h >= kSize) {
+      const std::uint32_t d = s.dropped.load(std::memory_order_relaxed) + 1;
+      s.dropped.store(d, std::memory_order_relaxed);
+      return d % kRetryAfter == 0 ? kFull : kDropped;
+    }
+    s.slots[t % kSize].store(e, std::memory_order_release);
+    s.tail.store(t + 1, std::memory_order_release);
+    return t + 1 - h >= kSize ? kFilled : kAdded;
+  }
+
+  // offer_to: any number of threads may offer to this stripe concurrently.
   Offer offer_to(std::uint32_t stripe, T* e) {
     Stripe& s = stripes_[stripe];
     std::uint32_t t = s.tail.load(std::memory_order_relaxed);
     const std::uint32_t h = s.head.load(std::memory_order_acquire);
-    if (t - h >= kSize) return kFull;
+    if (t - h >= kSize) {
+      const std::uint32_t d = s.dropped.fetch_add(1, std::memory_order_relaxed) + 1;
+      return d % kRetryAfter == 0 ? kFull : kDropped;
+    }
     if (!s.tail.compare_exchange_strong(t, t + 1, std::memory_order_relaxed)) return kFailed;
     s.slots[t % kSize].store(e, std::memory_order_release);
     return t + 1 - h >= kSize ? kFilled : kAdded;
@@ -125,6 +159,7 @@ class ReadBuffer {
   struct alignas(kCacheLine) Stripe {
     std::atomic<std::uint32_t> head{0};
     std::atomic<std::uint32_t> tail{0};
+    std::atomic<std::uint32_t> dropped{0};
     std::array<std::atomic<T*>, kSize> slots{};
   };
   std::array<Stripe, kStripes> stripes_{};
