@@ -16,5 +16,7 @@
 #include "larder/single_flight.h"
 #include "larder/cache.h"
 #include "larder/local_store.h"
+#include "larder/invalidation_bus.h"
+#include "larder/tiered_store.h"
 
 #endif  // LARDER_LARDER_H_

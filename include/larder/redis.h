@@ -8,6 +8,8 @@
 //   RedisStore<K, V>            a Store in Redis            (redis/store.h)
 //   RedisLock, RedisLoadGuard   cross-process leases and single-flight
 //                                                           (redis/lock.h)
+//   RedisInvalidationBus        keeps TieredStore L1s coherent over pub/sub
+//                                                           (redis/invalidation_bus.h)
 //
 // hiredis types appear in none of these headers; they live in src/.
 //
@@ -25,5 +27,6 @@
 #include "larder/redis/client.h"
 #include "larder/redis/lock.h"
 #include "larder/redis/store.h"
+#include "larder/redis/invalidation_bus.h"
 
 #endif  // LARDER_REDIS_H_
