@@ -89,6 +89,10 @@ struct TieredStoreOptions {
   // l1_max_ttl: an L1 copy lives at most this long from when it was put in
   // L1 (its instants are capped at now + l1_max_ttl). Bounds staleness when
   // invalidations are lost unnoticed. 0: no cap (L1 copies keep L2's instants).
+  // An entry answered from L1 carries the capped instants; while it is
+  // visible they give the same Age as L2's would (both caps are later than
+  // now), but a cache deriving "when was it written" from fresh_until may
+  // see it a little earlier than it was.
   std::chrono::milliseconds l1_max_ttl{0};
   // clock: for l1_max_ttl. null: system_clock().
   std::shared_ptr<Clock> clock;
@@ -104,7 +108,8 @@ struct TieredCounters {
   std::uint64_t l1_hits = 0;            // get / get_many answered from L1
   std::uint64_t l2_hits = 0;            // answered from L2 (and copied into L1)
   std::uint64_t misses = 0;             // in neither tier
-  std::uint64_t fills_voided = 0;       // L1 copies withdrawn because an invalidation overtook them
+  std::uint64_t fills_voided = 0;       // L1 copies withdrawn because a concurrent write or
+                                        // invalidation of the key may have overtaken them
   std::uint64_t published = 0;          // keys and clears published
   std::uint64_t invalidations = 0;      // keys received from other origins (L1 erased)
   std::uint64_t gaps = 0;               // on_gap / clears received (L1 cleared)
@@ -376,10 +381,18 @@ class TieredStore : public Store<K, V> {
   // invalidation's L1 erase came after the fill's L1 put (and removed it), or
   // the increment happened before the put and so before the re-read (all
   // seq_cst, and L1's own lock orders put/erase), which then sees it.
-  // Cost: one relaxed-ish atomic load before and after each fill, one
-  // increment per write; a collision on a stripe only voids a fill (a later
-  // miss), never keeps a stale copy. Without a codec (so without a bus) all
-  // keys share stripe 0: still correct for this instance's own writes.
+  // This instance's own writes use the same guard (void_if_raced): two
+  // writers of one key (here, or here and elsewhere) may reach L2 in one
+  // order and this L1 in the other, so a write keeps its L1 copy only if its
+  // own bumps are the only ones its stripe saw between the guard and the
+  // check; otherwise it erases the copy. Invariant, once every message is
+  // delivered and no call is in flight: every L1 copy equals L2's entry
+  // (tiered_store_test's concurrent test checks exactly that). The one
+  // deliberate exception: a put whose L2 write failed keeps its L1 copy.
+  // Cost: two seq_cst loads around each fill, one increment per write; a
+  // collision on a stripe only voids a copy (a later miss), never keeps a
+  // stale one. Without a codec (so without a bus) all keys share stripe 0:
+  // still correct for this instance's own writes.
   static constexpr bool kHasCodec = CodecFor<KeyCodec, K>;
   static constexpr std::size_t kStripes = 256;
 
