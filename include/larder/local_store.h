@@ -453,7 +453,7 @@ class LocalStore : public Store<K, V> {
   static constexpr std::uint32_t kMaxIds = internal::ConcurrentIdTable::kMaxIds;
   // Retired nodes are reclaimed once this many wait (or at every cleanup()).
   // Each reclamation attempt costs a membarrier system call (epoch.h).
-  static constexpr std::size_t kReclaimBatch = 128;
+  static constexpr std::size_t kReclaimBatch = 1024;
 
   struct Removal {
     K key;
