@@ -93,9 +93,11 @@
 //   reading the node) and delivered afterwards, in order. A listener may
 //   therefore call back into the store.
 //
-//   Memory, u64 -> u64 at 1M entries: node 64 bytes, index ~6 bytes (70%
-//   full at the bound), frequency sketch ~8.4 bytes: ~62 bytes per entry
-//   beyond key and value (bench/local_store_bench BM_BytesPerEntry).
+//   Memory, u64 -> u64 at 1M entries: node 64 bytes (no allocator header:
+//   slab chunks of 256 nodes), index ~5 bytes (80% full at the bound),
+//   frequency sketch ~8.4 bytes, the policy's shadow copies ~2 bytes (fixed
+//   per shard): 63.4 bytes per entry beyond key and value, 53.2 with kLru
+//   (bench/local_store_bench BM_BytesPerEntry, mallinfo2 deltas).
 //
 // Thread-safety: every method may be called concurrently from any thread.
 // Reads never block; writes on one shard serialise on its mutex for the O(1)
