@@ -308,7 +308,7 @@ class LocalStore : public Store<K, V> {
     const std::uint64_t w = weigh(key, entry.value);
     Removals removed;
     {
-      internal::MutexLock l(&s.mu);
+      ShardLock l(s);
       drain_locked(s);
       const std::uint32_t old = find(s, h32, key);
       const bool expired = internal::to_nanos(entry.stale_until) <= now;
@@ -359,7 +359,7 @@ class LocalStore : public Store<K, V> {
     const std::int64_t now = internal::to_nanos(clock_->now());
     Removals removed;
     {
-      internal::MutexLock l(&s.mu);
+      ShardLock l(s);
       drain_locked(s);
       const std::uint32_t id = find(s, internal::fold_hash(h), key);
       if (id != kNoId) remove_locked(s, id, RemovalCause::kExplicit, removed);
@@ -385,7 +385,7 @@ class LocalStore : public Store<K, V> {
       Shard& s = *sp;
       Removals removed;
       {
-        internal::MutexLock l(&s.mu);
+        ShardLock l(s);
         drain_locked(s);
         std::vector<std::uint32_t> all;
         all.reserve(s.table.size());
@@ -437,7 +437,7 @@ class LocalStore : public Store<K, V> {
       Shard& s = *sp;
       Removals removed;
       {
-        internal::MutexLock l(&s.mu);
+        ShardLock l(s);
         drain_locked(s);
         maintain_locked(s, now, removed, /*force_reclaim=*/true);
       }
@@ -501,6 +501,32 @@ class LocalStore : public Store<K, V> {
     std::vector<RetiredNode> retired ABSL_GUARDED_BY(mu);
     std::vector<RetiredBlock> blocks ABSL_GUARDED_BY(mu);
     std::atomic<std::uint64_t> size{0}, weight{0}, evictions{0}, expirations{0};
+  };
+
+  // ShardLock: holds a shard's mutex; spins briefly with try_lock before
+  // blocking, since critical sections are microseconds long and a futex
+  // sleep and wake-up costs more than waiting them out.
+  class ABSL_SCOPED_LOCKABLE ShardLock {
+   public:
+    explicit ShardLock(Shard& s) ABSL_EXCLUSIVE_LOCK_FUNCTION(s.mu) : mu_(s.mu) {
+      for (int i = 0; i < kSpins; ++i) {
+        if (mu_.try_lock()) return;
+        relax();
+      }
+      mu_.lock();
+    }
+    ~ShardLock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+    ShardLock(const ShardLock&) = delete;
+    ShardLock& operator=(const ShardLock&) = delete;
+
+   private:
+    static constexpr int kSpins = 200;
+    static void relax() {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
+    internal::Mutex& mu_;
   };
 
   bool weighted() const { return options_.max_weight > 0; }
@@ -631,7 +657,7 @@ class LocalStore : public Store<K, V> {
   void expire_on_read(Shard& s, const K& key, std::uint64_t h) {
     Removals removed;
     {
-      internal::MutexLock l(&s.mu);
+      ShardLock l(s);
       drain_locked(s);
       const std::int64_t now = internal::to_nanos(clock_->now());
       const std::uint32_t id = find(s, internal::fold_hash(h), key);
