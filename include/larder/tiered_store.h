@@ -95,11 +95,11 @@ struct TieredStoreOptions {
   // see it a little earlier than it was.
   std::chrono::milliseconds l1_max_ttl{0};
   // clock: for l1_max_ttl. null: system_clock().
-  std::shared_ptr<Clock> clock;
+  std::shared_ptr<Clock> clock{};
   // on_bus_error: called (from any thread, outside every lock) with each bus
   // failure: a publish that failed, or a received key that did not decode
   // (kDataLoss). null: only counted.
-  std::function<void(const absl::Status&)> on_bus_error;
+  std::function<void(const absl::Status&)> on_bus_error{};
 };
 
 // TieredCounters: TieredStore's view of its two tiers and its bus.

@@ -71,13 +71,13 @@ using RedisLogHook = std::function<void(RedisLogLevel level, std::string_view me
 struct RedisOptions {
   std::string host = "127.0.0.1";
   int port = 6379;
-  std::string unix_socket;                       // used instead of host:port when set
-  std::string username, password;                // AUTH password, or AUTH username password (ACL)
+  std::string unix_socket{};  // used instead of host:port when set
+  std::string username{}, password{};  // AUTH password, or AUTH username password (ACL)
   int db = 0;                                    // SELECT db on every new connection (0: no SELECT)
-  std::string key_prefix;                        // namespace for every key this store touches
+  std::string key_prefix{};  // namespace for every key this store touches
   std::size_t pool_size = 4;                     // connections at most; >= 1
   std::chrono::milliseconds connect_timeout{200}, command_timeout{100};  // both > 0
-  std::shared_ptr<Clock> clock;                  // entry ages; null: system_clock()
+  std::shared_ptr<Clock> clock{};  // entry ages; null: system_clock()
   // --- added after the first API (append only) ---
   std::chrono::milliseconds borrow_timeout{100};          // wait for a free pooled connection; 0: none
   std::size_t breaker_failures = 5;                       // consecutive failures that open the breaker; 0: never
@@ -85,7 +85,7 @@ struct RedisOptions {
   std::chrono::milliseconds reconnect_backoff_min{10};    // after a failed connect, fail fast this long,
   std::chrono::milliseconds reconnect_backoff_max{1000};  //   doubling per failure up to the max
   std::size_t batch_chunk = 1000;                         // most keys per MGET / UNLINK / SCAN step; >= 1
-  RedisLogHook log;                                       // null: say nothing
+  RedisLogHook log{};  // null: say nothing
 };
 
 enum class RedisReplyType { kString, kArray, kInteger, kNil, kStatus, kError, kOther };

@@ -94,7 +94,7 @@ class RedisLock {
 
 // RedisLoadGuardOptions: the lock each guarded key takes, and how losers poll.
 struct RedisLoadGuardOptions {
-  RedisLockOptions lock;                          // ttl should exceed the slowest load
+  RedisLockOptions lock{};  // ttl should exceed the slowest load
   std::chrono::milliseconds poll_interval{10};    // losers look at the store this often
   std::string lock_prefix = "lock:";              // lock name = lock_prefix + KeyCodec bytes
 };
