@@ -1,164 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Crash recovery of write-back with a journal, across real processes.
-//
-// Each round starts tests/write_back_crash_helper in "run" mode: two threads
-// doing acknowledged write-back puts into a file-backed system of record,
-// printing every acknowledged put. After a random number of acknowledgements
-// the test kills it with SIGKILL (wherever it is: in a put, a group commit, a
-// segment rotation, a Writer call, a compaction). It then runs the helper in
-// "recover" mode, which replays the journal through the Writer, and checks the
-// system of record: for every key, the newest value is at least the newest
-// ACKNOWLEDGED one (nothing acknowledged was lost), and no key ever moved
-// backwards (replay never rewrites an older value over a newer one). Rounds
-// reuse the same files; every other round leaves its crashed journal to the
-// next round's "run" (replay racing new puts, and crashing again), and they cycle through the three fsync policies (SIGKILL is a
-// process crash: all three must survive it).
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdint>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <map>
-#include <random>
-#include <sstream>
-#include <string>
-#include <vector>
-
+// Crash recovery of write-back with a journal, across real processes: the
+// WriteBehind engine alone (tests/write_back_crash_helper), killed with
+// SIGKILL at random moments, recovered by replaying its journal. The protocol
+// and its checks are in tests/testing/crash_harness.h; cache_crash_test runs
+// the same protocol one layer up, through Cache.
 #include "gtest/gtest.h"
-#include "larder/internal/journal.h"
+#include "tests/testing/crash_harness.h"
 
 namespace {
 
-namespace fs = std::filesystem;
-
-std::string helper_path() {
-  return (fs::read_symlink("/proc/self/exe").parent_path() / "write_back_crash_helper").string();
-}
-
-// Starts the helper with `args`; returns its pid and the read end of its stdout.
-pid_t spawn(const std::vector<std::string>& args, int* out_fd) {
-  int p[2];
-  if (::pipe(p) != 0) return -1;
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(p[1], 1);
-    ::close(p[0]);
-    ::close(p[1]);
-    std::vector<char*> argv;
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(p[1]);
-  *out_fd = p[0];
-  return pid;
-}
-
-// Parses "key value;" lines; lines without the ';' (torn by a kill) are skipped.
-std::map<std::string, std::vector<std::int64_t>> read_sor(const std::string& path) {
-  std::map<std::string, std::vector<std::int64_t>> out;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line.back() != ';') continue;
-    std::istringstream ls(line.substr(0, line.size() - 1));
-    std::string k;
-    std::int64_t v;
-    if (ls >> k >> v) out[k].push_back(v);
-  }
-  return out;
-}
-
 TEST(WriteBackCrashTest, EveryAcknowledgedPutSurvivesSigkill) {
-  const std::string helper = helper_path();
-  ASSERT_TRUE(fs::exists(helper)) << helper;
-  std::string tmpl = (fs::temp_directory_path() / "larder_crash_XXXXXX").string();
-  const std::string dir = ::mkdtemp(tmpl.data());
-  const std::string journal = dir + "/wb";
-  const std::string sor = dir + "/system_of_record.txt";
-
-  std::random_device rd;
-  const unsigned seed = rd();
-  std::mt19937 rng(seed);
-  SCOPED_TRACE("seed " + std::to_string(seed));
-  const char* policies[] = {"every", "never", "interval"};
-  std::map<std::string, std::int64_t> acked;  // newest acknowledged value per key, all rounds
-  constexpr int kRounds = 6;
-  for (int round = 0; round < kRounds; ++round) {
-    const int kill_after = 20 + static_cast<int>(rng() % 400);
-    const std::string policy = policies[round % 3];
-    SCOPED_TRACE("round " + std::to_string(round) + " policy " + policy + " kill after " +
-                 std::to_string(kill_after));
-    int fd = -1;
-    const pid_t pid = spawn({helper, "run", journal, sor,
-                             std::to_string(static_cast<std::int64_t>(round) * 10'000'000), policy},
-                            &fd);
-    ASSERT_GT(pid, 0);
-    std::string pending;
-    int acks = 0;
-    bool killed = false;
-    char buf[4096];
-    for (;;) {
-      const ssize_t n = ::read(fd, buf, sizeof(buf));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;  // EOF: the child is dead (killed, or failed)
-      pending.append(buf, static_cast<std::size_t>(n));
-      std::size_t nl;
-      while ((nl = pending.find('\n')) != std::string::npos) {
-        std::istringstream ls(pending.substr(0, nl));
-        pending.erase(0, nl + 1);
-        std::string k;
-        std::int64_t v;
-        ASSERT_TRUE(static_cast<bool>(ls >> k >> v));
-        acked[k] = std::max(acked[k], v);
-        if (++acks == kill_after && !killed) {
-          ::kill(pid, SIGKILL);  // a random moment of the child's life
-          killed = true;
-        }
-      }
-    }
-    ::close(fd);
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(killed) << "child exited early, status " << status;
-    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
-    // Even rounds leave the crashed journal to the next round's "run", whose
-    // WriteBehind replays it while new puts arrive.
-    if (round % 2 == 0) continue;
-
-    int rfd = -1;
-    const pid_t rpid = spawn({helper, "recover", journal, sor}, &rfd);
-    ASSERT_GT(rpid, 0);
-    while (::read(rfd, buf, sizeof(buf)) > 0) {
-    }
-    ::close(rfd);
-    ASSERT_EQ(::waitpid(rpid, &status, 0), rpid);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "recover failed: " << status;
-
-    const auto sor_values = read_sor(sor);
-    for (const auto& [k, v] : acked) {
-      auto it = sor_values.find(k);
-      ASSERT_NE(it, sor_values.end()) << "acknowledged key " << k << " never reached the system of record";
-      EXPECT_GE(it->second.back(), v) << "key " << k << ": acknowledged " << v
-                                      << " but the system of record holds " << it->second.back();
-    }
-    for (const auto& [k, vs] : sor_values) {
-      for (std::size_t i = 1; i < vs.size(); ++i) {
-        ASSERT_LE(vs[i - 1], vs[i]) << "key " << k << " moved backwards in the system of record";
-      }
-    }
-    // A clean recovery with nothing left dirty deletes the journal.
-    EXPECT_TRUE(larder::internal::Journal::segment_files(journal).empty());
-  }
-  EXPECT_GT(acked.size(), 0u);
-  std::error_code ec;
-  fs::remove_all(dir, ec);
+  larder::testing::run_crash_rounds("write_back_crash_helper");
 }
 
 }  // namespace
