@@ -466,6 +466,89 @@ TEST(LocalStoreTest, ReadersDuringReplacementsSeeOnlyWholeEntries) {
   s.cleanup();
 }
 
+// Trivially copyable entries are replaced in place behind a seqlock: readers
+// racing with the rewrites see whole entries only (both halves of the value
+// and its deadlines from the same put), and each replacement is reported.
+TEST(LocalStoreTest, InPlaceReplacementsAreNeverTorn) {
+  struct Pair {
+    std::uint64_t a, b;
+  };
+  Fixture f;
+  std::atomic<std::uint64_t> replaced{0};
+  LocalStore<int, Pair> s(LocalStoreOptions{.max_entries = 64, .shards = 2, .clock = f.clock},
+                          [&](const int&, const Pair& p, RemovalCause c) {
+                            if (c == RemovalCause::kReplaced && p.a == p.b) replaced.fetch_add(1);
+                          });
+  constexpr int kKeys = 8;
+  const TimePoint base = f.clock->now() + hours(1);
+  auto make = [&](std::uint64_t i) {
+    return Entry<Pair>{{i, i}, base + std::chrono::nanoseconds(i), base + hours(1) + std::chrono::nanoseconds(i)};
+  };
+  for (int k = 0; k < kKeys; ++k) ASSERT_TRUE(s.put(k, make(0)).ok());
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> bad{0}, hits{0};
+  std::barrier start(3);
+  std::vector<std::thread> ts;
+  for (int r = 0; r < 2; ++r) {
+    ts.emplace_back([&, r] {
+      start.arrive_and_wait();
+      int k = r;
+      while (!done.load(std::memory_order_relaxed)) {
+        k = (k + 1) % kKeys;
+        auto got = s.get(k);
+        if (!got.ok() || !got->has_value()) {
+          bad.fetch_add(1);
+          continue;
+        }
+        hits.fetch_add(1, std::memory_order_relaxed);
+        const Entry<Pair>& e = **got;
+        const auto i = static_cast<std::uint64_t>((e.fresh_until - base).count());
+        if (e.value.a != e.value.b || e.value.a != i || e.stale_until != e.fresh_until + hours(1)) {
+          bad.fetch_add(1);
+        }
+        auto p = s.peek(k);
+        if (!p || p->value.a != p->value.b) bad.fetch_add(1);
+      }
+    });
+  }
+  constexpr std::uint64_t kWrites = 4000;
+  start.arrive_and_wait();
+  for (std::uint64_t i = 1; i <= kWrites || hits.load(std::memory_order_relaxed) < 1000; ++i) {
+    ASSERT_TRUE(s.put(static_cast<int>(i % kKeys), make(i)).ok());
+    if (i > 10 * kWrites) break;
+  }
+  done.store(true);
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(bad.load(), 0u);
+  EXPECT_GT(hits.load(), 0u);
+  EXPECT_GE(replaced.load(), kWrites);
+  EXPECT_EQ(s.size(), static_cast<std::size_t>(kKeys));
+}
+
+// An in-place replacement moves the entry's deadline in the timer wheel:
+// shortened, it is reclaimed at the new deadline; extended, it survives the
+// old one.
+TEST(LocalStoreTest, InPlaceReplacementReschedulesExpiry) {
+  Fixture f;
+  Recorder rec;
+  LocalStore<int, int> s({.max_entries = 10, .shards = 1, .clock = f.clock}, rec.listener());
+  ASSERT_TRUE(s.put(1, f.entry(1, hours(10))).ok());
+  ASSERT_TRUE(s.put(1, f.entry(2, seconds(5))).ok());     // shortened
+  ASSERT_TRUE(s.put(2, f.entry(3, seconds(5))).ok());
+  ASSERT_TRUE(s.put(2, f.entry(4, hours(10))).ok());      // extended
+  ASSERT_TRUE(s.put(3, {5, TimePoint::max(), TimePoint::max()}).ok());
+  ASSERT_TRUE(s.put(3, f.entry(6, seconds(5))).ok());     // now finite
+  EXPECT_EQ(rec.count(RemovalCause::kReplaced), 3u);
+  f.clock->advance(seconds(30));
+  s.cleanup();
+  EXPECT_EQ(rec.count(RemovalCause::kExpired), 2u);
+  EXPECT_FALSE(has(s, 1));
+  EXPECT_FALSE(has(s, 3));
+  ASSERT_TRUE(s.peek(2).has_value());
+  EXPECT_EQ(s.peek(2)->value, 4);
+  EXPECT_EQ(s.size(), 1u);
+}
+
 // Many readers of a read-only store: every hit is counted, nothing blocks,
 // and the accesses that were recorded reach the policy (a later scan of cold
 // keys under LRU evicts the cold ones first, not the keys everyone read).

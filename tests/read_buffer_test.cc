@@ -36,6 +36,22 @@ TEST(ReadBufferTest, OneProducerIsLosslessAndInOrder) {
   EXPECT_EQ(buf.pending(), 0u);
 }
 
+// drain_own takes only the calling thread's records; drain takes the rest.
+TEST(ReadBufferTest, DrainOwnTakesOnlyTheCallersStripe) {
+  ReadBuffer<int> buf;
+  int mine[3] = {1, 2, 3};
+  int theirs = 7;
+  std::thread([&] { ASSERT_EQ(buf.offer(&theirs), ReadBuffer<int>::kAdded); }).join();
+  for (int& m : mine) ASSERT_EQ(buf.offer(&m), ReadBuffer<int>::kAdded);
+  std::vector<int> seen;
+  EXPECT_EQ(buf.drain_own([&](int* p) { seen.push_back(*p); }), 3u);
+  EXPECT_EQ(seen, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(buf.drain_own([&](int* p) { seen.push_back(*p); }), 0u);
+  EXPECT_EQ(buf.pending(), 1u);
+  EXPECT_EQ(buf.drain([&](int* p) { seen.push_back(*p); }), 1u);
+  EXPECT_EQ(seen.back(), 7);
+}
+
 TEST(ReadBufferTest, FullStripeDropsUntilDrained) {
   ReadBuffer<int> buf;
   int x = 7;

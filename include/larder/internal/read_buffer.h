@@ -39,7 +39,9 @@
 //   (acquire), clears it and calls f(e); stops at a claimed slot whose
 //   element is not stored yet (its producer is between CAS and store) and
 //   publishes the new head with release. Single consumer: the caller holds
-//   the lock that owns the buffer.
+//   the lock that owns the buffer. drain_own(f) drains only the calling
+//   thread's stripe (a writer keeps its own accesses ahead of its write
+//   without touching the lines other readers are writing).
 //
 //   With one thread nothing is ever dropped: the thread drains its own
 //   stripe whenever it fills (its try_lock succeeds), so the policy sees
@@ -129,21 +131,17 @@ class ReadBuffer {
   template <class F>
   std::size_t drain(F&& f) {
     std::size_t n = 0;
-    for (Stripe& s : stripes_) {
-      std::uint32_t h = s.head.load(std::memory_order_relaxed);
-      const std::uint32_t t = s.tail.load(std::memory_order_acquire);
-      while (h != t) {
-        std::atomic<T*>& slot = s.slots[h % kSize];
-        T* e = slot.load(std::memory_order_acquire);
-        if (e == nullptr) break;  // claimed, not stored yet
-        slot.store(nullptr, std::memory_order_relaxed);
-        f(e);
-        ++h;
-        ++n;
-      }
-      s.head.store(h, std::memory_order_release);
-    }
+    for (Stripe& s : stripes_) n += drain_stripe(s, f);
     return n;
+  }
+
+  // drain_own: consumer only. Like drain(), for the calling thread's stripe
+  // alone (a line that thread already holds: cheap, and enough to keep the
+  // thread's own accesses in order ahead of its write).
+  template <class F>
+  std::size_t drain_own(F&& f) {
+    const std::uint32_t i = Epoch::thread_index();
+    return drain_stripe(stripes_[i < kStripes - 1 ? i : kStripes - 1], f);
   }
 
   // pending: a racy estimate of the elements waiting (for tests and heuristics).
@@ -156,6 +154,27 @@ class ReadBuffer {
   }
 
  private:
+  struct Stripe;
+
+  template <class F>
+  static std::size_t drain_stripe(Stripe& s, F& f) {
+    std::size_t n = 0;
+    std::uint32_t h = s.head.load(std::memory_order_relaxed);
+    const std::uint32_t t = s.tail.load(std::memory_order_acquire);
+    if (h == t) return 0;
+    while (h != t) {
+      std::atomic<T*>& slot = s.slots[h % kSize];
+      T* e = slot.load(std::memory_order_acquire);
+      if (e == nullptr) break;  // claimed, not stored yet
+      slot.store(nullptr, std::memory_order_relaxed);
+      f(e);
+      ++h;
+      ++n;
+    }
+    s.head.store(h, std::memory_order_release);
+    return n;
+  }
+
   struct alignas(kCacheLine) Stripe {
     std::atomic<std::uint32_t> head{0};
     std::atomic<std::uint32_t> tail{0};
