@@ -162,6 +162,35 @@ TEST(ConcurrentTableTest, ChurnAtTheBoundKeepsCapacityNearEightyPercent) {
   for (std::uint64_t k = 0; k < 19'000; k += 7) ASSERT_FALSE(m.get(k, v));
 }
 
+// Random puts and erases against a model: erases that empty slots (next
+// slot empty) and clear the tombstones before them never hide a present key.
+TEST(ConcurrentTableTest, RandomChurnMatchesModel) {
+  MiniMap m(300);
+  std::vector<std::uint64_t> model(600, 0);  // 0: absent, else value
+  std::uint64_t x = 12345, v = 0;
+  for (int step = 0; step < 20'000; ++step) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    const std::uint64_t k = x % model.size();
+    if ((x >> 20) % 3 == 0 || m.table().size() >= 290) {
+      EXPECT_EQ(m.erase(k), model[k] != 0);
+      model[k] = 0;
+    } else {
+      m.put(k, step + 1);
+      model[k] = static_cast<std::uint64_t>(step + 1);
+    }
+    if (step % 500 == 0) {
+      for (std::uint64_t q = 0; q < model.size(); ++q) {
+        ASSERT_EQ(m.get(q, v), model[q] != 0) << q << " at " << step;
+        if (model[q] != 0) {
+          ASSERT_EQ(v, model[q]);
+        }
+      }
+    }
+  }
+}
+
 TEST(ConcurrentTableTest, StressReadersAgainstWriter) {
   constexpr int kReaders = 3;
   constexpr int kWrites = 6000;

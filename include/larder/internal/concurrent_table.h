@@ -26,7 +26,12 @@
 //   tag equals the hash's. Writers never make a non-empty slot empty in a
 //   published array: erase writes a tombstone, an update writes the new id
 //   over the old one, an insert fills the first tombstone or empty slot on
-//   the key's probe path. So a key present during a whole probe is found, a
+//   the key's probe path. Exception: a slot whose right neighbour is empty
+//   ends every probe path through it, so erase empties it (and the
+//   tombstones just left of it) instead of leaving a tombstone; by induction
+//   the slots between a present key's home and its slot are never empty,
+//   and rebuilds, which cost a load of every entry's hash, come less often.
+//   So a key present during a whole probe is found, a
 //   probe ends (there is always an empty slot: the load limit), and a slot is
 //   read with acquire after the writer stored it with release (the entry it
 //   names is fully built).
@@ -139,9 +144,25 @@ class ConcurrentIdTable {
   bool erase(std::uint32_t hash, std::uint32_t id) {
     std::atomic<std::uint32_t>* slot = slot_of(hash, id);
     if (slot == nullptr) return false;
-    slot->store(kTomb, std::memory_order_release);
     --used_;
-    ++tombs_;
+    std::atomic<std::uint32_t>* a = array_.load(std::memory_order_relaxed);
+    const std::uint32_t cap = a[0].load(std::memory_order_relaxed);
+    std::atomic<std::uint32_t>* slots = a + 1;
+    std::uint32_t i = static_cast<std::uint32_t>(slot - slots);
+    if (slots[i + 1 == cap ? 0 : i + 1].load(std::memory_order_relaxed) != kEmpty) {
+      slot->store(kTomb, std::memory_order_release);
+      ++tombs_;
+      return true;
+    }
+    // The next slot is empty, so no probe path continues past this one:
+    // it may become empty, and so may the tombstones right before it.
+    slot->store(kEmpty, std::memory_order_release);
+    for (std::uint32_t n = 1; n < cap; ++n) {
+      i = i == 0 ? cap - 1 : i - 1;
+      if (slots[i].load(std::memory_order_relaxed) != kTomb) break;
+      slots[i].store(kEmpty, std::memory_order_release);
+      --tombs_;
+    }
     return true;
   }
 
@@ -220,15 +241,24 @@ class ConcurrentIdTable {
     const std::uint32_t old_cap = old[0].load(std::memory_order_relaxed);
     const std::uint32_t cap = capacity_for(n);
     std::atomic<std::uint32_t>* a = make_array(cap);
-    for (std::uint32_t j = 0; j < old_cap; ++j) {
-      const std::uint32_t v = old[1 + j].load(std::memory_order_relaxed);
-      if (v == kEmpty || v == kTomb) continue;
-      const std::uint32_t h = hash_of(id_of(v));
-      std::uint32_t i = home(h, cap);
-      while (a[1 + i].load(std::memory_order_relaxed) != kEmpty) {
-        if (++i == cap) i = 0;
+    // In batches: first every batch entry's hash (independent loads of
+    // scattered entries, so their cache misses overlap), then the inserts.
+    constexpr std::uint32_t kBatch = 32;
+    std::uint32_t vs[kBatch], hs[kBatch];
+    for (std::uint32_t j = 0; j < old_cap;) {
+      std::uint32_t n = 0;
+      for (; j < old_cap && n < kBatch; ++j) {
+        const std::uint32_t v = old[1 + j].load(std::memory_order_relaxed);
+        if (v != kEmpty && v != kTomb) vs[n++] = v;
       }
-      a[1 + i].store(v, std::memory_order_relaxed);
+      for (std::uint32_t k = 0; k < n; ++k) hs[k] = hash_of(id_of(vs[k]));
+      for (std::uint32_t k = 0; k < n; ++k) {
+        std::uint32_t i = home(hs[k], cap);
+        while (a[1 + i].load(std::memory_order_relaxed) != kEmpty) {
+          if (++i == cap) i = 0;
+        }
+        a[1 + i].store(vs[k], std::memory_order_relaxed);
+      }
     }
     tombs_ = 0;
     array_.store(a, std::memory_order_release);
