@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "gtest/gtest.h"
 
 namespace larder::internal {
@@ -226,6 +227,47 @@ TEST(EvictionPolicyTest, SampledShadowsFollowRecency) {
 TEST(EvictionPolicyTest, AdaptiveIsDeterministic) {
   EXPECT_EQ(recency_hit_ratio(PolicyKind::kAdaptiveTinyLfu, 300, 20'000),
             recency_hit_ratio(PolicyKind::kAdaptiveTinyLfu, 300, 20'000));
+}
+
+// HashDoS defence: residents whose counts are saturated (as an attacker's
+// collisions would keep them) reject warm candidates; random admission starts
+// only after one victim has rejected kAdmitHashDosStreak of them in a row,
+// and then does dislodge it.
+TEST(EvictionPolicyTest, HashDosDefenceArmsAfterALongRejectionStreak) {
+  // A large sketch: it does not age during the test, so counts stay saturated.
+  EvictionPolicyCore p(PolicyKind::kTinyLfu, 100, 1 << 20);
+  std::vector<std::unique_ptr<PolicyHook>> nodes;
+  absl::flat_hash_set<const PolicyHook*> residents;
+  int residents_evicted = 0;
+  auto on_evict = [&](PolicyHook* v) { residents_evicted += residents.contains(v) ? 1 : 0; };
+  std::uint64_t next_key = 0;
+  auto insert = [&] {
+    nodes.push_back(std::make_unique<PolicyHook>());
+    PolicyHook* n = nodes.back().get();
+    n->hash = hash_of(next_key++);
+    n->weight = 1;
+    p.on_insert(n);
+    p.evict(on_evict);
+    return n;
+  };
+  for (int i = 0; i < 100; ++i) residents.insert(insert());
+  ASSERT_EQ(p.weighted_size(), 100u);
+  for (int round = 0; round < 16; ++round) {
+    for (const PolicyHook* n : residents) p.on_access(const_cast<PolicyHook*>(n));
+  }
+  // Each candidate is accessed 6 more times in the window (frequency 7: warm,
+  // below the residents' 15) before the next insert pushes it out.
+  auto warm_candidate = [&] {
+    PolicyHook* n = insert();
+    for (int i = 0; i < 6; ++i) p.on_access(n);
+  };
+  // The first comparison is the last resident (still in the one-entry window)
+  // against the probation head, both at 15: rejected, so it is evicted; the
+  // next kAdmitHashDosStreak - 1 warm candidates are rejected with certainty.
+  for (std::uint64_t i = 0; i < EvictionPolicyCore::kAdmitHashDosStreak; ++i) warm_candidate();
+  EXPECT_EQ(residents_evicted, 1);
+  for (int i = 0; i < 4000; ++i) warm_candidate();
+  EXPECT_GT(residents_evicted, 1);
 }
 
 }  // namespace
