@@ -226,6 +226,22 @@ TEST(LocalStoreTest, FarFutureAndUpdatedDeadlines) {
   EXPECT_EQ(s.size(), 1u);
 }
 
+// Puts of entries without a deadline skip the clock while nothing can
+// expire; once the wheel holds a deadline, they drive it again.
+TEST(LocalStoreTest, PutsWithoutDeadlinesStillDriveTheWheel) {
+  Fixture f;
+  Recorder rec;
+  LocalStore<int, int> s({.max_entries = 100, .shards = 1, .clock = f.clock}, rec.listener());
+  for (int k = 0; k < 10; ++k) ASSERT_TRUE(s.put(k, {k, TimePoint::max(), TimePoint::max()}).ok());
+  f.clock->advance(hours(5));  // the wheel was not advanced meanwhile
+  ASSERT_TRUE(s.put(100, f.entry(100, seconds(5))).ok());
+  f.clock->advance(seconds(30));
+  for (int k = 10; k < 20; ++k) ASSERT_TRUE(s.put(k, {k, TimePoint::max(), TimePoint::max()}).ok());
+  EXPECT_EQ(rec.count(RemovalCause::kExpired), 1u);  // reclaimed by a put, no cleanup()
+  EXPECT_EQ(s.size(), 20u);
+  EXPECT_EQ(s.counters().expirations, 1u);
+}
+
 TEST(LocalStoreTest, PutOfExpiredEntryRemovesOld) {
   Fixture f;
   LocalStore<int, int> s({.max_entries = 10, .shards = 1, .clock = f.clock});

@@ -316,14 +316,17 @@ class LocalStore : public Store<K, V> {
     const std::uint64_t h = hash_of(key);
     const std::uint32_t h32 = internal::fold_hash(h);
     Shard& s = shard_for(h);
-    const std::int64_t now = internal::to_nanos(clock_->now());
+    // The clock is read only when something can expire: the new entry has a
+    // deadline, or the shard's wheel holds some (then under the lock).
+    const bool finite = entry.stale_until != TimePoint::max();
+    std::int64_t now = finite ? internal::to_nanos(clock_->now()) : kNoTime;
     const std::uint64_t w = weigh(key, entry.value);
     Removals removed;
     {
       ShardLock l(s);
       drain_for_write_locked(s);
       const std::uint32_t old = find(s, h32, key);
-      const bool expired = internal::to_nanos(entry.stale_until) <= now;
+      const bool expired = finite && internal::to_nanos(entry.stale_until) <= now;
       std::uint32_t id = kNoId;
       bool updated = false;
       if constexpr (kInPlace) {
@@ -369,6 +372,7 @@ class LocalStore : public Store<K, V> {
         s.evictions.fetch_add(1, std::memory_order_relaxed);
         destroy_locked(s, id_of(s, v), RemovalCause::kEvicted, removed);
       });
+      if (now == kNoTime && s.wheel.size() != 0) now = internal::to_nanos(clock_->now());
       maintain_locked(s, now, removed);
     }
     notify(removed);
@@ -479,6 +483,9 @@ class LocalStore : public Store<K, V> {
   // Retired nodes are reclaimed once this many wait (or at every cleanup()).
   // Each reclamation attempt costs a membarrier system call (epoch.h).
   static constexpr std::size_t kReclaimBatch = 1024;
+  // kNoTime: the clock was not read (maintain_locked then leaves the timer
+  // wheel alone: it is empty).
+  static constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
   // A write drains only its own thread's read-buffer stripe, and all of
   // them every kFullDrainEvery writes on the shard.
   static constexpr std::uint32_t kFullDrainEvery = 16;
@@ -841,14 +848,17 @@ class LocalStore : public Store<K, V> {
     n->entry.~Entry<V>();
   }
 
-  // maintain_locked: advances the wheel (expiring entries), reclaims retired
-  // nodes and blocks no reader can hold, publishes size and weight.
+  // maintain_locked: advances the wheel (expiring entries; not when now is
+  // kNoTime), reclaims retired nodes and blocks no reader can hold,
+  // publishes size and weight.
   void maintain_locked(Shard& s, std::int64_t now, Removals& removed, bool force_reclaim = false)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    s.wheel.advance(now, [&](std::uint32_t id) {
-      s.expirations.fetch_add(1, std::memory_order_relaxed);
-      remove_locked(s, id, RemovalCause::kExpired, removed);
-    });
+    if (now != kNoTime) {
+      s.wheel.advance(now, [&](std::uint32_t id) {
+        s.expirations.fetch_add(1, std::memory_order_relaxed);
+        remove_locked(s, id, RemovalCause::kExpired, removed);
+      });
+    }
     if (force_reclaim || s.retired.size() >= kReclaimBatch || !s.blocks.empty()) reclaim_locked(s);
     s.size.store(s.table.size(), std::memory_order_relaxed);
     s.weight.store(s.policy.weighted_size(), std::memory_order_relaxed);
