@@ -94,6 +94,7 @@ extern "C" {
 #include "larder/internal/absl_compat.h"
 #include "larder/internal/mutex.h"
 #include "larder/internal/redis_status.h"
+#include "redis_socket.h"
 
 namespace larder {
 namespace {
@@ -101,31 +102,13 @@ namespace {
 using Steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-struct ContextDeleter {
-  void operator()(redisContext* c) const {
-    if (c != nullptr) redisFree(c);
-  }
-};
-using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
-
-struct ReplyDeleter {
-  void operator()(void* r) const {
-    if (r != nullptr) freeReplyObject(r);
-  }
-};
-using ReplyPtr = std::unique_ptr<void, ReplyDeleter>;
+using ContextPtr = internal::RedisContextPtr;
+using ReplyPtr = internal::RedisReplyPtr;
 
 struct Conn {
   ContextPtr ctx;
   std::uint64_t generation = 0;
 };
-
-timeval to_timeval(milliseconds d) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(d.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((d.count() % 1000) * 1000);
-  return tv;
-}
 
 // wait_fd: poll() for `events` until deadline. The revents, 0 on timeout, or
 // -1 with errno set.
@@ -276,19 +259,9 @@ struct RedisClient::Impl {
 
   // connect: a ready connection (AUTH and SELECT done), or why not.
   absl::StatusOr<ContextPtr> connect() {
-    const timeval tv = to_timeval(opts.connect_timeout);
-    ContextPtr c(opts.unix_socket.empty()
-                     ? redisConnectWithTimeout(opts.host.c_str(), opts.port, tv)
-                     : redisConnectUnixWithTimeout(opts.unix_socket.c_str(), tv));
-    if (c == nullptr) return absl::ResourceExhaustedError("redis connect: out of memory");
-    if (c->err != 0) return internal::status_from_redis(c.get(), nullptr, "connect");
-    if (c->connection_type == REDIS_CONN_TCP) (void)redisEnableKeepAlive(c.get());
-    const int fl = ::fcntl(c->fd, F_GETFL);
-    if (fl < 0 || ::fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-      return absl::UnavailableError(
-          absl::StrCat("redis connect: fcntl(O_NONBLOCK): ", std::strerror(errno)));
-    }
-    c->flags &= ~REDIS_BLOCK;
+    absl::StatusOr<ContextPtr> conn = internal::connect_nonblocking(opts);
+    if (!conn.ok()) return conn.status();
+    ContextPtr c = *std::move(conn);
 
     std::vector<std::vector<std::string_view>> setup;
     if (!opts.password.empty()) {

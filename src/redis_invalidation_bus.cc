@@ -69,6 +69,7 @@ extern "C" {
 #include "larder/internal/absl_compat.h"
 #include "larder/internal/mutex.h"
 #include "larder/internal/redis_status.h"
+#include "redis_socket.h"
 
 namespace larder {
 namespace {
@@ -110,19 +111,8 @@ Message decode_message(std::string_view payload) {
   return m;
 }
 
-struct ContextDeleter {
-  void operator()(redisContext* c) const {
-    if (c != nullptr) redisFree(c);
-  }
-};
-using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
-
-struct ReplyDeleter {
-  void operator()(void* r) const {
-    if (r != nullptr) freeReplyObject(r);
-  }
-};
-using ReplyPtr = std::unique_ptr<void, ReplyDeleter>;
+using ContextPtr = internal::RedisContextPtr;
+using ReplyPtr = internal::RedisReplyPtr;
 
 enum class Wait { kReady, kTimeout, kWoken, kError };
 
@@ -276,23 +266,7 @@ struct RedisInvalidationBus::Impl {
     }
   }
 
-  absl::StatusOr<ContextPtr> connect() {
-    const RedisOptions& o = opts();
-    const timeval tv{static_cast<time_t>(o.connect_timeout.count() / 1000),
-                     static_cast<suseconds_t>((o.connect_timeout.count() % 1000) * 1000)};
-    ContextPtr c(o.unix_socket.empty() ? redisConnectWithTimeout(o.host.c_str(), o.port, tv)
-                                       : redisConnectUnixWithTimeout(o.unix_socket.c_str(), tv));
-    if (c == nullptr) return absl::ResourceExhaustedError("redis connect: out of memory");
-    if (c->err != 0) return internal::status_from_redis(c.get(), nullptr, "connect");
-    if (c->connection_type == REDIS_CONN_TCP) (void)redisEnableKeepAlive(c.get());
-    const int fl = ::fcntl(c->fd, F_GETFL);
-    if (fl < 0 || ::fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-      return absl::UnavailableError(
-          absl::StrCat("redis connect: fcntl(O_NONBLOCK): ", std::strerror(errno)));
-    }
-    c->flags &= ~REDIS_BLOCK;
-    return c;
-  }
+  absl::StatusOr<ContextPtr> connect() { return internal::connect_nonblocking(opts()); }
 
   static absl::Status append(redisContext* c, std::initializer_list<std::string_view> args,
                              std::string_view what) {
