@@ -32,27 +32,11 @@
 
 #include "larder/cache.h"
 #include "larder/local_store.h"
+#include "tests/testing/crash_child.h"
 
 namespace {
 
 using Cache = larder::Cache<std::string, std::int64_t>;
-
-larder::Writer<std::string, std::int64_t> file_writer(const std::string& sor) {
-  return {.write = [sor](std::span<const std::pair<std::string, std::int64_t>> batch) {
-            std::string out;
-            for (const auto& [k, v] : batch) out += k + " " + std::to_string(v) + ";\n";
-            const int fd = ::open(sor.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-            if (fd < 0) return absl::UnavailableError("open system of record");
-            const ssize_t n = ::write(fd, out.data(), out.size());
-            const int rc = ::fsync(fd);
-            ::close(fd);
-            if (n != static_cast<ssize_t>(out.size()) || rc != 0) {
-              return absl::UnavailableError("write system of record");
-            }
-            return absl::OkStatus();
-          },
-          .erase = nullptr};
-}
 
 std::unique_ptr<Cache> make_cache(const std::string& journal, const std::string& sor,
                                   larder::FsyncPolicy policy) {
@@ -60,7 +44,7 @@ std::unique_ptr<Cache> make_cache(const std::string& journal, const std::string&
       larder::LocalStoreOptions{.max_entries = 8, .max_weight = 0, .shards = 1, .clock = nullptr});
   larder::CacheOptions<std::string, std::int64_t> o;
   o.write_mode = larder::WriteMode::kWriteBack;
-  o.writer = file_writer(sor);
+  o.writer = larder::testing::file_sor_writer(sor);
   o.write_back_delay = std::chrono::milliseconds(2);
   o.write_back_batch = 8;
   o.write_back_max_dirty = 1000;
@@ -92,8 +76,7 @@ int run(const std::string& journal, const std::string& sor, std::int64_t first,
                        static_cast<long long>(*got), static_cast<long long>(i));
           std::_Exit(5);
         }
-        const std::string line = key + " " + std::to_string(i) + "\n";
-        if (::write(1, line.data(), line.size()) != static_cast<ssize_t>(line.size())) std::_Exit(4);
+        larder::testing::acknowledge(key, i);
       }
     });
   }
@@ -102,15 +85,7 @@ int run(const std::string& journal, const std::string& sor, std::int64_t first,
 }
 
 int recover(const std::string& journal, const std::string& sor) {
-  // A line torn by the kill: end it, so the next line starts clean.
-  const int fd = ::open(sor.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd >= 0) {
-    const off_t end = ::lseek(fd, 0, SEEK_END);
-    char last = '\n';
-    if (end > 0) (void)::pread(fd, &last, 1, end - 1);
-    if (last != '\n') (void)::write(fd, "\n", 1);
-    ::close(fd);
-  }
+  larder::testing::end_torn_line(sor);
   std::unique_ptr<Cache> cache = make_cache(journal, sor, larder::FsyncPolicy::kEveryWrite);
   const larder::CacheStats st = cache->stats();
   std::fprintf(stderr, "recover: replayed %llu records, %llu bad tails, %llu dirty\n",
@@ -130,10 +105,7 @@ int recover(const std::string& journal, const std::string& sor) {
 
 int main(int argc, char** argv) {
   if (argc >= 6 && std::strcmp(argv[1], "run") == 0) {
-    const std::string p = argv[5];
-    const larder::FsyncPolicy policy = p == "never"      ? larder::FsyncPolicy::kNever
-                                       : p == "interval" ? larder::FsyncPolicy::kEveryInterval
-                                                         : larder::FsyncPolicy::kEveryWrite;
+    const larder::FsyncPolicy policy = larder::testing::parse_fsync_policy(argv[5]);
     return run(argv[2], argv[3], std::strtoll(argv[4], nullptr, 10), policy);
   }
   if (argc >= 4 && std::strcmp(argv[1], "recover") == 0) return recover(argv[2], argv[3]);

@@ -27,28 +27,12 @@
 #include <vector>
 
 #include "larder/internal/write_back.h"
+#include "tests/testing/crash_child.h"
 
 namespace {
 
 using larder::internal::FsyncPolicy;
 using Wb = larder::internal::WriteBehind<std::string, std::int64_t>;
-
-larder::Writer<std::string, std::int64_t> file_writer(const std::string& sor) {
-  return {.write = [sor](std::span<const std::pair<std::string, std::int64_t>> batch) {
-            std::string out;
-            for (const auto& [k, v] : batch) out += k + " " + std::to_string(v) + ";\n";
-            const int fd = ::open(sor.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-            if (fd < 0) return absl::UnavailableError("open system of record");
-            const ssize_t n = ::write(fd, out.data(), out.size());
-            const int rc = ::fsync(fd);
-            ::close(fd);
-            if (n != static_cast<ssize_t>(out.size()) || rc != 0) {
-              return absl::UnavailableError("write system of record");
-            }
-            return absl::OkStatus();
-          },
-          .erase = nullptr};
-}
 
 Wb::Options options(const std::string& journal, FsyncPolicy policy) {
   return {.delay = std::chrono::milliseconds(2), .max_batch = 8, .max_dirty = 1000,
@@ -59,7 +43,7 @@ Wb::Options options(const std::string& journal, FsyncPolicy policy) {
 }
 
 int run(const std::string& journal, const std::string& sor, std::int64_t first, FsyncPolicy p) {
-  Wb wb(file_writer(sor), options(journal, p));
+  Wb wb(larder::testing::file_sor_writer(sor), options(journal, p));
   std::vector<std::thread> ts;
   for (int t = 0; t < 2; ++t) {
     ts.emplace_back([&, t] {
@@ -70,8 +54,7 @@ int run(const std::string& journal, const std::string& sor, std::int64_t first, 
           std::fprintf(stderr, "put failed: %s\n", s.ToString().c_str());
           std::_Exit(3);
         }
-        const std::string line = key + " " + std::to_string(i) + "\n";
-        if (::write(1, line.data(), line.size()) != static_cast<ssize_t>(line.size())) std::_Exit(4);
+        larder::testing::acknowledge(key, i);
       }
     });
   }
@@ -80,16 +63,8 @@ int run(const std::string& journal, const std::string& sor, std::int64_t first, 
 }
 
 int recover(const std::string& journal, const std::string& sor) {
-  // A line torn by the kill: end it, so the next line starts clean.
-  const int fd = ::open(sor.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (fd >= 0) {
-    const off_t end = ::lseek(fd, 0, SEEK_END);
-    char last = '\n';
-    if (end > 0) (void)::pread(fd, &last, 1, end - 1);
-    if (last != '\n') (void)::write(fd, "\n", 1);
-    ::close(fd);
-  }
-  Wb wb(file_writer(sor), options(journal, FsyncPolicy::kEveryWrite));
+  larder::testing::end_torn_line(sor);
+  Wb wb(larder::testing::file_sor_writer(sor), options(journal, FsyncPolicy::kEveryWrite));
   const larder::internal::WriteBehindStats st = wb.stats();
   std::fprintf(stderr, "recover: replayed %llu records, torn %llu, corrupt %llu, undecodable %llu\n",
                static_cast<unsigned long long>(st.replayed),
@@ -108,10 +83,7 @@ int recover(const std::string& journal, const std::string& sor) {
 
 int main(int argc, char** argv) {
   if (argc >= 6 && std::strcmp(argv[1], "run") == 0) {
-    const std::string p = argv[5];
-    const FsyncPolicy policy = p == "never"      ? FsyncPolicy::kNever
-                               : p == "interval" ? FsyncPolicy::kEveryInterval
-                                                 : FsyncPolicy::kEveryWrite;
+    const FsyncPolicy policy = larder::testing::parse_fsync_policy(argv[5]);
     return run(argv[2], argv[3], std::strtoll(argv[4], nullptr, 10), policy);
   }
   if (argc >= 4 && std::strcmp(argv[1], "recover") == 0) return recover(argv[2], argv[3]);
