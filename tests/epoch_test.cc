@@ -20,6 +20,19 @@
 namespace larder::internal {
 namespace {
 
+// Readers announce with a plain store exactly when the kernel offers
+// membarrier(PRIVATE_EXPEDITED) (and not under TSan): the asymmetric path
+// was once compiled out by testing an enumerator with #if defined().
+TEST(EpochTest, UsesMembarrierWhenTheKernelHasIt) {
+#if LARDER_EPOCH_MEMBARRIER
+  const long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  const bool kernel_has_it = cmds >= 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0;
+  EXPECT_EQ(Epoch::asymmetric(), kernel_has_it);
+#else
+  EXPECT_FALSE(Epoch::asymmetric());
+#endif
+}
+
 TEST(EpochTest, AdvancesOnlyWhenEveryActiveReaderCaughtUp) {
   const std::uint64_t e0 = Epoch::current();
   EXPECT_GE(Epoch::try_advance(), e0 + 1);  // nobody in a guard (this thread neither)
