@@ -15,6 +15,9 @@
 //   TbbLru       tbb::concurrent_lru_cache (its operator[] loads on miss; puts go through it too)
 //   LocalStore   default policy (adaptive W-TinyLFU), default shards
 //   LocalStoreLru  EvictionPolicy::kLru
+//   LocalStorePeek  peek() instead of get(): the lookup alone, no access recorded
+//                 and no counters (reads only; shows what recording costs)
+// LARDER_BENCH_SHARDS=N sets LocalStoreOptions::shards (default: chosen by the store).
 // BM_BytesPerEntry: heap bytes per entry (mallinfo2 delta) at 1M u64->u64 entries,
 // minus the 16 bytes of key and value.
 //
@@ -23,6 +26,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -119,7 +123,12 @@ class ShardedLru {
 
 struct LocalAdapter {
   explicit LocalAdapter(std::size_t cap, larder::EvictionPolicy p)
-      : store({.max_entries = cap, .policy = p}) {}
+      : store({.max_entries = cap, .shards = env_shards(), .policy = p}) {}
+  // LARDER_BENCH_SHARDS=N overrides the default shard count (experiments).
+  static std::size_t env_shards() {
+    const char* v = std::getenv("LARDER_BENCH_SHARDS");
+    return v != nullptr ? std::strtoul(v, nullptr, 10) : 0;
+  }
   bool get(std::uint64_t k, std::uint64_t& v) {
     auto got = store.get(k);
     if (!got->has_value()) return false;
@@ -134,6 +143,15 @@ struct LocalAdapter {
 struct LocalStoreImpl : LocalAdapter {
   explicit LocalStoreImpl(std::size_t cap)
       : LocalAdapter(cap, larder::EvictionPolicy::kAdaptiveTinyLfu) {}
+};
+struct LocalStorePeekImpl : LocalAdapter {
+  explicit LocalStorePeekImpl(std::size_t cap) : LocalAdapter(cap, larder::EvictionPolicy::kLru) {}
+  bool get(std::uint64_t k, std::uint64_t& v) {
+    auto got = store.peek(k);
+    if (!got) return false;
+    v = got->value;
+    return true;
+  }
 };
 struct LocalStoreLruImpl : LocalAdapter {
   explicit LocalStoreLruImpl(std::size_t cap) : LocalAdapter(cap, larder::EvictionPolicy::kLru) {}
@@ -269,6 +287,7 @@ const bool registered = [] {
 #endif
   register_impl<LocalStoreImpl>("LocalStore", false);
   register_impl<LocalStoreLruImpl>("LocalStoreLru", false);
+  register_impl<LocalStorePeekImpl>("LocalStorePeek", true);
   benchmark::RegisterBenchmark("BM_BytesPerEntry/LocalStore", BM_BytesPerEntry<LocalStoreImpl>)
       ->Iterations(1)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("BM_BytesPerEntry/LocalStoreLru", BM_BytesPerEntry<LocalStoreLruImpl>)

@@ -71,6 +71,42 @@ TEST(ReadBufferTest, FullStripeDropsUntilDrained) {
   EXPECT_EQ(buf.offer_to(0, &x), ReadBuffer<int>::kAdded);
 }
 
+// Contention turns sampling on: after a drain that found two threads'
+// records, offer() records one access in kContendedMask + 1; kCalmDrains
+// drains that find one busy stripe turn it off again. One thread alone never
+// samples (the simulator's exactness depends on it).
+TEST(ReadBufferTest, SamplesWhileTwoThreadsRecordAndStopsWhenOneRemains) {
+  using Buf = ReadBuffer<int>;
+  Buf buf;
+  int x = 7;
+  auto nop = [](int*) {};
+  for (int round = 0; round < 10; ++round) {
+    ASSERT_EQ(buf.offer(&x), Buf::kAdded);
+    buf.drain(nop);
+    ASSERT_EQ(buf.sample_mask(), 0u) << "a single thread must record everything";
+  }
+  std::thread([&] { ASSERT_EQ(buf.offer(&x), Buf::kAdded); }).join();
+  ASSERT_EQ(buf.offer(&x), Buf::kAdded);
+  buf.drain(nop);
+  ASSERT_EQ(buf.sample_mask(), Buf::kContendedMask);
+  std::uint32_t recorded = 0;
+  for (std::uint32_t i = 0; i < 8 * (Buf::kContendedMask + 1); ++i) {
+    const auto r = buf.offer(&x);
+    if (r != Buf::kSkipped) ++recorded;
+    if (r == Buf::kFilled) buf.drain_own(nop);  // drain_own does not change the mask
+  }
+  EXPECT_EQ(recorded, 8u);
+  ASSERT_EQ(buf.sample_mask(), Buf::kContendedMask);
+  for (std::uint32_t d = 0; d < Buf::kCalmDrains; ++d) {
+    EXPECT_EQ(buf.sample_mask(), Buf::kContendedMask) << d;
+    while (buf.offer(&x) == Buf::kSkipped) {
+    }
+    buf.drain(nop);
+  }
+  EXPECT_EQ(buf.sample_mask(), 0u);
+  EXPECT_EQ(buf.offer(&x), Buf::kAdded);
+}
+
 TEST(ReadBufferTest, StressProducersAndDrainingConsumer) {
   constexpr int kThreads = 4;
   constexpr int kOps = 4000;

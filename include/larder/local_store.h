@@ -541,6 +541,8 @@ class LocalStore : public Store<K, V> {
     std::vector<RetiredNode> retired ABSL_GUARDED_BY(mu);
     std::vector<RetiredBlock> blocks ABSL_GUARDED_BY(mu);
     std::uint32_t writes ABSL_GUARDED_BY(mu) = 0;
+    // maintain_locked tries to reclaim when this many nodes are retired.
+    std::size_t reclaim_at ABSL_GUARDED_BY(mu) = kReclaimBatch;
     std::atomic<std::uint64_t> size{0}, weight{0}, evictions{0}, expirations{0};
     // Seqlocks of in-place updates (kInPlace), striped by node id: even when
     // no update is under way. Written under the lock, read by readers.
@@ -859,7 +861,13 @@ class LocalStore : public Store<K, V> {
         remove_locked(s, id, RemovalCause::kExpired, removed);
       });
     }
-    if (force_reclaim || s.retired.size() >= kReclaimBatch || !s.blocks.empty()) reclaim_locked(s);
+    // Reclaim once kReclaimBatch more nodes wait than after the last attempt
+    // (an attempt frees only what was retired two epochs ago: re-trying on
+    // every write would cost a membarrier per write).
+    if (force_reclaim || s.retired.size() >= s.reclaim_at || !s.blocks.empty()) {
+      reclaim_locked(s);
+      s.reclaim_at = s.retired.size() + kReclaimBatch;
+    }
     s.size.store(s.table.size(), std::memory_order_relaxed);
     s.weight.store(s.policy.weighted_size(), std::memory_order_relaxed);
   }
