@@ -102,7 +102,7 @@ class ReadBuffer {
   // Under contention (>= 2 stripes busy at a drain) one offer in
   // kContendedMask + 1 per stripe is recorded; kCalmDrains drains that find
   // one busy stripe turn sampling off again.
-  static constexpr std::uint32_t kContendedMask = 15;
+  static constexpr std::uint32_t kContendedMask = 7;
   static constexpr std::uint32_t kCalmDrains = 4;
 
   enum Offer { kAdded, kFilled, kFull, kDropped, kFailed, kSkipped };
