@@ -88,10 +88,13 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <vector>
 
-#include "absl/container/node_hash_map.h"
+#include "absl/container/flat_hash_map.h"
 #include "larder/internal/frequency_sketch.h"
 #include "larder/internal/policy_hook.h"
 
@@ -492,30 +495,40 @@ class ShadowPolicies {
   // the shadow holds it; otherwise a write). Each shadow hits or inserts and
   // evicts; every tick, decide() may change fraction().
   void access(std::uint64_t hash, std::uint32_t weight, bool read) {
+    const auto key = static_cast<std::uint32_t>(hash);
+    auto [it, inserted] = index_.try_emplace(key, 0);
+    if (inserted) it->second = allocate();
+    const std::uint32_t id = it->second;
+    Slot& slot = slots_[id];
+    current_slot_ = id;
     for (std::size_t i = 0; i < kFractions.size(); ++i) {
       Shadow& s = *shadows_[i];
-      auto [it, inserted] = s.nodes.try_emplace(hash);
-      PolicyHook* n = &it->second;
-      if (!inserted) {
+      PolicyHook* n = &slot.hooks[i];
+      if (n->queue != PolicyQueue::kNone) {
         if (read) s.hits += 1;
         s.policy.on_update(n, weight);
         continue;
       }
-      n->hash = hash;
+      n->hash = key;
       n->weight = weight;
       s.policy.on_insert(n);
-      s.policy.evict([&s](PolicyHook* v) { s.nodes.erase(v->hash); });
+      s.policy.evict([this, i](PolicyHook* v) { evicted(v, i); });
     }
+    current_slot_ = kNoSlot;
+    if (empty(slot)) release(key, id);
     if (read && static_cast<double>(++requests_) * kTicks >= period_factor_ * period_base_) decide();
   }
 
   void remove(std::uint64_t hash) {
-    for (auto& s : shadows_) {
-      auto it = s->nodes.find(hash);
-      if (it == s->nodes.end()) continue;
-      s->policy.on_remove(&it->second);
-      s->nodes.erase(it);
+    const auto key = static_cast<std::uint32_t>(hash);
+    auto it = index_.find(key);
+    if (it == index_.end()) return;
+    const std::uint32_t id = it->second;
+    Slot& slot = slots_[id];
+    for (std::size_t i = 0; i < kFractions.size(); ++i) {
+      if (slot.hooks[i].queue != PolicyQueue::kNone) shadows_[i]->policy.on_remove(&slot.hooks[i]);
     }
+    release(key, id);
   }
 
   double fraction() const { return kFractions[current_]; }
@@ -532,10 +545,48 @@ class ShadowPolicies {
     Shadow(std::uint64_t maximum, std::uint64_t expected)
         : policy(PolicyKind::kTinyLfu, maximum, expected) {}
     EvictionPolicyCore policy;
-    absl::node_hash_map<std::uint64_t, PolicyHook> nodes;
     double hits = 0;   // this period
     double score = 0;  // decayed hits of past periods
   };
+
+  // Slot: one sampled key's nodes, hooks[i] in shadow i (queue kNone when
+  // shadow i does not hold the key). One index lookup per access serves all
+  // shadows, and slots are recycled through a free list (no allocation per
+  // shadow miss). A slot is released when no shadow holds its key.
+  struct Slot {
+    std::array<PolicyHook, kFractions.size()> hooks;
+  };
+  static constexpr std::uint32_t kNoSlot = ~0u;
+
+  static bool empty(const Slot& slot) {
+    for (const PolicyHook& h : slot.hooks) {
+      if (h.queue != PolicyQueue::kNone) return false;
+    }
+    return true;
+  }
+  std::uint32_t allocate() {
+    if (!free_.empty()) {
+      const std::uint32_t id = free_.back();
+      free_.pop_back();
+      return id;
+    }
+    slots_.emplace_back();
+    return static_cast<std::uint32_t>(slots_.size() - 1);
+  }
+  void release(std::uint32_t key, std::uint32_t id) {
+    index_.erase(key);
+    free_.push_back(id);
+  }
+  // evicted: shadow i dropped node v (already unlinked). The slot being
+  // accessed is checked once all shadows have seen the access.
+  void evicted(PolicyHook* v, std::size_t i) {
+    const auto* slot = reinterpret_cast<const Slot*>(reinterpret_cast<const char*>(v - i) -
+                                                     offsetof(Slot, hooks));
+    if (!empty(*slot)) return;
+    auto it = index_.find(v->hash);
+    if (it == index_.end() || it->second == current_slot_) return;
+    release(v->hash, it->second);
+  }
 
   // decide: every tick (1/kTicks of a period) the scores age by kDecay per
   // period and the leader is adopted if its decayed hits beat the current
@@ -578,6 +629,10 @@ class ShadowPolicies {
   static constexpr double kTicks = 16;
 
   std::array<std::unique_ptr<Shadow>, kFractions.size()> shadows_;
+  std::deque<Slot> slots_;              // stable addresses: the policies link them
+  std::vector<std::uint32_t> free_;     // released slots
+  absl::flat_hash_map<std::uint32_t, std::uint32_t> index_;  // key hash -> slot
+  std::uint32_t current_slot_ = kNoSlot;
   std::uint64_t threshold_ = 0;
   double period_base_ = 1;
   double period_factor_ = 1;
