@@ -208,13 +208,48 @@ class EvictionPolicyCore {
       }
       return;
     }
-    if (target_window_ != window_max_) apply_window_target();
-    const int candidates = evict_from_window();
-    evict_from_main(candidates, evicted);
+    evict_tinylfu(sketch_, evicted);
   }
 
  private:
   friend class ShadowPolicies;
+
+  // The shadows' constructor: a fixed-window W-TinyLFU whose frequency
+  // sketch is the shadows' shared one (sketch_ is left at its minimum
+  // size). Its accesses go through shadow_insert / shadow_hit, which do not
+  // count in a sketch, and its evictions through evict_tinylfu.
+  struct ShadowTag {};
+  EvictionPolicyCore(ShadowTag, std::uint64_t maximum, double window_fraction)
+      : kind_(PolicyKind::kTinyLfu), sketch_(1) {
+    set_maximum(maximum);
+    target_window_ = window_for(window_fraction);
+  }
+  void shadow_insert(PolicyHook* h) {
+    weighted_size_ += h->weight;
+    h->queue = PolicyQueue::kWindow;
+    window_weight_ += h->weight;
+    window_.push_back(h);
+  }
+  void shadow_hit(PolicyHook* h, std::uint32_t new_weight) {
+    if (new_weight != h->weight) {
+      const std::uint32_t old = h->weight;
+      h->weight = new_weight;
+      weighted_size_ = weighted_size_ - old + new_weight;
+      if (h->queue == PolicyQueue::kWindow) window_weight_ = window_weight_ - old + new_weight;
+      if (h->queue == PolicyQueue::kProtected) {
+        protected_weight_ = protected_weight_ - old + new_weight;
+      }
+    }
+    reorder(h);
+  }
+
+  // evict_tinylfu: W-TinyLFU's evict() with admission by `sketch`.
+  template <class F>
+  void evict_tinylfu(const FrequencySketch& sketch, F& evicted) {
+    if (target_window_ != window_max_) apply_window_target();
+    const int candidates = evict_from_window();
+    evict_from_main(candidates, evicted, sketch);
+  }
 
   std::uint64_t window_for(double f) const {
     if (maximum_ <= 1) return maximum_;
@@ -229,6 +264,11 @@ class EvictionPolicyCore {
       return;
     }
     sketch_.increment(h->hash);
+    reorder(h);
+  }
+
+  // reorder: W-TinyLFU's queue moves for an access.
+  void reorder(PolicyHook* h) {
     switch (h->queue) {
       case PolicyQueue::kWindow:
         window_.move_to_back(h);
@@ -329,9 +369,9 @@ class EvictionPolicyCore {
     return candidates;
   }
 
-  bool admit(const PolicyHook* candidate, const PolicyHook* victim) {
-    const int victim_freq = sketch_.frequency(victim->hash);
-    const int candidate_freq = sketch_.frequency(candidate->hash);
+  bool admit(const PolicyHook* candidate, const PolicyHook* victim, const FrequencySketch& sketch) {
+    const int victim_freq = sketch.frequency(victim->hash);
+    const int candidate_freq = sketch.frequency(candidate->hash);
     if (candidate_freq > victim_freq) return true;
     if (candidate_freq < kAdmitHashDosThreshold) return false;
     // HashDoS defence. An attacker who inflates a victim's sketch counters
@@ -369,7 +409,7 @@ class EvictionPolicyCore {
   }
 
   template <class F>
-  void evict_from_main(int candidates, F& evicted) {
+  void evict_from_main(int candidates, F& evicted, const FrequencySketch& sketch) {
     PolicyQueue victim_q = PolicyQueue::kProbation;
     PolicyQueue candidate_q = PolicyQueue::kProbation;
     PolicyHook* victim = probation_.front();
@@ -423,7 +463,7 @@ class EvictionPolicyCore {
         continue;
       }
       --candidates;
-      if (admit(candidate, victim)) {
+      if (admit(candidate, victim, sketch)) {
         PolicyHook* next = list_of(victim_q).next_of(victim);
         candidate = advance(candidate);
         // The two walks met: no candidates are left in front of the victim.
@@ -473,9 +513,9 @@ class ShadowPolicies {
     const std::uint64_t shadow_expected = std::max<std::uint64_t>(
         1, static_cast<std::uint64_t>(std::llround(rate * static_cast<double>(expected))));
     period_base_ = static_cast<double>(shadow_expected);
+    sketch_ = FrequencySketch(shadow_expected);
     for (std::size_t i = 0; i < kFractions.size(); ++i) {
-      shadows_[i] = std::make_unique<Shadow>(shadow_max, shadow_expected);
-      shadows_[i]->policy.set_window_fraction(kFractions[i]);
+      shadows_[i] = std::make_unique<Shadow>(shadow_max, kFractions[i]);
       if (kFractions[i] == EvictionPolicyCore::kWindowFraction) current_ = i;
     }
   }
@@ -496,6 +536,7 @@ class ShadowPolicies {
   // evicts; every tick, decide() may change fraction().
   void access(std::uint64_t hash, std::uint32_t weight, bool read) {
     const auto key = static_cast<std::uint32_t>(hash);
+    sketch_.increment(key);
     auto [it, inserted] = index_.try_emplace(key, 0);
     if (inserted) it->second = allocate();
     const std::uint32_t id = it->second;
@@ -506,13 +547,14 @@ class ShadowPolicies {
       PolicyHook* n = &slot.hooks[i];
       if (n->queue != PolicyQueue::kNone) {
         if (read) s.hits += 1;
-        s.policy.on_update(n, weight);
+        s.policy.shadow_hit(n, weight);
         continue;
       }
       n->hash = key;
       n->weight = weight;
-      s.policy.on_insert(n);
-      s.policy.evict([this, i](PolicyHook* v) { evicted(v, i); });
+      s.policy.shadow_insert(n);
+      auto drop = [this, i](PolicyHook* v) { evicted(v, i); };
+      s.policy.evict_tinylfu(sketch_, drop);
     }
     current_slot_ = kNoSlot;
     if (empty(slot)) release(key, id);
@@ -542,8 +584,8 @@ class ShadowPolicies {
 
  private:
   struct Shadow {
-    Shadow(std::uint64_t maximum, std::uint64_t expected)
-        : policy(PolicyKind::kTinyLfu, maximum, expected) {}
+    Shadow(std::uint64_t maximum, double window_fraction)
+        : policy(EvictionPolicyCore::ShadowTag{}, maximum, window_fraction) {}
     EvictionPolicyCore policy;
     double hits = 0;   // this period
     double score = 0;  // decayed hits of past periods
@@ -629,6 +671,9 @@ class ShadowPolicies {
   static constexpr double kTicks = 16;
 
   std::array<std::unique_ptr<Shadow>, kFractions.size()> shadows_;
+  // The shadows see the same requests, so one frequency sketch serves all
+  // of their admissions (each used to keep an identical copy).
+  FrequencySketch sketch_{1};
   std::deque<Slot> slots_;              // stable addresses: the policies link them
   std::vector<std::uint32_t> free_;     // released slots
   absl::flat_hash_map<std::uint32_t, std::uint32_t> index_;  // key hash -> slot
