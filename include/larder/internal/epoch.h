@@ -222,6 +222,10 @@ class Epoch {
 #endif
   }
 
+  // Out of line so that self(), on every read, inlines to a TLS load and a test.
+#if defined(__GNUC__)
+  [[gnu::noinline]]
+#endif
   static Record* acquire_record() {
     const bool asym = asymmetric();  // registered before any reader relies on it
     Record* r = acquire_record_slow();

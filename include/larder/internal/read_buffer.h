@@ -53,12 +53,12 @@
 //   policy 50-100 ns of cache misses, a lookup ~40 ns). So drain() also
 //   counts the stripes it found non-empty: when two or more threads recorded
 //   since the last drain, it sets the sample mask to kContendedMask and every
-//   offer() then records one access in kContendedMask + 1 (per stripe,
-//   counted with a plain per-stripe counter) and returns kSkipped for the
+//   offer() then records one access in kContendedMask + 1 (counted per
+//   thread, in a thread_local: no shared line) and returns kSkipped for the
 //   others; after kCalmDrains consecutive drains that found a single
 //   stripe busy, the mask goes back to 0 (record everything). The mask is
 //   a read-mostly word on its own line, written only when it changes. A
-//   frequency sketch fed a uniform 1-in-8 sample ranks keys as the full
+//   frequency sketch fed a uniform 1-in-16 sample ranks keys as the full
 //   stream would (the estimates scale), and a hot entry is still recorded
 //   often enough to stay recent; the single-thread case, which the
 //   simulator and the tests replay, is exact.
@@ -100,9 +100,9 @@ class ReadBuffer {
   static constexpr std::uint32_t kRetryAfter = 3 * kSize;
 
   // Under contention (>= 2 stripes busy at a drain) one offer in
-  // kContendedMask + 1 per stripe is recorded; kCalmDrains drains that find
+  // kContendedMask + 1 per thread is recorded; kCalmDrains drains that find
   // one busy stripe turn sampling off again.
-  static constexpr std::uint32_t kContendedMask = 7;
+  static constexpr std::uint32_t kContendedMask = 15;
   static constexpr std::uint32_t kCalmDrains = 4;
 
   enum Offer { kAdded, kFilled, kFull, kDropped, kFailed, kSkipped };
@@ -119,11 +119,9 @@ class ReadBuffer {
     const std::uint32_t stripe = i < kStripes - 1 ? i : kStripes - 1;
     const std::uint32_t mask = mask_.value.load(std::memory_order_relaxed);
     if (mask != 0) [[unlikely]] {
-      // Racy on the shared stripe (a lost increment only shifts the sample).
-      std::atomic<std::uint32_t>& seen = stripes_[stripe].seen;
-      const std::uint32_t n = seen.load(std::memory_order_relaxed) + 1;
-      seen.store(n, std::memory_order_relaxed);
-      if ((n & mask) != 0) return kSkipped;
+      // The thread's own count (no shared line), across all buffers.
+      static thread_local std::uint32_t seen = 0;
+      if ((++seen & mask) != 0) return kSkipped;
     }
     return i < kStripes - 1 ? offer_owned(i, e) : offer_to(stripe, e);
   }
@@ -235,7 +233,6 @@ class ReadBuffer {
     std::atomic<std::uint32_t> head{0};
     std::atomic<std::uint32_t> tail{0};
     std::atomic<std::uint32_t> dropped{0};
-    std::atomic<std::uint32_t> seen{0};  // offers while sampling (producers)
     std::array<std::atomic<T*>, kSize> slots{};
   };
   struct alignas(kCacheLine) Mask {
