@@ -71,11 +71,13 @@
 //   thread nothing is dropped and the policy sees every access in the same
 //   order as if it were recorded under the lock (the simulator's hit ratios
 //   are unchanged). Under contention
-//   one reader does the policy work while the others read at full speed and
-//   drop records that find their stripe full (a full stripe retries its
-//   drain after 3x its size of drops, so about a quarter of a contended
-//   thread's accesses are recorded): the policy's cost bounds the rate of
-//   recorded accesses, not the rate of reads. Sampling keeps frequency
+//   (a drain found two or more threads' records) every thread records only
+//   one hit in 16 (ReadBuffer's sampling; it turns off again after a few
+//   drains that find one thread alone), and records that find their stripe
+//   full while another thread drains are dropped: the policy's cost (50-100
+//   ns of cache misses per recorded access on a store of 1M entries, more
+//   than the lookup) bounds the rate of recorded accesses, not the rate of
+//   reads. Sampling keeps frequency
 //   estimates proportional and hot entries recent; dropping is never wrong
 //   about liveness (a drained node whose queue is kNone is skipped).
 //
