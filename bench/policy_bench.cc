@@ -13,16 +13,23 @@
 //   BM_PolicyHitLarge/<kind>  as BM_PolicyHit with 1M entries expected: the
 //                          shadows sample ~1/1000 of the keys.
 //
+//   BM_StoreGetPolicy/<kind>  LocalStore::get (one thread) over a 1024-key
+//                          loop of string keys, max_entries 4096, as
+//                          cache_bench's BM_StoreGet but per policy: what a
+//                          recorded access costs through the read buffer.
+//
 // kind: 0 kAdaptiveTinyLfu, 1 kTinyLfu, 2 kLru.
 // Run: build/release/bench/policy_bench --benchmark_min_time=0.5
 #include <cmath>
 #include <cstdint>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "benchmark/benchmark.h"
 #include "larder/internal/eviction_policy.h"
+#include "larder/local_store.h"
 
 namespace {
 
@@ -94,6 +101,27 @@ void BM_PolicyMiss(benchmark::State& state) {
       100.0 * static_cast<double>(misses) / static_cast<double>(state.iterations()));
 }
 BENCHMARK(BM_PolicyMiss)->Arg(0)->Arg(1)->Arg(2);
+
+void BM_StoreGetPolicy(benchmark::State& state) {
+  constexpr std::size_t kKeys = 1024;
+  static const larder::EvictionPolicy kPolicies[] = {larder::EvictionPolicy::kAdaptiveTinyLfu,
+                                                     larder::EvictionPolicy::kTinyLfu,
+                                                     larder::EvictionPolicy::kLru};
+  larder::LocalStore<std::string, std::string> store(
+      {.max_entries = 4096, .policy = kPolicies[state.range(0)]});
+  std::vector<std::string> keys;
+  for (std::size_t i = 0; i < kKeys; ++i) {
+    keys.push_back("key-" + std::to_string(i));
+    (void)store.put(keys.back(), larder::Entry<std::string>{"value", larder::TimePoint::max(),
+                                                            larder::TimePoint::max()});
+  }
+  std::size_t i = 0;
+  for (auto _ : state) {
+    auto got = store.get(keys[i++ & (kKeys - 1)]);
+    benchmark::DoNotOptimize(got);
+  }
+}
+BENCHMARK(BM_StoreGetPolicy)->Arg(0)->Arg(1)->Arg(2);
 
 }  // namespace
 

@@ -224,6 +224,44 @@ TEST(EvictionPolicyTest, SampledShadowsFollowRecency) {
   EXPECT_GT(adaptive, lru - 0.03) << "lru " << lru;
 }
 
+// The shadows of a store small enough to sample every key are exact
+// replicas of a fixed-window kTinyLfu at their fractions, although they share
+// one key index and one frequency sketch; and a key's slot is recycled when
+// no shadow holds it any more.
+TEST(EvictionPolicyTest, ShadowsReplicateFixedWindowPolicies) {
+  constexpr std::uint64_t kMax = 200;
+  Harness adaptive(PolicyKind::kAdaptiveTinyLfu, kMax);
+  const ShadowPolicies* shadows = adaptive.policy.shadows();
+  ASSERT_NE(shadows, nullptr);
+  std::vector<std::unique_ptr<Harness>> fixed;
+  for (double f : ShadowPolicies::kFractions) {
+    fixed.push_back(std::make_unique<Harness>(PolicyKind::kTinyLfu, kMax));
+    fixed.back()->policy.set_window_fraction(f);
+  }
+  std::uint64_t x = 17;
+  for (int i = 0; i < 30'000; ++i) {
+    // Phases of recency (a sliding range) and of frequency (a hot set + noise).
+    const std::uint64_t r = next_random(x);
+    const std::uint64_t k = (i / 5000) % 2 == 0 ? (i / 4) + r % 150 : (r % 3 == 0 ? r % 5000 : r % 250);
+    adaptive.access(k);
+    for (auto& h : fixed) h->access(k);
+    if (i % 1000 != 999) continue;
+    std::size_t union_size = 0;
+    for (std::uint64_t key = 0; key < 10'000; ++key) {
+      bool any = false;
+      for (std::size_t s = 0; s < fixed.size(); ++s) {
+        ASSERT_EQ(shadows->holds(s, hash_of(key)), fixed[s]->contains(key))
+            << "shadow " << s << " key " << key << " after " << i;
+        any = any || fixed[s]->contains(key);
+      }
+      union_size += any ? 1 : 0;
+    }
+    EXPECT_EQ(shadows->keys(), union_size);
+  }
+  // Slots are recycled: never more than the shadows could hold at once.
+  EXPECT_LE(shadows->slots(), ShadowPolicies::kFractions.size() * (kMax + 1));
+}
+
 TEST(EvictionPolicyTest, AdaptiveIsDeterministic) {
   EXPECT_EQ(recency_hit_ratio(PolicyKind::kAdaptiveTinyLfu, 300, 20'000),
             recency_hit_ratio(PolicyKind::kAdaptiveTinyLfu, 300, 20'000));

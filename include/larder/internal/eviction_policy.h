@@ -61,11 +61,41 @@
 //   size. The sample is chosen by a hash finaliser independent of the shard
 //   selection bits, so each shard samples its own keys at the same rate.
 //
-//   Cost: kShadowFractions.size() shadows of about kShadowEntries nodes (48
-//   bytes each) per policy, independent of the store's size (~300 KB per
-//   shard); sampled accesses (all of them in stores below kShadowEntries,
-//   1/R otherwise) do one hash-map operation and O(1) list work per shadow.
+//   Cost: the shadows share one index from key hash to a slot of six hooks
+//   (one per shadow; 144 bytes per key that some shadow holds, slots
+//   recycled through a free list, no allocation per shadow miss) and one
+//   frequency sketch (they see the same requests, so six copies would be
+//   identical): a sampled access is one hash-map lookup, one sketch
+//   increment and O(1) list work per shadow (plus one eviction each on a
+//   miss). Memory is independent of the store's size: one slot per key in
+//   the union of the shadows' contents, between kShadowEntries and 6 x
+//   kShadowEntries slots (~150 KB to ~0.9 MB per shard).
+//   Stores up to kShadowEntries entries sample every access (policy_bench:
+//   an adaptive hit costs ~14 ns in the policy against ~5 ns for kTinyLfu,
+//   a miss ~105 ns against ~20 ns; LocalStore::get on a 1024-key loop ~65 ns
+//   against ~36 ns; before the shared index and sketch 27 / 245 / 130 ns).
 //   Moving the window transfers at most kTransferLimit entries per call.
+//
+//   What did not help (measured on the sweep of bench/results/hit_ratio.txt,
+//   seeds 0-3): (1) shadow-guided admission (a candidate the current shadow
+//   holds beats a victim it does not, and vice versa), to make the real
+//   contents converge to the leading shadow's after a move: -0.05 average,
+//   worse on arc-oltp and cache2k (the real policy's mixture of windows
+//   beats any one shadow there); with a large starting window (LRU at cold
+//   start, so backf / zigzag keep their first pass) it cost 3-14 points on
+//   gli / ps / multi; (2) a statistical margin (k x sqrt of the two scores)
+//   against early moves on noise (lirs-cs 250 moves to 45% on a 56-hit lead
+//   that reverses the next period): k = 1..3 lost 0.1-0.3 on average and
+//   more points fell below (scarab-recs reacts late); (3) decay 0.9 or 0.99,
+//   32 ticks per period, other minimum leads: no better than the current
+//   setting. Of the points still more than 1pp below best-of-both, lirs-
+//   backf 250 / 500 and lirs-zigzag 1000 / 1500 are cold-start losses: on
+//   the first pass over more distinct keys than fit, no policy can tell a
+//   loop (keep the first keys: TinyLFU) from a zig-zag (keep the last:
+//   LRU), and these traces are 9,000-52,000 requests long, so the first
+//   pass costs 1-3 points; lirs-cs 250 and lirs-multi1 500 (and on some
+//   seeds lirs-cs 100, lirs-scan 250) lose to early moves on a lead that
+//   reverses in the next period (follow-the-leader regret).
 //
 //   kLru is one exact LRU queue, for users who want it and as the baseline.
 //
@@ -124,6 +154,8 @@ class EvictionPolicyCore {
   EvictionPolicyCore& operator=(const EvictionPolicyCore&) = delete;
 
   PolicyKind kind() const { return kind_; }
+  // The adaptive policy's shadows (null for the other kinds), for tests.
+  const ShadowPolicies* shadows() const { return shadows_.get(); }
   std::uint64_t maximum() const { return maximum_; }
   std::uint64_t weighted_size() const { return weighted_size_; }
   std::uint64_t window_maximum() const { return window_max_; }
@@ -496,8 +528,9 @@ class EvictionPolicyCore {
 };
 
 // ShadowPolicies: the miniature simulations that choose the adaptive policy's
-// window (see the design essay above). Each shadow is a kTinyLfu
-// EvictionPolicyCore with a fixed window over nodes that hold only a hash.
+// window (see the design essay above). Each shadow is a fixed-window W-TinyLFU
+// EvictionPolicyCore (made with ShadowTag: admission by the shared sketch)
+// over hooks that hold only a hash, one Slot of hooks per sampled key.
 class ShadowPolicies {
  public:
   static constexpr std::array<double, 6> kFractions = {0.01, 0.05, 0.2, 0.45, 0.75, 1.0};
@@ -574,6 +607,15 @@ class ShadowPolicies {
   }
 
   double fraction() const { return kFractions[current_]; }
+
+  // For tests: whether shadow i holds the key with this hash; the number of
+  // keys some shadow holds (each has one slot).
+  bool holds(std::size_t i, std::uint64_t hash) const {
+    auto it = index_.find(static_cast<std::uint32_t>(hash));
+    return it != index_.end() && slots_[it->second].hooks[i].queue != PolicyQueue::kNone;
+  }
+  std::size_t keys() const { return index_.size(); }
+  std::size_t slots() const { return slots_.size(); }
   // set_fraction: makes the grid point nearest to f the current one.
   void set_fraction(double f) {
     for (std::size_t i = 0; i < kFractions.size(); ++i) {
