@@ -103,7 +103,7 @@ class ReadBuffer {
   // kContendedMask + 1 per thread is recorded; kCalmDrains drains that find
   // one busy stripe turn sampling off again.
   static constexpr std::uint32_t kContendedMask = 15;
-  static constexpr std::uint32_t kCalmDrains = 4;
+  static constexpr std::uint32_t kCalmDrains = 2;
 
   enum Offer { kAdded, kFilled, kFull, kDropped, kFailed, kSkipped };
 
