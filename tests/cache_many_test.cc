@@ -167,6 +167,38 @@ TEST(CacheManyTest, StaleKeysAreServedAndRefreshedInOneBackgroundBatch) {
   EXPECT_EQ(cache.stats().refreshes, 5u);
 }
 
+// A failed background batch refresh pauses those keys' refreshes for
+// error_backoff: the stale values keep being served without a new batch.
+TEST(CacheManyTest, FailedBatchRefreshIsNotRetriedWithinTheBackoff) {
+  Env env;
+  auto o = env.options();
+  o.stale_while_revalidate = seconds(10);
+  o.error_backoff = seconds(2);
+  SCache cache(env.store, o);
+  for (const auto& k : key_range(0, 3)) ASSERT_TRUE(cache.put(k, "old").ok());
+  env.clock->advance(seconds(12));
+  Batch load([](std::span<const std::string>) -> absl::StatusOr<Map> {
+    return absl::UnavailableError("db down");
+  });
+  const auto keys = key_range(0, 3);
+  ASSERT_TRUE(cache.get_many(std::span<const std::string>(keys), load).ok());
+  EXPECT_EQ(env.executor->run_all(), 1u);
+  for (int i = 0; i < 5; ++i) {
+    auto got = cache.get_many(std::span<const std::string>(keys), load);
+    ASSERT_TRUE(got.ok());
+    for (const auto& k : keys) EXPECT_EQ(got->at(k), "old");
+  }
+  EXPECT_EQ(env.executor->pending(), 0u);
+  EXPECT_EQ(load.calls(), 1);
+  load.set_answer(echo);
+  env.clock->advance(seconds(2));
+  ASSERT_TRUE(cache.get_many(std::span<const std::string>(keys), load).ok());
+  EXPECT_EQ(env.executor->run_all(), 1u);
+  auto got = cache.get_many(std::span<const std::string>(keys), load);
+  for (const auto& k : keys) EXPECT_EQ(got->at(k), "v:" + k);
+  EXPECT_EQ(load.calls(), 2);
+}
+
 // A key already loading by get_or_load is awaited by get_many, not loaded twice.
 TEST(CacheManyTest, AwaitsAKeyLoadingInGetOrLoad) {
   Env env;

@@ -115,6 +115,63 @@ TEST(CacheRefreshTest, RefreshFailureKeepsTheStaleValueAndIsReported) {
   EXPECT_EQ(cache.get_or_load("k", loader).status().code(), absl::StatusCode::kUnavailable);
 }
 
+// After a failed background refresh, hits keep the value and start no new
+// refresh of that key for error_backoff (a hot key must not turn every hit
+// into another call to a failing source); then refreshes resume, and a
+// success clears the pause.
+TEST(CacheRefreshTest, FailedRefreshIsNotRetriedWithinTheBackoff) {
+  Env env;
+  auto o = env.options();
+  o.ttl = seconds(10);
+  o.refresh_ahead = 0.8;
+  o.stale_while_revalidate = seconds(10);
+  o.error_backoff = seconds(2);
+  SCache cache(env.store, o);
+  Loader loader(constant("v1"));
+  ASSERT_EQ(*cache.get_or_load("k", loader), "v1");
+  loader.set_answer(failing(absl::UnavailableError("db down")));
+  env.clock->advance(seconds(8));  // the refresh-ahead point
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v1");
+  EXPECT_EQ(env.executor->run_all(), 1u);
+  EXPECT_EQ(loader.calls(), 2);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(*cache.get_or_load("k", loader), "v1");
+  EXPECT_EQ(env.executor->pending(), 0u);
+  env.clock->advance(seconds(1));
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v1");
+  EXPECT_EQ(env.executor->pending(), 0u);
+  env.clock->advance(milliseconds(1500));  // stale now, and the pause is over
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v1");
+  EXPECT_EQ(env.executor->run_all(), 1u);
+  EXPECT_EQ(loader.calls(), 3);
+  EXPECT_EQ(cache.stats().refresh_failures, 2u);
+  // Paused again (stale hits, no refresh) until the source recovers.
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(*cache.get_or_load("k", loader), "v1");
+  EXPECT_EQ(env.executor->pending(), 0u);
+  loader.set_answer(constant("v2"));
+  env.clock->advance(seconds(2));
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v1");
+  EXPECT_EQ(env.executor->run_all(), 1u);
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v2");
+  EXPECT_EQ(loader.calls(), 4);
+}
+
+// error_backoff = 0 keeps the old behaviour: the next hit tries again.
+TEST(CacheRefreshTest, ZeroBackoffRetriesTheRefreshOnTheNextHit) {
+  Env env;
+  auto o = swr_options(env);
+  o.error_backoff = std::chrono::milliseconds(0);
+  SCache cache(env.store, o);
+  Loader loader(constant("v1"));
+  ASSERT_EQ(*cache.get_or_load("k", loader), "v1");
+  loader.set_answer(failing(absl::UnavailableError("db down")));
+  env.clock->advance(seconds(12));
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v1");
+  EXPECT_EQ(env.executor->run_all(), 1u);
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v1");
+  EXPECT_EQ(env.executor->run_all(), 1u);
+  EXPECT_EQ(loader.calls(), 3);
+}
+
 TEST(CacheRefreshTest, ThrowingRefreshCallbackIsContained) {
   Env env;
   auto o = swr_options(env);

@@ -51,6 +51,10 @@
 //
 //   The refresh-ahead point is fresh_until - (1 - refresh_ahead) * ttl.
 //   "load; on error serve stale" exists only when stale_if_error > swr.
+//   A failed refresh (not NotFound) pauses the key's refreshes for
+//   error_backoff (a bounded key -> until map, consulted only once some
+//   refresh failed): hits keep the value, the failing source gets one call
+//   per key per back-off, not one per hit.
 //
 // Single-flight: every load and refresh of a key is a Flight in a sharded
 // SingleFlight table (single_flight.h). The leader re-reads the store once
@@ -211,7 +215,9 @@ struct CacheOptions {
   // Stale-if-error: after a failed load was answered with the stale value, the
   // stale value is served as fresh this long (never past its stale_until)
   // before the loader is asked again, so a failing source is not hammered on
-  // every call. 0: ask the loader on every call.
+  // every call. Likewise after a background refresh failed: hits keep the
+  // value they have and no new refresh of that key starts for this long.
+  // 0: ask the loader on every call.
   std::chrono::milliseconds error_backoff{std::chrono::seconds(1)};
   // Most keys remembered as NotFound at once (negative caching); past it, new
   // NotFound answers are not remembered.
@@ -324,6 +330,10 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
     if (opt_.negative_ttl.count() > 0) {
       negative_ = std::make_unique<NegativeCache<K>>(opt_.negative_max_entries);
     }
+    if (error_backoff_.count() > 0) {
+      refresh_paused_ = std::make_unique<NegativeCache<K>>(
+          std::max<std::size_t>(opt_.negative_max_entries, 1024));
+    }
     if (opt_.write_mode != WriteMode::kNone) turns_ = std::make_unique<KeyTurns<K>>();
     if (opt_.write_mode == WriteMode::kWriteBack) {
       // Last: the flusher starts (and replays the journal) at once.
@@ -365,11 +375,11 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
             return std::move(e.value);
           case Kind::kRefreshAhead:
             counters_.hits.add();
-            start_refresh(key, loader, e);
+            start_refresh(key, loader, e, now);
             return std::move(e.value);
           case Kind::kStaleServe:
             counters_.stale_hits.add();
-            start_refresh(key, loader, e);
+            start_refresh(key, loader, e, now);
             return std::move(e.value);
           case Kind::kStaleLoad:
             stale = std::move(e);
@@ -475,7 +485,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
           break;
       }
     }
-    if (!to_refresh.empty()) start_batch_refresh(std::move(to_refresh), load);
+    if (!to_refresh.empty()) start_batch_refresh(std::move(to_refresh), load, now);
     if (need.empty()) return out;
 
     // Join or lead each missing key's flight.
@@ -650,6 +660,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   absl::Status invalidate(const K& key) {
     flights_.supersede(key);
     if (negative_) negative_->erase(key);
+    unpause_refresh(key);
     absl::Status s = store_->erase(key);
     if (!s.ok()) counters_.store_errors.add();
     return s;
@@ -658,6 +669,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   absl::Status invalidate_all() {
     flights_.supersede_all();
     if (negative_) negative_->clear();
+    if (refresh_paused_) refresh_paused_->clear();
     absl::Status s = store_->clear();
     if (!s.ok()) counters_.store_errors.add();
     return s;
@@ -871,6 +883,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       if (!store_->put(key, std::move(entry)).ok()) counters_.store_errors.add();
       if (negative_) negative_->erase(key);
     });
+    unpause_refresh(key);
   }
 
   // publish_absent: the loader said NotFound: drop any stale entry and, with
@@ -1027,9 +1040,10 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   // ---- background refresh ----
 
   template <class Loader>
-  void start_refresh(const K& key, Loader& loader, const Entry<V>& current) {
+  void start_refresh(const K& key, Loader& loader, const Entry<V>& current, TimePoint now) {
     static_assert(std::is_copy_constructible_v<std::decay_t<Loader>>,
                   "a Loader must be copyable: background refreshes keep a copy");
+    if (refresh_paused(key, now)) return;
     typename SingleFlight<K, V>::Joined j = flights_.join(key);
     if (!j.leader) return;  // a load or refresh of key is already running
     auto fn = std::make_shared<std::decay_t<Loader>>(loader);
@@ -1084,7 +1098,11 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       counters_.refresh_failures.add();
       // NotFound: the key is gone from the system of record; stop serving it.
       // Any other error: the stale value stays until its stale_until.
-      if (r.status().code() == absl::StatusCode::kNotFound) publish_absent(flight, key, now);
+      if (r.status().code() == absl::StatusCode::kNotFound) {
+        publish_absent(flight, key, now);
+      } else {
+        pause_refresh(key, now);
+      }
       flights_.finish(key, flight, r.status());
       report_refresh_error(key, r.status());
     }
@@ -1093,7 +1111,8 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   }
 
   template <class BatchLoader>
-  void start_batch_refresh(std::vector<std::pair<K, Entry<V>>> items, BatchLoader& load) {
+  void start_batch_refresh(std::vector<std::pair<K, Entry<V>>> items, BatchLoader& load,
+                           TimePoint now) {
     static_assert(std::is_copy_constructible_v<std::decay_t<BatchLoader>>,
                   "a BatchLoader must be copyable: background refreshes keep a copy");
     struct Batch {
@@ -1103,6 +1122,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
     };
     auto batch = std::make_shared<Batch>();
     for (auto& [k, e] : items) {
+      if (refresh_paused(k, now)) continue;
       typename SingleFlight<K, V>::Joined j = flights_.join(k);
       if (!j.leader) continue;
       batch->keys.push_back(k);
@@ -1151,11 +1171,33 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       counters_.load_failures.add();
       counters_.refresh_failures.add(n);
       for (std::size_t i = 0; i < n; ++i) {
+        if (r.status().code() != absl::StatusCode::kNotFound) pause_refresh(b.keys[i], now);
         flights_.finish(b.keys[i], b.flights[i], r.status());
       }
       for (std::size_t i = 0; i < n; ++i) report_refresh_error(b.keys[i], r.status());
     }
     leave();
+  }
+
+  // Refresh back-off: after a background refresh of key failed (not
+  // NotFound), no new refresh of key starts for error_backoff; hits keep
+  // getting the value they have. Without it every later hit of a hot key
+  // would start another refresh against a failing source, one after the
+  // other. Markers live in a bounded map beside the store (NegativeCache),
+  // looked up only once some refresh failed.
+  bool refresh_paused(const K& key, TimePoint now) {
+    return refresh_paused_ != nullptr && any_paused_.load(std::memory_order_relaxed) &&
+           refresh_paused_->contains(key, now);
+  }
+  void pause_refresh(const K& key, TimePoint now) {
+    if (refresh_paused_ == nullptr) return;
+    any_paused_.store(true, std::memory_order_relaxed);
+    refresh_paused_->add(key, now + error_backoff_, now);
+  }
+  void unpause_refresh(const K& key) {
+    if (refresh_paused_ != nullptr && any_paused_.load(std::memory_order_relaxed)) {
+      refresh_paused_->erase(key);
+    }
   }
 
   void report_refresh_error(const K& key, const absl::Status& s) {
@@ -1172,6 +1214,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   absl::Status put_local(const K& key, V value) {
     flights_.supersede(key);
     if (negative_) negative_->erase(key);
+    unpause_refresh(key);
     absl::Status s = store_->put(key, make_entry(std::move(value), clock_->now()));
     if (!s.ok()) counters_.store_errors.add();
     return s;
@@ -1210,6 +1253,9 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   Dur ttl_{}, swr_{}, sie_{}, stale_span_{}, refresh_window_{}, load_timeout_{}, error_backoff_{},
       negative_ttl_{};
   std::unique_ptr<NegativeCache<K>> negative_;
+  // Keys whose background refresh failed lately (see refresh_paused).
+  std::unique_ptr<NegativeCache<K>> refresh_paused_;
+  std::atomic<bool> any_paused_{false};
   SingleFlight<K, V> flights_;
   CacheCounters counters_;
   std::unique_ptr<KeyTurns<K>> turns_;   // kWriteThrough / kWriteBack: per-key write order
