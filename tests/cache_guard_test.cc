@@ -11,6 +11,7 @@
 #include "larder/cache.h"
 #include "tests/testing/cache_env.h"
 #include "tests/testing/recording_loader.h"
+#include "absl/container/flat_hash_map.h"
 
 namespace larder {
 namespace {
@@ -20,6 +21,14 @@ using std::chrono::seconds;
 using Env = testing::CacheEnv<>;
 using SCache = Cache<std::string, std::string>;
 using Loader = testing::RecordingLoader<std::string, std::string>;
+using Map = absl::flat_hash_map<std::string, std::string>;
+using Batch = testing::RecordingBatchLoader<std::string, std::string>;
+
+absl::StatusOr<Map> ours(std::span<const std::string> keys) {
+  Map m;
+  for (const auto& k : keys) m[k] = "ours:" + k;
+  return m;
+}
 
 // FakeGuard: answers from scripted functions; counts leases alive.
 class FakeGuard : public LoadGuard<std::string> {
@@ -35,14 +44,16 @@ class FakeGuard : public LoadGuard<std::string> {
   };
 
   // acquire: true = this process wins; false = another holds it.
+  // acquire_for, when set, decides per key instead.
   std::function<absl::StatusOr<bool>()> acquire = [] { return true; };
+  std::function<absl::StatusOr<bool>(const std::string&)> acquire_for;
   std::function<absl::StatusOr<bool>()> held = [] { return false; };
   std::function<void()> on_release;
   int acquires = 0, held_calls = 0, leases_alive = 0, released = 0;
 
-  absl::StatusOr<std::unique_ptr<LoadLease>> try_acquire(const std::string&) override {
+  absl::StatusOr<std::unique_ptr<LoadLease>> try_acquire(const std::string& key) override {
     ++acquires;
-    absl::StatusOr<bool> won = acquire();
+    absl::StatusOr<bool> won = acquire_for ? acquire_for(key) : acquire();
     if (!won.ok()) return won.status();
     if (!*won) return std::unique_ptr<LoadLease>();
     return std::unique_ptr<LoadLease>(std::make_unique<Lease>(this));
@@ -145,6 +156,95 @@ TEST(CacheGuardTest, BackgroundRefreshIsLeftToTheProcessHoldingTheGuard) {
   env.executor->run_all();
   EXPECT_EQ(loader.calls(), 2);
   EXPECT_EQ(env.guard->leases_alive, 0);
+}
+
+}  // namespace
+}  // namespace larder
+
+namespace larder {
+namespace {
+
+// get_many takes the guard per key too: the keys it wins go to ONE batch
+// call, their leases are released only after the values are stored.
+TEST(CacheGuardTest, GetManyWinsLoadsOneBatchAndReleasesAfterStoring) {
+  GuardEnv env;
+  SCache cache(env.store, env.guarded());
+  const std::vector<std::string> keys = {"a", "b", "c"};
+  int stored_at_first_release = -1;
+  env.guard->on_release = [&] {
+    if (stored_at_first_release >= 0) return;
+    stored_at_first_release = 0;
+    for (const auto& k : keys) stored_at_first_release += env.store->raw(k).has_value();
+  };
+  Batch load(ours);
+  auto got = cache.get_many(std::span<const std::string>(keys), load);
+  ASSERT_TRUE(got.ok());
+  for (const auto& k : keys) EXPECT_EQ(got->at(k), "ours:" + k);
+  EXPECT_EQ(load.calls(), 1);
+  EXPECT_EQ(env.guard->acquires, 3);
+  EXPECT_EQ(env.guard->released, 3);
+  EXPECT_EQ(env.guard->leases_alive, 0);
+  EXPECT_EQ(stored_at_first_release, 3);
+}
+
+// A key another process holds is not loaded here: get_many loads the keys it
+// won first (and releases them), then waits for the other process's value.
+TEST(CacheGuardTest, GetManyWaitsForKeysAnotherProcessIsLoading) {
+  GuardEnv env;
+  SCache cache(env.store, env.guarded());
+  env.guard->acquire_for = [](const std::string& k) -> absl::StatusOr<bool> { return k != "c"; };
+  int leases_while_waiting = -1;
+  env.guard->held = [&]() -> absl::StatusOr<bool> {
+    leases_while_waiting = env.guard->leases_alive;
+    const TimePoint now = env.clock->now();
+    EXPECT_TRUE(env.store->put("c", {"theirs", now + seconds(10), now + seconds(20)}).ok());
+    return true;
+  };
+  const std::vector<std::string> keys = {"a", "b", "c"};
+  Batch load(ours);
+  auto got = cache.get_many(std::span<const std::string>(keys), load);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->at("a"), "ours:a");
+  EXPECT_EQ(got->at("b"), "ours:b");
+  EXPECT_EQ(got->at("c"), "theirs");
+  ASSERT_EQ(load.calls(), 1);
+  EXPECT_EQ(load.batches()[0], (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(leases_while_waiting, 0);  // never waits while holding leases
+  EXPECT_EQ(env.guard->leases_alive, 0);
+}
+
+// The other process takes too long: after wait() the key is loaded here, in
+// a second batch.
+TEST(CacheGuardTest, GetManyLoadsAKeyItsHolderDoesNotDeliverInTime) {
+  GuardEnv env;
+  SCache cache(env.store, env.guarded());
+  env.guard->acquire_for = [](const std::string& k) -> absl::StatusOr<bool> { return k == "a"; };
+  env.guard->held = [&]() -> absl::StatusOr<bool> {
+    env.clock->advance(milliseconds(200));
+    return true;
+  };
+  const std::vector<std::string> keys = {"a", "b", "c"};
+  Batch load(ours);
+  auto got = cache.get_many(std::span<const std::string>(keys), load);
+  ASSERT_TRUE(got.ok());
+  for (const auto& k : keys) EXPECT_EQ(got->at(k), "ours:" + k);
+  ASSERT_EQ(load.calls(), 2);
+  EXPECT_EQ(load.batches()[0], (std::vector<std::string>{"a"}));
+  EXPECT_EQ(load.batches()[1], (std::vector<std::string>{"b", "c"}));
+  EXPECT_EQ(env.guard->held_calls, 3);  // one shared deadline (500 ms), not one per key
+  EXPECT_EQ(env.guard->leases_alive, 0);
+}
+
+TEST(CacheGuardTest, GetManyWithTheGuardDownLoadsEverythingInOneBatch) {
+  GuardEnv env;
+  SCache cache(env.store, env.guarded());
+  env.guard->acquire = []() -> absl::StatusOr<bool> { return absl::UnavailableError("redis down"); };
+  const std::vector<std::string> keys = {"a", "b"};
+  Batch load(ours);
+  auto got = cache.get_many(std::span<const std::string>(keys), load);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->size(), 2u);
+  EXPECT_EQ(load.calls(), 1);
 }
 
 }  // namespace

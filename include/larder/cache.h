@@ -547,32 +547,55 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
           ask = std::move(still_keys);
         }
       }
-      if (!mine.empty()) {
-        absl::StatusOr<Map> loaded =
-            invoke_batch_loader<K, V>(load, std::span<const K>(ask));
-        const TimePoint t = clock_->now();
-        if (loaded.ok()) {
-          counters_.loads.add();
-          for (std::size_t i = 0; i < mine.size(); ++i) {
-            auto it = loaded->find(ask[i]);
-            if (it != loaded->end()) {
-              publish(mine[i].flight, ask[i], make_entry(it->second, t));
-              flights_.finish(ask[i], mine[i].flight, it->second);
-              out.insert_or_assign(ask[i], std::move(it->second));
-            } else {
-              publish_absent(mine[i].flight, ask[i], t);
-              flights_.finish(ask[i], mine[i].flight, not_found(ask[i]));
+      // Cross-process single-flight: keys another process is loading are
+      // waited for after our own batch (never while holding our leases).
+      std::vector<std::unique_ptr<LoadLease>> leases;
+      std::vector<Led> deferred;
+      std::vector<K> deferred_keys;
+      if (opt_.load_guard && !mine.empty()) {
+        std::vector<Led> won;
+        std::vector<K> won_keys;
+        for (std::size_t i = 0; i < mine.size(); ++i) {
+          absl::StatusOr<std::unique_ptr<LoadLease>> acquired = opt_.load_guard->try_acquire(ask[i]);
+          if (acquired.ok() && *acquired == nullptr) {
+            deferred.push_back(std::move(mine[i]));
+            deferred_keys.push_back(std::move(ask[i]));
+            continue;
+          }
+          if (acquired.ok()) {
+            // The previous holder may have stored the value just before releasing.
+            if (std::optional<V> v = fresh_in_store(ask[i])) {
+              flights_.finish(ask[i], mine[i].flight, *v);
+              out.insert_or_assign(ask[i], *std::move(v));
+              continue;
             }
-          }
-        } else {
-          counters_.load_failures.add();
-          const absl::Status s = loaded.status();
-          for (std::size_t i = 0; i < mine.size(); ++i) {
-            after_failure(mine[i].flight, ask[i], mine[i].stale, s, t);
-            flights_.finish(ask[i], mine[i].flight, s);
-            fail(mine[i], s);
-          }
+            leases.push_back(*std::move(acquired));
+          }  // else the guard is down: load without it
+          won.push_back(std::move(mine[i]));
+          won_keys.push_back(std::move(ask[i]));
         }
+        mine = std::move(won);
+        ask = std::move(won_keys);
+      }
+      load_batch(load, mine, ask, out, fail);
+      leases.clear();  // after publishing: a waiting process then finds the values
+      if (!deferred.empty()) {
+        const TimePoint deadline = clock_->now() + opt_.load_guard->wait();
+        std::vector<Led> late;
+        std::vector<K> late_keys;
+        for (std::size_t i = 0; i < deferred.size(); ++i) {
+          std::unique_ptr<LoadLease> lease;
+          if (std::optional<V> v = guard_wait(deferred_keys[i], &lease, deadline)) {
+            flights_.finish(deferred_keys[i], deferred[i].flight, *v);
+            out.insert_or_assign(deferred_keys[i], *std::move(v));
+            continue;
+          }
+          if (lease) leases.push_back(std::move(lease));
+          late.push_back(std::move(deferred[i]));
+          late_keys.push_back(std::move(deferred_keys[i]));
+        }
+        load_batch(load, late, late_keys, out, fail);
+        leases.clear();
       }
     }
 
@@ -985,13 +1008,47 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
     return s;
   }
 
+  // load_batch: one batch-loader call for the led keys (parallel vectors),
+  // then publish, finish each flight and answer into out (fail() on error).
+  template <class BatchLoader, class Led, class Fail>
+  void load_batch(BatchLoader& load, std::vector<Led>& mine, std::vector<K>& ask, Map& out,
+                  Fail& fail) {
+    if (mine.empty()) return;
+    absl::StatusOr<Map> loaded = invoke_batch_loader<K, V>(load, std::span<const K>(ask));
+    const TimePoint t = clock_->now();
+    if (loaded.ok()) {
+      counters_.loads.add();
+      for (std::size_t i = 0; i < mine.size(); ++i) {
+        auto it = loaded->find(ask[i]);
+        if (it != loaded->end()) {
+          publish(mine[i].flight, ask[i], make_entry(it->second, t));
+          flights_.finish(ask[i], mine[i].flight, it->second);
+          out.insert_or_assign(ask[i], std::move(it->second));
+        } else {
+          publish_absent(mine[i].flight, ask[i], t);
+          flights_.finish(ask[i], mine[i].flight, not_found(ask[i]));
+        }
+      }
+    } else {
+      counters_.load_failures.add();
+      const absl::Status s = loaded.status();
+      for (std::size_t i = 0; i < mine.size(); ++i) {
+        after_failure(mine[i].flight, ask[i], mine[i].stale, s, t);
+        flights_.finish(ask[i], mine[i].flight, s);
+        fail(mine[i], s);
+      }
+    }
+  }
+
   // guard_wait: the cross-process side of a load (load_guard.h). Returns a
   // value another process stored while we waited; otherwise nullopt, with
   // *lease set when this process won the guard (unset: the guard is down, or
   // we waited wait() and load anyway).
   std::optional<V> guard_wait(const K& key, std::unique_ptr<LoadLease>* lease) {
+    return guard_wait(key, lease, clock_->now() + opt_.load_guard->wait());
+  }
+  std::optional<V> guard_wait(const K& key, std::unique_ptr<LoadLease>* lease, TimePoint deadline) {
     LoadGuard<K>& guard = *opt_.load_guard;
-    const TimePoint deadline = clock_->now() + guard.wait();
     for (;;) {
       absl::StatusOr<std::unique_ptr<LoadLease>> acquired = guard.try_acquire(key);
       if (!acquired.ok()) return std::nullopt;  // guard down: load without it
@@ -1335,7 +1392,12 @@ class Cache {
   // get_many) are awaited. Keys load() does not return are absent from the
   // result (and treated as NotFound). Stale keys are served and refreshed in
   // one background batch call. Errors: the first load error for a key without
-  // a stale fallback. load_timeout and load_guard do not apply here.
+  // a stale fallback. With a load_guard, each key to load is guarded: the
+  // keys this process wins go to the one batch call (leases released after
+  // the values are stored); keys another process holds are waited for
+  // afterwards (one shared LoadGuard::wait() deadline), and those it does not
+  // deliver in time are loaded here in a second batch call. load_timeout does
+  // not apply here.
   template <class BatchLoader>
   absl::StatusOr<Map> get_many(std::span<const K> keys, BatchLoader&& load) {
     return core_->get_many(keys, load);
