@@ -218,10 +218,14 @@ TEST(EvictionPolicyTest, AdaptiveStaysFrequencyBasedOnLoop) {
 
 // A store larger than the shadows samples keys; the choice still follows the
 // workload.
+// (The tolerance covers the reaction time: a lead must first survive a trial
+// of 3/4 of a period, about 6,000 requests here.)
 TEST(EvictionPolicyTest, SampledShadowsFollowRecency) {
   const double lru = recency_hit_ratio(PolicyKind::kLru, 8000, 150'000);
+  const double fixed = recency_hit_ratio(PolicyKind::kTinyLfu, 8000, 150'000);
   const double adaptive = recency_hit_ratio(PolicyKind::kAdaptiveTinyLfu, 8000, 150'000);
-  EXPECT_GT(adaptive, lru - 0.03) << "lru " << lru;
+  EXPECT_GT(lru, fixed + 0.15) << "workload does not separate the policies";
+  EXPECT_GT(adaptive, lru - 0.05) << "lru " << lru << " fixed " << fixed;
 }
 
 // The shadows of a store small enough to sample every key are exact
@@ -260,6 +264,38 @@ TEST(EvictionPolicyTest, ShadowsReplicateFixedWindowPolicies) {
   }
   // Slots are recycled: never more than the shadows could hold at once.
   EXPECT_LE(shadows->slots(), ShadowPolicies::kFractions.size() * (kMax + 1));
+}
+
+// A shadow's lead moves the window only if it survives a trial: the window
+// stays put while the trial runs and moves kTrialTicks ticks after it opened.
+TEST(EvictionPolicyTest, WindowMovesOnlyAfterTheLeadSurvivesATrial) {
+  constexpr std::uint64_t kMax = 200;  // small enough to sample every key
+  Harness h(PolicyKind::kAdaptiveTinyLfu, kMax);
+  const ShadowPolicies* shadows = h.policy.shadows();
+  ASSERT_NE(shadows, nullptr);
+  const std::size_t none = ShadowPolicies::kFractions.size();
+  // Every access is a sampled read; a tick is 1/kTicks of a period of kMax.
+  const double tick = static_cast<double>(kMax) / ShadowPolicies::ticks_per_period();
+  const double start = h.policy.window_fraction();
+  std::uint64_t x = 5;
+  int opened = -1, moved = -1;
+  std::size_t previous = none;
+  for (int i = 0; i < 30'000 && moved < 0; ++i) {
+    // Recency: each key is read about three times within a short distance.
+    h.access(static_cast<std::uint64_t>(i) / 3 + next_random(x) % (kMax / 2));
+    const std::size_t trial = shadows->on_trial();
+    if (trial != none && previous == none) opened = i;
+    previous = trial;
+    if (h.policy.window_fraction() != start) moved = i;
+  }
+  ASSERT_GE(opened, 0) << "no lead opened a trial";
+  ASSERT_GT(moved, opened) << "the window moved without a trial";
+  // The trial lasts trial_ticks() ticks, at least half a period.
+  const double trial_requests = ShadowPolicies::trial_ticks() * tick;
+  EXPECT_GE(moved - opened, static_cast<int>(kMax / 2));
+  EXPECT_GE(moved - opened, trial_requests - 2);
+  EXPECT_LE(moved - opened, trial_requests + tick + 2);
+  EXPECT_GT(h.policy.window_fraction(), 0.2);
 }
 
 TEST(EvictionPolicyTest, AdaptiveIsDeterministic) {
