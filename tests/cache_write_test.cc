@@ -687,6 +687,37 @@ TEST(CacheWriteTest, WriteThroughSameKeyPutsAreSerialisedAndAgree) {
   EXPECT_EQ(cache.stats().writes, static_cast<std::uint64_t>(kThreads * kPuts));
 }
 
+// A Writer that writes back into the cache for the key it is writing gets an
+// error for that inner call instead of deadlocking on the key's turn; writes
+// of other keys from inside the Writer go through.
+TEST(CacheWriteTest, ReentrantWriteOfTheSameKeyFailsInsteadOfDeadlocking) {
+  Env env;
+  SCache* self = nullptr;
+  absl::Status inner_same, inner_erase, inner_other;
+  auto o = env.options();
+  o.write_mode = WriteMode::kWriteThrough;
+  o.writer.write = [&](std::span<const std::pair<std::string, std::string>> batch) {
+    if (batch[0].first == "k") {
+      inner_same = self->put("k", "inner");
+      inner_erase = self->erase("k");
+      inner_other = self->put("other", "x");
+    }
+    return absl::OkStatus();
+  };
+  o.writer.erase = [](std::span<const std::string>) { return absl::OkStatus(); };
+  SCache cache(env.store, o);
+  self = &cache;
+  ASSERT_TRUE(cache.put("k", "outer").ok());
+  EXPECT_EQ(inner_same.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(inner_erase.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(inner_other.ok());
+  EXPECT_EQ(cache.get_if_present("k"), "outer");
+  EXPECT_EQ(cache.get_if_present("other"), "x");
+  // The turn was released: later writes of k are not refused.
+  ASSERT_TRUE(cache.put("k", "again").ok());
+  EXPECT_EQ(cache.get_if_present("k"), "again");
+}
+
 TEST(CacheWriteTest, WriteThroughDifferentKeysDoNotWaitForEachOther) {
   Env env;
   std::latch a_inside(1), release_a(1);

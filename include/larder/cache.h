@@ -621,6 +621,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
         // order the system of record did. No lock is held while it waits or
         // while the Writer runs (key_turns.h).
         auto turn = turns_->acquire(key);
+        if (!turn) return reentrant_write();
         const std::pair<K, V> kv(key, value);
         absl::Status s = call_writer(
             [&] { return opt_.writer.write(std::span<const std::pair<K, V>>(&kv, 1)); });
@@ -633,6 +634,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       }
       case WriteMode::kWriteBack: {
         auto turn = turns_->acquire(key);
+        if (!turn) return reentrant_write();
         absl::Status s = wb_->put(key, value);
         if (!s.ok()) {
           // kResourceExhausted (backpressure) and kFailedPrecondition
@@ -662,12 +664,14 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       // Queued behind every earlier put of key (the flusher calls
       // writer.erase); a pending value can never be written after it.
       auto turn = turns_->acquire(key);
+      if (!turn) return reentrant_write();
       absl::Status s = wb_->erase(key);
       if (!s.ok()) return s;  // nothing changed (see put)
       return invalidate(key);
     }
-    std::optional<typename KeyTurns<K>::Turn> turn;
-    if (turns_) turn.emplace(turns_->acquire(key));
+    std::optional<typename KeyTurns<K>::Turn> turn =
+        turns_ ? turns_->acquire(key) : std::optional<typename KeyTurns<K>::Turn>();
+    if (turns_ && !turn) return reentrant_write();
     if (opt_.writer.erase) {
       absl::Status s =
           call_writer([&] { return opt_.writer.erase(std::span<const K>(&key, 1)); });
@@ -678,6 +682,15 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       counters_.writes.add();
     }
     return invalidate(key);
+  }
+
+  // reentrant_write: a put/erase of key from inside the Writer call that
+  // holds key's turn (on this thread): waiting for the turn would wait for
+  // itself forever.
+  static absl::Status reentrant_write() {
+    return absl::FailedPreconditionError(
+        "Cache::put/erase of a key from inside the Writer call writing that key (on the same "
+        "thread) would deadlock on the key's turn; nothing was changed");
   }
 
   absl::Status invalidate(const K& key) {
@@ -1421,7 +1434,9 @@ class Cache {
   //     0.25 us without a journal; about 1.3 us with one under kNever or
   //     kEveryInterval; an fdatasync (shared by concurrent puts) under
   //     kEveryWrite, about 145 us on the benchmark disk.
-  // The Writer must not call put/erase of the key it is writing (deadlock).
+  // A Writer that calls put/erase of the key it is writing, on the thread
+  // that called it, gets kFailedPrecondition for that inner call (waiting
+  // would deadlock) and nothing changes.
   absl::Status put(const K& key, V value) { return core_->put(key, std::move(value)); }
 
   // invalidate: drops key from the cache; a load of key in flight is not

@@ -22,8 +22,12 @@
 //
 // Thread-safety: acquire() may be called from any thread; a Turn is released
 // by its destructor, on the thread holding it. Re-entering acquire() for a key
-// whose turn this thread already holds deadlocks (so a Writer must not call
-// Cache::put/erase for the key it is writing).
+// whose turn this thread already holds would wait for itself forever, so it
+// returns nullopt at once instead (Cache turns that into an error for a Writer
+// that calls Cache::put/erase for the key it is writing). Only the holder's
+// own re-entry is caught: two threads each holding one key and waiting for
+// the other's still deadlock (a Writer writing other keys through the same
+// cache must not do that).
 //
 // Cost: uncontended, one stripe lock, one hash-map insert and one erase per
 // turn, one copy of K.
@@ -32,7 +36,8 @@
 //
 //   KeyTurns<std::string> turns;
 //   {
-//     auto t = turns.acquire("k");   // waits for earlier turns of "k"
+//     auto t = turns.acquire("k");   // waits for earlier turns of "k"; nullopt
+//                                    // if this thread holds "k"'s turn already
 //     write_somewhere("k");
 //   }                                // the next turn of "k" may go
 #ifndef LARDER_INTERNAL_KEY_TURNS_H_
@@ -42,6 +47,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
+#include <thread>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -76,17 +83,22 @@ class KeyTurns {
   };
 
   // acquire: waits until every earlier acquire(key) has been released.
-  [[nodiscard]] Turn acquire(const K& key) {
+  // nullopt, without waiting, when the calling thread holds key's turn itself.
+  [[nodiscard]] std::optional<Turn> acquire(const K& key) {
     Stripe& s = stripes_[Hash{}(key) % kStripes];
+    const std::thread::id me = std::this_thread::get_id();
     MutexLock l(&s.mu);
-    Slot& slot = s.map[key];
-    const std::uint64_t ticket = slot.next++;
-    if (slot.serving != ticket) {
+    Slot* slot = &s.map[key];
+    if (slot->serving != slot->next && slot->holder == me) return std::nullopt;
+    const std::uint64_t ticket = slot->next++;
+    if (slot->serving != ticket) {
       ++s.waiters;
       // Re-find on each wake-up: inserts of other keys may rehash the map.
       s.cv.wait(l, [&] { return s.map.find(key)->second.serving == ticket; });
       --s.waiters;
+      slot = &s.map.find(key)->second;
     }
+    slot->holder = me;
     return Turn(&s, key);
   }
 
@@ -104,6 +116,7 @@ class KeyTurns {
   struct Slot {
     std::uint64_t next = 0;     // the ticket the next acquire() gets
     std::uint64_t serving = 0;  // the ticket that holds the turn
+    std::thread::id holder;     // the thread holding it (none between turns)
   };
   struct alignas(kCacheLine) Stripe {
     Mutex mu;
@@ -117,6 +130,7 @@ class KeyTurns {
     {
       MutexLock l(&s.mu);
       auto it = s.map.find(key);
+      it->second.holder = std::thread::id();
       if (++it->second.serving == it->second.next) {
         s.map.erase(it);  // nobody waits for this key
       } else {
