@@ -98,6 +98,18 @@
 //   instead of 33 (recency traces do better waiting for their lead to hold;
 //   the trial's price is a later reaction on real shifts: scarab-recs at
 //   100,000 is 0.1-1.0 points lower, 1.0-1.6 below LRU on 3 of 8 seeds).
+//   (5) a ghost of recently rejected candidates, consulted at admission (two
+//   generations of a bit filter, swapped every C/2 accesses: a candidate
+//   turned away in the last C/2..C accesses, which LRU would still hold, is
+//   admitted over the victim): it cannot repair the first reversal of backf /
+//   zigzag, where the returning keys already beat their victims on frequency
+//   (2 against 1) and the hits are lost before anything returns. Even with an
+//   exact filter the points below over seeds 0-7 rose from 33 to 69 (always
+//   admit), 47 (only on frequency ties: multi1-3 +0.4-1.0, but backf 500 -2.1,
+//   zigzag 1000 -0.5-0.8) or 50 (only in the first 3C accesses); generations
+//   of C accesses (span C..2C) catch loops of just over C keys (lirs-loop
+//   750 / 1000 -11); at the memory budget (2 bits per entry per generation)
+//   false positives admit loop keys at random: 148-258 points below.
 //   Of the points still more than 1pp below best-of-both, lirs-
 //   backf 250 / 500 and lirs-zigzag 1000 / 1500 are cold-start losses: on
 //   the first pass over more distinct keys than fit, no policy can tell a
