@@ -805,8 +805,9 @@ class LocalStore : public Store<K, V> {
   // drain_locked: replays recorded accesses of live nodes into the policy
   // (all stripes, or only the calling thread's).
   void drain_locked(Shard& s, bool all = true) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    // Two passes so the cache misses overlap: collect the recorded hooks
-    // and prefetch their neighbours in the policy's lists, then replay.
+    // Passes so the cache misses overlap: collect the recorded hooks, then
+    // prefetch their neighbours in the policy's lists and their sketch
+    // lines, then replay.
     Hooks* batch[internal::ReadBuffer<Hooks>::kStripes * internal::ReadBuffer<Hooks>::kSize];
     std::size_t n = 0;
     auto take = [&](Hooks* h) {
@@ -821,6 +822,7 @@ class LocalStore : public Store<K, V> {
     for (std::size_t i = 0; i < n; ++i) {
       __builtin_prefetch(batch[i]->prev, 1);
       __builtin_prefetch(batch[i]->next, 1);
+      s.policy.prefetch(batch[i]);
     }
     for (std::size_t i = 0; i < n; ++i) {
       if (batch[i]->queue != internal::PolicyQueue::kNone) s.policy.on_access(batch[i]);

@@ -222,6 +222,12 @@ class EvictionPolicyCore {
     window_.push_back(h);
   }
 
+  // prefetch: starts loading what on_access(h) will touch in the frequency
+  // sketch (a batch of recorded accesses overlaps these misses).
+  void prefetch(const PolicyHook* h) const {
+    if (kind_ != PolicyKind::kLru) sketch_.prefetch(h->hash);
+  }
+
   // on_access: a hit on an entry.
   void on_access(PolicyHook* h) {
     if (shadows_) shadow_access(h->hash, h->weight, /*read=*/true);

@@ -3,21 +3,27 @@
 // FrequencySketch: a count-min sketch of 4-bit counters that estimates how often
 // each key was seen recently, for TinyLFU admission (LocalStore's eviction policy).
 //
-// Design. The table is 2^k 64-bit words, each holding sixteen 4-bit counters.
-// A key's 32-bit hash selects one counter in each of four words (four seeded
-// multiply-shift hashes pick the words; two bits of the spread hash pick which
-// group of four counters inside the word, and the row number picks the counter
-// in the group). increment() bumps all four unless saturated at 15; frequency()
-// is their minimum. After sample_size increments (10x the expected entry count)
-// every counter is halved ("aging", the reset of Einziger, Friedman and Manes,
-// "TinyLFU: A Highly Efficient Cache Admission Policy", 2017), so the sketch
-// tracks the recent past and old popularity fades.
+// Design. The table is 2^k 64-bit words, each holding sixteen 4-bit counters,
+// grouped in blocks of eight words (one 64-byte cache line, the table is
+// line-aligned). A key's 64-bit hash picks one block; inside it, row i picks
+// one of its own two words (2i, 2i + 1) and a counter in it (1 + 4 bits of
+// the hash per row), so a key's four counters are always distinct.
+// increment() bumps the four counters unless saturated at 15; frequency() is
+// their minimum. So an increment or a lookup touches ONE cache line, not four:
+// on a large store the sketch is far bigger than the caches, and four random
+// misses per recorded access were most of the policy's cost (the layout of
+// newer Caffeine versions, for the same reason). After sample_size increments
+// (10x the expected entry count) every counter is halved ("aging", the reset
+// of Einziger, Friedman and Manes, "TinyLFU: A Highly Efficient Cache
+// Admission Policy", 2017), so the sketch tracks the recent past and old
+// popularity fades.
 //
 // Why not an exact counter per key: it costs a hash map entry per key ever seen
 // (including keys that are no longer cached), while the sketch is 8 bytes per
 // expected entry and error-bounded. Four bits suffice because admission only
 // compares a candidate against a victim, and halving keeps counts small.
-// The layout follows Caffeine's FrequencySketch (Ben Manes), written anew.
+// The counters and aging follow Caffeine's FrequencySketch (Ben Manes),
+// written anew.
 //
 // Thread-safety: none; the owner (a LocalStore shard) guards it with its lock.
 //
@@ -32,49 +38,66 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <vector>
+#include <memory>
 
 namespace larder::internal {
 
 class FrequencySketch {
  public:
-  // expected_entries sizes the table (next power of two, at least 8 words) and
-  // the aging period (10x expected_entries increments).
+  // Tables of at least this many words (2 MiB: more than a core's L2) use
+  // the one-line block layout; smaller ones, which stay cached, the spread one.
+  static constexpr std::uint64_t kBlockedFromWords = std::uint64_t{1} << 18;
+
+  // expected_entries sizes the table (next power of two, at least 8 words:
+  // one line) and the aging period (10x expected_entries increments).
   explicit FrequencySketch(std::uint64_t expected_entries) {
-    const std::uint64_t n = std::max<std::uint64_t>(expected_entries, 8);
-    table_.assign(std::bit_ceil(n), 0);
-    mask_ = table_.size() - 1;
+    const std::uint64_t words =
+        std::bit_ceil(std::max<std::uint64_t>(expected_entries, kLineWords));
+    table_.reset(new Line[words / kLineWords]());
+    words_ = words;
+    word_mask_ = words - 1;
+    line_mask_ = words / kLineWords - 1;
+    blocked_ = words >= kBlockedFromWords;
     sample_size_ = 10 * std::max<std::uint64_t>(expected_entries, 1);
   }
 
   // increment: counts one more occurrence of the key with this hash. O(1).
   void increment(std::uint64_t key_hash) {
-    const std::uint32_t h = spread(key_hash);
-    const unsigned start = (h & 3u) << 2;
+    const std::uint64_t h = spread(key_hash);
     bool added = false;
     for (unsigned i = 0; i < 4; ++i) {
-      added |= increment_at(index_of(h, i), start + i);
+      const Counter c = counter(h, i);
+      std::uint64_t& w = word(c.word);
+      if (((w >> c.shift) & 0xfu) != 0xfu) {
+        w += std::uint64_t{1} << c.shift;
+        added = true;
+      }
     }
     if (added && ++size_ >= sample_size_) reset();
   }
 
   // frequency: the estimated recent count of the key, 0..15. O(1).
   int frequency(std::uint64_t key_hash) const {
-    const std::uint32_t h = spread(key_hash);
-    const unsigned start = (h & 3u) << 2;
+    const std::uint64_t h = spread(key_hash);
     int freq = 15;
     for (unsigned i = 0; i < 4; ++i) {
-      const unsigned shift = (start + i) << 2;
-      const int c = static_cast<int>((table_[index_of(h, i)] >> shift) & 0xfu);
-      freq = std::min(freq, c);
+      const Counter c = counter(h, i);
+      freq = std::min(freq, static_cast<int>((word(c.word) >> c.shift) & 0xfu));
     }
     return freq;
+  }
+
+  // prefetch: starts loading the key's line (block layout; a no-op for the
+  // small, cached tables). For a batch of accesses.
+  void prefetch(std::uint64_t key_hash) const {
+    if (blocked_) __builtin_prefetch(&table_[line_of(spread(key_hash))], 1);
   }
 
   // reset: halves every counter (aging). Called automatically.
   void reset() {
     std::uint64_t odd = 0;
-    for (std::uint64_t& w : table_) {
+    for (std::uint64_t i = 0; i < words_; ++i) {
+      std::uint64_t& w = word(i);
       odd += static_cast<std::uint64_t>(std::popcount(w & kOneMask));
       w = (w >> 1) & kResetMask;
     }
@@ -82,37 +105,69 @@ class FrequencySketch {
   }
 
   std::uint64_t sample_size() const { return sample_size_; }
-  std::size_t table_words() const { return table_.size(); }
+  std::size_t table_words() const { return static_cast<std::size_t>(words_); }
+  bool blocked() const { return blocked_; }
 
  private:
+  static constexpr std::uint64_t kLineWords = 8;
   static constexpr std::uint64_t kResetMask = 0x7777777777777777ull;
   static constexpr std::uint64_t kOneMask = 0x1111111111111111ull;
   static constexpr std::uint64_t kSeeds[4] = {0xc3a5c85c97cb3127ull, 0xb492b66fbe98f273ull,
                                               0x9ae16a3b2f90404full, 0xcbf29ce484222325ull};
 
-  static std::uint32_t spread(std::uint64_t key_hash) {
+  struct alignas(64) Line {
+    std::uint64_t w[kLineWords];
+  };
+  struct Counter {
+    std::uint64_t word;  // index into the table's words
+    unsigned shift;      // bit offset of the 4-bit counter in it
+  };
+
+  std::uint64_t& word(std::uint64_t i) { return table_[i / kLineWords].w[i % kLineWords]; }
+  const std::uint64_t& word(std::uint64_t i) const {
+    return table_[i / kLineWords].w[i % kLineWords];
+  }
+
+  // counter: row i's counter for the spread hash h.
+  //   block layout: one line per key (high bits of h); row i takes one of
+  //     its own two words (2i, 2i + 1) and one of its 16 counters, from 5
+  //     bits of h: four distinct counters in one line.
+  //   spread layout: four seeded multiply-shift hashes pick four words over
+  //     the whole table; two bits of h pick a group of four counters, the
+  //     row the counter in it.
+  Counter counter(std::uint64_t h, unsigned i) const {
+    if (blocked_) {
+      const unsigned bits = static_cast<unsigned>(h >> (8 * i));
+      return {line_of(h) * kLineWords + 2 * i + (bits & 1u), ((bits >> 1) & 15u) << 2};
+    }
+    const std::uint32_t h32 = static_cast<std::uint32_t>(h);
+    std::uint64_t x = (static_cast<std::uint64_t>(h32) + kSeeds[i]) * kSeeds[i];
+    x += x >> 32;
+    const unsigned start = (h32 & 3u) << 2;
+    return {x & word_mask_, (start + i) << 2};
+  }
+  std::uint64_t line_of(std::uint64_t h) const { return (h >> 32) & line_mask_; }
+
+  // spread: mixes the key's hash. The low 32 bits are the spread layout's
+  // hash (as before the block layout existed: its hit ratios are unchanged);
+  // the high 32 bits pick the block layout's line.
+  static std::uint64_t spread(std::uint64_t key_hash) {
     std::uint32_t x = static_cast<std::uint32_t>(key_hash ^ (key_hash >> 32));
     x = ((x >> 16) ^ x) * 0x45d9f3bu;
     x = ((x >> 16) ^ x) * 0x45d9f3bu;
-    return (x >> 16) ^ x;
-  }
-  std::size_t index_of(std::uint32_t h, unsigned i) const {
-    std::uint64_t x = (static_cast<std::uint64_t>(h) + kSeeds[i]) * kSeeds[i];
-    x += x >> 32;
-    return static_cast<std::size_t>(x & mask_);
-  }
-  bool increment_at(std::size_t i, unsigned j) {
-    const unsigned offset = j << 2;
-    const std::uint64_t mask = 0xfull << offset;
-    if ((table_[i] & mask) != mask) {
-      table_[i] += 1ull << offset;
-      return true;
-    }
-    return false;
+    x = (x >> 16) ^ x;
+    std::uint64_t y = key_hash * 0x9e3779b97f4a7c15ull;
+    y ^= y >> 29;
+    y *= 0xbf58476d1ce4e5b9ull;
+    y ^= y >> 32;
+    return (y & 0xffffffff00000000ull) | x;
   }
 
-  std::vector<std::uint64_t> table_;
-  std::uint64_t mask_ = 0;
+  std::unique_ptr<Line[]> table_;
+  std::uint64_t words_ = 0;
+  std::uint64_t word_mask_ = 0;
+  std::uint64_t line_mask_ = 0;
+  bool blocked_ = false;
   std::uint64_t sample_size_ = 0;
   std::uint64_t size_ = 0;
 };
