@@ -3,20 +3,31 @@
 // FrequencySketch: a count-min sketch of 4-bit counters that estimates how often
 // each key was seen recently, for TinyLFU admission (LocalStore's eviction policy).
 //
-// Design. The table is 2^k 64-bit words, each holding sixteen 4-bit counters,
-// grouped in blocks of eight words (one 64-byte cache line, the table is
-// line-aligned). A key's 64-bit hash picks one block; inside it, row i picks
-// one of its own two words (2i, 2i + 1) and a counter in it (1 + 4 bits of
-// the hash per row), so a key's four counters are always distinct.
-// increment() bumps the four counters unless saturated at 15; frequency() is
-// their minimum. So an increment or a lookup touches ONE cache line, not four:
-// on a large store the sketch is far bigger than the caches, and four random
-// misses per recorded access were most of the policy's cost (the layout of
-// newer Caffeine versions, for the same reason). After sample_size increments
-// (10x the expected entry count) every counter is halved ("aging", the reset
-// of Einziger, Friedman and Manes, "TinyLFU: A Highly Efficient Cache
-// Admission Policy", 2017), so the sketch tracks the recent past and old
-// popularity fades.
+// Design. The table is 2^k 64-bit words, each holding sixteen 4-bit counters
+// (line-aligned, in groups of eight words). A key has one counter in each of
+// four rows; increment() bumps the four unless saturated at 15, frequency()
+// is their minimum. Where the four counters live depends on the table size:
+//
+//   spread layout (tables under kBlockedFromWords words, 2 MiB): four seeded
+//     multiply-shift hashes pick four words anywhere in the table; two bits
+//     of the hash pick a group of four counters in the word, the row the
+//     counter in the group. Such tables stay in the caches, and this layout
+//     gives the hit ratios in bench/results/hit_ratio.txt.
+//   block layout (larger tables): the hash picks one 64-byte line; row i
+//     takes one of its own two words (2i, 2i + 1) and one of its 16 counters,
+//     so the four counters are distinct and an increment or a lookup touches
+//     ONE line instead of four. A large store's sketch is far bigger than the
+//     caches, and four random misses per recorded access were a large part
+//     of the policy's cost (newer Caffeine versions use a line layout for the
+//     same reason). Confining a key's counters to one line correlates
+//     collisions a little: used for every size it moved the reference
+//     points by up to +-2 pp (as many up as down), which is why small tables
+//     keep the spread layout.
+//
+// After sample_size increments (10x the expected entry count) every counter
+// is halved ("aging", the reset of Einziger, Friedman and Manes, "TinyLFU: A
+// Highly Efficient Cache Admission Policy", 2017), so the sketch tracks the
+// recent past and old popularity fades.
 //
 // Why not an exact counter per key: it costs a hash map entry per key ever seen
 // (including keys that are no longer cached), while the sketch is 8 bytes per
