@@ -20,6 +20,7 @@ trap 'rm -f "$out"' EXIT
   grep '_median ' > "$out"
 # name mode cap threads -> M items/s (mawk-compatible: no asorti)
 awk '
+  function f(x) { return (x == "" || x == 0) ? "-" : sprintf("%.2f", x) }
   {
     split($1, p, "/"); impl = p[1]; sub(/^BM_/, "", impl); mode = p[2]; cap = p[3]; sub(/cap:/, "", cap)
     th = $1; sub(/.*threads:/, "", th); sub(/_median/, "", th)
@@ -34,8 +35,8 @@ awk '
     for (k in keys) {
       split(k, q, " ")
       ls = v["LocalStore " k]; raw = v["RawFind " k]; sh = v["ShardedLru16 " k]; one = v["LocalStore " q[1] " " q[2] " 1"]
-      printf "%-11s %-8s %-3s %10.2f %10.2f %10.2f %10.2f %10.2f %10.2f %8s %9s %7s\n", q[1], q[2], q[3], ls, v["LocalStoreLru " k],
-        v["LocalStorePeek " k], raw, sh, v["TbbLru " k], (raw > 0) ? sprintf("%.3f", ls / raw) : "-",
+      printf "%-11s %-8s %-3s %10s %10s %10s %10s %10s %10s %8s %9s %7s\n", q[1], q[2], q[3], f(ls), f(v["LocalStoreLru " k]),
+        f(v["LocalStorePeek " k]), f(raw), f(sh), f(v["TbbLru " k]), (raw > 0) ? sprintf("%.3f", ls / raw) : "-",
         (sh > 0) ? sprintf("%.2f", ls / sh) : "-", (q[3] == 2 && one > 0) ? sprintf("%.2f", ls / one) : "-"
     }
   }' "$out" | sort > "$out.table"
