@@ -4,6 +4,7 @@
 #include "larder/internal/journal.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <barrier>
@@ -123,6 +124,35 @@ TEST(JournalTest, SequenceContinuesAfterReopen) {
   EXPECT_EQ(got[0].key, "a");
   EXPECT_EQ(got[1].key, "b");
   EXPECT_EQ(Journal::segment_files(path).size(), 3u);  // each open starts a segment
+}
+
+// One Journal per path: a second open (here, or in another process) fails
+// with kFailedPrecondition and reads nothing; once the first is gone the path
+// opens again, with every record.
+TEST(JournalTest, APathHasOneOwnerAtATime) {
+  TempDir dir;
+  const std::string path = dir.file("wb");
+  auto first = open_empty(path);
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(first->append(JournalRecordType::kPut, "a", "1").ok());
+  int replayed = 0;
+  auto second = Journal::open(path, {}, [&](JournalRecord&&) { ++replayed; });
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("in use"), std::string_view::npos);
+  EXPECT_EQ(replayed, 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto j = Journal::open(path, {}, [](JournalRecord&&) {});
+    ::_exit(!j.ok() && j.status().code() == absl::StatusCode::kFailedPrecondition ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "another process opened it";
+  first.reset();
+  std::unique_ptr<Journal> again;
+  EXPECT_EQ(replay_all(path, {}, nullptr, &again).size(), 1u);
 }
 
 // Records enqueued by many threads before anyone waits are written by at most

@@ -107,10 +107,19 @@
 // I/O error is sticky: every later wait_durable() returns it (kDataLoss or
 // kInternal with errno text) and the owner must not acknowledge writes. Open
 // failures are returned from open().
+//
+// One owner per path. open() takes an exclusive flock on "<path>.lock"
+// (created if missing, never deleted: deleting a lock file races with the next
+// opener) and holds it while the Journal lives. A second Journal on the same
+// path, in another process or in this one, would append to the same
+// segments and replay (and write) the other's records: its open() fails with
+// kFailedPrecondition instead. The lock dies with the process, so a crash
+// never leaves the path locked.
 #ifndef LARDER_INTERNAL_JOURNAL_H_
 #define LARDER_INTERNAL_JOURNAL_H_
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -338,7 +347,9 @@ class Journal {
           "journal: fsync = kEveryInterval needs fsync_interval > 0");
     }
     std::unique_ptr<Journal> j(new Journal(std::move(path), options));
-    absl::Status s = j->replay(on_record);
+    absl::Status s = j->lock_path();
+    if (!s.ok()) return s;
+    s = j->replay(on_record);
     if (!s.ok()) return s;
     s = j->start_segment();
     if (!s.ok()) return s;
@@ -367,6 +378,7 @@ class Journal {
       ::close(fd_);
       fd_ = -1;
     }
+    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock, last
   }
 
   // enqueue: buffers one record and returns its sequence number. Cheap (a
@@ -523,6 +535,25 @@ class Journal {
     std::snprintf(digits, sizeof(digits), "%0*llu", journal_internal::kSegmentDigits,
                   static_cast<unsigned long long>(number));
     return absl::StrCat(path_, ".", digits);
+  }
+
+  // lock_path: the exclusive flock on "<path>.lock" (see the essay).
+  absl::Status lock_path() {
+    const std::string p = absl::StrCat(path_, ".lock");
+    lock_fd_ = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd_ < 0) {
+      return absl::DataLossError(absl::StrCat("journal: cannot open ", p, ": ", std::strerror(errno)));
+    }
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int e = errno;
+      if (e == EWOULDBLOCK) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "journal: ", path_, " is in use by another journal (", p,
+            " is locked: another process, or another cache in this one, uses this path)"));
+      }
+      return absl::DataLossError(absl::StrCat("journal: cannot lock ", p, ": ", std::strerror(e)));
+    }
+    return absl::OkStatus();
   }
 
   // Replays every existing segment; runs before the Journal is shared.
@@ -714,6 +745,7 @@ class Journal {
   bool stop_ = false;
   absl::Status broken_;               // sticky I/O error
   int fd_ = -1;
+  int lock_fd_ = -1;                  // holds the flock on "<path>.lock"
   Segment active_;
   std::deque<Segment> sealed_;        // oldest first
   std::uint64_t next_number_ = 1;
