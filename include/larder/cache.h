@@ -201,7 +201,9 @@ struct CacheOptions {
   // existing directory); every put is appended before it returns, and the
   // journal is replayed through the Writer at construction. Needs
   // larder::Codec<K> and larder::Codec<V>. Empty: no journal (acknowledged
-  // puts not yet written are lost if the process dies).
+  // puts not yet written are lost if the process dies). One Cache per path:
+  // the constructor throws std::runtime_error if another (in any process)
+  // has it open ("<path>.lock" is flock'ed).
   std::string write_back_journal{};
   std::shared_ptr<Clock> clock = nullptr;        // null: system_clock()
   std::shared_ptr<Executor> executor = nullptr;  // null: default_executor()
@@ -1367,8 +1369,8 @@ class Cache {
   // pausing the retry backoff in real time between them), stops the flusher,
   // and reports keys it could not write to on_write_error (kAborted; with a
   // journal they stay in it for the next Cache on the path; with nothing left
-  // the journal files are deleted). Then waits for background refreshes
-  // already running and cancels queued ones.
+  // the journal segments are deleted; the empty <path>.lock stays). Then
+  // waits for background refreshes already running and cancels queued ones.
   ~Cache() {
     core_->stop_write_back();
     core_->close();

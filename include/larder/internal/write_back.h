@@ -244,7 +244,7 @@ class WriteBehind {
   // any key still dirty to on_error with kAborted (counted in
   // dropped_at_shutdown; with a journal they are still in it and will be
   // replayed by the next WriteBehind on the same path). With nothing left
-  // dirty the journal's files are deleted.
+  // dirty the journal's segments are deleted (not its empty .lock file).
   ~WriteBehind() {
     absl::Status s = flush();
     for (int i = 1; !s.ok() && i < options_.shutdown_flush_attempts; ++i) {
