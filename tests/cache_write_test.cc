@@ -558,6 +558,13 @@ TEST(CacheWriteTest, JournalIsReplayedByTheNextCache) {
   EXPECT_EQ(cache.get_if_present("a"), "3");  // replayed keys are readable at once
   EXPECT_EQ(cache.get_if_present("b"), "2");
   {
+    // While this cache owns the journal, a second one on the path is refused.
+    Env env3;
+    auto o3 = write_back(env3, db);
+    o3.write_back_journal = journal;
+    EXPECT_THROW(SCache(env3.store, o3), std::runtime_error);
+  }
+  {
     internal::MutexLock l(&db.mu);
     db.fail_next = 0;
   }
