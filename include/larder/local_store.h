@@ -106,10 +106,10 @@
 //   therefore call back into the store.
 //
 //   Memory, u64 -> u64 at 1M entries: node 64 bytes (no allocator header:
-//   slab chunks of 256 nodes), index ~5 bytes (80% full at the bound),
+//   slab chunks of 256 nodes), index ~5.3 bytes (75% full at the bound),
 //   frequency sketch ~8.4 bytes, the adaptive policy's shadows (a fixed
-//   0.15-0.9 MB per shard, whatever the bound): 62.4 bytes per entry beyond
-//   key and value after filling, 63.2 after 4M more requests with evictions,
+//   0.15-0.9 MB per shard, whatever the bound): 62.7 bytes per entry beyond
+//   key and value after filling, 63.5 after 4M more requests with evictions,
 //   53.2 with kLru (bench/local_store_bench BM_BytesPerEntry, mallinfo2
 //   deltas).
 //
