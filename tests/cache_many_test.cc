@@ -199,6 +199,52 @@ TEST(CacheManyTest, FailedBatchRefreshIsNotRetriedWithinTheBackoff) {
   EXPECT_EQ(load.calls(), 2);
 }
 
+// load_timeout applies to get_many: keys with a stale value to fall back on
+// get it when the batch (on the executor) does not finish in time; the batch
+// goes on and is stored.
+TEST(CacheManyTest, LoadTimeoutServesStaleKeysAndStoresTheLateBatch) {
+  Env env;
+  auto o = env.options();
+  o.stale_if_error = seconds(60);
+  o.load_timeout = std::chrono::milliseconds(20);
+  SCache cache(env.store, o);
+  const std::vector<std::string> keys = {"a", "b"};
+  for (const auto& k : keys) ASSERT_TRUE(cache.put(k, "old").ok());
+  env.clock->advance(seconds(20));  // past ttl: a load, with stale values to fall back on
+  Batch load(echo);
+  auto got = cache.get_many(std::span<const std::string>(keys), load);
+  ASSERT_TRUE(got.ok());
+  for (const auto& k : keys) EXPECT_EQ(got->at(k), "old");
+  EXPECT_EQ(cache.stats().load_timeouts, 2u);
+  EXPECT_EQ(load.calls(), 0);  // queued on the (manual) executor
+  EXPECT_EQ(env.executor->run_all(), 1u);
+  ASSERT_EQ(load.calls(), 1);
+  got = cache.get_many(std::span<const std::string>(keys), load);
+  for (const auto& k : keys) EXPECT_EQ(got->at(k), "v:" + k);
+  EXPECT_EQ(load.calls(), 1);  // the late batch was stored
+}
+
+// Keys without a stale value wait for that batch; one batch for all.
+TEST(CacheManyTest, LoadTimeoutBatchAlsoAnswersKeysWithoutStaleValues) {
+  Env env;
+  auto o = env.options();
+  o.stale_if_error = seconds(60);
+  o.load_timeout = seconds(30);  // generous: the pool runs the batch long before
+  o.executor = std::make_shared<ThreadPoolExecutor>(ThreadPoolOptions{.threads = 1});
+  SCache cache(env.store, o);
+  ASSERT_TRUE(cache.put("a", "old").ok());
+  env.clock->advance(seconds(20));
+  Batch load(echo);
+  const std::vector<std::string> keys = {"a", "c"};
+  auto got = cache.get_many(std::span<const std::string>(keys), load);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->at("a"), "v:a");
+  EXPECT_EQ(got->at("c"), "v:c");
+  ASSERT_EQ(load.calls(), 1);
+  EXPECT_THAT(load.batches()[0], UnorderedElementsAre("a", "c"));
+  EXPECT_EQ(cache.stats().load_timeouts, 0u);
+}
+
 // A key already loading by get_or_load is awaited by get_many, not loaded twice.
 TEST(CacheManyTest, AwaitsAKeyLoadingInGetOrLoad) {
   Env env;

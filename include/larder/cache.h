@@ -579,7 +579,60 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
         mine = std::move(won);
         ask = std::move(won_keys);
       }
-      load_batch(load, mine, ask, out, fail);
+      bool loaded_async = false;
+      if (load_timeout_.count() > 0 && !mine.empty() &&
+          std::any_of(mine.begin(), mine.end(), [](const Led& l) { return l.stale.has_value(); })) {
+        // Some keys have a stale value to fall back on: load on the executor
+        // and stop waiting for those at load_timeout (as get_or_load does).
+        struct Job {
+          std::vector<Led> mine;
+          std::vector<K> ask;
+          std::vector<std::unique_ptr<LoadLease>> leases;
+        };
+        auto job = std::make_shared<Job>(Job{mine, ask, {}});
+        auto fn = std::make_shared<std::decay_t<BatchLoader>>(load);
+        const bool queued = executor_->try_execute([self = this->shared_from_this(), fn, job] {
+          if (!self->enter()) {
+            for (std::size_t i = 0; i < job->mine.size(); ++i) {
+              self->flights_.finish(job->ask[i], job->mine[i].flight,
+                                    absl::CancelledError("the cache was destroyed"));
+            }
+            return;
+          }
+          Map ignored;
+          auto no_fail = [](const Led&, const absl::Status&) {};
+          self->load_batch(*fn, job->mine, job->ask, ignored, no_fail);
+          job->leases.clear();  // after publishing
+          self->leave();
+        });
+        if (queued) {
+          loaded_async = true;
+          job->leases = std::move(leases);
+          leases.clear();
+          const auto deadline = std::chrono::steady_clock::now() + load_timeout_;
+          for (std::size_t i = 0; i < mine.size(); ++i) {
+            const absl::StatusOr<V>* r = nullptr;
+            if (mine[i].stale) {
+              r = mine[i].flight->wait_for(std::max<std::chrono::steady_clock::duration>(
+                  deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero()));
+              if (r == nullptr) {
+                counters_.load_timeouts.add();
+                counters_.stale_hits.add();
+                out.insert_or_assign(ask[i], mine[i].stale->value);
+                continue;
+              }
+            } else {
+              r = &mine[i].flight->wait();
+            }
+            if (r->ok()) {
+              out.insert_or_assign(ask[i], **r);
+            } else if (r->status().code() != absl::StatusCode::kNotFound) {
+              fail(mine[i], detach_status(r->status()));
+            }
+          }
+        }  // else the executor is full: load here, without the timeout
+      }
+      if (!loaded_async) load_batch(load, mine, ask, out, fail);
       leases.clear();  // after publishing: a waiting process then finds the values
       if (!deferred.empty()) {
         const TimePoint deadline = clock_->now() + opt_.load_guard->wait();
@@ -1411,8 +1464,11 @@ class Cache {
   // keys this process wins go to the one batch call (leases released after
   // the values are stored); keys another process holds are waited for
   // afterwards (one shared LoadGuard::wait() deadline), and those it does not
-  // deliver in time are loaded here in a second batch call. load_timeout does
-  // not apply here.
+  // deliver in time are loaded here in a second batch call. With
+  // load_timeout, when some key to load has a stale value to fall back on,
+  // the batch runs on the executor and those keys get their stale values
+  // once load_timeout passes (the batch goes on and is stored); the others
+  // wait for it.
   template <class BatchLoader>
   absl::StatusOr<Map> get_many(std::span<const K> keys, BatchLoader&& load) {
     return core_->get_many(keys, load);
