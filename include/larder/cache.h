@@ -589,7 +589,9 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
           std::vector<K> ask;
           std::vector<std::unique_ptr<LoadLease>> leases;
         };
-        auto job = std::make_shared<Job>(Job{mine, ask, {}});
+        // The job owns the leases: released by the task, after publishing.
+        auto job = std::make_shared<Job>(Job{mine, ask, std::move(leases)});
+        leases.clear();
         auto fn = std::make_shared<std::decay_t<BatchLoader>>(load);
         const bool queued = executor_->try_execute([self = this->shared_from_this(), fn, job] {
           if (!self->enter()) {
@@ -607,8 +609,6 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
         });
         if (queued) {
           loaded_async = true;
-          job->leases = std::move(leases);
-          leases.clear();
           const auto deadline = std::chrono::steady_clock::now() + load_timeout_;
           for (std::size_t i = 0; i < mine.size(); ++i) {
             const absl::StatusOr<V>* r = nullptr;
@@ -630,7 +630,9 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
               fail(mine[i], detach_status(r->status()));
             }
           }
-        }  // else the executor is full: load here, without the timeout
+        } else {
+          leases = std::move(job->leases);  // the executor is full: load here, without the timeout
+        }
       }
       if (!loaded_async) load_batch(load, mine, ask, out, fail);
       leases.clear();  // after publishing: a waiting process then finds the values
