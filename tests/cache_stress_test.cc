@@ -44,7 +44,9 @@ bool well_formed(const std::string& key, const std::string& value) {
   return value.rfind(key + "#", 0) == 0;
 }
 
-TEST(CacheStressTest, MixedOperationsStayConsistent) {
+// load_timeout > 0 also sends loads with a stale value (get_or_load and
+// get_many) through the executor, with callers that may stop waiting.
+void run_mixed_operations(std::chrono::milliseconds load_timeout) {
   auto clock = std::make_shared<ManualClock>(from_unix_millis(1'700'000'000'000));
   auto store = std::make_shared<testing::MapStore<std::string, std::string>>(clock);
   auto pool = std::make_shared<ThreadPoolExecutor>(
@@ -58,6 +60,7 @@ TEST(CacheStressTest, MixedOperationsStayConsistent) {
   o.refresh_ahead = 0.5;
   o.negative_ttl = milliseconds(50);
   o.error_backoff = milliseconds(10);
+  o.load_timeout = load_timeout;
   o.clock = clock;
   o.executor = pool;
   std::atomic<int> refresh_errors{0};
@@ -131,6 +134,12 @@ TEST(CacheStressTest, MixedOperationsStayConsistent) {
       EXPECT_TRUE(well_formed(k, e->value)) << e->value;
     }
   }
+}
+
+TEST(CacheStressTest, MixedOperationsStayConsistent) { run_mixed_operations(milliseconds(0)); }
+
+TEST(CacheStressTest, MixedOperationsWithLoadTimeoutStayConsistent) {
+  run_mixed_operations(milliseconds(1));
 }
 
 // After an invalidate returns, no load that started before it may leave its
