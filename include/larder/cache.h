@@ -611,23 +611,11 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
           loaded_async = true;
           const auto deadline = std::chrono::steady_clock::now() + load_timeout_;
           for (std::size_t i = 0; i < mine.size(); ++i) {
-            const absl::StatusOr<V>* r = nullptr;
-            if (mine[i].stale) {
-              r = mine[i].flight->wait_for(std::max<std::chrono::steady_clock::duration>(
-                  deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration::zero()));
-              if (r == nullptr) {
-                counters_.load_timeouts.add();
-                counters_.stale_hits.add();
-                out.insert_or_assign(ask[i], mine[i].stale->value);
-                continue;
-              }
-            } else {
-              r = &mine[i].flight->wait();
-            }
-            if (r->ok()) {
-              out.insert_or_assign(ask[i], **r);
-            } else if (r->status().code() != absl::StatusCode::kNotFound) {
-              fail(mine[i], detach_status(r->status()));
+            absl::StatusOr<V> r = await(mine[i].flight, mine[i].stale, deadline);
+            if (r.ok()) {
+              out.insert_or_assign(ask[i], *std::move(r));
+            } else if (r.status().code() != absl::StatusCode::kNotFound && !first_error) {
+              first_error = r.status();
             }
           }
         } else {
@@ -1143,10 +1131,16 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   }
 
   // await: a waiter's answer from flight (stale fallback and load_timeout).
-  absl::StatusOr<V> await(const FlightPtr& flight, std::optional<Entry<V>>& stale) {
+  // With a stale value and load_timeout, it stops waiting at `deadline` when
+  // given (several keys sharing one timeout), else after load_timeout.
+  absl::StatusOr<V> await(const FlightPtr& flight, std::optional<Entry<V>>& stale,
+                          std::optional<std::chrono::steady_clock::time_point> deadline = {}) {
     const absl::StatusOr<V>* r = nullptr;
     if (stale && load_timeout_.count() > 0) {
-      r = flight->wait_for(load_timeout_);
+      r = flight->wait_for(deadline ? std::max<std::chrono::steady_clock::duration>(
+                                          *deadline - std::chrono::steady_clock::now(),
+                                          std::chrono::steady_clock::duration::zero())
+                                    : std::chrono::steady_clock::duration(load_timeout_));
       if (r == nullptr) {
         counters_.load_timeouts.add();
         counters_.stale_hits.add();
