@@ -115,15 +115,14 @@ class ReadBuffer {
   // the stripe is now full (drain soon); kFull (drain now), kDropped and
   // kFailed: e was dropped; kSkipped: not sampled (contention, see above).
   Offer offer(T* e) {
-    const std::uint32_t i = Epoch::thread_index();
-    const std::uint32_t stripe = i < kStripes - 1 ? i : kStripes - 1;
     const std::uint32_t mask = mask_.value.load(std::memory_order_relaxed);
     if (mask != 0) [[unlikely]] {
       // The thread's own count (no shared line), across all buffers.
       static thread_local std::uint32_t seen = 0;
       if ((++seen & mask) != 0) return kSkipped;
     }
-    return i < kStripes - 1 ? offer_owned(i, e) : offer_to(stripe, e);
+    const std::uint32_t i = Epoch::thread_index();
+    return i < kStripes - 1 ? offer_owned(i, e) : offer_to(kStripes - 1, e);
   }
 
   // sample_mask: 0 when every offer is recorded, kContendedMask while
