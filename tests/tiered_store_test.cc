@@ -169,7 +169,7 @@ TEST_F(TieredStoreTest, GetManyAsksL2OnceForTheL1MissesOnly) {
   EXPECT_EQ(l2->batch_gets.load(), batches);  // all from L1
 }
 
-TEST_F(TieredStoreTest, L2DownL1StillServesAndPutUpdatesL1ButReturnsTheError) {
+TEST_F(TieredStoreTest, L2DownL1StillServesAndAFailedPutLeavesNoCopyInL1) {
   auto l1 = std::make_shared<Map>(clock_);
   auto l2 = std::make_shared<Map>(clock_);
   Tiered t(l1, l2);
@@ -184,13 +184,27 @@ TEST_F(TieredStoreTest, L2DownL1StillServesAndPutUpdatesL1ButReturnsTheError) {
 
   absl::Status s = t.put("k", entry("v2"));
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(value_of(t.get("k")), "v2");  // this process sees its own write
-  EXPECT_EQ(l1->raw("k")->value, "v2");
-  EXPECT_EQ(t.erase("k").code(), absl::StatusCode::kUnavailable);
-  EXPECT_FALSE(l1->raw("k").has_value());  // erased from L1 anyway
+  // A put that failed leaves no value here that L2 (and so every other
+  // instance) does not have, and no old copy either.
+  EXPECT_FALSE(l1->raw("k").has_value());
+  EXPECT_EQ(t.get("k").status().code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(t.put("j", entry("j1")).code() == absl::StatusCode::kUnavailable);
+  const std::vector<std::pair<std::string, Entry<std::string>>> batch{{"j", entry("j2")},
+                                                                      {"i", entry("i2")}};
+  EXPECT_EQ(t.put_many(batch).code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(l1->raw("j").has_value());
+  EXPECT_FALSE(l1->raw("i").has_value());
+
+  // A fill (a loaded value) is kept in L1 even when L2 fails: it is the
+  // system of record's value, and serving it spares the loader.
+  EXPECT_EQ(t.fill("f", entry("f1")).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(value_of(t.get("f")), "f1");
+
+  EXPECT_EQ(t.erase("f").code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(l1->raw("f").has_value());  // erased from L1 anyway
 
   l2->set_down(absl::OkStatus());
-  EXPECT_EQ(value_of(t.get("k")), "v1");  // L2 never took v2 nor the erase
+  EXPECT_EQ(value_of(t.get("k")), "v1");  // L2 never took v2
   EXPECT_GE(t.counters().errors, 3u);
 }
 

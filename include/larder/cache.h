@@ -103,6 +103,30 @@
 // invalidate(k) drops only the cached copy; a pending write of k stays and
 // reads keep answering it. erase(k) queues a delete behind k's earlier puts.
 // ~Cache drains the write-back before it closes the core.
+//
+// Auto-recovery. A change (put in any mode, erase, invalidate, a refresh that
+// found a different value) must drop or overwrite the store's old copy. When
+// the store fails (Redis down, or stalled and applying the command later), the
+// old copy may survive in Redis, and other instances' L1s never hear about it.
+// The system of record already has the write, so put/erase in kWriteThrough
+// and kWriteBack return OK; the key goes into a bounded set of pending
+// invalidations (internal/pending_invalidations.h, max_pending_invalidations;
+// counted in CacheStats::invalidations_deferred). While a key is pending this
+// process never serves it from the store: reads treat it as a miss and load it.
+// A repair task on the executor re-applies the drops with Store::erase_many
+// (for a TieredStore that also re-publishes them on the bus), first as soon as
+// any read or write sees something pending, then backing off from 50 ms to 1 s
+// of the Clock while the store keeps failing; ~Cache makes one last attempt.
+// Past max_pending_invalidations keys (or after a failed invalidate_all) every
+// key is treated as pending until one Store::clear() succeeds; with a store
+// that cannot clear, those keys are served again and may be stale until their
+// stale_until. What other instances see: while the store is down they cannot
+// read it either; once it is back, they may read the old copy from it until
+// this instance's repair runs (its next read or write, then at most the
+// back-off), and TieredStore re-sends failed bus messages the same way.
+// Loads and unchanged refreshes are fills (Store::fill), not changes: they
+// are not announced on the bus, so a cold start does not empty every other
+// instance's L1.
 #ifndef LARDER_CACHE_H_
 #define LARDER_CACHE_H_
 
@@ -139,6 +163,7 @@
 #include "larder/internal/journal.h"
 #include "larder/internal/key_turns.h"
 #include "larder/internal/mutex.h"
+#include "larder/internal/pending_invalidations.h"
 #include "larder/internal/striped_counter.h"
 #include "larder/internal/write_back.h"
 #include "larder/load_guard.h"
@@ -245,6 +270,10 @@ struct CacheOptions {
   // or the destructor. Failures are also counted (CacheStats::write_failures).
   // Null: counted only.
   std::function<void(std::span<const K>, const absl::Status&)> on_write_error = nullptr;
+  // Most keys remembered one by one whose old copy the store could not drop
+  // (see "Auto-recovery" in the notes above). Past it, every key is treated
+  // as possibly stale until one Store::clear() succeeds. Must be > 0.
+  std::size_t max_pending_invalidations = 10'000;
 };
 
 namespace internal {
@@ -253,7 +282,7 @@ namespace internal {
 struct CacheCounters {
   StripedCounter hits, misses, stale_hits, loads, load_failures, coalesced, refreshes,
       store_errors, writes, write_failures, refreshes_dropped, refresh_failures,
-      negative_hits, load_timeouts;
+      negative_hits, load_timeouts, invalidations_deferred, invalidations_reapplied;
 };
 
 inline absl::Status exception_status(std::string_view what, std::exception_ptr ep) {
@@ -304,6 +333,29 @@ absl::StatusOr<absl::flat_hash_map<K, V>> invoke_batch_loader(BatchLoader& load,
   }
 }
 
+// same_value: whether a refresh found the value the cache already had (then
+// storing it is a fill, not a change: store.h). shared_ptr<const T> compares
+// the pointees. A V that cannot be compared counts as unchanged.
+template <class T>
+struct IsSharedPtr : std::false_type {};
+template <class T>
+struct IsSharedPtr<std::shared_ptr<T>> : std::true_type {};
+
+template <class V>
+bool same_value(const V& a, const V& b) {
+  if constexpr (IsSharedPtr<V>::value) {
+    if constexpr (std::equality_comparable<typename V::element_type>) {
+      return a == b || (a != nullptr && b != nullptr && *a == *b);
+    } else {
+      return a == b;
+    }
+  } else if constexpr (std::equality_comparable<V>) {
+    return a == b;
+  } else {
+    return true;
+  }
+}
+
 // CacheCore: all of Cache's state and logic, owned through a shared_ptr so
 // that background tasks can keep it alive (see cache.h's notes).
 template <class K, class V>
@@ -315,7 +367,10 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
 
   // executor: owned by the Cache, not by the core (see Cache::executor_).
   CacheCore(std::shared_ptr<Store<K, V>> store, CacheOptions<K, V> options, Executor* executor)
-      : store_(std::move(store)), opt_(std::move(options)), executor_(executor) {
+      : store_(std::move(store)),
+        opt_(std::move(options)),
+        executor_(executor),
+        pending_(std::max<std::size_t>(opt_.max_pending_invalidations, 1)) {
     opt_.executor = nullptr;
     validate();
     clock_ = clock_or_default(opt_.clock);
@@ -366,6 +421,9 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       }
     }
     const TimePoint now = read_now();
+    if (ABSL_PREDICT_FALSE(pending_.any()) && suspect(key, now)) {
+      return load_one(key, loader, std::nullopt, now);
+    }
     absl::StatusOr<std::optional<Entry<V>>> got = store_->get(key);
     std::optional<Entry<V>> stale;
     if (ABSL_PREDICT_TRUE(got.ok())) {
@@ -401,6 +459,10 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       if (std::optional<std::optional<V>> p = dirty_value(key)) return *std::move(p);
     }
     const TimePoint now = read_now();
+    if (ABSL_PREDICT_FALSE(pending_.any()) && suspect(key, now)) {
+      counters_.misses.add();
+      return std::nullopt;
+    }
     absl::StatusOr<std::optional<Entry<V>>> got = store_->get(key);
     if (!got.ok()) counters_.store_errors.add();
     if (got.ok() && got->has_value()) {
@@ -453,6 +515,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
         counters_.store_errors.add();
         entries.resize(uniq.size());
       }
+      forget_suspects(uniq, entries, now);
     }
 
     struct Need {
@@ -533,6 +596,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
         auto again = store_->get_many(std::span<const K>(ask));
         if (again.ok() && again->size() == ask.size()) {
           const TimePoint t = clock_->now();
+          forget_suspects(ask, *again, t);
           std::vector<Led> still;
           std::vector<K> still_keys;
           for (std::size_t i = 0; i < mine.size(); ++i) {
@@ -712,7 +776,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       if (!turn) return reentrant_write();
       absl::Status s = wb_->erase(key);
       if (!s.ok()) return s;  // nothing changed (see put)
-      return invalidate(key);
+      return drop_after_write(key);
     }
     std::optional<typename KeyTurns<K>::Turn> turn =
         turns_ ? turns_->acquire(key) : std::optional<typename KeyTurns<K>::Turn>();
@@ -726,7 +790,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       }
       counters_.writes.add();
     }
-    return invalidate(key);
+    return drop_after_write(key);
   }
 
   // reentrant_write: a put/erase of key from inside the Writer call that
@@ -738,12 +802,21 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
         "thread) would deadlock on the key's turn; nothing was changed");
   }
 
+  // invalidate: drops key's cached copy. When the store fails, the drop is
+  // deferred (auto-recovery): key is not served from the store until it is
+  // re-applied, and the store's error is returned.
   absl::Status invalidate(const K& key) {
     flights_.supersede(key);
     if (negative_) negative_->erase(key);
     unpause_refresh(key);
+    const auto mark = pending_.mark();
     absl::Status s = store_->erase(key);
-    if (!s.ok()) counters_.store_errors.add();
+    if (s.ok()) {
+      pending_.settle(key, mark);
+    } else {
+      counters_.store_errors.add();
+      defer(key);
+    }
     return s;
   }
 
@@ -751,9 +824,24 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
     flights_.supersede_all();
     if (negative_) negative_->clear();
     if (refresh_paused_) refresh_paused_->clear();
+    const auto mark = pending_.mark();
     absl::Status s = store_->clear();
-    if (!s.ok()) counters_.store_errors.add();
+    if (s.ok()) {
+      pending_.settle_all(mark);
+    } else if (s.code() != absl::StatusCode::kUnimplemented) {
+      counters_.store_errors.add();
+      counters_.invalidations_deferred.add();
+      pending_.add_clear();
+    }
     return s;
+  }
+
+  // repair_now: re-applies deferred invalidations in the caller (~Cache's
+  // last attempt). No-op when another repair is running.
+  void repair_now() {
+    if (!pending_.any() || !pending_.try_begin()) return;
+    repair();
+    pending_.end();
   }
 
   CacheStats stats() const {
@@ -786,6 +874,9 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
     st.refresh_failures = counters_.refresh_failures.load();
     st.negative_hits = counters_.negative_hits.load();
     st.load_timeouts = counters_.load_timeouts.load();
+    st.invalidations_deferred = counters_.invalidations_deferred.load();
+    st.invalidations_reapplied = counters_.invalidations_reapplied.load();
+    st.invalidations_pending = pending_.size() + (pending_.clear_needed() ? 1 : 0);
     return st;
   }
 
@@ -825,6 +916,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
     if (opt_.negative_ttl.count() < 0) bad("negative_ttl must be >= 0");
     if (opt_.load_timeout.count() < 0) bad("load_timeout must be >= 0");
     if (opt_.error_backoff.count() < 0) bad("error_backoff must be >= 0");
+    if (opt_.max_pending_invalidations == 0) bad("max_pending_invalidations must be > 0");
     if (opt_.negative_ttl.count() > 0 && opt_.negative_max_entries == 0) {
       bad("negative_ttl > 0 needs negative_max_entries > 0");
     }
@@ -883,15 +975,81 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   }
 
   // store_after_write: the store's half of a put whose system-of-record half
-  // (Writer or write-back) succeeded. When the store fails, the old value must
-  // not stay cached: it is dropped, or the error says it could not be.
+  // (Writer or write-back) succeeded. The write is done, so this returns OK.
+  // When the store fails, the old value must not stay cached: it is dropped
+  // now, or the drop is deferred (put_local/invalidate remember the key, see
+  // "Auto-recovery") and counted in invalidations_deferred.
   absl::Status store_after_write(const K& key, V value) {
-    absl::Status c = put_local(key, std::move(value));
-    if (c.ok()) return c;
-    if (invalidate(key).ok()) return absl::OkStatus();
-    return absl::UnavailableError(absl::StrCat(
-        "written to the system of record, but the cache could not drop its old value: ",
-        c.message()));
+    if (!put_local(key, std::move(value)).ok()) (void)invalidate(key);
+    return absl::OkStatus();
+  }
+
+  // drop_after_write: the store's half of an erase whose system-of-record
+  // half succeeded: OK, the drop deferred when the store fails.
+  absl::Status drop_after_write(const K& key) {
+    (void)invalidate(key);
+    return absl::OkStatus();
+  }
+
+  // ---- auto-recovery (internal/pending_invalidations.h) ----
+  // A key whose old copy the store could not drop or overwrite is remembered
+  // in pending_. Reads treat it as a store miss (they load it), and a repair
+  // task re-applies the drops (Store::erase_many; Store::clear() once more
+  // than max_pending_invalidations piled up) as soon as it is due. Every
+  // read and write while something is pending may schedule it.
+
+  // defer: key's old copy may still be in the store.
+  void defer(const K& key) {
+    if (pending_.add(key)) counters_.invalidations_deferred.add();
+  }
+
+  // suspect: (pending_.any() was true) whether key must not be served from
+  // the store now; schedules a repair when one is due.
+  bool suspect(const K& key, TimePoint now) {
+    schedule_repair(now);
+    return pending_.suspect(key);
+  }
+
+  // forget_suspects: a batch read's answers for suspect keys are dropped.
+  void forget_suspects(std::span<const K> keys, std::vector<std::optional<Entry<V>>>& entries,
+                       TimePoint now) {
+    if (ABSL_PREDICT_TRUE(!pending_.any())) return;
+    schedule_repair(now);
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      if (entries[i].has_value() && pending_.suspect(keys[i])) entries[i].reset();
+    }
+  }
+
+  void schedule_repair(TimePoint now) {
+    if (!pending_.due(now) || !pending_.try_begin()) return;
+    const bool queued = executor_->try_execute([self = this->shared_from_this()] {
+      if (self->enter()) {
+        self->repair();
+        self->leave();
+      }
+      self->pending_.end();
+    });
+    if (!queued) pending_.end();
+  }
+
+  // repair: re-applies what pending_ holds until it is empty or the store
+  // fails (then backs off). Caller holds pending_'s running flag.
+  void repair() {
+    for (int round = 0; round < 64 && pending_.any(); ++round) {
+      typename PendingInvalidations<K>::Work w = pending_.work(kRepairBatch);
+      absl::Status s = w.clear ? store_->clear() : store_->erase_many(std::span<const K>(w.keys));
+      // A store that cannot clear: nothing more can be done for overflowed
+      // keys; they are served until their stale_until (documented).
+      if (w.clear && s.code() == absl::StatusCode::kUnimplemented) s = absl::OkStatus();
+      if (!s.ok()) {
+        counters_.store_errors.add();
+        pending_.failed(clock_->now());
+        return;
+      }
+      counters_.invalidations_reapplied.add(w.clear ? 1 : w.keys.size());
+      pending_.done(w);
+      pending_.succeeded();
+    }
   }
 
   // read_now: the instant a read classifies entries by. With the system clock
@@ -958,10 +1116,21 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
     return absl::NotFoundError("the loader found no value for the key");
   }
 
-  // publish: stores entry for key unless flight was superseded.
-  void publish(const FlightPtr& flight, const K& key, Entry<V> entry) {
+  // publish: stores entry for key unless flight was superseded. A loaded
+  // value is a fill (store.h: other instances are not told); `changed` (a
+  // refresh that found a different value) makes it a put, and a put that
+  // fails defers the drop of the old copy.
+  void publish(const FlightPtr& flight, const K& key, Entry<V> entry, bool changed = false) {
     flight->publish_if_current([&] {
-      if (!store_->put(key, std::move(entry)).ok()) counters_.store_errors.add();
+      const auto mark = pending_.mark();
+      absl::Status s =
+          changed ? store_->put(key, std::move(entry)) : store_->fill(key, std::move(entry));
+      if (!s.ok()) {
+        counters_.store_errors.add();
+        if (changed) defer(key);
+      } else if (changed) {
+        pending_.settle(key, mark);
+      }
       if (negative_) negative_->erase(key);
     });
     unpause_refresh(key);
@@ -991,6 +1160,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
 
   // fresh_in_store: the value of key's fresh entry in the store, if any.
   std::optional<V> fresh_in_store(const K& key) {
+    if (ABSL_PREDICT_FALSE(pending_.any()) && pending_.suspect(key)) return std::nullopt;
     absl::StatusOr<std::optional<Entry<V>>> got = store_->get(key);
     if (!got.ok()) {
       counters_.store_errors.add();
@@ -1188,7 +1358,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
     // A reader may have seen the stale entry just before the previous refresh
     // published and started this one just after it finished: if the entry is
     // fresh (and short of the refresh-ahead point) now, there is nothing to do.
-    {
+    if (!pending_.any() || !pending_.suspect(key)) {
       absl::StatusOr<std::optional<Entry<V>>> got = store_->get(key);
       if (got.ok() && got->has_value() && classify(**got, clock_->now()) == Kind::kFresh) {
         flights_.finish(key, flight, std::move((*got)->value));
@@ -1212,7 +1382,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
     const TimePoint now = clock_->now();
     if (r.ok()) {
       counters_.loads.add();
-      publish(flight, key, make_entry(*r, now));
+      publish(flight, key, make_entry(*r, now), !same_value(current.value, *r));
       flights_.finish(key, flight, std::move(r));
     } else {
       counters_.load_failures.add();
@@ -1281,7 +1451,8 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       for (std::size_t i = 0; i < n; ++i) {
         auto it = r->find(b.keys[i]);
         if (it != r->end()) {
-          publish(b.flights[i], b.keys[i], make_entry(it->second, now));
+          publish(b.flights[i], b.keys[i], make_entry(it->second, now),
+                  !same_value(b.current[i].value, it->second));
           flights_.finish(b.keys[i], b.flights[i], std::move(it->second));
         } else {
           publish_absent(b.flights[i], b.keys[i], now);
@@ -1332,12 +1503,20 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
 
   // ---- writes ----
 
+  // put_local: caches value (a change: Store::put). When the store fails,
+  // its old copy may remain: the drop is deferred (auto-recovery).
   absl::Status put_local(const K& key, V value) {
     flights_.supersede(key);
     if (negative_) negative_->erase(key);
     unpause_refresh(key);
+    const auto mark = pending_.mark();
     absl::Status s = store_->put(key, make_entry(std::move(value), clock_->now()));
-    if (!s.ok()) counters_.store_errors.add();
+    if (s.ok()) {
+      pending_.settle(key, mark);
+    } else {
+      counters_.store_errors.add();
+      defer(key);
+    }
     return s;
   }
 
@@ -1381,6 +1560,8 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   CacheCounters counters_;
   std::unique_ptr<KeyTurns<K>> turns_;   // kWriteThrough / kWriteBack: per-key write order
   std::unique_ptr<WriteBehind<K, V>> wb_;  // kWriteBack; reset by stop_write_back()
+  static constexpr std::size_t kRepairBatch = 1024;
+  PendingInvalidations<K> pending_;  // drops the store could not apply yet (auto-recovery)
 
   Mutex task_mu_;
   CondVar task_cv_;
@@ -1422,6 +1603,7 @@ class Cache {
   // waits for background refreshes already running and cancels queued ones.
   ~Cache() {
     core_->stop_write_back();
+    core_->repair_now();
     core_->close();
   }
 
@@ -1471,12 +1653,17 @@ class Cache {
   }
 
   // put: honours write_mode. A load of key in flight will not overwrite value.
-  //   kNone: caches value.
+  //   kNone: caches value; the store's error if it failed (the old copy's
+  //     drop is then deferred, as for every mode).
   //   kWriteThrough: writer.write first; on failure returns its error and
-  //     leaves the cache as it was; then the store. Puts and erases of one key
-  //     are serialised (each waits for the previous one's Writer call and
-  //     store update; no lock is held meanwhile), so the cache ends with the
-  //     value the system of record got last. Cost: the Writer call.
+  //     leaves the cache as it was; then the store. Once the Writer has
+  //     succeeded, put returns OK even when the store fails: the old copy's
+  //     drop is deferred (see "Auto-recovery" in the notes; counted in
+  //     CacheStats::invalidations_deferred), never reported as a failed
+  //     write. Puts and erases of one key are serialised (each waits for the
+  //     previous one's Writer call and store update; no lock is held
+  //     meanwhile), so the cache ends with the value the system of record got
+  //     last. Cost: the Writer call.
   //   kWriteBack: marks key dirty with value (with a journal: appended, and
   //     durable per write_back_fsync, before put returns), then caches it;
   //     the Writer is called later by the flusher. Errors: kResourceExhausted
@@ -1484,7 +1671,9 @@ class Cache {
   //     (backpressure; nothing changed); the journal's kDataLoss (the value
   //     may still be written but is not crash-safe; the cached copy is
   //     dropped, reads still see the value); kFailedPrecondition while the
-  //     cache is being destroyed. Cost (bench/write_bench, 2 cores): p50
+  //     cache is being destroyed. Once acknowledged, a store failure is not
+  //     an error (the drop is deferred, as for kWriteThrough). Cost
+  //     (bench/write_bench, 2 cores): p50
   //     0.25 us without a journal; about 1.3 us with one under kNever or
   //     kEveryInterval; an fdatasync (shared by concurrent puts) under
   //     kEveryWrite, about 145 us on the benchmark disk.
@@ -1494,7 +1683,9 @@ class Cache {
   absl::Status put(const K& key, V value) { return core_->put(key, std::move(value)); }
 
   // invalidate: drops key from the cache; a load of key in flight is not
-  // stored after it. Errors: the store's.
+  // stored after it. Errors: the store's; the drop is then deferred (this
+  // process does not serve key from the store until it is re-applied, see
+  // "Auto-recovery" in the notes), so a retry is harmless but not needed.
   // kWriteBack: a dirty key's pending write is NOT cancelled (use erase for
   // that): it still goes to the system of record, and reads go on returning
   // it until it is written (they never load the older value the system of
@@ -1506,7 +1697,9 @@ class Cache {
   absl::Status invalidate_all() { return core_->invalidate_all(); }
 
   // erase: deletes key from the system of record through writer.erase (when
-  // set), then from the cache. On a writer error nothing is dropped.
+  // set), then from the cache. On a writer error nothing is dropped. Once
+  // the writer succeeded, a store failure is not an error (the drop is
+  // deferred, as for put).
   // Without writer.erase: the same as invalidate (in every mode).
   // kWriteBack: queues the delete behind every earlier put of key (the
   // flusher calls writer.erase), then drops the cached copy; until the delete

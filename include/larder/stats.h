@@ -41,6 +41,14 @@ struct CacheStats {
   std::uint64_t write_rejected = 0;      // write-back puts refused by backpressure (kResourceExhausted)
   std::uint64_t journal_replayed = 0;    // write-back journal records replayed at construction
   std::uint64_t journal_bad_tails = 0;   // journal segments ending in a torn or corrupt record (skipped)
+  // Auto-recovery (cache.h): keys whose old copy the store could not drop or
+  // overwrite after a change (the store was down), so the drop was deferred;
+  // how many were re-applied since; and how many wait now. Past
+  // max_pending_invalidations they become one pending "clear the store",
+  // which counts as one in each.
+  std::uint64_t invalidations_deferred = 0;
+  std::uint64_t invalidations_reapplied = 0;
+  std::uint64_t invalidations_pending = 0;  // now, not cumulative
 
   // hit_ratio: (hits + stale_hits) / (hits + stale_hits + misses); 0 when
   // nothing was asked.

@@ -15,6 +15,7 @@
 //     returned: it is a miss. A stale entry (fresh_until <= now < stale_until)
 //     is returned; deciding what to do with it is the cache's business.
 //   * put() replaces any previous entry for the key; erase() of an absent key is OK.
+//     fill() is put() for a value loaded from the system of record (not a change).
 //   * Values are returned by value (copies); no reference into the store escapes.
 //   * Batch forms behave like the loop over the single forms; stores that can
 //     do better (one MGET, one pipeline) override them.
@@ -97,6 +98,15 @@ class Store {
 
   // erase: removes key. OK when it was absent.
   virtual absl::Status erase(const K& key) = 0;
+
+  // fill: stores entry under key like put(), for an entry that is not a
+  // change: a value the cache just loaded from the system of record (a miss,
+  // a refresh that found the same value, a stale-if-error fallback kept a
+  // while longer). Stores that tell other instances about changes
+  // (TieredStore's InvalidationBus) do not announce a fill: another
+  // instance's copy of the same key is as current as this one, and dropping
+  // it would turn every cold load into an invalidation storm. Default: put().
+  virtual absl::Status fill(const K& key, Entry<V> entry) { return put(key, std::move(entry)); }
 
   // get_many: one result per key, in order. The default loops over get() and
   // fails as a whole on the first error; stores with a batch command override it.

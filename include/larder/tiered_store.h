@@ -10,9 +10,13 @@
 //            error with an L1 miss is returned as the error (Cache then
 //            degrades to its loader); an L1 hit never touches L2.
 //   put(k):  L2, then L1, then publish "k changed" on the bus. When L2 fails,
-//            L1 is still updated (this process sees its own write) and L2's
+//            L1's copy of k is dropped (a put that returns an error leaves no
+//            value here that L2 and the other instances do not have) and L2's
 //            error is returned; the bus is told anyway, so other instances
 //            drop copies that are no longer current.
+//   fill(k): a value loaded from the system of record (Store::fill): L2, then
+//            L1, and no publish (it is not a change, and other instances'
+//            copies are as current). When L2 fails, L1 keeps the copy.
 //   erase:   L2, then L1, then publish. Same error rule as put.
 //   get_many / put_many / erase_many: the batch forms of each tier; get_many
 //            asks L2 once, for the L1 misses only.
@@ -33,7 +37,14 @@
 //
 // Errors on the bus are never returned from put/erase (the write itself
 // succeeded); they are counted in counters().errors and tiered_counters()
-// .bus_errors and passed to TieredStoreOptions::on_bus_error.
+// .bus_errors and passed to TieredStoreOptions::on_bus_error. A key whose
+// publish failed is remembered (internal/pending_invalidations.h, at most
+// max_pending_publishes keys; past that, a clear marker) and published again
+// once the bus takes messages: before the next publish, and from get /
+// get_many once the retry is due (one caller at a time, backing off from
+// 50 ms to 5 s of the store's clock while the bus keeps failing). So an
+// instance whose subscriber never noticed a short Redis stall (no gap) still
+// drops the copy it holds, as soon as this instance sees traffic again.
 //
 // counters(): hits / misses are this store's answers (an L1 or an L2 hit is
 // one hit); evictions, expirations and errors are the sums over both tiers
@@ -72,12 +83,14 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/optimization.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "larder/clock.h"
 #include "larder/codec.h"
+#include "larder/internal/pending_invalidations.h"
 #include "larder/internal/striped_counter.h"
 #include "larder/invalidation_bus.h"
 #include "larder/store.h"
@@ -100,6 +113,10 @@ struct TieredStoreOptions {
   // failure: a publish that failed, or a received key that did not decode
   // (kDataLoss). null: only counted.
   std::function<void(const absl::Status&)> on_bus_error{};
+  // max_pending_publishes: most keys whose failed publish is remembered to be
+  // sent again; past it, a clear marker is sent instead (every other instance
+  // drops its whole L1). Must be > 0.
+  std::size_t max_pending_publishes = 10'000;
 };
 
 // TieredCounters: TieredStore's view of its two tiers and its bus.
@@ -114,6 +131,9 @@ struct TieredCounters {
   std::uint64_t invalidations = 0;      // keys received from other origins (L1 erased)
   std::uint64_t gaps = 0;               // on_gap / clears received (L1 cleared)
   std::uint64_t bus_errors = 0;         // failed publishes, undecodable keys
+  std::uint64_t publishes_deferred = 0;  // keys (or clears) whose publish failed, to send again
+  std::uint64_t publishes_resent = 0;    // of those, sent again once the bus took messages
+  std::uint64_t publishes_pending = 0;   // keys waiting to be sent again, now
 };
 
 template <class K, class V, class KeyCodec = Codec<K>>
@@ -133,11 +153,15 @@ class TieredStore : public Store<K, V> {
         bus_(std::move(bus)),
         options_(std::move(options)),
         clock_(clock_or_default(options_.clock)),
-        origin_(InvalidationBus::new_origin()) {
+        origin_(InvalidationBus::new_origin()),
+        unsent_(std::max<std::size_t>(options_.max_pending_publishes, 1)) {
     if (l1_ == nullptr) throw std::invalid_argument("TieredStore: l1 is null");
     if (l2_ == nullptr) throw std::invalid_argument("TieredStore: l2 is null");
     if (options_.l1_max_ttl.count() < 0) {
       throw std::invalid_argument("TieredStoreOptions: l1_max_ttl must be >= 0");
+    }
+    if (options_.max_pending_publishes == 0) {
+      throw std::invalid_argument("TieredStoreOptions: max_pending_publishes must be > 0");
     }
     if (bus_ != nullptr) {
       if constexpr (!kHasCodec) {
@@ -161,6 +185,7 @@ class TieredStore : public Store<K, V> {
   // get: see the file comment. Errors: L2's (kUnavailable, kDeadlineExceeded)
   // when L1 misses. An L1 error counts and is treated as a miss.
   absl::StatusOr<std::optional<Entry<V>>> get(const K& key) override {
+    if (ABSL_PREDICT_FALSE(unsent_.any())) resend_due();
     absl::StatusOr<std::optional<Entry<V>>> got = l1_->get(key);
     if (got.ok() && got->has_value()) {
       l1_hits_.add();
@@ -174,24 +199,22 @@ class TieredStore : public Store<K, V> {
       return got;
     }
     l2_hits_.add();
-    fill(key, **got, guard);
+    copy_to_l1(key, **got, guard);
     return got;
   }
 
-  // put: L2, then L1, then publish. Returns L2's error if L2 failed (L1 holds
-  // the new entry anyway), else L1's; bus failures are not returned.
+  // put: L2, then L1, then publish. Returns L2's error if L2 failed (then L1
+  // holds no copy of key), else L1's; bus failures are not returned.
   absl::Status put(const K& key, Entry<V> entry) override {
-    const Guard guard = guard_for(key);
-    absl::Status s = l2_->put(key, entry);
-    const std::uint64_t mine = seqs_[guard.stripe].fetch_add(1);
-    absl::Status s1 = l1_->put(key, cap(std::move(entry)));
-    if (!s1.ok()) {
-      (void)l1_->erase(key);  // never leave the old copy behind
-    } else {
-      void_if_raced(key, guard, mine, mine, 1);
-    }
+    absl::Status s = write(key, std::move(entry), /*keep_l1_on_l2_error=*/false);
     publish_key(key);
-    return s.ok() ? s1 : s;
+    return s;
+  }
+
+  // fill: L2, then L1; not published (Store::fill). Returns L2's error if L2
+  // failed (L1 keeps the loaded copy), else L1's.
+  absl::Status fill(const K& key, Entry<V> entry) override {
+    return write(key, std::move(entry), /*keep_l1_on_l2_error=*/true);
   }
 
   // erase: L2, then L1, then publish. Returns the first error.
@@ -209,6 +232,7 @@ class TieredStore : public Store<K, V> {
       std::span<const K> keys) override {
     std::vector<std::optional<Entry<V>>> out(keys.size());
     if (keys.empty()) return out;
+    if (ABSL_PREDICT_FALSE(unsent_.any())) resend_due();
     absl::StatusOr<std::vector<std::optional<Entry<V>>>> first = l1_->get_many(keys);
     std::vector<std::size_t> missing;
     if (first.ok() && first->size() == keys.size()) {
@@ -257,13 +281,25 @@ class TieredStore : public Store<K, V> {
   }
 
   // put_many: L2's batch, then L1's, then publish every key. Returns L2's
-  // error if any, else L1's.
+  // error if any (then L1 holds none of the keys), else L1's.
   absl::Status put_many(std::span<const std::pair<K, Entry<V>>> entries) override {
     if (entries.empty()) return absl::OkStatus();
     std::vector<Guard> guards;
     guards.reserve(entries.size());
     for (const auto& kv : entries) guards.push_back(guard_for(kv.first));
     absl::Status s = l2_->put_many(entries);
+    if (!s.ok()) {
+      // Which keys L2 took is unknown: drop every copy here, as put() does.
+      for (const auto& kv : entries) bump(kv.first);
+      std::vector<K> keys;
+      keys.reserve(entries.size());
+      for (const auto& kv : entries) keys.push_back(kv.first);
+      (void)l1_->erase_many(std::span<const K>(keys));
+      publish_keys([&](auto&& emit) {
+        for (const auto& kv : entries) emit(kv.first);
+      });
+      return s;
+    }
     std::vector<std::pair<K, Entry<V>>> capped;
     std::vector<std::uint64_t> mine;
     capped.reserve(entries.size());
@@ -303,7 +339,7 @@ class TieredStore : public Store<K, V> {
     publish_keys([&](auto&& emit) {
       for (const auto& kv : entries) emit(kv.first);
     });
-    return s.ok() ? s1 : s;
+    return s1;
   }
 
   // erase_many: L2's batch, then L1's, then publish every key.
@@ -325,11 +361,7 @@ class TieredStore : public Store<K, V> {
     absl::Status s = l2_->clear();
     gap_.fetch_add(1);
     absl::Status s1 = l1_->clear();
-    if (bus_ != nullptr) {
-      published_.add();
-      absl::Status b = bus_->publish_clear_from(origin_);
-      if (!b.ok() && b.code() != absl::StatusCode::kUnimplemented) bus_error(b);
-    }
+    publish_clear();
     return s.ok() ? s1 : s;
   }
 
@@ -359,6 +391,9 @@ class TieredStore : public Store<K, V> {
     c.invalidations = invalidations_.load();
     c.gaps = gaps_.load();
     c.bus_errors = bus_errors_.load();
+    c.publishes_deferred = publishes_deferred_.load();
+    c.publishes_resent = publishes_resent_.load();
+    c.publishes_pending = unsent_.size() + (unsent_.clear_needed() ? 1 : 0);
     return c;
   }
 
@@ -388,7 +423,8 @@ class TieredStore : public Store<K, V> {
   // check; otherwise it erases the copy. Invariant, once every message is
   // delivered and no call is in flight: every L1 copy equals L2's entry
   // (tiered_store_test's concurrent test checks exactly that). The one
-  // deliberate exception: a put whose L2 write failed keeps its L1 copy.
+  // deliberate exception: a fill whose L2 write failed keeps its L1 copy
+  // (a value just loaded from the system of record).
   // Cost: two seq_cst loads around each fill, one increment per write; a
   // collision on a stripe only voids a copy (a later miss), never keeps a
   // stale one. Without a codec (so without a bus) all keys share stripe 0:
@@ -423,7 +459,29 @@ class TieredStore : public Store<K, V> {
 
   void bump(const K& key) { seqs_[stripe_of(key)].fetch_add(1); }
 
-  void fill(const K& key, const Entry<V>& entry, const Guard& guard) {
+  // write: put and fill without the publish. L2 first, then L1 under the
+  // fill guard (void_if_raced). When L2 failed, L1 keeps the copy only for a
+  // fill (a value loaded from the system of record).
+  absl::Status write(const K& key, Entry<V> entry, bool keep_l1_on_l2_error) {
+    const Guard guard = guard_for(key);
+    absl::Status s = l2_->put(key, entry);
+    const std::uint64_t mine = seqs_[guard.stripe].fetch_add(1);
+    if (!s.ok() && !keep_l1_on_l2_error) {
+      (void)l1_->erase(key);
+      return s;
+    }
+    absl::Status s1 = l1_->put(key, cap(std::move(entry)));
+    if (!s1.ok()) {
+      (void)l1_->erase(key);  // never leave the old copy behind
+    } else {
+      void_if_raced(key, guard, mine, mine, 1);
+    }
+    return s.ok() ? s1 : s;
+  }
+
+  // copy_to_l1: an L2 hit copied into L1, withdrawn if an invalidation of key
+  // may have overtaken the L2 read.
+  void copy_to_l1(const K& key, const Entry<V>& entry, const Guard& guard) {
     if (!l1_->put(key, cap(entry)).ok()) {
       (void)l1_->erase(key);
       return;
@@ -465,14 +523,16 @@ class TieredStore : public Store<K, V> {
   }
 
   // ---- Bus ----
+  // A publish that fails is remembered in unsent_ and sent again (see the
+  // file comment): first by the next publish, else by resend_due() from the
+  // read path. A newer publish of a key that succeeds settles its older
+  // failure.
   void publish_key(const K& key) {
     if constexpr (kHasCodec) {
       if (bus_ == nullptr) return;
       std::string bytes;
       KeyCodec::encode(key, bytes);
-      published_.add();
-      absl::Status s = bus_->publish_from(origin_, bytes);
-      if (!s.ok()) bus_error(s);
+      publish_bytes(std::span<const std::string>(&bytes, 1));
     } else {
       (void)key;
     }
@@ -488,12 +548,73 @@ class TieredStore : public Store<K, V> {
         KeyCodec::encode(k, bytes);
         all.push_back(std::move(bytes));
       });
-      published_.add(all.size());
-      absl::Status s = bus_->publish_many_from(origin_, std::span<const std::string>(all));
-      if (!s.ok()) bus_error(s);
+      publish_bytes(std::span<const std::string>(all));
     } else {
       (void)each;
     }
+  }
+
+  void publish_bytes(std::span<const std::string> keys) {
+    const auto mark = unsent_.mark();
+    published_.add(keys.size());
+    absl::Status s = keys.size() == 1 ? bus_->publish_from(origin_, keys[0])
+                                      : bus_->publish_many_from(origin_, keys);
+    if (s.ok()) {
+      if (ABSL_PREDICT_FALSE(unsent_.any())) {
+        for (const std::string& k : keys) unsent_.settle(k, mark);
+        resend(/*wait_for_due=*/false);  // the bus takes messages again
+      }
+      return;
+    }
+    bus_error(s);
+    publishes_deferred_.add(keys.size());
+    for (const std::string& k : keys) unsent_.add(k);
+    unsent_.failed(clock_->now());
+  }
+
+  void publish_clear() {
+    if (bus_ == nullptr) return;
+    const auto mark = unsent_.mark();
+    published_.add();
+    absl::Status b = bus_->publish_clear_from(origin_);
+    if (b.ok()) {
+      unsent_.settle_all(mark);  // a clear covers every key sent before it
+    } else if (b.code() != absl::StatusCode::kUnimplemented) {
+      bus_error(b);
+      publishes_deferred_.add();
+      unsent_.add_clear();
+      unsent_.failed(clock_->now());
+    }
+  }
+
+  // resend_due: from the read path, once the retry is due.
+  void resend_due() { resend(/*wait_for_due=*/true); }
+
+  // resend: publishes what unsent_ holds (one caller at a time; the others
+  // go on without waiting).
+  void resend(bool wait_for_due) {
+    if (bus_ == nullptr) return;
+    if (wait_for_due && !unsent_.due(clock_->now())) return;
+    if (!unsent_.try_begin()) return;
+    for (int round = 0; round < 64 && unsent_.any(); ++round) {
+      typename internal::PendingInvalidations<std::string>::Work w = unsent_.work(kResendBatch);
+      absl::Status s;
+      if (w.clear) {
+        s = bus_->publish_clear_from(origin_);
+        if (s.code() == absl::StatusCode::kUnimplemented) s = absl::OkStatus();
+      } else if (!w.keys.empty()) {
+        s = bus_->publish_many_from(origin_, std::span<const std::string>(w.keys));
+      }
+      if (!s.ok()) {
+        bus_error(s);
+        unsent_.failed(clock_->now());
+        break;
+      }
+      publishes_resent_.add(w.clear ? 1 : w.keys.size());
+      unsent_.done(w);
+      unsent_.succeeded();
+    }
+    unsent_.end();
   }
 
   void bus_error(const absl::Status& s) {
@@ -535,8 +656,10 @@ class TieredStore : public Store<K, V> {
   InvalidationBus::Origin origin_;
   std::array<std::atomic<std::uint64_t>, kStripes> seqs_{};
   std::atomic<std::uint64_t> gap_{0};
+  static constexpr std::size_t kResendBatch = 1024;
+  internal::PendingInvalidations<std::string> unsent_;  // key bytes whose publish failed
   internal::StripedCounter l1_hits_, l2_hits_, misses_, fills_voided_, published_,
-      invalidations_, gaps_, bus_errors_;
+      invalidations_, gaps_, bus_errors_, publishes_deferred_, publishes_resent_;
   // Last member: destroyed first, so callbacks stop before anything above goes.
   std::unique_ptr<InvalidationBus::Subscription> subscription_;
 };

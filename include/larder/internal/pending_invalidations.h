@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// PendingInvalidations<K>: keys whose old copy a store (or a bus) could not
+// drop, remembered until the drop can be re-applied. FusionCache calls this
+// auto-recovery.
+//
+// The problem. A write reaches the system of record, then the cache must drop
+// (or overwrite) its old copy: in Redis, in this process's L1, and in every
+// other instance's L1 through the bus. When Redis is down (breaker open, or a
+// SIGSTOPped server that applies the write later) that second half fails. The
+// write itself is done and must not be reported as failed, but the old value
+// stays in Redis (and in other instances' L1) and would be served until its
+// ttl once Redis is back. So the owner (Cache, or TieredStore for its bus)
+// remembers the key here and re-applies the drop when the store answers
+// again, and treats the key as "do not serve from the store" meanwhile.
+//
+// Shape. A bounded map key -> sequence number, plus a "clear needed" mark:
+//
+//   add(k)        k is suspect; past max_keys (or after a failed clear) the
+//                 set degrades to "clear needed": every key is suspect until a
+//                 Store::clear() succeeds.
+//   suspect(k)    k is in the map, or a clear is needed. O(1) under a mutex;
+//                 callers check any() first (one relaxed load), so the hit path
+//                 pays nothing while nothing is pending.
+//   work()        a snapshot of what to re-apply (up to `max` keys, or "clear")
+//                 with the sequence number it was taken at.
+//   settle(k, m)  a drop or overwrite of k that began when the sequence was m
+//                 succeeded: k leaves the map if it was added at or before m.
+//                 An add that came later (a newer failed write) stays.
+//   settle_all(m) a clear that began at m succeeded.
+//
+// Sequence numbers make settle race-free without holding a lock across the
+// store call: the owner takes mark() before the store call and settles with
+// it after the call succeeded.
+//
+// Retry pacing: due(now) says whether a re-apply attempt may start (one at a
+// time: try_begin/end), failed(now) (a re-apply attempt failed) backs off
+// exponentially from kRetryBase (50 ms) to kRetryMax (1 s), succeeded()
+// resets it. A new add() does not delay the next attempt. Time is the owner's Clock,
+// so tests drive it with ManualClock.
+//
+// Thread-safety: every method may be called concurrently.
+#ifndef LARDER_INTERNAL_PENDING_INVALIDATIONS_H_
+#define LARDER_INTERNAL_PENDING_INVALIDATIONS_H_
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "larder/clock.h"
+#include "larder/internal/mutex.h"
+
+namespace larder::internal {
+
+template <class K>
+class PendingInvalidations {
+ public:
+  using Seq = std::uint64_t;
+  static constexpr std::chrono::milliseconds kRetryBase{50};
+  static constexpr std::chrono::milliseconds kRetryMax{1000};
+
+  // max_keys: most keys remembered one by one; must be > 0.
+  explicit PendingInvalidations(std::size_t max_keys) : max_keys_(max_keys) {}
+
+  // any: whether anything is pending (relaxed; a hint for the fast path).
+  bool any() const noexcept { return any_.load(std::memory_order_relaxed); }
+
+  // mark: the sequence number a store call that starts now settles with.
+  Seq mark() const noexcept { return seq_.load(std::memory_order_acquire); }
+
+  // add: key's old copy may still be in the store. Returns whether this made
+  // something new pending: false when key was pending already (its sequence
+  // number moves on) or when a clear is already needed; past max_keys the set
+  // degrades to "clear needed".
+  bool add(const K& key) {
+    MutexLock l(&mu_);
+    const Seq s = seq_.fetch_add(1, std::memory_order_acq_rel) + 1;
+    any_.store(true, std::memory_order_relaxed);
+    auto it = keys_.find(key);
+    if (it != keys_.end()) {
+      it->second = s;
+      return false;
+    }
+    if (keys_.size() >= max_keys_) {
+      const bool first = clear_at_ == 0;
+      clear_at_ = s;
+      return first;
+    }
+    keys_.emplace(key, s);
+    return true;
+  }
+
+  // add_clear: every key may be stale (a clear failed, or the set overflowed).
+  void add_clear() {
+    MutexLock l(&mu_);
+    clear_at_ = seq_.fetch_add(1, std::memory_order_acq_rel) + 1;
+    any_.store(true, std::memory_order_relaxed);
+  }
+
+  // suspect: key must not be served from the store now.
+  bool suspect(const K& key) const {
+    if (!any()) return false;
+    MutexLock l(&mu_);
+    return clear_at_ != 0 || keys_.contains(key);
+  }
+
+  // clear_needed: only a Store::clear() settles what is pending.
+  bool clear_needed() const {
+    MutexLock l(&mu_);
+    return clear_at_ != 0;
+  }
+
+  std::size_t size() const {
+    MutexLock l(&mu_);
+    return keys_.size();
+  }
+
+  struct Work {
+    std::vector<K> keys;  // drop these (empty when clear)
+    bool clear = false;   // or clear the whole store
+    Seq mark = 0;         // settle with this after success
+  };
+
+  // work: what to re-apply next, at most `max` keys.
+  Work work(std::size_t max) const {
+    Work w;
+    MutexLock l(&mu_);
+    w.mark = seq_.load(std::memory_order_acquire);
+    if (clear_at_ != 0) {
+      w.clear = true;
+      return w;
+    }
+    w.keys.reserve(std::min(max, keys_.size()));
+    for (const auto& kv : keys_) {
+      if (w.keys.size() >= max) break;
+      w.keys.push_back(kv.first);
+    }
+    return w;
+  }
+
+  // done: the store call for w succeeded.
+  void done(const Work& w) {
+    if (w.clear) {
+      settle_all(w.mark);
+      return;
+    }
+    MutexLock l(&mu_);
+    for (const K& k : w.keys) settle_locked(k, w.mark);
+    update_any_locked();
+  }
+
+  // settle: a drop or overwrite of key that began at `mark` succeeded.
+  void settle(const K& key, Seq mark) {
+    if (!any()) return;
+    MutexLock l(&mu_);
+    if (clear_at_ != 0) return;  // only a clear settles now
+    settle_locked(key, mark);
+    update_any_locked();
+  }
+
+  // settle_all: a clear that began at `mark` succeeded.
+  void settle_all(Seq mark) {
+    MutexLock l(&mu_);
+    if (clear_at_ <= mark) clear_at_ = 0;
+    absl::erase_if(keys_, [&](const auto& kv) { return kv.second <= mark; });
+    update_any_locked();
+  }
+
+  // ---- retry pacing ----
+  bool due(TimePoint now) const {
+    return to_nanos(now) >= next_try_ns_.load(std::memory_order_relaxed);
+  }
+  bool try_begin() { return !running_.exchange(true, std::memory_order_acquire); }
+  void end() { running_.store(false, std::memory_order_release); }
+  void failed(TimePoint now) {
+    const int n = std::min(failures_.fetch_add(1, std::memory_order_relaxed), 16);
+    const auto wait = std::min<std::chrono::nanoseconds>(
+        std::chrono::nanoseconds(kRetryBase) * (std::int64_t{1} << n), kRetryMax);
+    next_try_ns_.store(to_nanos(now) + wait.count(), std::memory_order_relaxed);
+  }
+  void succeeded() {
+    failures_.store(0, std::memory_order_relaxed);
+    next_try_ns_.store(0, std::memory_order_relaxed);
+  }
+
+ private:
+  static std::int64_t to_nanos(TimePoint t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  }
+  void settle_locked(const K& key, Seq mark) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = keys_.find(key);
+    if (it != keys_.end() && it->second <= mark) keys_.erase(it);
+  }
+  void update_any_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    any_.store(clear_at_ != 0 || !keys_.empty(), std::memory_order_relaxed);
+  }
+
+  const std::size_t max_keys_;
+  mutable Mutex mu_;
+  absl::flat_hash_map<K, Seq> keys_ ABSL_GUARDED_BY(mu_);
+  Seq clear_at_ ABSL_GUARDED_BY(mu_) = 0;  // 0: no clear needed
+  std::atomic<Seq> seq_{0};
+  std::atomic<bool> any_{false};
+  std::atomic<bool> running_{false};
+  std::atomic<int> failures_{0};
+  std::atomic<std::int64_t> next_try_ns_{0};
+};
+
+}  // namespace larder::internal
+
+#endif  // LARDER_INTERNAL_PENDING_INVALIDATIONS_H_
