@@ -117,6 +117,10 @@
 // (for a TieredStore that also re-publishes them on the bus), first as soon as
 // any read or write sees something pending, then backing off from 50 ms to 1 s
 // of the Clock while the store keeps failing; ~Cache makes one last attempt.
+// With the system clock a process-wide wake-up thread (internal/wakeup_timer.h)
+// also starts the repair at that pace when no call comes along, so the drop is
+// re-applied within about a second of the store answering again (plus the
+// store's own reconnect delay, e.g. RedisOptions::breaker_probe_interval).
 // Past max_pending_invalidations keys (or after a failed invalidate_all) every
 // key is treated as pending until one Store::clear() succeeds; with a store
 // that cannot clear, those keys are served again and may be stale until their
@@ -138,6 +142,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <span>
@@ -165,6 +170,7 @@
 #include "larder/internal/mutex.h"
 #include "larder/internal/pending_invalidations.h"
 #include "larder/internal/striped_counter.h"
+#include "larder/internal/wakeup_timer.h"
 #include "larder/internal/write_back.h"
 #include "larder/load_guard.h"
 #include "larder/single_flight.h"
@@ -832,6 +838,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       counters_.store_errors.add();
       counters_.invalidations_deferred.add();
       pending_.add_clear();
+      wake_later();
     }
     return s;
   }
@@ -1001,6 +1008,27 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   // defer: key's old copy may still be in the store.
   void defer(const K& key) {
     if (pending_.add(key)) counters_.invalidations_deferred.add();
+    wake_later();
+  }
+
+  // wake_later: with the system clock, a repair is also attempted without
+  // any traffic (internal/wakeup_timer.h), at the back-off's pace. With any
+  // other Clock (ManualClock in tests) repairs are driven by calls only, so
+  // that tests decide when time passes.
+  void wake_later() {
+    if (!coarse_) return;
+    std::call_once(wake_once_, [&] {
+      wake_ = WakeupTimer::instance().ticket([weak = this->weak_from_this()] {
+        if (std::shared_ptr<CacheCore> self = weak.lock()) self->on_wake();
+      });
+    });
+    wake_->arm(pending_.delay(clock_->now()));
+  }
+
+  void on_wake() {
+    if (!pending_.any()) return;
+    schedule_repair(clock_->now());
+    wake_->arm(pending_.delay(clock_->now()));
   }
 
   // suspect: (pending_.any() was true) whether key must not be served from
@@ -1044,6 +1072,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       if (!s.ok()) {
         counters_.store_errors.add();
         pending_.failed(clock_->now());
+        wake_later();
         return;
       }
       counters_.invalidations_reapplied.add(w.clear ? 1 : w.keys.size());
@@ -1562,6 +1591,8 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   std::unique_ptr<WriteBehind<K, V>> wb_;  // kWriteBack; reset by stop_write_back()
   static constexpr std::size_t kRepairBatch = 1024;
   PendingInvalidations<K> pending_;  // drops the store could not apply yet (auto-recovery)
+  std::once_flag wake_once_;
+  std::unique_ptr<WakeupTimer::Ticket> wake_;  // set once, by wake_later()
 
   Mutex task_mu_;
   CondVar task_cv_;

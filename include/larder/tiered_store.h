@@ -42,7 +42,8 @@
 // max_pending_publishes keys; past that, a clear marker) and published again
 // once the bus takes messages: before the next publish, and from get /
 // get_many once the retry is due (one caller at a time, backing off from
-// 50 ms to 5 s of the store's clock while the bus keeps failing). So an
+// 50 ms to 1 s of the store's clock while the bus keeps failing), and with
+// the system clock also without traffic, from a process-wide wake-up thread. So an
 // instance whose subscriber never noticed a short Redis stall (no gap) still
 // drops the copy it holds, as soon as this instance sees traffic again.
 //
@@ -75,6 +76,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -92,6 +94,7 @@
 #include "larder/codec.h"
 #include "larder/internal/pending_invalidations.h"
 #include "larder/internal/striped_counter.h"
+#include "larder/internal/wakeup_timer.h"
 #include "larder/invalidation_bus.h"
 #include "larder/store.h"
 
@@ -176,8 +179,12 @@ class TieredStore : public Store<K, V> {
     }
   }
 
-  // Unsubscribes first: no bus callback runs once the destructor is past it.
-  ~TieredStore() override { subscription_.reset(); }
+  // Unsubscribes first: no bus callback runs once the destructor is past it;
+  // then stops the re-send wake-ups.
+  ~TieredStore() override {
+    subscription_.reset();
+    wake_.reset();
+  }
 
   TieredStore(const TieredStore&) = delete;
   TieredStore& operator=(const TieredStore&) = delete;
@@ -570,6 +577,7 @@ class TieredStore : public Store<K, V> {
     publishes_deferred_.add(keys.size());
     for (const std::string& k : keys) unsent_.add(k);
     unsent_.failed(clock_->now());
+    wake_later();
   }
 
   void publish_clear() {
@@ -584,11 +592,27 @@ class TieredStore : public Store<K, V> {
       publishes_deferred_.add();
       unsent_.add_clear();
       unsent_.failed(clock_->now());
+      wake_later();
     }
   }
 
   // resend_due: from the read path, once the retry is due.
   void resend_due() { resend(/*wait_for_due=*/true); }
+
+  // wake_later: with the system clock, unsent publishes are also re-sent
+  // without traffic, from the process's wake-up thread (internal/
+  // wakeup_timer.h) at the back-off's pace; with another Clock (tests) only
+  // calls re-send them.
+  void wake_later() {
+    if (dynamic_cast<SystemClock*>(clock_.get()) == nullptr) return;
+    std::call_once(wake_once_, [&] {
+      wake_ = internal::WakeupTimer::instance().ticket([this] {
+        resend_due();
+        if (unsent_.any()) wake_->arm(unsent_.delay(clock_->now()));
+      });
+    });
+    wake_->arm(unsent_.delay(clock_->now()));
+  }
 
   // resend: publishes what unsent_ holds (one caller at a time; the others
   // go on without waiting).
@@ -608,6 +632,7 @@ class TieredStore : public Store<K, V> {
       if (!s.ok()) {
         bus_error(s);
         unsent_.failed(clock_->now());
+        wake_later();
         break;
       }
       publishes_resent_.add(w.clear ? 1 : w.keys.size());
@@ -658,6 +683,8 @@ class TieredStore : public Store<K, V> {
   std::atomic<std::uint64_t> gap_{0};
   static constexpr std::size_t kResendBatch = 1024;
   internal::PendingInvalidations<std::string> unsent_;  // key bytes whose publish failed
+  std::once_flag wake_once_;
+  std::unique_ptr<internal::WakeupTimer::Ticket> wake_;  // set once, by wake_later()
   internal::StripedCounter l1_hits_, l2_hits_, misses_, fills_voided_, published_,
       invalidations_, gaps_, bus_errors_, publishes_deferred_, publishes_resent_;
   // Last member: destroyed first, so callbacks stop before anything above goes.

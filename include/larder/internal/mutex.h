@@ -51,6 +51,18 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
   // The std::unique_lock, for CondVar waits.
   std::unique_lock<std::mutex>& native() { return lock_; }
 
+  // unlocked: runs f with the mutex released, then takes it again (also
+  // when f throws). For calling out of a critical section in a loop.
+  template <class F>
+  void unlocked(F&& f) {
+    lock_.unlock();
+    struct Relock {
+      std::unique_lock<std::mutex>& l;
+      ~Relock() { l.lock(); }
+    } relock{lock_};
+    f();
+  }
+
  private:
   std::unique_lock<std::mutex> lock_;
 };

@@ -183,6 +183,12 @@ class PendingInvalidations {
         std::chrono::nanoseconds(kRetryBase) * (std::int64_t{1} << n), kRetryMax);
     next_try_ns_.store(to_nanos(now) + wait.count(), std::memory_order_relaxed);
   }
+  // delay: how long (real time) until the next attempt is worth a wake-up.
+  std::chrono::nanoseconds delay(TimePoint now) const {
+    const std::int64_t d = next_try_ns_.load(std::memory_order_relaxed) - to_nanos(now);
+    return std::chrono::nanoseconds(std::max<std::int64_t>(
+        d, std::chrono::duration_cast<std::chrono::nanoseconds>(kRetryBase).count()));
+  }
   void succeeded() {
     failures_.store(0, std::memory_order_relaxed);
     next_try_ns_.store(0, std::memory_order_relaxed);
