@@ -69,6 +69,7 @@
 // References: Redis pipelining, https://redis.io/docs/manual/pipelining/;
 // circuit breaker, M. Nygard, "Release It!" (2007), ch. 5.
 #include "larder/redis/client.h"
+#include "larder/redis/uri.h"
 
 #include <fcntl.h>
 // hiredis 0.14's sds.h has no extern "C" of its own, and hiredis.h includes it
@@ -532,6 +533,17 @@ RedisClient::RedisClient(RedisOptions options) {
   impl_->opts.clock = clock_or_default(std::move(impl_->opts.clock));
   impl_->prober = std::thread([impl = impl_.get()] { impl->probe_loop(); });
 }
+
+namespace {
+RedisOptions options_from_uri(std::string_view uri, RedisOptions defaults) {
+  absl::StatusOr<RedisOptions> o = parse_redis_uri(uri, std::move(defaults));
+  if (!o.ok()) throw std::invalid_argument(std::string(o.status().message()));
+  return *std::move(o);
+}
+}  // namespace
+
+RedisClient::RedisClient(std::string_view uri, RedisOptions defaults)
+    : RedisClient(options_from_uri(uri, std::move(defaults))) {}
 
 RedisClient::~RedisClient() {
   {

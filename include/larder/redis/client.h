@@ -52,6 +52,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -86,6 +87,17 @@ struct RedisOptions {
   std::chrono::milliseconds reconnect_backoff_max{1000};  //   doubling per failure up to the max
   std::size_t batch_chunk = 1000;                         // most keys per MGET / UNLINK / SCAN step; >= 1
   RedisLogHook log{};  // null: say nothing
+  // --- Redis Cluster and Sentinel (see "Topologies" above) ---
+  // cluster_nodes: seed nodes "host:port" ("[v6]:port" for IPv6). Non-empty:
+  // cluster mode (host, port and unix_socket unused; db must be 0).
+  std::vector<std::string> cluster_nodes{};
+  // sentinels: sentinel nodes "host:port"; non-empty: Sentinel mode, the
+  // master named sentinel_master is looked up through them (host/port unused).
+  std::vector<std::string> sentinels{};
+  std::string sentinel_master{};
+  // max_redirects: cluster MOVED/ASK/TRYAGAIN/CLUSTERDOWN follow-ups per
+  // command before the call fails with kUnavailable naming the last reply; >= 1.
+  std::size_t max_redirects = 5;
 };
 
 enum class RedisReplyType { kString, kArray, kInteger, kNil, kStatus, kError, kOther };
@@ -137,6 +149,11 @@ class RedisClient {
   // Throws std::invalid_argument for bad options; never fails because Redis
   // is down (no connection is opened here).
   explicit RedisClient(RedisOptions options);
+  // RedisClient: options from a URI (larder/redis/uri.h: redis://,
+  // unix://, redis-cluster://, redis-sentinel://) on top of `defaults`, e.g.
+  // RedisClient{"redis://cache:6379/2"}. Throws std::invalid_argument for a
+  // malformed URI (the message never shows the password) or bad options.
+  explicit RedisClient(std::string_view uri, RedisOptions defaults = {});
   ~RedisClient();  // stops the probe thread; waits for nothing else
   RedisClient(const RedisClient&) = delete;
   RedisClient& operator=(const RedisClient&) = delete;
