@@ -60,6 +60,14 @@
 
 namespace larder {
 
+namespace internal {
+struct RedisClientAccess;  // src/redis_socket.h
+// redis_key_slot: the Redis Cluster hash slot (0..16383) of a whole Redis
+// key: CRC-16/XMODEM of its {hash tag} when it has a non-empty one, else of
+// the key, mod 16384.
+std::uint16_t redis_key_slot(std::string_view key);
+}  // namespace internal
+
 // RedisLogLevel / RedisLogHook: where larder's Redis parts report what they
 // would otherwise print. The hook may be called from any thread, including the
 // breaker's probe thread, and must not call back into the client.
@@ -140,8 +148,16 @@ struct RedisClientStats {
   std::uint64_t breaker_opens = 0;
   std::uint64_t breaker_closes = 0;
   std::uint64_t probes = 0;            // probe attempts while open
-  bool breaker_open = false;           // now
-  std::size_t open_connections = 0;    // now
+  bool breaker_open = false;           // now (cluster: any master's breaker)
+  std::size_t open_connections = 0;    // now (cluster: over every node)
+  // --- Cluster and Sentinel (0 for a standalone server) ---
+  std::uint64_t moved = 0;             // MOVED redirections followed
+  std::uint64_t asks = 0;              // ASK redirections followed
+  std::uint64_t tryagains = 0;         // TRYAGAIN replies (retried)
+  std::uint64_t cluster_downs = 0;     // CLUSTERDOWN / LOADING / MASTERDOWN replies (retried)
+  std::uint64_t topology_refreshes = 0;         // slot maps / master lookups applied
+  std::uint64_t topology_refresh_failures = 0;  // refreshes that found no usable answer
+  std::uint64_t master_switches = 0;   // Sentinel: the master moved
 };
 
 class RedisClient {
@@ -179,6 +195,7 @@ class RedisClient {
   bool breaker_open() const;
 
  private:
+  friend struct internal::RedisClientAccess;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
