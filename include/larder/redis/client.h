@@ -28,6 +28,47 @@
 // failed, NOAUTH, NOPERM). Error *replies* (WRONGTYPE, ...) are not call
 // failures: they reach the reply callback as RedisReplyType::kError.
 //
+// Topologies. One RedisClient talks to one of three, chosen by its options
+// (or URI, larder/redis/uri.h); everything built on it (RedisStore,
+// RedisLock, RedisLoadGuard, RedisInvalidationBus, TieredStore) works
+// unchanged over all three:
+//   * standalone (host/port or unix_socket): one pool, one breaker;
+//   * Redis Cluster (cluster_nodes = seeds): a pool, breaker and reconnect
+//     backoff per node. A command goes to the master owning its key's slot
+//     (CRC16 of the whole Redis key, key_prefix included, or of its first
+//     non-empty {hash tag}). The slot map comes from CLUSTER SLOTS, refreshed
+//     by a background thread (after MOVED, CLUSTERDOWN, READONLY or a node
+//     error; at most every 200 ms, backing off to 1 s while failing; and every
+//     10 s); calls never wait for a refresh. MOVED patches the slot and
+//     re-sends; ASK sends ASKING + the command; TRYAGAIN (a multi-key
+//     command mid-migration) splits it into single-key commands; CLUSTERDOWN,
+//     LOADING and MASTERDOWN back off (5 ms doubling to 100 ms) inside the
+//     call's deadline. At most max_redirects per command, then kUnavailable
+//     naming the last reply. A pipeline is split by node (MGET, UNLINK, DEL
+//     and EXISTS by slot: one command per slot), every node's part is written
+//     at once and all sockets are polled together, and replies reach
+//     on_reply in the caller's order (split MGETs reassembled by key, integer
+//     replies summed). A node that is down fails only its own commands:
+//     their replies are not delivered and pipeline() returns the first such
+//     error, while commands on healthy nodes ran (writes stand). SCAN walks
+//     every master behind an opaque "<master>:<cursor>" cursor. Recovery
+//     after a master dies: once the cluster promotes its replica
+//     (node-timeout + election) the next refresh finds it, so about
+//     2.5 x cluster-node-timeout + 2 s with no user action; until then calls
+//     for its slots fail fast (connection refused, then its breaker).
+//     key_prefix and hash tags: a prefix holding a whole tag ("{users}:")
+//     would put every key in one slot, so it is refused (std::invalid_argument);
+//     a prefix starting with "{}" makes Redis ignore braces in user keys.
+//     Cluster mode needs db 0 and no unix socket.
+//   * Sentinel (sentinels + sentinel_master): the master comes from SENTINEL
+//     get-master-addr-by-name, asking each sentinel in turn (the first that
+//     answers moves to the front); every new connection checks ROLE, so a
+//     demoted master is never written to through a new connection. The
+//     master is looked up again on READONLY (then the command is re-sent),
+//     after connection errors, and every second; a new address closes the
+//     old master's pool. Recovery after a failover: the sentinels' switch
+//     plus at most ~1 s.
+//
 // larder prints nothing: connection losses, breaker transitions and values it
 // cannot decode go to RedisOptions::log when set.
 //
