@@ -20,8 +20,8 @@
 // The cluster benchmarks run when LARDER_BENCH_REDIS_CLUSTER=host:port[,...] is set.
 // All timings are wall time (UseRealTime): the client mostly waits on the server.
 //
-// Run: LARDER_BENCH_REDIS_HOST=127.0.0.1 LARDER_BENCH_REDIS_PORT=6399 \
-//      LARDER_BENCH_REDIS_CLUSTER=127.0.0.1:7000 ./redis_bench
+// Run: LARDER_BENCH_REDIS_HOST=127.0.0.1 LARDER_BENCH_REDIS_PORT=6399
+//      LARDER_BENCH_REDIS_CLUSTER=127.0.0.1:7000 ./redis_bench   (one command line)
 #include <hiredis/hiredis.h>
 
 #include <cstdio>
