@@ -191,7 +191,8 @@ TEST_F(RedisClusterTest, ClientFromUriAndRawCommands) {
   RedisClient c(uri, d);
   const std::string k = d.key_prefix + "x";
   const std::string_view set[] = {"SET", k, "1"};
-  const std::string_view del[] = {"DEL", k, d.key_prefix + "y", d.key_prefix + "z"};
+  const std::string ky = d.key_prefix + "y", kz = d.key_prefix + "z";
+  const std::string_view del[] = {"DEL", k, ky, kz};
   ASSERT_TRUE(c.command(set, [](std::size_t, RedisReplyRef r) { EXPECT_EQ(r.str(), "OK"); }, "SET").ok());
   long long n = -1;
   ASSERT_TRUE(c.command(del, [&](std::size_t, RedisReplyRef r) { n = r.integer(); }, "DEL").ok());
@@ -249,7 +250,8 @@ TEST_F(RedisClusterTest, CrossProcessSingleFlightLoadsOnce) {
   const std::string_view get[] = {"GET", k};
   ASSERT_TRUE(c.command(get, [&](std::size_t, RedisReplyRef r) { loads = r.str(); }, "GET").ok());
   EXPECT_EQ(loads, "1");
-  const std::string_view del[] = {"DEL", k, prefix + "the-key"};
+  const std::string the_key = prefix + "the-key";
+  const std::string_view del[] = {"DEL", k, the_key};
   (void)c.command(del, [](std::size_t, RedisReplyRef) {}, "DEL");
 }
 
