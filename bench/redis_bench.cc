@@ -12,9 +12,16 @@
 //   BM_StorePutMany/N                   put_many throughput (one pipeline of N SETs);
 //                                       compare items_per_second with
 //                                       `redis-benchmark -P 16 -t set -q`
+//   BM_ClusterGetMany100                get_many(100) over a Redis Cluster (keys on
+//                                       every master): compare with BM_StoreGetMany100
+//   BM_ClusterGet / BM_RawHiredisGetOwner
+//                                       RedisStore::get over the cluster vs a raw
+//                                       hiredis GET sent straight to the key's master
+// The cluster benchmarks run when LARDER_BENCH_REDIS_CLUSTER=host:port[,...] is set.
 // All timings are wall time (UseRealTime): the client mostly waits on the server.
 //
-// Run: LARDER_BENCH_REDIS_HOST=127.0.0.1 LARDER_BENCH_REDIS_PORT=6399 ./redis_bench
+// Run: LARDER_BENCH_REDIS_HOST=127.0.0.1 LARDER_BENCH_REDIS_PORT=6399
+//      LARDER_BENCH_REDIS_CLUSTER=127.0.0.1:7000 ./redis_bench   (one command line)
 #include <hiredis/hiredis.h>
 
 #include <cstdio>
@@ -151,6 +158,80 @@ void BM_StorePutMany(benchmark::State& state) {
 }
 BENCHMARK(BM_StorePutMany)->Arg(16)->Arg(1000)->UseRealTime();
 
+// ---- Redis Cluster ----
+
+std::vector<std::string> g_cluster;
+
+larder::RedisOptions cluster_options() {
+  larder::RedisOptions o;
+  o.cluster_nodes = g_cluster;
+  o.key_prefix = kPrefix;
+  o.command_timeout = std::chrono::milliseconds(1000);
+  return o;
+}
+
+void BM_ClusterGetMany100(benchmark::State& state) {
+  if (g_cluster.empty()) return state.SkipWithError("LARDER_BENCH_REDIS_CLUSTER unset");
+  Store store(cluster_options());
+  const auto keys = keys100();
+  for (const auto& k : keys) (void)store.put(k, entry());
+  for (auto _ : state) {
+    auto got = store.get_many(keys);
+    if (!got.ok()) state.SkipWithError("get_many failed");
+    benchmark::DoNotOptimize(got);
+  }
+  state.SetItemsProcessed(state.iterations() * 100);
+}
+BENCHMARK(BM_ClusterGetMany100)->UseRealTime();
+
+void BM_ClusterGet(benchmark::State& state) {
+  if (g_cluster.empty()) return state.SkipWithError("LARDER_BENCH_REDIS_CLUSTER unset");
+  Store store(cluster_options());
+  if (!store.put("get", entry()).ok()) state.SkipWithError("put failed");
+  for (auto _ : state) {
+    auto got = store.get("get");
+    if (!got.ok() || !got->has_value()) state.SkipWithError("get failed");
+    benchmark::DoNotOptimize(got);
+  }
+}
+BENCHMARK(BM_ClusterGet)->UseRealTime();
+
+// BM_RawHiredisGetOwner: GET of the same key as BM_ClusterGet, on a blocking
+// hiredis connection to the key's master (found by following one MOVED).
+void BM_RawHiredisGetOwner(benchmark::State& state) {
+  if (g_cluster.empty()) return state.SkipWithError("LARDER_BENCH_REDIS_CLUSTER unset");
+  const std::string& seed = g_cluster.front();
+  const std::size_t colon = seed.rfind(':');
+  std::string host = seed.substr(0, colon);
+  int port = std::atoi(seed.c_str() + colon + 1);
+  const std::string key = kPrefix + "get";
+  for (int hop = 0; hop < 2; ++hop) {
+    redisContext* c = redisConnect(host.c_str(), port);
+    if (c == nullptr || c->err) return state.SkipWithError("connect failed");
+    auto* r = static_cast<redisReply*>(redisCommand(c, "GET %b", key.data(), key.size()));
+    const bool moved = r != nullptr && r->type == REDIS_REPLY_ERROR && std::string(r->str).rfind("MOVED", 0) == 0;
+    if (moved) {
+      const std::string where = std::string(r->str).substr(std::string(r->str).rfind(' ') + 1);
+      host = where.substr(0, where.rfind(':'));
+      port = std::atoi(where.c_str() + where.rfind(':') + 1);
+    }
+    if (r != nullptr) freeReplyObject(r);
+    redisFree(c);
+    if (!moved) break;
+  }
+  redisContext* c = redisConnect(host.c_str(), port);
+  if (c == nullptr || c->err) return state.SkipWithError("connect failed");
+  const char* argv[] = {"GET", key.data()};
+  const size_t lens[] = {3, key.size()};
+  for (auto _ : state) {
+    auto* r = static_cast<redisReply*>(redisCommandArgv(c, 2, argv, lens));
+    if (r == nullptr || r->type != REDIS_REPLY_STRING) state.SkipWithError("GET failed (run BM_ClusterGet first)");
+    if (r != nullptr) freeReplyObject(r);
+  }
+  redisFree(c);
+}
+BENCHMARK(BM_RawHiredisGetOwner)->UseRealTime();
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -161,11 +242,24 @@ int main(int argc, char** argv) {
     return 0;
   }
   g_port = std::atoi(port);
+  if (const char* cl = std::getenv("LARDER_BENCH_REDIS_CLUSTER"); cl != nullptr) {
+    std::string all = cl;
+    for (std::size_t start = 0; start < all.size();) {
+      std::size_t comma = all.find(',', start);
+      if (comma == std::string::npos) comma = all.size();
+      if (comma > start) g_cluster.push_back(all.substr(start, comma - start));
+      start = comma + 1;
+    }
+  }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   {
     Store store(options());  // leave nothing behind
+    (void)store.clear();
+  }
+  if (!g_cluster.empty()) {
+    Store store(cluster_options());
     (void)store.clear();
   }
   return 0;

@@ -2,7 +2,7 @@
 # Shared by scripts/test.sh and scripts/demo.sh: install what is missing.
 
 LARDER_PACKAGES=(cmake ninja-build g++ pkg-config libabsl-dev libgtest-dev libgmock-dev
-                 libbenchmark-dev libhiredis-dev redis-server redis-tools libtbb-dev zlib1g-dev)
+                 libbenchmark-dev libhiredis-dev redis-server redis-sentinel redis-tools libtbb-dev zlib1g-dev)
 
 # larder_install_missing: apt-get installs the packages above that are not
 # installed yet; silent when everything is there.

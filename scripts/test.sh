@@ -8,7 +8,13 @@
 #      test fails) and hands its address to the tests through
 #      LARDER_TEST_REDIS_HOST / _PORT / _SOCKET (LARDER_TEST_REQUIRE_REDIS=1 makes
 #      Redis tests fail instead of skip if that is missing),
-#   3. configures, builds and runs ctest with each preset: dev, asan, tsan.
+#   3. starts a Redis Cluster (3 masters + 3 replicas) and a Sentinel setup
+#      (1 master, 1 replica, 3 sentinels) on free loopback ports
+#      (scripts/redis_topologies.sh), waits until they are healthy, and hands
+#      them to the tests through LARDER_TEST_REDIS_CLUSTER (host:port,...),
+#      LARDER_TEST_REDIS_SENTINELS (host:port,...) and
+#      LARDER_TEST_REDIS_SENTINEL_MASTER; all are killed on exit,
+#   4. configures, builds and runs ctest with each preset: dev, asan, tsan.
 #
 # Usage: scripts/test.sh [preset ...]     (default: dev asan tsan)
 # Exits non-zero when anything fails.
@@ -16,6 +22,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 source scripts/common.sh
+source scripts/redis_topologies.sh
 
 start=$(date +%s)
 presets=("$@")
@@ -28,7 +35,13 @@ larder_install_missing
 # ---- a private redis-server ----
 redis_dir=$(mktemp -d /tmp/larder-test-redis.XXXXXX)
 redis_pid=""
+topo_dir=$(mktemp -d /tmp/larder-test-topo.XXXXXX)
 cleanup() {
+  if [[ -f "$topo_dir/pids" ]]; then
+    local p
+    while read -r p; do kill -CONT "$p" 2>/dev/null || true; kill -9 "$p" 2>/dev/null || true; done <"$topo_dir/pids"
+  fi
+  rm -rf "$topo_dir"
   if [[ -n "$redis_pid" ]] && kill -0 "$redis_pid" 2>/dev/null; then
     kill -CONT "$redis_pid" 2>/dev/null || true
     kill "$redis_pid" 2>/dev/null || true
@@ -68,6 +81,14 @@ export LARDER_TEST_REDIS_HOST=127.0.0.1
 export LARDER_TEST_REDIS_PORT=$redis_port
 export LARDER_TEST_REDIS_SOCKET=$redis_dir/redis.sock
 export LARDER_TEST_REQUIRE_REDIS=1
+
+# ---- a Redis Cluster and a Sentinel setup ----
+larder_start_cluster "$topo_dir"
+larder_start_sentinel "$topo_dir"
+echo "larder: redis cluster on $LARDER_CLUSTER_NODES; sentinels on $LARDER_SENTINELS"
+export LARDER_TEST_REDIS_CLUSTER=$LARDER_CLUSTER_NODES
+export LARDER_TEST_REDIS_SENTINELS=$LARDER_SENTINELS
+export LARDER_TEST_REDIS_SENTINEL_MASTER=$LARDER_SENTINEL_MASTER
 
 # ---- build and test each preset ----
 jobs=$(nproc)

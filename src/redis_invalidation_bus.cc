@@ -266,7 +266,19 @@ struct RedisInvalidationBus::Impl {
     }
   }
 
-  absl::StatusOr<ContextPtr> connect() { return internal::connect_nonblocking(opts()); }
+  // connect: a connection to where the client says a subscriber belongs
+  // (the server; the Sentinel master; under Cluster another node on each
+  // attempt, since pub/sub is broadcast to every node).
+  absl::StatusOr<ContextPtr> connect() {
+    absl::StatusOr<internal::RedisEndpoint> ep =
+        internal::RedisClientAccess::subscribe_endpoint(*client, attempts++);
+    if (!ep.ok()) return ep.status();
+    endpoint = *std::move(ep);
+    return internal::connect_nonblocking_to(endpoint.host, endpoint.port, endpoint.unix_socket,
+                                            opts().connect_timeout);
+  }
+  std::size_t attempts = 0;          // the receiving thread's
+  internal::RedisEndpoint endpoint;  // the receiving thread's: where it connected last
 
   static absl::Status append(redisContext* c, std::initializer_list<std::string_view> args,
                              std::string_view what) {
@@ -374,6 +386,11 @@ struct RedisInvalidationBus::Impl {
       const Wait w = wait_on(c->fd, POLLIN, deadline);
       if (w == Wait::kWoken) return absl::CancelledError("stopping");
       if (w == Wait::kError) return absl::UnavailableError("redis subscribe: poll failed");
+      if (internal::RedisClientAccess::epoch(*client) != endpoint.epoch) {
+        // Sentinel moved the master: a subscriber on the old one may stay
+        // connected but deaf. Follow it (the next session reports the gap).
+        return absl::UnavailableError("redis subscribe: the sentinel master moved");
+      }
       if (w == Wait::kTimeout) {
         if (ping_outstanding) return internal::redis_timeout_status("PING", timeout);
         if (absl::Status s = append(c, {"PING"}, "PING"); !s.ok()) return s;
@@ -398,11 +415,7 @@ struct RedisInvalidationBus::Impl {
     }
   }
 
-  std::string where() const {
-    const RedisOptions& o = opts();
-    return o.unix_socket.empty() ? absl::StrCat(o.host, ":", o.port)
-                                 : absl::StrCat("unix:", o.unix_socket);
-  }
+  std::string where() const { return endpoint.label(); }
 
   void run() {
     const milliseconds floor = std::max(opts().reconnect_backoff_min, milliseconds(5));

@@ -18,8 +18,10 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -49,15 +51,16 @@ inline timeval to_timeval(std::chrono::milliseconds d) {
   return tv;
 }
 
-// connect_nonblocking: a connection to opts' server (unix_socket when set,
-// else host:port) within connect_timeout, switched to non-blocking I/O; or
-// why not (status_from_redis' codes; kResourceExhausted when hiredis could
-// not allocate).
-inline absl::StatusOr<RedisContextPtr> connect_nonblocking(const RedisOptions& opts) {
-  const timeval tv = to_timeval(opts.connect_timeout);
-  RedisContextPtr c(opts.unix_socket.empty()
-                        ? redisConnectWithTimeout(opts.host.c_str(), opts.port, tv)
-                        : redisConnectUnixWithTimeout(opts.unix_socket.c_str(), tv));
+// connect_nonblocking_to: a connection to host:port (or unix_socket when
+// non-empty) within `timeout`, switched to non-blocking I/O; or why not
+// (status_from_redis' codes; kResourceExhausted when hiredis could not
+// allocate).
+inline absl::StatusOr<RedisContextPtr> connect_nonblocking_to(const std::string& host, int port,
+                                                              const std::string& unix_socket,
+                                                              std::chrono::milliseconds timeout) {
+  const timeval tv = to_timeval(timeout);
+  RedisContextPtr c(unix_socket.empty() ? redisConnectWithTimeout(host.c_str(), port, tv)
+                                        : redisConnectUnixWithTimeout(unix_socket.c_str(), tv));
   if (c == nullptr) return absl::ResourceExhaustedError("redis connect: out of memory");
   if (c->err != 0) return status_from_redis(c.get(), nullptr, "connect");
   if (c->connection_type == REDIS_CONN_TCP) (void)redisEnableKeepAlive(c.get());
@@ -69,6 +72,38 @@ inline absl::StatusOr<RedisContextPtr> connect_nonblocking(const RedisOptions& o
   c->flags &= ~REDIS_BLOCK;
   return c;
 }
+
+// connect_nonblocking: connect_nonblocking_to opts' server (unix_socket when
+// set, else host:port) within connect_timeout.
+inline absl::StatusOr<RedisContextPtr> connect_nonblocking(const RedisOptions& opts) {
+  return connect_nonblocking_to(opts.host, opts.port, opts.unix_socket, opts.connect_timeout);
+}
+
+// RedisEndpoint: one server a RedisClient routes to, as the bus's receiving
+// connection needs it.
+struct RedisEndpoint {
+  std::string host;
+  int port = 0;
+  std::string unix_socket;
+  std::uint64_t epoch = 0;  // RedisClientAccess::epoch() when chosen
+  std::string label() const {
+    return unix_socket.empty() ? absl::StrCat(host, ":", port) : absl::StrCat("unix:", unix_socket);
+  }
+};
+
+// RedisClientAccess: what src/ (the bus) may ask a RedisClient beyond its
+// public API. Defined in redis_client.cc.
+struct RedisClientAccess {
+  // subscribe_endpoint: where a subscriber should connect on its attempt-th
+  // session: standalone, the server; Sentinel, the current master (resolved
+  // if unknown); Cluster, a node with a closed breaker, a different one for
+  // each attempt (pub/sub is broadcast cluster-wide, any node hears all).
+  static absl::StatusOr<RedisEndpoint> subscribe_endpoint(RedisClient& client,
+                                                          std::size_t attempt);
+  // epoch: changes whenever the Sentinel master changes (0 otherwise); a
+  // subscriber connected under another epoch should move.
+  static std::uint64_t epoch(const RedisClient& client);
+};
 
 }  // namespace larder::internal
 

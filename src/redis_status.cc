@@ -40,7 +40,9 @@ absl::Status status_from_redis(const redisContext* ctx, const redisReply* reply,
     return absl::PermissionDeniedError(msg);
   }
   if (absl::StartsWith(text, "LOADING") || absl::StartsWith(text, "BUSY") ||
-      absl::StartsWith(text, "MASTERDOWN") || absl::StartsWith(text, "TRYAGAIN")) {
+      absl::StartsWith(text, "MASTERDOWN") || absl::StartsWith(text, "TRYAGAIN") ||
+      absl::StartsWith(text, "CLUSTERDOWN") || absl::StartsWith(text, "READONLY") ||
+      absl::StartsWith(text, "MOVED ") || absl::StartsWith(text, "ASK ")) {
     return absl::UnavailableError(msg);
   }
   return absl::InternalError(msg);

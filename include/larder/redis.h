@@ -10,6 +10,8 @@
 //                                                           (redis/lock.h)
 //   RedisInvalidationBus        keeps TieredStore L1s coherent over pub/sub
 //                                                           (redis/invalidation_bus.h)
+//   parse_redis_uri             RedisOptions from redis://, unix://,
+//                               redis-cluster://, redis-sentinel:// (redis/uri.h)
 //
 // hiredis types appear in none of these headers; they live in src/.
 //
@@ -27,6 +29,7 @@
 #include "larder/redis/client.h"
 #include "larder/redis/lock.h"
 #include "larder/redis/store.h"
+#include "larder/redis/uri.h"
 #include "larder/redis/invalidation_bus.h"
 
 #endif  // LARDER_REDIS_H_

@@ -9,6 +9,7 @@
 // takes a while, so the other processes overlap with it.
 //
 // usage: redis_singleflight_helper <host> <port> <key_prefix> <key>
+//    or: redis_singleflight_helper <uri> - <key_prefix> <key>   (e.g. redis-cluster://...)
 // exit status: 0 when the value read is "loaded-value", 1 otherwise.
 #include <unistd.h>
 
@@ -28,8 +29,17 @@ int main(int argc, char** argv) {
     return 2;
   }
   larder::RedisOptions o;
-  o.host = argv[1];
-  o.port = std::atoi(argv[2]);
+  if (std::string_view(argv[1]).find("://") != std::string_view::npos) {
+    absl::StatusOr<larder::RedisOptions> parsed = larder::parse_redis_uri(argv[1]);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "%s\n", parsed.status().ToString().c_str());
+      return 2;
+    }
+    o = *std::move(parsed);
+  } else {
+    o.host = argv[1];
+    o.port = std::atoi(argv[2]);
+  }
   o.key_prefix = argv[3];
   o.command_timeout = std::chrono::milliseconds(2000);  // sanitizers, loaded machine
   auto client = std::make_shared<larder::RedisClient>(o);

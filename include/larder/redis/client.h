@@ -28,6 +28,47 @@
 // failed, NOAUTH, NOPERM). Error *replies* (WRONGTYPE, ...) are not call
 // failures: they reach the reply callback as RedisReplyType::kError.
 //
+// Topologies. One RedisClient talks to one of three, chosen by its options
+// (or URI, larder/redis/uri.h); everything built on it (RedisStore,
+// RedisLock, RedisLoadGuard, RedisInvalidationBus, TieredStore) works
+// unchanged over all three:
+//   * standalone (host/port or unix_socket): one pool, one breaker;
+//   * Redis Cluster (cluster_nodes = seeds): a pool, breaker and reconnect
+//     backoff per node. A command goes to the master owning its key's slot
+//     (CRC16 of the whole Redis key, key_prefix included, or of its first
+//     non-empty {hash tag}). The slot map comes from CLUSTER SLOTS, refreshed
+//     by a background thread (after MOVED, CLUSTERDOWN, READONLY or a node
+//     error; at most every 200 ms, backing off to 1 s while failing; and every
+//     10 s); calls never wait for a refresh. MOVED patches the slot and
+//     re-sends; ASK sends ASKING + the command; TRYAGAIN (a multi-key
+//     command mid-migration) splits it into single-key commands; CLUSTERDOWN,
+//     LOADING and MASTERDOWN back off (5 ms doubling to 100 ms) inside the
+//     call's deadline. At most max_redirects per command, then kUnavailable
+//     naming the last reply. A pipeline is split by node (MGET, UNLINK, DEL
+//     and EXISTS by slot: one command per slot), every node's part is written
+//     at once and all sockets are polled together, and replies reach
+//     on_reply in the caller's order (split MGETs reassembled by key, integer
+//     replies summed). A node that is down fails only its own commands:
+//     their replies are not delivered and pipeline() returns the first such
+//     error, while commands on healthy nodes ran (writes stand). SCAN walks
+//     every master behind an opaque "<master>:<cursor>" cursor. Recovery
+//     after a master dies: once the cluster promotes its replica
+//     (node-timeout + election) the next refresh finds it, so about
+//     2.5 x cluster-node-timeout + 2 s with no user action; until then calls
+//     for its slots fail fast (connection refused, then its breaker).
+//     key_prefix and hash tags: a prefix holding a whole tag ("{users}:")
+//     would put every key in one slot, so it is refused (std::invalid_argument);
+//     a prefix starting with "{}" makes Redis ignore braces in user keys.
+//     Cluster mode needs db 0 and no unix socket.
+//   * Sentinel (sentinels + sentinel_master): the master comes from SENTINEL
+//     get-master-addr-by-name, asking each sentinel in turn (the first that
+//     answers moves to the front); every new connection checks ROLE, so a
+//     demoted master is never written to through a new connection. The
+//     master is looked up again on READONLY (then the command is re-sent),
+//     after connection errors, and every second; a new address closes the
+//     old master's pool. Recovery after a failover: the sentinels' switch
+//     plus at most ~1 s.
+//
 // larder prints nothing: connection losses, breaker transitions and values it
 // cannot decode go to RedisOptions::log when set.
 //
@@ -52,12 +93,21 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "larder/clock.h"
 
 namespace larder {
+
+namespace internal {
+struct RedisClientAccess;  // src/redis_socket.h
+// redis_key_slot: the Redis Cluster hash slot (0..16383) of a whole Redis
+// key: CRC-16/XMODEM of its {hash tag} when it has a non-empty one, else of
+// the key, mod 16384.
+std::uint16_t redis_key_slot(std::string_view key);
+}  // namespace internal
 
 // RedisLogLevel / RedisLogHook: where larder's Redis parts report what they
 // would otherwise print. The hook may be called from any thread, including the
@@ -86,6 +136,17 @@ struct RedisOptions {
   std::chrono::milliseconds reconnect_backoff_max{1000};  //   doubling per failure up to the max
   std::size_t batch_chunk = 1000;                         // most keys per MGET / UNLINK / SCAN step; >= 1
   RedisLogHook log{};  // null: say nothing
+  // --- Redis Cluster and Sentinel (see "Topologies" above) ---
+  // cluster_nodes: seed nodes "host:port" ("[v6]:port" for IPv6). Non-empty:
+  // cluster mode (host, port and unix_socket unused; db must be 0).
+  std::vector<std::string> cluster_nodes{};
+  // sentinels: sentinel nodes "host:port"; non-empty: Sentinel mode, the
+  // master named sentinel_master is looked up through them (host/port unused).
+  std::vector<std::string> sentinels{};
+  std::string sentinel_master{};
+  // max_redirects: cluster MOVED/ASK/TRYAGAIN/CLUSTERDOWN follow-ups per
+  // command before the call fails with kUnavailable naming the last reply; >= 1.
+  std::size_t max_redirects = 5;
 };
 
 enum class RedisReplyType { kString, kArray, kInteger, kNil, kStatus, kError, kOther };
@@ -128,8 +189,16 @@ struct RedisClientStats {
   std::uint64_t breaker_opens = 0;
   std::uint64_t breaker_closes = 0;
   std::uint64_t probes = 0;            // probe attempts while open
-  bool breaker_open = false;           // now
-  std::size_t open_connections = 0;    // now
+  bool breaker_open = false;           // now (cluster: any master's breaker)
+  std::size_t open_connections = 0;    // now (cluster: over every node)
+  // --- Cluster and Sentinel (0 for a standalone server) ---
+  std::uint64_t moved = 0;             // MOVED redirections followed
+  std::uint64_t asks = 0;              // ASK redirections followed
+  std::uint64_t tryagains = 0;         // TRYAGAIN replies (retried)
+  std::uint64_t cluster_downs = 0;     // CLUSTERDOWN / LOADING / MASTERDOWN replies (retried)
+  std::uint64_t topology_refreshes = 0;         // slot maps / master lookups applied
+  std::uint64_t topology_refresh_failures = 0;  // refreshes that found no usable answer
+  std::uint64_t master_switches = 0;   // Sentinel: the master moved
 };
 
 class RedisClient {
@@ -137,6 +206,11 @@ class RedisClient {
   // Throws std::invalid_argument for bad options; never fails because Redis
   // is down (no connection is opened here).
   explicit RedisClient(RedisOptions options);
+  // RedisClient: options from a URI (larder/redis/uri.h: redis://,
+  // unix://, redis-cluster://, redis-sentinel://) on top of `defaults`, e.g.
+  // RedisClient{"redis://cache:6379/2"}. Throws std::invalid_argument for a
+  // malformed URI (the message never shows the password) or bad options.
+  explicit RedisClient(std::string_view uri, RedisOptions defaults = {});
   ~RedisClient();  // stops the probe thread; waits for nothing else
   RedisClient(const RedisClient&) = delete;
   RedisClient& operator=(const RedisClient&) = delete;
@@ -162,6 +236,7 @@ class RedisClient {
   bool breaker_open() const;
 
  private:
+  friend struct internal::RedisClientAccess;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -14,6 +14,16 @@
 // ttl loses the lock without knowing until it calls extend() or unlock().
 // For load de-duplication that is enough (the worst case is a second load).
 //
+// Cluster and Sentinel: every command touches one key, so it routes to the
+// key's master unchanged (mid-migration, SET NX of a missing key is
+// ASK-redirected to the importing node, which keeps the exclusion).
+// Replication is asynchronous: if a master dies before the lock key reaches
+// its replica, the promoted replica has no key and a second process can
+// acquire the lock: two holders. A manual CLUSTER FAILOVER is safe;
+// automatic failover (a crashed master) and SENTINEL FAILOVER are not. WAIT
+// narrows the window; only fencing tokens close it. For RedisLoadGuard the
+// cost is a duplicate load.
+//
 // Thread-safety: a RedisLock object is used by one thread at a time (like a
 // std::unique_lock); any number of RedisLock objects, in any processes, may
 // contend for one name. RedisLoadGuard is fully thread-safe.

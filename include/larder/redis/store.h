@@ -19,6 +19,13 @@
 //     the chunks pipelined), put_many one pipeline of SET PX, erase_many
 //     UNLINK; clear() walks key_prefix with SCAN and UNLINKs what it finds.
 //
+// Redis Cluster (RedisOptions::cluster_nodes; see redis/client.h): batches
+// are split per node and run concurrently. When a node is down, get_many
+// returns its error (the dead node's keys are never reported as misses);
+// put_many and erase_many return the error too, but what went to healthy
+// nodes was written. clear() walks every master; keys moved by a concurrent
+// reshard may survive it.
+//
 // Codecs: larder::Codec<T> covers strings, arithmetic types, enums, vectors
 // of arithmetic types, trivially copyable structs and shared_ptr<const T>
 // (larder/codec.h). For your own type, specialise larder::Codec<T> or pass a
