@@ -8,11 +8,13 @@
 // so EVALSHA's saving is not worth its NOSCRIPT fallback path.
 #include "larder/redis/lock.h"
 
+#include <algorithm>
 #include <random>
 #include <stdexcept>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "larder/clock.h"
 #include "larder/internal/absl_compat.h"
 
 namespace larder {
@@ -99,16 +101,25 @@ absl::StatusOr<bool> RedisLock::try_lock() {
 }
 
 absl::StatusOr<bool> RedisLock::lock() {
-  const auto deadline = std::chrono::steady_clock::now() + options_.wait;
+  using std::chrono::microseconds;
+  // wait and retry_interval may be anything up to milliseconds::max() ("wait
+  // forever"): the deadline saturates, and the pause is computed in
+  // microseconds capped at kMaxPause, so neither overflows.
+  constexpr long long kMaxPause = 1'000'000'000'000;  // us, ~11.6 days; the pause is cut to
+                                                      // the deadline anyway
+  const auto deadline = saturating_add(std::chrono::steady_clock::now(), options_.wait);
+  const long long interval_ms = std::max<long long>(0, options_.retry_interval.count());
+  const long long base =
+      std::clamp<long long>(interval_ms > kMaxPause / 1000 ? kMaxPause : interval_ms * 1000, 1,
+                            kMaxPause);
   for (;;) {
     absl::StatusOr<bool> got = try_lock();
     if (!got.ok() || *got) return got;
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return false;
-    const auto base = std::max<long long>(1, options_.retry_interval.count() * 1000);
     std::uniform_int_distribution<long long> jitter(base / 2, base + base / 2);
-    const auto pause = std::min<std::chrono::steady_clock::duration>(
-        std::chrono::microseconds(jitter(rng())), deadline - now);
+    const auto pause = std::min<std::chrono::steady_clock::duration>(microseconds(jitter(rng())),
+                                                                     deadline - now);
     std::this_thread::sleep_for(pause);
   }
 }

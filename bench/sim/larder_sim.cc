@@ -15,7 +15,8 @@
 //              --capacity ... [--write-trace FILE]
 //
 // Traces are one unsigned 64-bit decimal key per line, plain or gzip'd (when
-// built with zlib). --opt adds Belady's clairvoyant optimum for the same trace
+// built with zlib); a byte that is neither a digit nor whitespace, or a key
+// above 2^64-1, is an error naming the file and line (exit status 2). --opt adds Belady's clairvoyant optimum for the same trace
 // and capacity (policy=opt). --shards (default 1) runs the store sharded, to
 // measure what sharding costs in hit ratio.
 //
@@ -45,6 +46,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "bench/sim/trace_reader.h"
 #include "larder/local_store.h"
 
 #if LARDER_SIM_HAVE_ZLIB
@@ -67,25 +69,15 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-void parse_keys(const char* p, std::size_t n, std::vector<std::uint64_t>& out, std::uint64_t& cur,
-                bool& in_num) {
-  for (std::size_t i = 0; i < n; ++i) {
-    const char c = p[i];
-    if (c >= '0' && c <= '9') {
-      cur = cur * 10 + static_cast<std::uint64_t>(c - '0');
-      in_num = true;
-    } else {
-      if (in_num) out.push_back(cur);
-      cur = 0;
-      in_num = false;
-    }
-  }
-}
-
 std::vector<std::uint64_t> read_trace(const std::string& path) {
   std::vector<std::uint64_t> keys;
-  std::uint64_t cur = 0;
-  bool in_num = false;
+  larder::sim::TraceParser parser(keys);
+  auto feed = [&](const char* p, std::size_t n) {
+    if (absl::Status s = parser.feed(p, n); !s.ok()) {
+      std::cerr << "larder-sim: " << path << ":" << s.message() << "\n";
+      std::exit(2);
+    }
+  };
   std::vector<char> buf(1 << 20);
   if (ends_with(path, ".gz")) {
 #if LARDER_SIM_HAVE_ZLIB
@@ -96,7 +88,13 @@ std::vector<std::uint64_t> read_trace(const std::string& path) {
     }
     int n;
     while ((n = gzread(f, buf.data(), static_cast<unsigned>(buf.size()))) > 0) {
-      parse_keys(buf.data(), static_cast<std::size_t>(n), keys, cur, in_num);
+      feed(buf.data(), static_cast<std::size_t>(n));
+    }
+    if (n < 0) {
+      int err = 0;
+      const char* msg = gzerror(f, &err);
+      std::cerr << "larder-sim: " << path << ": gzip read failed: " << (msg ? msg : "?") << "\n";
+      std::exit(2);
     }
     gzclose(f);
 #else
@@ -111,10 +109,14 @@ std::vector<std::uint64_t> read_trace(const std::string& path) {
     }
     while (in) {
       in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-      parse_keys(buf.data(), static_cast<std::size_t>(in.gcount()), keys, cur, in_num);
+      feed(buf.data(), static_cast<std::size_t>(in.gcount()));
+    }
+    if (in.bad()) {
+      std::cerr << "larder-sim: " << path << ": read failed\n";
+      std::exit(2);
     }
   }
-  if (in_num) keys.push_back(cur);
+  parser.finish();
   return keys;
 }
 
@@ -155,6 +157,10 @@ std::vector<std::uint64_t> generate(const std::string& spec, std::string& name) 
     for (std::uint64_t i = 0; i < len; ++i) out.push_back(scramble(z.next()));
   } else if (p.size() == 3 && p[0] == "loop") {
     const std::uint64_t keys = std::stoull(p[1]), len = std::stoull(p[2]);
+    if (keys == 0) {
+      std::cerr << "larder-sim: --gen loop needs KEYS >= 1\n";
+      std::exit(2);
+    }
     for (std::uint64_t i = 0; i < len; ++i) out.push_back(i % keys);
   } else if (p.size() == 6 && p[0] == "zipfscan") {
     Zipf z(std::stod(p[1]), std::stoull(p[2]), 42);

@@ -695,7 +695,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
       if (!loaded_async) load_batch(load, mine, ask, out, fail);
       leases.clear();  // after publishing: a waiting process then finds the values
       if (!deferred.empty()) {
-        const TimePoint deadline = clock_->now() + opt_.load_guard->wait();
+        const TimePoint deadline = saturating_add(clock_->now(), opt_.load_guard->wait());
         std::vector<Led> late;
         std::vector<K> late_keys;
         for (std::size_t i = 0; i < deferred.size(); ++i) {
@@ -1302,7 +1302,7 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
   // *lease set when this process won the guard (unset: the guard is down, or
   // we waited wait() and load anyway).
   std::optional<V> guard_wait(const K& key, std::unique_ptr<LoadLease>* lease) {
-    return guard_wait(key, lease, clock_->now() + opt_.load_guard->wait());
+    return guard_wait(key, lease, saturating_add(clock_->now(), opt_.load_guard->wait()));
   }
   std::optional<V> guard_wait(const K& key, std::unique_ptr<LoadLease>* lease, TimePoint deadline) {
     LoadGuard<K>& guard = *opt_.load_guard;

@@ -1,11 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // The Redis parts that need no server: the entry encoding
-// (internal/redis_entry.h), the hiredis-error-to-Status mapping
+// (internal/redis_entry.h, including headers with impossible instants), the hiredis-error-to-Status mapping
 // (internal/redis_status.h) and SCAN glob escaping.
 #include <hiredis/hiredis.h>
 
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <iostream>
+#include <limits>
+#include <random>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -52,6 +58,96 @@ TEST(RedisEntryTest, RejectsWhatIsNotOursWithDataLoss) {
     EXPECT_EQ(h.status().code(), absl::StatusCode::kDataLoss) << h.status();
   }
   EXPECT_TRUE(decode_redis_entry(good).ok());  // empty payload is fine
+}
+
+// Instants a TimePoint cannot hold, and fresh_until > stale_until, are
+// refused before anything converts them (issue 10): the store then counts and
+// logs a miss. Everything in range decodes exactly.
+TEST(RedisEntryTest, RejectsInstantsATimePointCannotHold) {
+  constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  const std::int64_t now = 1'700'000'000'000;
+  struct Case {
+    std::int64_t fresh, stale;
+    const char* field;  // the field the message must name; nullptr: decodes
+  };
+  const Case cases[] = {
+      {kMin, now, "fresh_until"},
+      {kMax, now, "fresh_until"},
+      {kMinUnixMillis - 1, now, "fresh_until"},
+      {kMaxUnixMillis + 1, kMaxUnixMillis + 1, "fresh_until"},
+      {now, kMin, "stale_until"},
+      {now, kMax, "stale_until"},
+      {now, kMaxUnixMillis + 1, "stale_until"},
+      {kMinUnixMillis - 1, kMinUnixMillis - 1, "fresh_until"},
+      {now + 1, now, "after stale_until"},
+      {0, -1, "after stale_until"},
+      {-1, 0, nullptr},
+      {0, 0, nullptr},
+      {kMinUnixMillis, kMinUnixMillis, nullptr},
+      {kMaxUnixMillis, kMaxUnixMillis, nullptr},
+      {kMinUnixMillis, kMaxUnixMillis, nullptr},
+      // The issue's two bit flips of a header written at `now`.
+      {static_cast<std::int64_t>(static_cast<std::uint64_t>(now) | (1ull << 63)), now + 60'000,
+       "fresh_until"},
+      {now, (now + 60'000) ^ (std::int64_t{1} << 43), "stale_until"},
+  };
+  for (const Case& c : cases) {
+    std::string v;
+    append_redis_entry_header(c.fresh, c.stale, v);
+    v += "p";
+    auto h = decode_redis_entry(v);
+    SCOPED_TRACE(::testing::Message() << "fresh " << c.fresh << " stale " << c.stale);
+    if (c.field == nullptr) {
+      ASSERT_TRUE(h.ok()) << h.status();
+      EXPECT_EQ(h->fresh_until, TimePoint(std::chrono::milliseconds(c.fresh)));
+      EXPECT_EQ(h->stale_until, TimePoint(std::chrono::milliseconds(c.stale)));
+      EXPECT_EQ(h->payload, "p");
+      continue;
+    }
+    ASSERT_FALSE(h.ok());
+    EXPECT_EQ(h.status().code(), absl::StatusCode::kDataLoss) << h.status();
+    EXPECT_NE(h.status().message().find(c.field), std::string_view::npos) << h.status();
+  }
+}
+
+// Property: any 16 header bytes either decode to instants in range and in
+// order, equal to the bytes' values, or are refused with kDataLoss. Seeded;
+// the seed is printed, LARDER_TEST_SEED repeats it.
+TEST(RedisEntryTest, RandomHeaderBytesDecodeInRangeOrAreRefused) {
+  std::uint64_t seed = std::random_device{}();
+  if (const char* s = std::getenv("LARDER_TEST_SEED"); s != nullptr && *s != '\0') {
+    seed = std::strtoull(s, nullptr, 10);
+  }
+  std::cout << "RandomHeaderBytesDecodeInRangeOrAreRefused: seed " << seed << "\n";
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  std::mt19937_64 rng(seed);
+  for (int i = 0; i < 200'000; ++i) {
+    std::string v;
+    v.push_back(static_cast<char>(kRedisEntryMagic));
+    v.push_back(static_cast<char>(kRedisEntryVersion));
+    // Half the time random bytes; otherwise a plausible header, one bit flipped.
+    std::uint64_t f = rng(), s = rng();
+    if (i % 2 == 1) {
+      f = 1'700'000'000'000ull + rng() % 100'000;
+      s = f + rng() % 100'000;
+      (rng() % 2 ? f : s) ^= 1ull << (rng() % 64);
+    }
+    append_le(f, v);
+    append_le(s, v);
+    auto h = decode_redis_entry(v);
+    const auto fi = static_cast<std::int64_t>(f), si = static_cast<std::int64_t>(s);
+    const bool valid = fi >= kMinUnixMillis && fi <= kMaxUnixMillis && si >= kMinUnixMillis &&
+                       si <= kMaxUnixMillis && fi <= si;
+    ASSERT_EQ(h.ok(), valid) << "fresh " << fi << " stale " << si << ": " << h.status();
+    if (!h.ok()) {
+      ASSERT_EQ(h.status().code(), absl::StatusCode::kDataLoss);
+      continue;
+    }
+    ASSERT_LE(h->fresh_until, h->stale_until);
+    ASSERT_EQ(to_unix_millis(h->fresh_until), fi);
+    ASSERT_EQ(to_unix_millis(h->stale_until), si);
+  }
 }
 
 TEST(RedisGlobTest, EscapesSpecials) {

@@ -23,17 +23,29 @@
 //
 // Decoding never throws: bytes of another version, truncated bytes or bytes
 // written by someone else give kDataLoss, which RedisStore counts and logs as
-// a miss. No hiredis here: this header is tested without a server.
+// a miss. So does a header whose instants are not ones this process could
+// have written: an instant outside what a TimePoint represents (about years
+// 1678 to 2262, [kMinUnixMillis, kMaxUnixMillis] in larder/clock.h; one
+// flipped high bit gets there), or fresh_until after stale_until. Everything
+// to_unix_millis produces is in range, and RedisStore writes fresh_until <=
+// stale_until, so only corruption or a foreign writer is refused. Converting
+// an out-of-range instant would overflow (undefined behaviour, in practice a
+// wrap to another century, so an entry long past stale_until would be
+// served); checking here, before any conversion, keeps the store contract
+// ("an entry past stale_until is never returned") for any bytes.
+// No hiredis here: this header is tested without a server.
 #ifndef LARDER_INTERNAL_REDIS_ENTRY_H_
 #define LARDER_INTERNAL_REDIS_ENTRY_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "larder/clock.h"
 #include "larder/codec.h"
 
 namespace larder::internal {
@@ -47,6 +59,10 @@ struct RedisEntryHeader {
   std::int64_t fresh_until_ms = 0;
   std::int64_t stale_until_ms = 0;
   std::string_view payload;  // into the bytes given to decode_redis_entry
+  // The same instants as TimePoints (decode_redis_entry checked that they
+  // are representable and that fresh_until <= stale_until).
+  TimePoint fresh_until{};
+  TimePoint stale_until{};
 };
 
 // append_redis_entry_header: appends the 18-byte header to out.
@@ -77,9 +93,20 @@ inline absl::StatusOr<RedisEntryHeader> decode_redis_entry(std::string_view byte
   RedisEntryHeader h;
   h.fresh_until_ms = read_le<std::int64_t>(bytes.data() + 2);
   h.stale_until_ms = read_le<std::int64_t>(bytes.data() + 10);
-  if (h.fresh_until_ms > h.stale_until_ms) {
-    return absl::DataLossError("redis entry: fresh_until after stale_until");
+  const std::optional<TimePoint> fresh = from_unix_millis_checked(h.fresh_until_ms);
+  const std::optional<TimePoint> stale = from_unix_millis_checked(h.stale_until_ms);
+  if (!fresh || !stale) {
+    return absl::DataLossError(absl::StrCat(
+        "redis entry: ", !fresh ? "fresh_until " : "stale_until ",
+        !fresh ? h.fresh_until_ms : h.stale_until_ms, " ms is outside the instants a TimePoint holds [",
+        kMinUnixMillis, ", ", kMaxUnixMillis, "]"));
   }
+  if (h.fresh_until_ms > h.stale_until_ms) {
+    return absl::DataLossError(absl::StrCat("redis entry: fresh_until ", h.fresh_until_ms,
+                                            " ms is after stale_until ", h.stale_until_ms, " ms"));
+  }
+  h.fresh_until = *fresh;
+  h.stale_until = *stale;
   h.payload = bytes.substr(kRedisEntryHeaderSize);
   return h;
 }

@@ -13,7 +13,8 @@
 //     within the timeouts (see RedisClient), a circuit breaker turns a long
 //     outage into immediate errors, and recovery needs nothing from the user;
 //   * a value that does not decode (another format version, truncated, a key
-//     somebody else wrote, even a key of another Redis type) is a miss,
+//     somebody else wrote, even a key of another Redis type, a header whose
+//     instants are out of range or out of order) is a miss,
 //     counted in counters().errors and logged, never an exception;
 //   * batches are one round trip: get_many is MGET (chunked by batch_chunk,
 //     the chunks pipelined), put_many one pipeline of SET PX, erase_many
@@ -351,8 +352,10 @@ class RedisStore : public Store<K, V> {
       corrupt(rk, v.status());
       return std::nullopt;
     }
-    return std::optional<Entry<V>>(Entry<V>{*std::move(v), from_unix_millis(h->fresh_until_ms),
-                                            from_unix_millis(h->stale_until_ms)});
+    // decode_redis_entry refused instants a TimePoint cannot hold and
+    // fresh_until > stale_until (a counted, logged miss above), so these are
+    // exact, and the entry is not past stale_until.
+    return std::optional<Entry<V>>(Entry<V>{*std::move(v), h->fresh_until, h->stale_until});
   }
 
   void corrupt(std::string_view rk, const absl::Status& why) {
