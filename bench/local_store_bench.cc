@@ -17,6 +17,11 @@
 //   LocalStoreLru  EvictionPolicy::kLru
 //   LocalStorePeek  peek() instead of get(): the lookup alone, no access recorded
 //                 and no counters (reads only; shows what recording costs)
+//   LocalStoreTtl  as LocalStore, every entry with a 1 h ttl (the timer wheel is
+//                 in use: hits read the clock and check the shard's expiry deadline)
+//   LocalStoreMiss, LocalStoreTtlMiss  reads only, every get misses (the key is
+//                 salted) in a store filled as LocalStore / LocalStoreTtl: the
+//                 miss path, which checks the shard's expiry deadline too
 // LARDER_BENCH_SHARDS=N sets LocalStoreOptions::shards (default: chosen by the store).
 // BM_BytesPerEntry: heap bytes per entry (mallinfo2 delta) at 1M u64->u64 entries,
 // minus the 16 bytes of key and value; /1 after also replaying 4M Zipf
@@ -25,7 +30,9 @@
 // Run: build/release/bench/local_store_bench --benchmark_filter=... --benchmark_min_time=0.5
 #include <malloc.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstdint>
@@ -123,8 +130,11 @@ class ShardedLru {
 };
 
 struct LocalAdapter {
-  explicit LocalAdapter(std::size_t cap, larder::EvictionPolicy p)
-      : store({.max_entries = cap, .shards = env_shards(), .policy = p}) {}
+  // ttl > 0: every entry expires ttl after the adapter was made.
+  explicit LocalAdapter(std::size_t cap, larder::EvictionPolicy p,
+                        std::chrono::nanoseconds ttl = std::chrono::nanoseconds(0))
+      : store({.max_entries = cap, .shards = env_shards(), .policy = p}),
+        until(ttl.count() > 0 ? larder::system_clock()->now() + ttl : larder::TimePoint::max()) {}
   // LARDER_BENCH_SHARDS=N overrides the default shard count (experiments).
   static std::size_t env_shards() {
     const char* v = std::getenv("LARDER_BENCH_SHARDS");
@@ -137,9 +147,10 @@ struct LocalAdapter {
     return true;
   }
   void put(std::uint64_t k, std::uint64_t v) {
-    (void)store.put(k, {v, larder::TimePoint::max(), larder::TimePoint::max()});
+    (void)store.put(k, {v, until, until});
   }
   larder::LocalStore<std::uint64_t, std::uint64_t> store;
+  larder::TimePoint until;
 };
 struct LocalStoreImpl : LocalAdapter {
   explicit LocalStoreImpl(std::size_t cap)
@@ -157,6 +168,25 @@ struct LocalStorePeekImpl : LocalAdapter {
 struct LocalStoreLruImpl : LocalAdapter {
   explicit LocalStoreLruImpl(std::size_t cap) : LocalAdapter(cap, larder::EvictionPolicy::kLru) {}
 };
+struct LocalStoreTtlImpl : LocalAdapter {
+  explicit LocalStoreTtlImpl(std::size_t cap)
+      : LocalAdapter(cap, larder::EvictionPolicy::kAdaptiveTinyLfu, std::chrono::hours(1)) {}
+};
+// MissOn: filled with the bound's worth of keys at construction; every get()
+// then looks up a key the store never holds, and put() does nothing (the
+// benchmark's insert on miss would otherwise dominate).
+template <class Base>
+struct MissOn : Base {
+  explicit MissOn(std::size_t cap) : Base(cap) {
+    for (std::uint64_t r = 1; r <= std::min<std::uint64_t>(cap, kKeys); ++r) {
+      Base::put(larder::internal::mix_hash(r), r);
+    }
+  }
+  bool get(std::uint64_t k, std::uint64_t& v) { return Base::get(k ^ 0x5bd1e995u, v); }
+  void put(std::uint64_t, std::uint64_t) {}
+};
+using LocalStoreMissImpl = MissOn<LocalStoreImpl>;
+using LocalStoreTtlMissImpl = MissOn<LocalStoreTtlImpl>;
 
 struct RawFind {
   explicit RawFind(std::size_t) {
@@ -301,6 +331,9 @@ const bool registered = [] {
   register_impl<LocalStoreImpl>("LocalStore", false);
   register_impl<LocalStoreLruImpl>("LocalStoreLru", false);
   register_impl<LocalStorePeekImpl>("LocalStorePeek", true);
+  register_impl<LocalStoreTtlImpl>("LocalStoreTtl", false);
+  register_impl<LocalStoreMissImpl>("LocalStoreMiss", true);
+  register_impl<LocalStoreTtlMissImpl>("LocalStoreTtlMiss", true);
   benchmark::RegisterBenchmark("BM_BytesPerEntry/LocalStore", BM_BytesPerEntry<LocalStoreImpl>)
       ->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("BM_BytesPerEntry/LocalStoreLru", BM_BytesPerEntry<LocalStoreLruImpl>)
