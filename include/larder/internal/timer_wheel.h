@@ -32,6 +32,21 @@
 //   rely on the wheel: the store checks stale_until itself, so an expired entry
 //   is never returned even before the wheel gets to it.
 //
+//   Next due time. The wheel keeps a lower bound on the next time advance()
+//   has work (next_due_ns()): for each level, the tick of its first
+//   non-empty bucket from the current one on; a level-0 bucket has work
+//   once its tick has passed (its entries expire), a coarser bucket when
+//   its tick begins (its entries cascade). schedule() lowers the bound in
+//   O(1) (the new entry's bucket); unschedule() leaves it (a stale, early
+//   bound costs one advance that finds nothing); an advance that reaches it
+//   does its work and recomputes it by scanning for the first non-empty
+//   bucket of each level (O(buckets) at worst, at most once per due time).
+//   Before the bound, advance() only moves the wheel's time: no bucket it
+//   skips holds anything. The owner publishes the bound so that callers
+//   can tell, with one comparison, whether there is expiry work to do
+//   (LocalStore's readers) and when to come back (its maintenance
+//   scheduler).
+//
 //   Times are nanoseconds relative to the wheel's origin and never go back:
 //   a deadline before the wheel's current time is filed in the current bucket
 //   (reclaimed at the next tick), and advance() to an earlier time is a no-op.
@@ -54,6 +69,7 @@
 //   TimerWheel<Items> wheel(/*origin_ns=*/0, Items{&items});
 //   wheel.schedule(3);
 //   wheel.advance(now_ns, [](std::uint32_t id) { /* id expired and is unlinked */ });
+//   std::int64_t again = wheel.next_due_ns();  // nothing to do before this
 #ifndef LARDER_INTERNAL_TIMER_WHEEL_H_
 #define LARDER_INTERNAL_TIMER_WHEEL_H_
 
@@ -61,6 +77,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 
 namespace larder::internal {
 
@@ -100,7 +117,8 @@ class TimerWheel {
 
   // schedule: files an unscheduled entry by its deadline. O(1).
   void schedule(std::uint32_t id) {
-    const std::uint32_t s = bucket_for(rel(nodes_.deadline(id)));
+    const Slot slot = slot_for(rel(nodes_.deadline(id)));
+    const std::uint32_t s = sentinel_id(slot.level, slot.tick & (kBuckets[slot.level] - 1));
     TimerHook& h = at(id);
     TimerHook& sh = at(s);
     h.tnext = s;
@@ -108,6 +126,7 @@ class TimerWheel {
     at(sh.tprev).tnext = id;
     sh.tprev = id;
     ++size_;
+    due_ = std::min(due_, due_for(slot.level, slot.tick));
   }
 
   // unschedule: removes the entry if it is filed. O(1).
@@ -117,7 +136,7 @@ class TimerWheel {
     at(h.tprev).tnext = h.tnext;
     at(h.tnext).tprev = h.tprev;
     h.tprev = h.tnext = TimerHook::kNil;
-    --size_;
+    if (--size_ == 0) due_ = kNever;
   }
 
   // reschedule: re-files the entry after its deadline changed. O(1).
@@ -129,28 +148,40 @@ class TimerWheel {
   // advance: moves the wheel to now_ns and calls expired(id) for every entry
   // whose deadline is <= now_ns among the buckets that passed; the entry is
   // unlinked before the call, and expired may free it. Amortised O(1) per
-  // entry; O(1) when no level-0 tick passed.
+  // entry; O(1) before next_due_ns().
   template <class F>
   void advance(std::int64_t now_ns, F&& expired) {
     const std::uint64_t now = rel(now_ns);
     if (now <= now_) return;
     const std::uint64_t prev = now_;
     now_ = now;
+    if (now < due_) return;  // no bucket with work passed (see next_due_ns)
     for (int l = 0; l < kLevels; ++l) {
       const std::uint64_t pt = prev >> kShift[l];
       const std::uint64_t ct = now >> kShift[l];
       if (ct == pt) break;
       expire(l, pt, ct, expired);
     }
+    due_ = scan_due();
+  }
+
+  // next_due_ns: a lower bound on the time at which advance() next has work:
+  // before it, advance() expires nothing and moves no entry. An entry whose
+  // deadline is d is expired by the first advance at or after the end of d's
+  // level-0 tick, so next_due_ns() <= that end for every scheduled entry.
+  // INT64_MAX when nothing is scheduled. O(1).
+  std::int64_t next_due_ns() const {
+    if (due_ == kNever) return std::numeric_limits<std::int64_t>::max();
+    std::int64_t out;
+    const auto d = static_cast<std::int64_t>(
+        std::min<std::uint64_t>(due_, std::numeric_limits<std::int64_t>::max()));
+    if (__builtin_add_overflow(origin_, d, &out)) return std::numeric_limits<std::int64_t>::max();
+    return out;
   }
 
   std::size_t size() const { return size_; }
   // now_ns: the wheel's current time (absolute nanoseconds).
   std::int64_t now_ns() const { return origin_ + static_cast<std::int64_t>(now_); }
-  // next_tick_ns: the earliest time at which advance() can expire anything.
-  std::int64_t next_tick_ns() const {
-    return origin_ + static_cast<std::int64_t>(((now_ >> kShift[0]) + 1) << kShift[0]);
-  }
 
  private:
   static constexpr std::uint32_t sentinel_id(int l, std::uint64_t b) {
@@ -164,16 +195,54 @@ class TimerWheel {
     return t <= origin_ ? 0 : static_cast<std::uint64_t>(t - origin_);
   }
 
-  std::uint32_t bucket_for(std::uint64_t t) const {
+  // Slot: where an entry with relative deadline t is filed: the finest level
+  // whose wheel span covers its distance from now_, and its tick at that
+  // level (the bucket is tick mod the level's buckets; level 4 has one).
+  struct Slot {
+    int level;
+    std::uint64_t tick;
+  };
+  Slot slot_for(std::uint64_t t) const {
     t = std::max(t, now_);
     const std::uint64_t distance = t - now_;
     for (int l = 0; l < kLevels - 1; ++l) {
-      if (distance < (std::uint64_t{1} << kShift[l + 1])) {
-        const std::uint64_t ticks = t >> kShift[l];
-        return sentinel_id(l, ticks & (kBuckets[l] - 1));
+      if (distance < (std::uint64_t{1} << kShift[l + 1])) return {l, t >> kShift[l]};
+    }
+    return {kLevels - 1, t >> kShift[kLevels - 1]};
+  }
+
+  // due_for: the earliest time (relative) at which advance() does work for
+  // an entry filed at (level, tick): level 0 expires it once its tick has
+  // passed (the visit at the tick's start, if any, would only re-file it);
+  // a coarser level re-files it (cascades) when its tick begins, or at the
+  // level's next tick when that tick is the current one.
+  std::uint64_t due_for(int l, std::uint64_t tick) const {
+    const std::uint64_t ct = now_ >> kShift[l];
+    const std::uint64_t first = l == 0 ? std::max(tick, ct) + 1 : std::max(tick, ct + 1);
+    return first > (kNever >> kShift[l]) ? kNever : first << kShift[l];
+  }
+
+  // scan_due: due_ recomputed from the buckets: at each level, the first
+  // non-empty bucket from the current tick on (its entries' ticks are that
+  // tick or later, by a multiple of the level's buckets). A level whose
+  // earliest possible due is not below the best so far, and every coarser
+  // one, is skipped. O(buckets) at worst.
+  std::uint64_t scan_due() {
+    if (size_ == 0) return kNever;
+    std::uint64_t best = kNever;
+    for (int l = 0; l < kLevels; ++l) {
+      if (due_for(l, 0) >= best) break;
+      const std::uint64_t ct = now_ >> kShift[l];
+      const std::uint64_t mask = kBuckets[l] - 1;
+      for (std::uint64_t i = 0; i < kBuckets[l]; ++i) {
+        const std::uint32_t sid = sentinel_id(l, (ct + i) & mask);
+        if (at(sid).tnext != sid) {
+          best = std::min(best, due_for(l, ct + i));
+          break;
+        }
       }
     }
-    return sentinel_id(kLevels - 1, 0);
+    return best;
   }
 
   template <class F>
@@ -203,9 +272,14 @@ class TimerWheel {
     }
   }
 
+  static constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max();
+
   std::int64_t origin_;
   std::uint64_t now_ = 0;  // relative to origin_
   std::size_t size_ = 0;
+  // A lower bound on the next time (relative) advance() has work: lowered by
+  // schedule(), recomputed by an advance that reached it; kNever when empty.
+  std::uint64_t due_ = kNever;
   Nodes nodes_;
   std::array<TimerHook, kLevels * 64> sentinels_{};
 };
