@@ -93,11 +93,36 @@
 //   Expiry: an entry is live while now < stale_until (by the store's clock).
 //   A lookup never returns an expired entry: a reader that finds one takes
 //   the lock and removes it (kExpired). The shard's hierarchical timer wheel
-//   (internal/timer_wheel.h) files every entry with a finite stale_until;
-//   each write, each read-buffer drain and cleanup() advance it, reclaiming
-//   expired entries in amortised O(1) (granularity ~1 s). A store that sees
-//   no operations reclaims nothing: call cleanup() periodically if that
-//   matters.
+//   (internal/timer_wheel.h) files every entry with a finite stale_until and
+//   reclaims expired entries in amortised O(1), about one wheel tick (~1 s)
+//   after stale_until, whenever it is advanced. Every operation takes its
+//   share of that work: each write, each read-buffer drain and cleanup()
+//   advance the wheel, and so does a lookup, hit or miss, once the wheel
+//   has work. The shard publishes the wheel's next due time (a lower bound
+//   on when advancing has anything to do; kNever while no entry can expire)
+//   in a word of its own, written at most once per tick. A lookup loads it:
+//   with nothing to expire (no ttl in use) that load is the whole cost; a
+//   hit on an entry that can expire compares it with the time the hit
+//   already read; a miss in a shard that holds such entries reads the
+//   clock to compare. When the time is due the lookup advances the wheel
+//   under try_lock (a held lock means its holder does the work: every
+//   critical section ends by advancing the wheel), so a reader never waits.
+//   Hits on entries without a deadline leave the work to their read
+//   buffer's drains. So read-only traffic, misses included, keeps memory
+//   free of expired entries.
+//
+//   A store that sees no calls at all can have the work scheduled instead
+//   (LocalStoreOptions::maintenance, off by default): the store asks a
+//   Scheduler (scheduler.h) to run it at the earliest due time of its
+//   shards; a run maintains the shards that are due, as cleanup() does, and
+//   asks again for the next due time. A put that lowers a shard's due time
+//   below the instant asked for asks for the earlier one; asking costs two
+//   atomic operations on the store, outside the shard's lock, and happens
+//   only when the due time moves earlier. Runs reach the store through a
+//   tether (internal::SchedulerTether) that the destructor closes, waiting
+//   for a run in progress; runs still pending then find the store gone.
+//   Without a scheduler, call cleanup() periodically if an idle store must
+//   give its expired entries back.
 //
 //   The removal listener runs after the shard's lock is released, on the
 //   thread whose operation caused the removal: removals are collected during
@@ -160,6 +185,7 @@
 #include "larder/internal/striped_counter.h"
 #include "larder/internal/thread_counter.h"
 #include "larder/internal/timer_wheel.h"
+#include "larder/scheduler.h"
 #include "larder/store.h"
 
 namespace larder {
@@ -192,6 +218,14 @@ struct LocalStoreOptions {
   std::shared_ptr<Clock> clock = nullptr;  // null: system_clock()
   // --- appended after the first API ---
   EvictionPolicy policy = EvictionPolicy::kAdaptiveTinyLfu;
+  // Scheduled maintenance: when set, the store asks this scheduler to run it
+  // when its timer wheel's next deadline is due, so expired entries are
+  // reclaimed (~1 s after stale_until) even when nothing calls the store;
+  // the removal listener then runs on the scheduler's thread. The scheduler
+  // must read the same clock as the store (TimerScheduler takes it in its
+  // options). null (default): expiry work is done only by the store's
+  // operations and cleanup(). See "Expiry" in the essay above.
+  std::shared_ptr<Scheduler> maintenance = nullptr;
 };
 
 namespace internal {
@@ -261,6 +295,7 @@ class LocalStore : public Store<K, V> {
         weigher_(std::move(weigher)),
         listener_(std::move(listener)) {
     validate();
+    if (options_.maintenance) tether_ = std::make_shared<internal::SchedulerTether>();
     const std::uint64_t bound = weighted() ? options_.max_weight : options_.max_entries;
     std::size_t n = options_.shards;
     if (n == 0) n = default_shards(bound);
@@ -277,7 +312,10 @@ class LocalStore : public Store<K, V> {
     }
   }
 
+  // Waits for a scheduled maintenance run in progress (options.maintenance);
+  // a run scheduled for later finds the store gone and does nothing.
   ~LocalStore() override {
+    if (tether_) tether_->close();
     for (auto& sp : shards_) {
       Shard& s = *sp;
       s.table.for_each([&](std::uint32_t id) { destroy_payload(s.slab.payload(id)); });
@@ -326,6 +364,7 @@ class LocalStore : public Store<K, V> {
     std::int64_t now = finite ? internal::to_nanos(clock_->now()) : kNoTime;
     const std::uint64_t w = weigh(key, entry.value);
     Removals removed;
+    std::int64_t due = kNever;
     {
       ShardLock l(s);
       drain_for_write_locked(s);
@@ -377,8 +416,9 @@ class LocalStore : public Store<K, V> {
         destroy_locked(s, id_of(s, v), RemovalCause::kEvicted, removed);
       });
       if (now == kNoTime && s.wheel.size() != 0) now = internal::to_nanos(clock_->now());
-      maintain_locked(s, now, removed);
+      due = maintain_locked(s, now, removed);
     }
+    if (tether_) arm(due);
     notify(removed);
     return absl::OkStatus();
   }
@@ -490,6 +530,8 @@ class LocalStore : public Store<K, V> {
   // kNoTime: the clock was not read (maintain_locked then leaves the timer
   // wheel alone: it is empty).
   static constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
+  // kNever: no due time (no entry can expire).
+  static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
   // A write drains only its own thread's read-buffer stripe, and all of
   // them every kFullDrainEvery writes on the shard.
   static constexpr std::uint32_t kFullDrainEvery = 16;
@@ -548,6 +590,10 @@ class LocalStore : public Store<K, V> {
     // maintain_locked tries to reclaim when this many nodes are retired.
     std::size_t reclaim_at ABSL_GUARDED_BY(mu) = kReclaimBatch;
     std::atomic<std::uint64_t> size{0}, weight{0}, evictions{0}, expirations{0};
+    // The wheel's next due time (TimerWheel::next_due_ns), published by
+    // maintain_locked; kNever while no entry can expire. Read by lookups
+    // (on its own line: written at most once per wheel tick).
+    alignas(internal::kCacheLine) std::atomic<std::int64_t> due{kNever};
     // Seqlocks of in-place updates (kInPlace), striped by node id: even when
     // no update is under way. Written under the lock, read by readers.
     alignas(internal::kCacheLine) std::array<std::atomic<std::uint32_t>, kSeqStripes> seq{};
@@ -725,13 +771,14 @@ class LocalStore : public Store<K, V> {
     std::optional<Entry<V>> out;
     bool expired = false;
     bool drain = false;
+    std::int64_t now = kNoTime;  // read only for entries that can expire
     {
       internal::Epoch::Guard g;
       const std::uint32_t id = find(s, internal::fold_hash(h), key);
       if (id != kNoId) {
         out.emplace(read_entry(s, id));
-        if (out->stale_until != TimePoint::max() &&
-            internal::to_nanos(out->stale_until) <= internal::to_nanos(clock_->now())) {
+        if (out->stale_until != TimePoint::max()) now = internal::to_nanos(clock_->now());
+        if (now != kNoTime && internal::to_nanos(out->stale_until) <= now) {
           expired = true;
           out.reset();
         } else {
@@ -746,9 +793,27 @@ class LocalStore : public Store<K, V> {
       expire_on_read(s, key, h);
     } else if (drain) {
       try_maintain(s);
+    } else if (const std::int64_t due = s.due.load(std::memory_order_relaxed); due != kNever)
+        [[unlikely]] {
+      // The shard holds entries that can expire: a hit that read the clock,
+      // and every miss, checks whether the wheel has work (a hit that did
+      // not read the clock leaves it to its read buffer's drains).
+      if (!out) now = internal::to_nanos(clock_->now());
+      if (now != kNoTime && now >= due) try_expire(s, now);
     }
     (out ? hits_ : misses_).add();
     return out;
+  }
+
+  // try_expire: the shard's wheel has work (its due time passed): advance it
+  // unless the shard's lock is taken (then its holder does the work: every
+  // critical section ends in maintain_locked). A reader never waits.
+  void try_expire(Shard& s, std::int64_t now) {
+    if (!s.mu.try_lock()) return;
+    Removals removed;
+    maintain_locked(s, now, removed);
+    s.mu.unlock();
+    notify(removed);
   }
 
   // expire_on_read: a reader found key's entry expired; remove it (if it is
@@ -858,9 +923,9 @@ class LocalStore : public Store<K, V> {
 
   // maintain_locked: advances the wheel (expiring entries; not when now is
   // kNoTime), reclaims retired nodes and blocks no reader can hold,
-  // publishes size and weight.
-  void maintain_locked(Shard& s, std::int64_t now, Removals& removed, bool force_reclaim = false)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+  // publishes size, weight and the wheel's next due time; returns the latter.
+  std::int64_t maintain_locked(Shard& s, std::int64_t now, Removals& removed,
+                               bool force_reclaim = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
     if (now != kNoTime) {
       s.wheel.advance(now, [&](std::uint32_t id) {
         s.expirations.fetch_add(1, std::memory_order_relaxed);
@@ -876,6 +941,59 @@ class LocalStore : public Store<K, V> {
     }
     s.size.store(s.table.size(), std::memory_order_relaxed);
     s.weight.store(s.policy.weighted_size(), std::memory_order_relaxed);
+    const std::int64_t due = s.wheel.next_due_ns();
+    // Written only when it changes: readers load it on every miss.
+    if (s.due.load(std::memory_order_relaxed) != due) s.due.store(due, std::memory_order_relaxed);
+    return due;
+  }
+
+  // arm: makes sure scheduled maintenance runs by `due` (a shard's new due
+  // time): schedules a run unless one is pending for an earlier instant.
+  // Lock-free; called outside the shard's lock (the scheduler is user code).
+  // No lost wake-up: a run first resets armed_at_, then reads every shard's
+  // due time under its lock, so a put that found armed_at_ early enough
+  // either published its due time before the run read it, or finds the
+  // reset and schedules a run itself.
+  void arm(std::int64_t due) {
+    if (due == kNever) return;
+    std::int64_t cur = armed_at_.load(std::memory_order_seq_cst);
+    while (due < cur) {
+      if (armed_at_.compare_exchange_weak(cur, due, std::memory_order_seq_cst)) {
+        const bool queued = options_.maintenance->schedule(
+            TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(due))),
+            [t = tether_, this] { t->run([this] { run_maintenance(); }); });
+        // Refused (the scheduler is stopping): let a later put try again.
+        if (!queued) armed_at_.compare_exchange_strong(due, kNever, std::memory_order_seq_cst);
+        return;
+      }
+    }
+  }
+
+  // run_maintenance: a scheduled run (on the scheduler's thread): each shard
+  // whose due time passed is maintained as by cleanup(), and its expired
+  // entries' keys and values are destroyed now if no reader holds them (the
+  // store may see no other call for a long time); then the next run is
+  // armed for the earliest due time. O(shards + reclaimed).
+  void run_maintenance() {
+    armed_at_.store(kNever, std::memory_order_seq_cst);
+    const std::int64_t now = internal::to_nanos(clock_->now());
+    std::int64_t next = kNever;
+    for (auto& sp : shards_) {
+      Shard& s = *sp;
+      Removals removed;
+      {
+        ShardLock l(s);
+        std::int64_t due = s.wheel.next_due_ns();
+        if (due <= now) {
+          due = maintain_locked(s, now, removed, /*force_reclaim=*/true);
+          // A node retired now is freed two epoch advances later.
+          for (int i = 0; i < 2 && !s.retired.empty(); ++i) reclaim_locked(s);
+        }
+        next = std::min(next, due);
+      }
+      notify(removed);
+    }
+    arm(next);
   }
 
   void reclaim_locked(Shard& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
@@ -909,6 +1027,11 @@ class LocalStore : public Store<K, V> {
   struct alignas(internal::kCacheLine) DrainFlag {
     std::atomic<bool> flag{false};
   } draining_;
+  // Scheduled maintenance (options_.maintenance), else null / unused: the
+  // tether scheduled runs go through, and the earliest instant a run is
+  // scheduled for (kNever: none).
+  std::shared_ptr<internal::SchedulerTether> tether_;
+  std::atomic<std::int64_t> armed_at_{kNever};
 };
 
 }  // namespace larder
