@@ -19,6 +19,8 @@
 
 #include "gtest/gtest.h"
 #include "larder/internal/mutex.h"
+#include "larder/scheduler.h"
+#include "tests/testing/manual_scheduler.h"
 #include "tests/testing/store_contract.h"
 
 namespace larder {
@@ -242,6 +244,158 @@ TEST(LocalStoreTest, PutsWithoutDeadlinesStillDriveTheWheel) {
   EXPECT_EQ(s.counters().expirations, 1u);
 }
 
+// Issue 10 (B): read-only traffic, all of it misses, reclaims expired
+// entries; no cleanup(), no put.
+TEST(LocalStoreTest, MissesAloneReclaimExpiredEntries) {
+  for (const bool batch : {false, true}) {
+    Fixture f;
+    LocalStore<int, int> s({.max_entries = 100'000, .clock = f.clock});
+    for (int k = 0; k < 10'000; ++k) ASSERT_TRUE(s.put(k, f.entry(k, seconds(1))).ok());
+    ASSERT_EQ(s.size(), 10'000u);
+    f.clock->advance(seconds(10));
+    std::vector<int> absent;
+    for (int k = 0; k < 4'000; ++k) absent.push_back(1'000'000 + k);
+    if (batch) {
+      auto got = s.get_many(absent);
+      ASSERT_TRUE(got.ok());
+      for (const auto& e : *got) ASSERT_FALSE(e.has_value());
+    } else {
+      for (int k : absent) ASSERT_FALSE(s.get(k)->has_value());
+    }
+    EXPECT_LT(s.size(), 1'000u) << "batch=" << batch;
+    EXPECT_GT(s.counters().expirations, 9'000u) << "batch=" << batch;
+    EXPECT_EQ(s.counters().misses, 4'000u);
+  }
+}
+
+// A hit on an entry that can expire (it reads the clock) reclaims the
+// shard's expired entries once the wheel is due, before its read buffer
+// fills; a hit on an entry without a deadline leaves it to the buffer.
+TEST(LocalStoreTest, HitOnExpiringEntryReclaimsOthers) {
+  Fixture f;
+  Recorder rec;
+  LocalStore<int, int> s({.max_entries = 1'000, .shards = 1, .clock = f.clock}, rec.listener());
+  for (int k = 0; k < 100; ++k) ASSERT_TRUE(s.put(k, f.entry(k, seconds(2))).ok());
+  ASSERT_TRUE(s.put(500, f.entry(500, hours(1))).ok());
+  ASSERT_TRUE(s.put(501, {501, TimePoint::max(), TimePoint::max()}).ok());
+  f.clock->advance(seconds(1));
+  ASSERT_TRUE(s.get(500)->has_value());  // not due yet: nothing to do
+  EXPECT_EQ(s.size(), 102u);
+  f.clock->advance(seconds(5));
+  ASSERT_TRUE(s.get(501)->has_value());  // no deadline, no clock read: no work
+  EXPECT_EQ(s.size(), 102u);
+  ASSERT_TRUE(s.get(500)->has_value());
+  EXPECT_EQ(s.size(), 2u);
+  EXPECT_EQ(rec.count(RemovalCause::kExpired), 100u);
+}
+
+// With nothing that can expire, lookups never read the clock for expiry:
+// a store of entries without deadlines, and one emptied of its deadlines,
+// go back to the bare lookup.
+TEST(LocalStoreTest, NoDeadlinesNoExpiryWork) {
+  Fixture f;
+  LocalStore<int, int> s({.max_entries = 100, .shards = 1, .clock = f.clock});
+  ASSERT_TRUE(s.put(1, f.entry(1, seconds(2))).ok());
+  ASSERT_TRUE(s.put(2, {2, TimePoint::max(), TimePoint::max()}).ok());
+  ASSERT_TRUE(s.erase(1).ok());
+  f.clock->advance(hours(1));
+  EXPECT_FALSE(s.get(3)->has_value());
+  EXPECT_TRUE(s.get(2)->has_value());
+  EXPECT_EQ(s.size(), 1u);
+  EXPECT_EQ(s.counters().expirations, 0u);
+}
+
+// Scheduled maintenance on a store that sees no call at all after its puts:
+// each expired entry is reclaimed within two wheel ticks (~1.07 s each) of
+// its stale_until, never before, at every level of the wheel; entries
+// without a deadline stay; once nothing can expire, no run is pending.
+TEST(LocalStoreTest, ScheduledMaintenanceReclaimsAnIdleStore) {
+  Fixture f;
+  auto scheduler = std::make_shared<testing::ManualScheduler>();
+  internal::Mutex mu;
+  std::map<int, TimePoint> reclaimed_at;
+  LocalStore<int, int> s(
+      {.max_entries = 10'000, .shards = 4, .clock = f.clock, .maintenance = scheduler},
+      [&](const int& k, const int&, RemovalCause c) {
+        EXPECT_EQ(c, RemovalCause::kExpired);
+        internal::MutexLock l(&mu);
+        reclaimed_at.emplace(k, f.clock->now());
+      });
+  const TimePoint start = f.clock->now();
+  std::map<int, TimePoint> deadline;
+  for (int k = 0; k < 600; ++k) {
+    // 1-20 s (level 0 of the wheel), then 70-130 s (level 1), then ~2 h (level 2).
+    const auto ttl = k < 200   ? milliseconds(1'000 + 97 * k)
+                     : k < 400 ? milliseconds(70'000 + 307 * (k - 200))
+                               : milliseconds(7'200'000 + 9'001 * (k - 400));
+    ASSERT_TRUE(s.put(k, f.entry(k, ttl)).ok());
+    deadline[k] = start + ttl;
+  }
+  for (int k = 1'000; k < 1'010; ++k) ASSERT_TRUE(s.put(k, {k, TimePoint::max(), TimePoint::max()}).ok());
+  ASSERT_TRUE(scheduler->next().has_value());
+  EXPECT_LE(*scheduler->next(), start + seconds(3));
+  const auto step = milliseconds(100);
+  const auto two_ticks = std::chrono::nanoseconds(std::int64_t{2} << 30);
+  std::size_t runs = 0;
+  while (f.clock->now() < start + hours(3)) {
+    f.clock->advance(step);
+    runs += scheduler->run_due(f.clock->now());
+  }
+  EXPECT_EQ(s.size(), 10u);
+  internal::MutexLock l(&mu);
+  ASSERT_EQ(reclaimed_at.size(), 600u);
+  for (const auto& [k, at] : reclaimed_at) {
+    EXPECT_GE(at, deadline[k]) << k;
+    EXPECT_LE(at, deadline[k] + two_ticks + step) << k;
+  }
+  EXPECT_EQ(s.counters().expirations, 600u);
+  EXPECT_EQ(scheduler->pending(), 0u) << "a run is pending with nothing to expire";
+  // Runs are paced by the deadlines, not by the ticks of 3 hours (~10,000).
+  EXPECT_LT(runs, 700u);
+  EXPECT_EQ(scheduler->scheduled(), runs);
+}
+
+// A put that brings a deadline earlier than the pending run asks for an
+// earlier run; a refusing scheduler (shutting down) loses nothing for later
+// puts; the store's destruction leaves pending runs harmless.
+TEST(LocalStoreTest, ScheduledMaintenanceFollowsEarlierDeadlinesAndOutlivesNothing) {
+  Fixture f;
+  auto scheduler = std::make_shared<testing::ManualScheduler>();
+  {
+    LocalStore<int, int> s(
+        {.max_entries = 100, .shards = 1, .clock = f.clock, .maintenance = scheduler});
+    ASSERT_TRUE(s.put(1, f.entry(1, hours(1))).ok());
+    ASSERT_TRUE(scheduler->next().has_value());
+    const TimePoint late = *scheduler->next();
+    EXPECT_GE(late, f.clock->now() + minutes(30));
+    ASSERT_TRUE(s.put(2, f.entry(2, seconds(3))).ok());
+    ASSERT_TRUE(scheduler->next().has_value());
+    EXPECT_LE(*scheduler->next(), f.clock->now() + seconds(5));
+    EXPECT_EQ(scheduler->pending(), 2u);
+    ASSERT_TRUE(s.put(3, f.entry(3, seconds(3))).ok());  // same due time: no new run
+    EXPECT_EQ(scheduler->pending(), 2u);
+    f.clock->advance(seconds(6));
+    EXPECT_EQ(scheduler->run_due(f.clock->now()), 1u);
+    EXPECT_EQ(s.size(), 1u);
+    EXPECT_EQ(s.counters().expirations, 2u);
+    EXPECT_TRUE(scheduler->pending() >= 1u);
+  }
+  // The store is gone; its pending runs (with the store's pointer) do nothing.
+  f.clock->advance(hours(2));
+  EXPECT_GE(scheduler->run_due(f.clock->now()), 1u);
+  EXPECT_EQ(scheduler->pending(), 0u);
+
+  auto closed = std::make_shared<testing::ManualScheduler>();
+  closed->close();
+  LocalStore<int, int> s({.max_entries = 100, .shards = 1, .clock = f.clock, .maintenance = closed});
+  ASSERT_TRUE(s.put(1, f.entry(1, seconds(2))).ok());  // refused: nothing breaks
+  ASSERT_TRUE(s.put(2, f.entry(2, seconds(2))).ok());
+  EXPECT_EQ(closed->scheduled(), 0u);
+  f.clock->advance(seconds(5));
+  EXPECT_FALSE(s.get(9)->has_value());  // the operations still do the work
+  EXPECT_EQ(s.size(), 0u);
+}
+
 TEST(LocalStoreTest, PutOfExpiredEntryRemovesOld) {
   Fixture f;
   LocalStore<int, int> s({.max_entries = 10, .shards = 1, .clock = f.clock});
@@ -409,6 +563,104 @@ TEST(LocalStoreTest, ConcurrentStress) {
   const StoreCounters c = s.counters();
   EXPECT_EQ(c.hits + c.misses, gets.load());
   EXPECT_GT(c.evictions + c.expirations, 0u);
+}
+
+// Readers missing (and hitting) while a writer stores short-lived entries,
+// the clock moves, and scheduled maintenance runs on its own thread: the
+// readers' try_lock expiry, the writer and the runs race for the shards.
+// Run under TSan.
+TEST(LocalStoreTest, ConcurrentMissesAndScheduledMaintenance) {
+  Fixture f;
+  auto scheduler = std::make_shared<testing::ManualScheduler>();
+  std::atomic<std::uint64_t> expired{0};
+  LocalStore<int, std::string> s(
+      LocalStoreOptions{.max_entries = 4'096, .shards = 4, .clock = f.clock, .maintenance = scheduler},
+      [&](const int&, const std::string&, RemovalCause c) {
+        if (c == RemovalCause::kExpired) expired.fetch_add(1);
+      });
+  constexpr int kReaders = 2;
+  constexpr int kPuts = 20'000;
+  std::barrier start(kReaders + 2);
+  std::atomic<bool> writing{true}, done{false};
+  std::atomic<std::uint64_t> gets{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kReaders; ++t) {
+    ts.emplace_back([&, t] {
+      start.arrive_and_wait();
+      std::uint64_t x = 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(t + 1);
+      // At least 5,000 lookups, and on while the writer works (bounded).
+      for (int i = 0; i < 5'000'000 && (i < 5'000 || writing.load(std::memory_order_relaxed)); ++i) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        const int k = static_cast<int>(x % 8'192);  // half the keys are never stored
+        auto got = s.get(k);
+        gets.fetch_add(1, std::memory_order_relaxed);
+        ASSERT_TRUE(got.ok());
+        if (got->has_value()) {
+          ASSERT_EQ((*got)->value, "v" + std::to_string(k));
+        }
+      }
+    });
+  }
+  ts.emplace_back([&] {  // the scheduler's thread
+    start.arrive_and_wait();
+    while (!done.load(std::memory_order_relaxed)) (void)scheduler->run_due(f.clock->now());
+  });
+  // The writer (this thread): entries of 0.2-3 s; the clock moves 10 ms
+  // every 50 puts (4 s in all), so entries expire while the readers miss.
+  start.arrive_and_wait();
+  for (int i = 0; i < kPuts; ++i) {
+    if (i % 50 == 0) f.clock->advance(milliseconds(10));
+    const int k = (i * 7) % 4'096;
+    const TimePoint now = f.clock->now();
+    ASSERT_TRUE(s.put(k, {"v" + std::to_string(k), now, now + milliseconds(200 + (i % 2'800))}).ok());
+  }
+  writing.store(false);
+  for (int t = 0; t < kReaders; ++t) ts[static_cast<std::size_t>(t)].join();
+  done.store(true);
+  ts.back().join();
+  EXPECT_EQ(s.counters().hits + s.counters().misses, gets.load());
+  EXPECT_GT(expired.load(), 0u);
+  // No call from here on: the scheduled runs alone empty the store.
+  for (int i = 0; i < 4 && s.size() != 0; ++i) {
+    f.clock->advance(seconds(2));
+    (void)scheduler->run_due(f.clock->now());
+  }
+  EXPECT_EQ(s.size(), 0u);
+  EXPECT_EQ(s.counters().expirations, expired.load());
+}
+
+// Stores destroyed while a real TimerScheduler's thread may be running
+// their maintenance: the destructor waits for a run in progress, and later
+// runs find the store gone (ASan and TSan check it). No sleeping: the
+// scheduler polls the ManualClock every millisecond.
+TEST(LocalStoreTest, DestroyedWhileMaintenanceRuns) {
+  Fixture f;
+  auto scheduler = std::make_shared<TimerScheduler>(
+      TimerSchedulerOptions{.clock = f.clock, .max_sleep = milliseconds(1)});
+  std::atomic<std::uint64_t> expired{0};
+  for (int round = 0; round < 40; ++round) {
+    auto s = std::make_unique<LocalStore<int, std::string>>(
+        LocalStoreOptions{.max_entries = 1'000, .shards = 2, .clock = f.clock, .maintenance = scheduler},
+        [&](const int&, const std::string&, RemovalCause) { expired.fetch_add(1); });
+    for (int k = 0; k < 500; ++k) {
+      ASSERT_TRUE(s->put(k, {std::string(32, 'x'), f.clock->now(), f.clock->now() + seconds(1)}).ok());
+    }
+    const std::uint64_t before = expired.load();
+    f.clock->advance(seconds(3));  // due: the scheduler's thread starts a run
+    if (round % 2 == 0) {
+      // Wait until the run has removed something, then destroy the store
+      // while the run may still be going.
+      const auto limit = std::chrono::steady_clock::now() + seconds(30);
+      while (expired.load() == before && std::chrono::steady_clock::now() < limit) {
+        std::this_thread::yield();
+      }
+      ASSERT_GT(expired.load(), before) << "no scheduled run within 30 s (round " << round << ")";
+    }
+    s.reset();
+  }
+  EXPECT_GT(expired.load(), 0u);
 }
 
 // Lock-free readers while writers replace values (each put publishes a new
