@@ -24,17 +24,15 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 // Ran: records task ids in the order they run; wait_for waits (bounded)
-// until n have run.
+// until n have run. Must outlive the scheduler that runs its tasks.
 struct Ran {
   internal::Mutex mu;
   internal::CondVar cv;
   std::vector<int> ids;
   std::function<void()> task(int id) {
     return [this, id] {
-      {
-        internal::MutexLock l(&mu);
-        ids.push_back(id);
-      }
+      internal::MutexLock l(&mu);
+      ids.push_back(id);
       cv.notify_all();
     };
   }
@@ -52,8 +50,8 @@ std::shared_ptr<ManualClock> manual_clock() {
 
 TEST(TimerSchedulerTest, RunsTasksInInstantOrderAndNotBefore) {
   auto clock = manual_clock();
+  Ran ran;  // outlives the scheduler's thread
   TimerScheduler sched({.clock = clock, .max_sleep = milliseconds(1)});
-  Ran ran;
   const TimePoint t = clock->now();
   ASSERT_TRUE(sched.schedule(t + seconds(3), ran.task(3)));
   ASSERT_TRUE(sched.schedule(t + seconds(1), ran.task(1)));
@@ -72,8 +70,8 @@ TEST(TimerSchedulerTest, RunsTasksInInstantOrderAndNotBefore) {
 
 TEST(TimerSchedulerTest, TasksMayScheduleAndThrow) {
   auto clock = manual_clock();
+  Ran ran;  // outlives the scheduler's thread
   TimerScheduler sched({.clock = clock, .max_sleep = milliseconds(1)});
-  Ran ran;
   ASSERT_TRUE(sched.schedule(clock->now(), [] { throw std::runtime_error("task failed"); }));
   ASSERT_TRUE(sched.schedule(clock->now(), [&] {
     ran.task(1)();

@@ -212,12 +212,10 @@ class SchedulerTether {
     struct Done {
       SchedulerTether* t;
       ~Done() {
-        bool last;
-        {
-          MutexLock l(&t->mu_);
-          last = --t->running_ == 0 && t->closed_;
-        }
-        if (last) t->cv_.notify_all();
+        // Notified under the lock: close() may return, and the tether die,
+        // as soon as the lock is released.
+        MutexLock l(&t->mu_);
+        if (--t->running_ == 0 && t->closed_) t->cv_.notify_all();
       }
     } done{this};
     f();
