@@ -392,7 +392,8 @@ TEST(LocalStoreTest, ScheduledMaintenanceFollowsEarlierDeadlinesAndOutlivesNothi
   ASSERT_TRUE(s.put(2, f.entry(2, seconds(2))).ok());
   EXPECT_EQ(closed->scheduled(), 0u);
   f.clock->advance(seconds(5));
-  EXPECT_FALSE(s.get(9)->has_value());  // the operations still do the work
+  // The operations still do the work (a miss checks the clock once in 8).
+  for (int i = 0; i < 8; ++i) EXPECT_FALSE(s.get(9)->has_value());
   EXPECT_EQ(s.size(), 0u);
 }
 

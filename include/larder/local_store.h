@@ -103,8 +103,9 @@
 //   in a word of its own, written at most once per tick. A lookup loads it:
 //   with nothing to expire (no ttl in use) that load is the whole cost; a
 //   hit on an entry that can expire compares it with the time the hit
-//   already read; a miss in a shard that holds such entries reads the
-//   clock to compare. When the time is due the lookup advances the wheel
+//   already read; in a shard that holds such entries, one miss in 8 of
+//   each thread reads the clock to compare (a clock read costs about as
+//   much as a lookup). When the time is due the lookup advances the wheel
 //   under try_lock (a held lock means its holder does the work: every
 //   critical section ends by advancing the wheel), so a reader never waits.
 //   Hits on entries without a deadline leave the work to their read
@@ -530,6 +531,9 @@ class LocalStore : public Store<K, V> {
   // kNoTime: the clock was not read (maintain_locked then leaves the timer
   // wheel alone: it is empty).
   static constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
+  // A miss reads the clock for expiry once per this many of its thread's
+  // misses (a power of two).
+  static constexpr std::uint32_t kMissClockEvery = 8;
   // kNever: no due time (no entry can expire).
   static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
   // A write drains only its own thread's read-buffer stripe, and all of
@@ -796,13 +800,24 @@ class LocalStore : public Store<K, V> {
     } else if (const std::int64_t due = s.due.load(std::memory_order_relaxed); due != kNever)
         [[unlikely]] {
       // The shard holds entries that can expire: a hit that read the clock,
-      // and every miss, checks whether the wheel has work (a hit that did
-      // not read the clock leaves it to its read buffer's drains).
-      if (!out) now = internal::to_nanos(clock_->now());
+      // and one miss in kMissClockEvery of each thread, check whether the
+      // wheel has work (a hit that did not read the clock leaves it to its
+      // read buffer's drains).
+      if (!out && (++miss_tick() & (kMissClockEvery - 1)) == 0) {
+        now = internal::to_nanos(clock_->now());
+      }
       if (now != kNoTime && now >= due) try_expire(s, now);
     }
     (out ? hits_ : misses_).add();
     return out;
+  }
+
+  // miss_tick: the calling thread's count of misses in shards that hold
+  // expiring entries (all stores): a miss reads the clock for expiry only
+  // once per kMissClockEvery (a clock read costs as much as the lookup).
+  static std::uint32_t& miss_tick() {
+    static thread_local std::uint32_t n = 0;
+    return n;
   }
 
   // try_expire: the shard's wheel has work (its due time passed): advance it
