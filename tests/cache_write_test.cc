@@ -554,7 +554,8 @@ TEST(CacheWriteTest, JournalIsReplayedByTheNextCache) {
   auto o = write_back(env2, db);
   o.write_back_journal = journal;
   SCache cache(env2.store, o);  // the Writer still fails: replayed keys stay dirty
-  EXPECT_GE(cache.stats().journal_replayed, 3u);
+  // a=1 is not replayed: a=3 superseded it (the journal's checkpoint says so).
+  EXPECT_EQ(cache.stats().journal_replayed, 2u);
   EXPECT_EQ(cache.get_if_present("a"), "3");  // replayed keys are readable at once
   EXPECT_EQ(cache.get_if_present("b"), "2");
   {

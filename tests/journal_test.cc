@@ -8,7 +8,11 @@
 #include <unistd.h>
 
 #include <barrier>
+#include <cstdint>
 #include <cstdio>
+#include <limits>
+#include <random>
+#include <set>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -16,6 +20,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "larder/clock.h"
 #include "larder/internal/crc32c.h"
 
 namespace larder::internal {
@@ -401,6 +406,434 @@ TEST(JournalTest, OpenRejectsBadOptions) {
                 .code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(Journal::open(dir.file("no/such/dir/x"), {}, noop).ok());
+}
+
+
+// ---- checkpoints: a restart replays only what was not acknowledged ----
+
+std::vector<std::uint64_t> seqs(const std::vector<JournalRecord>& rs) {
+  std::vector<std::uint64_t> out;
+  for (const JournalRecord& r : rs) out.push_back(r.seq);
+  return out;
+}
+
+std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {  // [from, to]
+  std::vector<std::uint64_t> out;
+  for (std::uint64_t s = from; s <= to; ++s) out.push_back(s);
+  return out;
+}
+
+// Appends n puts; returns the last seq.
+std::uint64_t append_n(Journal& j, int n, const std::string& prefix = "k") {
+  std::uint64_t last = 0;
+  for (int i = 0; i < n; ++i) {
+    auto seq = j.append(JournalRecordType::kPut, prefix + std::to_string(i), "v" + std::to_string(i));
+    EXPECT_TRUE(seq.ok()) << seq.status();
+    if (seq.ok()) last = *seq;
+  }
+  return last;
+}
+
+// The Journal object is simply dropped at the end of each block: its files
+// stay exactly as a killed process would leave them (write() has returned).
+TEST(JournalCheckpointTest, ReplaySkipsWhatACheckpointCovers) {
+  TempDir dir;
+  const std::string path = dir.file("wb");
+  {
+    auto j = open_empty(path);
+    append_n(*j, 100);
+    ASSERT_TRUE(j->enqueue_checkpoint(61));
+    ASSERT_TRUE(j->write_buffered().ok());
+    EXPECT_EQ(j->stats().checkpoints, 1u);
+  }
+  ReplayStats rs;
+  std::vector<JournalRecord> got = replay_all(path, {}, &rs);
+  EXPECT_EQ(seqs(got), range(61, 100));
+  EXPECT_EQ(rs.records, 40u);
+  EXPECT_EQ(rs.acknowledged, 60u);
+  EXPECT_EQ(rs.checkpoint, 61u);
+  EXPECT_EQ(rs.torn + rs.corrupt, 0u);
+}
+
+// Everything acknowledged: nothing replays, and the reopened journal (which
+// starts its new segment with the checkpoint) keeps skipping across restarts.
+TEST(JournalCheckpointTest, ACheckpointSurvivesRestartsAndNewAppendsReplay) {
+  TempDir dir;
+  const std::string path = dir.file("wb");
+  {
+    auto j = open_empty(path);
+    const std::uint64_t last = append_n(*j, 50);
+    ASSERT_TRUE(j->enqueue_checkpoint(last + 1));
+    ASSERT_TRUE(j->write_buffered().ok());
+  }
+  for (int restart = 0; restart < 3; ++restart) {
+    ReplayStats rs;
+    std::unique_ptr<Journal> j;
+    EXPECT_TRUE(replay_all(path, {}, &rs, &j).empty()) << "restart " << restart;
+    EXPECT_EQ(rs.checkpoint, 51u);
+    EXPECT_EQ(j->checkpoint_mark(), 51u);
+    // open() deleted the segments the checkpoint covers: only its own is left.
+    EXPECT_EQ(Journal::segment_files(path).size(), 1u);
+  }
+  {
+    std::unique_ptr<Journal> j;
+    replay_all(path, {}, nullptr, &j);
+    auto seq = j->append(JournalRecordType::kPut, "new", "x");
+    ASSERT_TRUE(seq.ok());
+    EXPECT_EQ(*seq, 51u);  // the sequence continues past the covered records
+  }
+  std::vector<JournalRecord> got = replay_all(path, {});
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].key, "new");
+}
+
+// Sequence order is not acknowledgement order. The owner's checkpoint is the
+// LOW-WATER MARK of what is pending: here record 4 is still pending while
+// 5..10 were written, so the mark is 4 and 4..10 replay (at-least-once). A
+// later, lower mark (a misbehaving owner) never moves the checkpoint back.
+TEST(JournalCheckpointTest, OutOfOrderAcknowledgementReplaysFromTheOldestPending) {
+  TempDir dir;
+  const std::string path = dir.file("wb");
+  {
+    auto j = open_empty(path);
+    append_n(*j, 10);
+    ASSERT_TRUE(j->enqueue_checkpoint(2));   // 1 written
+    ASSERT_TRUE(j->enqueue_checkpoint(4));   // 2, 3 written; 4 pending; 5..10 written
+    EXPECT_FALSE(j->enqueue_checkpoint(3));  // not larger: ignored
+    EXPECT_FALSE(j->enqueue_checkpoint(4));
+    ASSERT_TRUE(j->write_buffered().ok());
+    EXPECT_EQ(j->checkpoint_mark(), 4u);
+    EXPECT_EQ(j->stats().checkpoints, 2u);
+  }
+  std::vector<JournalRecord> got = replay_all(path, {});
+  EXPECT_EQ(seqs(got), range(4, 10));
+}
+
+// A mark beyond the last seq + 1 cannot acknowledge records that do not exist
+// yet: it is clamped, so a record appended afterwards still replays.
+TEST(JournalCheckpointTest, AMarkIsClampedToTheRecordsThatExist) {
+  TempDir dir;
+  const std::string path = dir.file("wb");
+  {
+    auto j = open_empty(path);
+    append_n(*j, 5);
+    ASSERT_TRUE(j->enqueue_checkpoint(1000));
+    EXPECT_EQ(j->checkpoint_mark(), 6u);
+    ASSERT_TRUE(j->append(JournalRecordType::kPut, "later", "x").ok());
+  }
+  std::vector<JournalRecord> got = replay_all(path, {});
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].key, "later");
+}
+
+// A crash while the newest checkpoint was being written: its torn bytes are
+// counted and ignored, and the previous checkpoint applies.
+TEST(JournalCheckpointTest, TornCheckpointFallsBackToThePreviousOne) {
+  TempDir dir;
+  const std::string path = dir.file("wb");
+  std::string seg;
+  {
+    auto j = open_empty(path);
+    append_n(*j, 10);
+    ASSERT_TRUE(j->enqueue_checkpoint(5));
+    ASSERT_TRUE(j->write_buffered().ok());
+    append_n(*j, 10, "m");
+    ASSERT_TRUE(j->enqueue_checkpoint(21));
+    ASSERT_TRUE(j->write_buffered().ok());
+    seg = Journal::segment_files(path).back();
+  }
+  // The last checkpoint record is 8 + 13 + 8 = 29 bytes; cut into it.
+  for (std::uintmax_t cut : {1u, 12u, 28u}) {
+    TempDir copy;
+    const std::string p2 = copy.file("wb");
+    fs::copy_file(seg, p2 + ".000000000001");
+    fs::resize_file(p2 + ".000000000001", fs::file_size(seg) - cut);
+    ReplayStats rs;
+    std::vector<JournalRecord> got = replay_all(p2, {}, &rs);
+    EXPECT_EQ(seqs(got), range(5, 20)) << "cut " << cut;
+    EXPECT_EQ(rs.torn, 1u);
+    EXPECT_EQ(rs.checkpoint, 5u);
+  }
+  // Uncut: everything was acknowledged.
+  EXPECT_TRUE(replay_all(path, {}).empty());
+}
+
+// Segments roll by size; a checkpoint in the newest segment covers records
+// in older ones, release_below() deletes those, and replay returns only the
+// tail above the mark.
+TEST(JournalCheckpointTest, CheckpointRollAndReplay) {
+  TempDir dir;
+  const std::string path = dir.file("wb");
+  JournalOptions o{.fsync = FsyncPolicy::kNever, .segment_bytes = 512};
+  std::uint64_t last = 0;
+  {
+    auto j = open_empty(path, o);
+    last = append_n(*j, 300);
+    ASSERT_GT(j->sealed_segments(), 5u);
+    // Records 1..280 were flushed; 281..300 are pending.
+    ASSERT_TRUE(j->enqueue_checkpoint(281));
+    ASSERT_TRUE(j->write_buffered().ok());
+    ASSERT_TRUE(j->wait_durable(last).ok());
+    j->release_below(281);
+    EXPECT_LE(Journal::segment_files(path).size(), 3u);
+    EXPECT_GT(j->stats().deleted_segments, 5u);
+  }
+  ReplayStats rs;
+  std::vector<JournalRecord> got = replay_all(path, o, &rs);
+  EXPECT_EQ(seqs(got), range(281, 300));
+  EXPECT_EQ(rs.checkpoint, 281u);
+}
+
+// Without any release_below(), open() alone deletes the segments a checkpoint
+// covers entirely (a crash between a roll and the owner's deletion).
+TEST(JournalCheckpointTest, OpenDeletesSegmentsTheCheckpointCovers) {
+  TempDir dir;
+  const std::string path = dir.file("wb");
+  JournalOptions o{.fsync = FsyncPolicy::kNever, .segment_bytes = 512};
+  {
+    auto j = open_empty(path, o);
+    append_n(*j, 200);
+    ASSERT_TRUE(j->enqueue_checkpoint(191));
+    ASSERT_TRUE(j->write_buffered().ok());
+  }
+  const std::size_t before = Journal::segment_files(path).size();
+  ASSERT_GT(before, 5u);
+  ReplayStats rs;
+  std::unique_ptr<Journal> j;
+  EXPECT_EQ(seqs(replay_all(path, o, &rs, &j)), range(191, 200));
+  EXPECT_EQ(rs.acknowledged, 190u);
+  EXPECT_LE(Journal::segment_files(path).size(), 3u);
+}
+
+// The active segment rolls by age (Clock time) once it holds a data record,
+// so a quiet journal's acknowledged records can be deleted; an idle journal
+// with nothing new does not roll.
+TEST(JournalCheckpointTest, ActiveSegmentRollsByAge) {
+  TempDir dir;
+  const std::string path = dir.file("wb");
+  auto clock = std::make_shared<ManualClock>();
+  JournalOptions o{.fsync = FsyncPolicy::kNever,
+                   .segment_age = std::chrono::milliseconds(1000),
+                   .clock = clock};
+  auto j = open_empty(path, o);
+  const std::uint64_t first = append_n(*j, 3);
+  clock->advance(std::chrono::milliseconds(999));
+  ASSERT_TRUE(j->append(JournalRecordType::kPut, "a", "1").ok());
+  EXPECT_EQ(j->sealed_segments(), 0u);
+  clock->advance(std::chrono::milliseconds(1));
+  auto seq = j->append(JournalRecordType::kPut, "b", "2");  // this commit rolls
+  ASSERT_TRUE(seq.ok());
+  EXPECT_EQ(j->sealed_segments(), 1u);
+  // Nothing new: an idle journal does not roll, however long.
+  clock->advance(std::chrono::hours(1));
+  ASSERT_TRUE(j->write_buffered().ok());
+  EXPECT_EQ(j->sealed_segments(), 1u);
+  // Everything acknowledged: the sealed segment goes.
+  ASSERT_TRUE(j->enqueue_checkpoint(*seq + 1));
+  ASSERT_TRUE(j->write_buffered().ok());
+  j->release_below(*seq + 1);
+  EXPECT_EQ(j->sealed_segments(), 0u);
+  EXPECT_EQ(Journal::segment_files(path).size(), 1u);
+  EXPECT_GT(*seq, first);
+}
+
+// Under kEveryWrite a checkpoint is written without an fsync of its own (it
+// needs none); a record's wait_durable still fsyncs.
+TEST(JournalCheckpointTest, CheckpointsNeedNoFsync) {
+  TempDir dir;
+  auto j = open_empty(dir.file("wb"));
+  const std::uint64_t last = append_n(*j, 3);
+  const std::uint64_t syncs = j->stats().syncs;
+  ASSERT_TRUE(j->enqueue_checkpoint(last + 1));
+  ASSERT_TRUE(j->write_buffered().ok());
+  EXPECT_EQ(j->stats().syncs, syncs);
+  ASSERT_TRUE(j->append(JournalRecordType::kPut, "x", "y").ok());
+  EXPECT_EQ(j->stats().syncs, syncs + 1);
+}
+
+// ---- bytes from outside: corrupt input is a counted bad tail, never UB ----
+
+// Writes a segment file "<path>.000000000001" holding the magic and `records`.
+void write_segment(const std::string& path, const std::string& records) {
+  std::ofstream f(path + ".000000000001", std::ios::binary | std::ios::trunc);
+  f << journal_internal::kMagic << records;
+}
+
+std::string record(unsigned char type, std::uint64_t seq, std::string_view key,
+                   std::string_view value) {
+  std::string out;
+  journal_internal::encode_raw(out, type, seq, key, value);
+  return out;
+}
+
+std::string mark_bytes(std::uint64_t mark) {
+  std::string v;
+  journal_internal::put_u64(v, mark);
+  return v;
+}
+
+// Hand-made records with valid checksums but impossible fields: each stops
+// replay at that record as CORRUPT, keeps the record before it, and the
+// journal opens with a sequence that can still grow.
+TEST(JournalTest, ImpossibleFieldsAreCorruptNotTrusted) {
+  constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+  const std::string good = record(1, 1, "a", "1");
+  struct Case {
+    const char* what;
+    std::string bad;
+  };
+  std::string huge_len = record(1, 2, "b", "2");
+  huge_len[0] = huge_len[1] = huge_len[2] = huge_len[3] = '\xff';  // len 2^32-1 (CRC fails too)
+  std::string klen_past_end = record(1, 2, "b", "2");
+  klen_past_end[8 + 9] = '\x7f';  // klen far beyond the body; fix the CRC:
+  {
+    const std::uint32_t len = journal_internal::get_u32(klen_past_end.data());
+    const std::uint32_t crc = crc32c_extend(crc32c(std::string_view(klen_past_end).substr(0, 4)),
+                                            std::string_view(klen_past_end).substr(8, len));
+    std::string c;
+    journal_internal::put_u32(c, crc);
+    klen_past_end.replace(4, 4, c);
+  }
+  const Case cases[] = {
+      {"length 2^32-1", huge_len},
+      {"key length past the record", klen_past_end},
+      {"seq UINT64_MAX", record(1, kMax, "b", "2")},
+      {"seq 2^62 + 1", record(1, journal_internal::kMaxSeq + 1, "b", "2")},
+      {"seq not increasing", record(1, 1, "b", "2")},
+      {"unknown type", record(9, 2, "b", "2")},
+      {"type 0", record(0, 2, "b", "2")},
+      {"checkpoint mark beyond seq + 1", record(3, 1, "", mark_bytes(3))},
+      {"checkpoint mark UINT64_MAX", record(3, 1, "", mark_bytes(kMax))},
+      {"checkpoint seq UINT64_MAX", record(3, kMax, "", mark_bytes(kMax))},
+      {"checkpoint seq going back", record(3, 0, "", mark_bytes(1))},
+      {"checkpoint with a key", record(3, 1, "k", mark_bytes(1))},
+      {"checkpoint mark of 7 bytes", record(3, 1, "", std::string(7, '\0'))},
+      {"checkpoint mark of 9 bytes", record(3, 1, "", std::string(9, '\0'))},
+  };
+  for (const Case& c : cases) {
+    TempDir dir;
+    const std::string path = dir.file("wb");
+    write_segment(path, good + c.bad + record(1, 3, "after", "x"));
+    ReplayStats rs;
+    std::unique_ptr<Journal> j;
+    std::vector<JournalRecord> got = replay_all(path, {}, &rs, &j);
+    EXPECT_EQ(seqs(got), std::vector<std::uint64_t>{1}) << c.what;
+    EXPECT_EQ(rs.corrupt, 1u) << c.what;
+    EXPECT_EQ(rs.checkpoint, 0u) << c.what;
+    ASSERT_NE(j, nullptr) << c.what;
+    auto seq = j->append(JournalRecordType::kPut, "next", "y");
+    ASSERT_TRUE(seq.ok()) << c.what;
+    EXPECT_EQ(*seq, 2u) << c.what;
+  }
+}
+
+// A length field that claims far more than the file holds is a torn tail:
+// nothing is allocated for it (the file is 40 bytes; the claim is 1 GiB).
+TEST(JournalTest, ALengthBeyondTheFileIsTornAndAllocatesNothing) {
+  TempDir dir;
+  const std::string path = dir.file("wb");
+  std::string rec = record(1, 1, "a", "1");
+  std::string claim;
+  journal_internal::put_u32(claim, static_cast<std::uint32_t>(journal_internal::kMaxBody));
+  rec.replace(0, 4, claim);
+  write_segment(path, rec);
+  ReplayStats rs;
+  EXPECT_TRUE(replay_all(path, {}, &rs).empty());
+  EXPECT_EQ(rs.torn, 1u);
+  EXPECT_EQ(rs.skipped_bytes, rec.size());
+}
+
+// Random damage (bit flips, overwritten bytes, truncation, appended garbage)
+// to a journal with checkpoints: replay never fails or misbehaves (ASan and
+// UBSan run this), returns only records that were written, in increasing seq
+// order, and the journal opens with a sequence that can grow.
+TEST(JournalTest, RandomDamageIsNeverTrusted) {
+  TempDir dir;
+  const std::string path = dir.file("wb");
+  {
+    auto j = open_empty(path, {.fsync = FsyncPolicy::kNever});
+    for (int i = 0; i < 40; ++i) {
+      auto seq = j->append(JournalRecordType::kPut, "k" + std::to_string(i), std::string(i % 7, 'v'));
+      ASSERT_TRUE(seq.ok());
+      if (i % 10 == 9) {
+        ASSERT_TRUE(j->enqueue_checkpoint(*seq - 3));
+      }
+    }
+  }
+  const std::string seg = Journal::segment_files(path).front();
+  std::string original;
+  {
+    std::ifstream f(seg, std::ios::binary);
+    original.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  std::mt19937_64 rng(12345);
+  for (int round = 0; round < 500; ++round) {
+    std::string data = original;
+    switch (rng() % 4) {
+      case 0:
+        for (int n = 1 + static_cast<int>(rng() % 3); n > 0; --n) {
+          data[rng() % data.size()] ^= static_cast<char>(1u << (rng() % 8));
+        }
+        break;
+      case 1:
+        data[rng() % data.size()] = static_cast<char>(rng());
+        break;
+      case 2:
+        data.resize(rng() % data.size());
+        break;
+      default:
+        for (int n = static_cast<int>(rng() % 64); n > 0; --n) data.push_back(static_cast<char>(rng()));
+        break;
+    }
+    TempDir d2;
+    const std::string p2 = d2.file("wb");
+    {
+      std::ofstream f(p2 + ".000000000001", std::ios::binary);
+      f << data;
+    }
+    ReplayStats rs;
+    std::unique_ptr<Journal> j;
+    std::vector<JournalRecord> got = replay_all(p2, {.fsync = FsyncPolicy::kNever}, &rs, &j);
+    ASSERT_NE(j, nullptr) << "round " << round;
+    std::uint64_t prev = 0;
+    for (const JournalRecord& r : got) {
+      EXPECT_GT(r.seq, prev) << "round " << round;
+      EXPECT_LE(r.seq, 40u) << "round " << round;
+      prev = r.seq;
+      EXPECT_EQ(r.key, "k" + std::to_string(r.seq - 1)) << "round " << round;
+    }
+    EXPECT_LE(rs.checkpoint, 41u) << "round " << round;
+    auto seq = j->append(JournalRecordType::kPut, "next", "y");
+    ASSERT_TRUE(seq.ok()) << "round " << round;
+    EXPECT_LE(*seq, 41u) << "round " << round;
+  }
+}
+
+// Segment numbers come from 12-digit names; a journal whose last number is
+// the largest one refuses to open rather than make a name replay cannot see.
+TEST(JournalTest, ExhaustedSegmentNumbersFailToOpen) {
+  TempDir dir;
+  const std::string path = dir.file("wb");
+  {
+    std::ofstream f(path + ".999999999999", std::ios::binary);
+    f << journal_internal::kMagic;
+  }
+  auto j = Journal::open(path, {}, [](JournalRecord&&) {});
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(JournalTest, RecordsOverOneGibibyteAreRefused) {
+  using journal_internal::kMaxBody;
+  using journal_internal::kMinBody;
+  using journal_internal::record_fits;
+  constexpr std::size_t kMaxSize = std::numeric_limits<std::size_t>::max();
+  EXPECT_TRUE(record_fits(10, 10));
+  EXPECT_TRUE(record_fits(0, kMaxBody - kMinBody));
+  EXPECT_FALSE(record_fits(0, kMaxBody - kMinBody + 1));
+  EXPECT_FALSE(record_fits(kMaxBody, 0));
+  EXPECT_FALSE(record_fits(kMaxSize, kMaxSize));  // no wrap-around
+  EXPECT_FALSE(record_fits(1, kMaxSize));
 }
 
 }  // namespace

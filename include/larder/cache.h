@@ -280,6 +280,19 @@ struct CacheOptions {
   // (see "Auto-recovery" in the notes above). Past it, every key is treated
   // as possibly stale until one Store::clear() succeeds. Must be > 0.
   std::size_t max_pending_invalidations = 10'000;
+  // kWriteBack with a journal: the journal is a chain of segment files; the
+  // active one is sealed and a new one started once it holds
+  // write_back_journal_segment_bytes (must be > 0), or once its first record
+  // is write_back_journal_segment_age old (Clock time; 0: by size only; must
+  // be >= 0). Sealed segments whose records were all written are deleted.
+  // Replay after a crash is AT-LEAST-ONCE for the unflushed window: every put
+  // not yet written comes back, and so may puts written shortly before the
+  // crash (checkpoints bound them: with the defaults, at most 512 records
+  // when nothing was dirty; see internal/write_back.h). So the Writer must be
+  // idempotent: a versioned upsert ("... SET v = $2, version = $3 WHERE
+  // version < $3"), never an increment ("SET n = n + $delta").
+  std::size_t write_back_journal_segment_bytes = std::size_t{64} << 20;
+  std::chrono::milliseconds write_back_journal_segment_age{std::chrono::minutes(1)};
 };
 
 namespace internal {
@@ -409,10 +422,12 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
                                 .journal_path = opt_.write_back_journal,
                                 .fsync = opt_.write_back_fsync,
                                 .fsync_interval = opt_.write_back_fsync_interval,
+                                .journal_segment_bytes = opt_.write_back_journal_segment_bytes,
                                 .retry_base = opt_.write_back_retry_base,
                                 .retry_max = opt_.write_back_retry_max,
                                 .clock = clock_,
-                                .on_error = opt_.on_write_error});
+                                .on_error = opt_.on_write_error,
+                                .journal_segment_age = opt_.write_back_journal_segment_age});
     }
   }
 
@@ -951,6 +966,12 @@ class CacheCore : public std::enable_shared_from_this<CacheCore<K, V>> {
           if (opt_.write_back_fsync == FsyncPolicy::kEveryInterval &&
               opt_.write_back_fsync_interval.count() <= 0) {
             bad("write_back_fsync = kEveryInterval needs write_back_fsync_interval > 0");
+          }
+          if (opt_.write_back_journal_segment_bytes == 0) {
+            bad("write_back_journal_segment_bytes must be > 0");
+          }
+          if (opt_.write_back_journal_segment_age.count() < 0) {
+            bad("write_back_journal_segment_age must be >= 0");
           }
         }
         break;

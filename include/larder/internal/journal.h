@@ -6,8 +6,10 @@
 // WriteBehind (internal/write_back.h) appends a record for every put and erase
 // before it acknowledges it, replays the journal through the Writer when it is
 // constructed, and tells the journal as flushes complete which records are no
-// longer needed, so the files stay bounded. The journal itself knows nothing
-// of keys and values: records carry bytes (made by larder::Codec).
+// longer needed (checkpoint records in the log, and release_below() to delete
+// whole segments), so a restart replays only what was not yet written and the
+// files stay bounded. The journal itself knows nothing of keys and values:
+// records carry bytes (made by larder::Codec).
 //
 // How it differs from the obvious alternative (one file, fsync per append,
 // rewritten on compaction): concurrent appenders share one write() and one
@@ -24,15 +26,17 @@
 //   auto j = Journal::open("/var/lib/app/wb", o, [](JournalRecord&& r) { ... });
 //   absl::StatusOr<std::uint64_t> seq = (*j)->append(JournalRecordType::kPut, key, value);
 //   ...                                   // once everything <= seq was flushed:
-//   (*j)->release_below(seq + 1);
+//   (*j)->enqueue_checkpoint(seq + 1);     // a restart skips records < seq + 1
+//   (*j)->write_buffered();
+//   (*j)->release_below(seq + 1);          // and their sealed segments go
 //
 // ---------------------------------------------------------------------------
 // Design
 //
 // Files. The journal at path P is the files "P.000000000001", "P.000000000002",
 // ... (segments, numbered in creation order). Exactly one, the newest, is
-// active (appended to); the others are sealed. Opening a journal replays every
-// existing segment in number order, then always starts a NEW segment: a
+// active (appended to); the others are sealed. Opening a journal replays the
+// existing segments in number order, then always starts a NEW segment: a
 // segment that ended in a torn record is never appended to, so garbage can
 // never sit in the middle of a log that is still growing.
 //
@@ -45,16 +49,44 @@
 //   +----------+--------+------+---------+---------+-----+-------+
 //              len = bytes after the crc field (1 + 8 + 4 + klen + vlen)
 //              crc = CRC-32C over the 4 len bytes and the len bytes after crc
-//              type: 1 put, 2 erase (no value)
+//              type: 1 put, 2 erase (no value), 3 checkpoint (below)
+//
+// A checkpoint record (type 3) has no key and an 8-byte value, the low-water
+// mark W: "every record with seq < W is acknowledged" (written through the
+// owner's Writer, or superseded by a newer record of its key that precedes
+// this checkpoint in the log). A checkpoint takes no sequence number of its
+// own: its seq field is the last seq handed out when it was enqueued, so
+// seqs in a segment never decrease (data records strictly increase), and
+// W <= seq + 1 (nothing can be acknowledged before it exists).
 //
 // Replay reads records until the first one that is incomplete (TORN: the file
 // ends inside its header or body, the normal result of a crash mid-append) or
-// invalid (CORRUPT: a CRC mismatch, a length below the minimum, an unknown
-// type, a sequence number that does not increase). Either way it stops reading
-// that segment there, counts the event in ReplayStats, and never hands the bad
-// record (or anything after it in the segment) to the caller. It then goes on
-// with the next segment, which a later process generation wrote after its own
-// replay. The CRC covers the length, so a corrupted length is caught too.
+// invalid (CORRUPT: a CRC mismatch, a length out of range, an unknown type, a
+// data seq that does not increase or is beyond 2^62, a malformed checkpoint).
+// Either way it stops reading that segment there, counts the event in
+// ReplayStats, and never hands the bad record (or anything after it in the
+// segment) to the caller. It then goes on with the next segment, which a later
+// process generation wrote after its own replay. The CRC covers the length, so
+// a corrupted length is caught too.
+//
+// Replay runs in two passes. The first validates every segment and finds the
+// largest checkpoint W among the valid prefixes; the second re-reads the
+// segments that hold a data record >= W and hands ONLY those records to the
+// caller (ReplayStats::acknowledged counts the ones skipped). A checkpoint in
+// a later segment applies to records in earlier ones: W is a statement about
+// sequence numbers, not about files. open() then starts the new segment with a
+// copy of W and deletes the segments that hold only records below it.
+//
+// Bytes from outside. Segment files may be truncated, bit-flipped or written
+// by somebody else, so decoding never trusts them: a length is checked against
+// [minimum, 1 GiB] and against the bytes actually left in the file before
+// anything is read (no allocation is ever sized by a length field: records are
+// views into the file already read, whose size the filesystem reports), a key
+// length must fit inside its record, sequence numbers and marks above 2^62 are
+// corrupt (so seq + 1 never wraps and the next seq handed out stays valid),
+// and no field is a time. Segment numbers come from file names of exactly 12
+// digits; a journal whose numbers are exhausted refuses to open instead of
+// creating a 13-digit name that a later replay would not see.
 //
 // Sequence numbers. enqueue() gives each record the next number (starting
 // after the largest one replayed) under the journal's mutex, in the order the
@@ -90,12 +122,40 @@
 // "appendfsync everysec" trade: a background thread fdatasyncs every interval
 // (real time, not the cache's Clock: it bounds loss in real seconds).
 //
+// Checkpoints: what a restart replays. The owner knows which records it no
+// longer needs: L = the smallest seq it still needs (the newest record of
+// every key still dirty; last seq + 1 when none is). Sequence order is not
+// acknowledgement order (a key's later put may be written while an earlier
+// record of another key is still pending, failing and retried), so the mark
+// is this LOW-WATER MARK, never "the newest seq written". The owner appends
+// enqueue_checkpoint(L) after every flush batch (and from the put path once L
+// has moved far enough) and write_buffered() writes it without an fsync. So a
+// restart replays:
+//   every record not yet acknowledged (seq >= the true low-water mark), plus
+//   the records acknowledged since the newest checkpoint that reached the file
+//   (the owner's window; see write_back.h).
+// That is at-least-once delivery: a record may be replayed although it was
+// written (the owner's Writer must tolerate that), never skipped while needed:
+//   * A checkpoint is only honoured if replay reaches it, i.e. every record
+//     before it in its segment is intact; and earlier segments were fsynced
+//     when they were sealed (unless kNever). So a record that superseded an
+//     older one is in the log whenever the checkpoint that skips the older
+//     one is. Checkpoints therefore need no fsync of their own: losing one
+//     (a torn tail, a machine crash) only means replaying more.
+//   * A crash while a checkpoint is being written leaves a torn tail: it is
+//     counted, ignored, and the previous checkpoint applies.
+//   * W only grows: enqueue_checkpoint ignores a mark that is not larger.
+//
 // Compaction. Records are never rewritten in place. When the active segment
-// passes segment_bytes the leader seals it (fdatasync unless kNever) and opens
-// the next one (fsyncing the directory so the new name survives). The owner
-// calls release_below(L) with L = the smallest seq it still needs (the newest
-// record of every key still dirty); every sealed segment whose records are all
-// below L is deleted. A key that keeps failing would pin its segment forever,
+// passes segment_bytes, or its first data record was written segment_age ago
+// (Clock time; a quiet journal's acknowledged records then go too), the leader
+// seals it (fdatasync unless kNever) and opens the next one, which starts with
+// a checkpoint carrying the newest mark written so far (fsyncing the directory
+// so the new name survives). The owner calls release_below(L) with the same L
+// as for checkpoints, once the records it counts as superseding are durable;
+// every sealed segment whose records are all below L is deleted. A crash
+// between a roll and a deletion leaves an extra sealed segment: the next
+// open() deletes it if the newest checkpoint covers it, else replays it. A key that keeps failing would pin its segment forever,
 // so relog_below() names a seq below which the owner should append a fresh
 // copy of each still-dirty record ("relog") once two or more sealed segments
 // are pinned; after that the old segments go too. The live files therefore
@@ -114,7 +174,9 @@
 // path, in another process or in this one, would append to the same
 // segments and replay (and write) the other's records: its open() fails with
 // kFailedPrecondition instead. The lock dies with the process, so a crash
-// never leaves the path locked.
+// never leaves the path locked. It is also what makes checkpoints and segment
+// deletions safe: only the owner's view of what is acknowledged is ever
+// written into, or acted on in, the log.
 #ifndef LARDER_INTERNAL_JOURNAL_H_
 #define LARDER_INTERNAL_JOURNAL_H_
 
@@ -143,6 +205,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "larder/clock.h"
 #include "larder/internal/absl_compat.h"
 #include "larder/internal/crc32c.h"
 #include "larder/internal/mutex.h"
@@ -164,6 +227,12 @@ struct JournalOptions {
   // Seal the active segment and start a new one once it holds this many bytes.
   // Must be > 0. Small values compact sooner and rotate more often.
   std::size_t segment_bytes = std::size_t{64} << 20;
+  // Also seal it once its first data record is this old (Clock time), so the
+  // acknowledged records of a quiet journal can be deleted. 0: by size only.
+  // Must be >= 0.
+  std::chrono::milliseconds segment_age{std::chrono::minutes(1)};
+  // Time source for segment_age; null: system_clock().
+  std::shared_ptr<Clock> clock{};
 };
 
 enum class JournalRecordType : std::uint8_t { kPut = 1, kErase = 2 };
@@ -183,6 +252,8 @@ struct ReplayStats {
   std::uint64_t torn = 0;      // segments that ended inside a record (crash mid-append)
   std::uint64_t corrupt = 0;   // segments cut short by a bad checksum, length, type or seq
   std::uint64_t skipped_bytes = 0;  // bytes after the first torn/corrupt record, never applied
+  std::uint64_t acknowledged = 0;   // valid records skipped: a checkpoint covers them
+  std::uint64_t checkpoint = 0;     // the largest checkpoint mark found (0: none)
 };
 
 // JournalStats: counters since open. Read without stopping appenders.
@@ -194,6 +265,7 @@ struct JournalStats {
   std::uint64_t segments = 0;  // segment files alive now (sealed + active)
   std::uint64_t live_bytes = 0;  // bytes in the segment files alive now
   std::uint64_t deleted_segments = 0;
+  std::uint64_t checkpoints = 0;  // checkpoint records enqueued since open
 };
 
 namespace journal_internal {
@@ -203,6 +275,18 @@ inline constexpr std::size_t kHeaderBytes = 8;           // len + crc
 inline constexpr std::size_t kMinBody = 1 + 8 + 4;        // type + seq + klen
 inline constexpr std::size_t kMaxBody = std::size_t{1} << 30;
 inline constexpr int kSegmentDigits = 12;
+inline constexpr std::uint64_t kMaxSegmentNumber = 999'999'999'999;  // 12 digits
+// Sequence numbers and checkpoint marks above this are corrupt: seq + 1 never
+// wraps, and a journal would need 2^62 appends to reach it.
+inline constexpr std::uint64_t kMaxSeq = std::uint64_t{1} << 62;
+inline constexpr unsigned char kCheckpointType = 3;
+inline constexpr std::size_t kCheckpointBody = kMinBody + 8;
+
+// record_fits: a record with these key and value sizes can be journaled
+// (its body is at most kMaxBody; larger ones would not replay).
+inline bool record_fits(std::size_t key_size, std::size_t value_size) {
+  return key_size <= kMaxBody - kMinBody && value_size <= kMaxBody - kMinBody - key_size;
+}
 
 inline void put_u32(std::string& out, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFFu));
@@ -222,8 +306,9 @@ inline std::uint64_t get_u64(const char* p) {
 }
 
 // Appends one encoded record to out.
-inline void encode_record(std::string& out, JournalRecordType type, std::uint64_t seq,
-                          std::string_view key, std::string_view value) {
+// Appends one encoded record to out. Precondition: record_fits(key, value).
+inline void encode_raw(std::string& out, unsigned char type, std::uint64_t seq,
+                       std::string_view key, std::string_view value) {
   const std::size_t start = out.size();
   const std::size_t body = kMinBody + key.size() + value.size();
   put_u32(out, static_cast<std::uint32_t>(body));
@@ -238,6 +323,73 @@ inline void encode_record(std::string& out, JournalRecordType type, std::uint64_
   std::string tmp;
   put_u32(tmp, crc);
   out.replace(start + 4, 4, tmp);
+}
+
+inline void encode_record(std::string& out, JournalRecordType type, std::uint64_t seq,
+                          std::string_view key, std::string_view value) {
+  encode_raw(out, static_cast<unsigned char>(type), seq, key, value);
+}
+
+// Appends a checkpoint record: seq = the last seq handed out, value = mark.
+inline void encode_checkpoint(std::string& out, std::uint64_t seq, std::uint64_t mark) {
+  std::string v;
+  put_u64(v, mark);
+  encode_raw(out, kCheckpointType, seq, {}, v);
+}
+
+// One parsed record of a segment's valid prefix.
+struct ParsedRecord {
+  unsigned char type = 0;
+  std::uint64_t seq = 0;
+  std::string_view key;
+  std::string_view value;  // for a checkpoint: the 8-byte mark
+};
+
+enum class ScanEnd { kClean, kTorn, kCorrupt };
+
+// scan_segment: walks the records of one segment's bytes (after its magic),
+// calling visit(const ParsedRecord&) for each valid one, and stops at the
+// first torn or corrupt one. `last_seq` is the largest seq seen before (any
+// segment) and is advanced. Returns how it ended and, in *valid, how many
+// bytes of `rest` were valid. Never reads outside `rest`, never allocates.
+template <class Visit>
+ScanEnd scan_segment(std::string_view rest, std::uint64_t& last_seq, std::size_t* valid,
+                     Visit&& visit) {
+  const std::size_t total = rest.size();
+  auto done = [&](ScanEnd e) {
+    *valid = total - rest.size();
+    return e;
+  };
+  while (!rest.empty()) {
+    if (rest.size() < kHeaderBytes) return done(ScanEnd::kTorn);
+    const std::uint32_t len = get_u32(rest.data());
+    const std::uint32_t crc = get_u32(rest.data() + 4);
+    if (len < kMinBody || len > kMaxBody) return done(ScanEnd::kCorrupt);
+    if (rest.size() - kHeaderBytes < len) return done(ScanEnd::kTorn);
+    const std::string_view body = rest.substr(kHeaderBytes, len);
+    if (crc32c_extend(crc32c(rest.substr(0, 4)), body) != crc) return done(ScanEnd::kCorrupt);
+    ParsedRecord r;
+    r.type = static_cast<unsigned char>(body[0]);
+    r.seq = get_u64(body.data() + 1);
+    const std::uint32_t klen = get_u32(body.data() + 9);
+    if (klen > len - kMinBody || r.seq > kMaxSeq) return done(ScanEnd::kCorrupt);
+    r.key = body.substr(kMinBody, klen);
+    r.value = body.substr(kMinBody + klen);
+    if (r.type == kCheckpointType) {
+      if (klen != 0 || r.value.size() != 8 || r.seq < last_seq) return done(ScanEnd::kCorrupt);
+      const std::uint64_t mark = get_u64(r.value.data());
+      if (mark > r.seq + 1) return done(ScanEnd::kCorrupt);  // acknowledges the future
+    } else if (r.type == static_cast<unsigned char>(JournalRecordType::kPut) ||
+               r.type == static_cast<unsigned char>(JournalRecordType::kErase)) {
+      if (r.seq <= last_seq) return done(ScanEnd::kCorrupt);
+    } else {
+      return done(ScanEnd::kCorrupt);
+    }
+    last_seq = r.seq;
+    visit(r);
+    rest.remove_prefix(kHeaderBytes + len);
+  }
+  return done(ScanEnd::kClean);
 }
 
 // A Status with its own representation. absl::Status shares a refcounted rep
@@ -332,15 +484,23 @@ class Journal {
     return out;
   }
 
-  // open: replays every segment of the journal at `path` through on_record
-  // (oldest record first; torn or corrupt tails are counted and skipped), then
-  // starts a new active segment. The directory of `path` must exist.
-  // Errors: kInvalidArgument for bad options, kDataLoss for I/O failures.
+  // open: replays the journal at `path` through on_record: every valid record
+  // that the newest checkpoint does not cover, oldest first (torn or corrupt
+  // tails are counted and skipped; so are covered records, in
+  // ReplayStats::acknowledged). Then starts a new active segment (beginning
+  // with that checkpoint) and deletes the segments it covers entirely. The
+  // directory of `path` must exist.
+  // Errors: kInvalidArgument for bad options, kFailedPrecondition when another
+  // Journal holds the path or its segment numbers are exhausted, kDataLoss for
+  // I/O failures.
   static absl::StatusOr<std::unique_ptr<Journal>> open(std::string path, JournalOptions options,
                                                       const ReplayFn& on_record) {
     if (path.empty()) return absl::InvalidArgumentError("journal: path is empty");
     if (options.segment_bytes == 0) {
       return absl::InvalidArgumentError("journal: segment_bytes must be > 0");
+    }
+    if (options.segment_age.count() < 0) {
+      return absl::InvalidArgumentError("journal: segment_age must be >= 0");
     }
     if (options.fsync == FsyncPolicy::kEveryInterval && options.fsync_interval.count() <= 0) {
       return absl::InvalidArgumentError(
@@ -351,8 +511,9 @@ class Journal {
     if (!s.ok()) return s;
     s = j->replay(on_record);
     if (!s.ok()) return s;
-    s = j->start_segment();
+    s = j->start_segment(j->written_mark_, j->enqueued_seq_);
     if (!s.ok()) return s;
+    j->release_below(j->written_mark_);  // segments holding only acknowledged records
     if (options.fsync == FsyncPolicy::kEveryInterval) {
       j->syncer_ = std::thread([raw = j.get()] { raw->sync_loop(); });
     }
@@ -372,6 +533,7 @@ class Journal {
     }
     if (syncer_.joinable()) syncer_.join();
     (void)wait_durable(last_enqueued());
+    (void)write_buffered();  // a checkpoint enqueued after the last record
     MutexLock l(&mu_);
     if (fd_ >= 0) {
       if (options_.fsync != FsyncPolicy::kNever && broken_.ok()) (void)::fdatasync(fd_);
@@ -384,12 +546,59 @@ class Journal {
   // enqueue: buffers one record and returns its sequence number. Cheap (a
   // copy and a CRC under the journal's mutex); nothing is written until some
   // thread calls wait_durable(). Sequence numbers follow call order.
+  // Precondition: journal_internal::record_fits(key.size(), value.size())
+  // (append() checks it; larger records could not be replayed).
   std::uint64_t enqueue(JournalRecordType type, std::string_view key, std::string_view value) {
     MutexLock l(&mu_);
     const std::uint64_t seq = ++enqueued_seq_;
     journal_internal::encode_record(buf_, type, seq, key, value);
+    ++buf_records_;
+    ++enqueued_entries_;
     ++stats_.appends;
     return seq;
+  }
+
+  // enqueue_checkpoint: buffers a checkpoint "every record with seq < mark is
+  // acknowledged" (see the essay: the owner's low-water mark; a record counts
+  // as acknowledged once written, or once a newer record of its key was
+  // enqueued before this call). Returns false, enqueueing nothing, unless
+  // mark is larger than every earlier checkpoint's. A mark beyond the last
+  // seq + 1 is clamped to it. Written by the next group commit, or by
+  // write_buffered(); never needs an fsync of its own.
+  bool enqueue_checkpoint(std::uint64_t mark) {
+    MutexLock l(&mu_);
+    mark = std::min(mark, enqueued_seq_ + 1);
+    if (mark <= enqueued_mark_) return false;
+    journal_internal::encode_checkpoint(buf_, enqueued_seq_, mark);
+    enqueued_mark_ = buf_mark_ = mark;
+    ++enqueued_entries_;
+    ++stats_.checkpoints;
+    return true;
+  }
+
+  // checkpoint_mark: the largest checkpoint mark enqueued so far (at open: the
+  // one replay found; 0: none).
+  std::uint64_t checkpoint_mark() const {
+    MutexLock l(&mu_);
+    return enqueued_mark_;
+  }
+
+  // write_buffered: returns once everything enqueued before the call was
+  // handed to write(), leading a group commit without fdatasync if no other
+  // thread is writing. For checkpoints (which need no fsync); records that
+  // must be durable use wait_durable(). Errors: the sticky I/O error.
+  absl::Status write_buffered() {
+    MutexLock l(&mu_);
+    const std::uint64_t target = enqueued_entries_;
+    for (;;) {
+      if (written_entries_ >= target) return absl::OkStatus();
+      if (!broken_.ok()) return journal_internal::unshared(broken_);
+      if (!io_busy_) {
+        lead(l, /*want_sync=*/false);
+        continue;
+      }
+      cv_.wait(l, [&] { return !io_busy_ || written_entries_ >= target || !broken_.ok(); });
+    }
   }
 
   // wait_durable: returns once every record up to `seq` is written (and
@@ -402,7 +611,7 @@ class Journal {
       if (durable_seq_ >= seq) return absl::OkStatus();
       if (!broken_.ok()) return journal_internal::unshared(broken_);
       if (!io_busy_) {
-        lead(l);
+        lead(l, /*want_sync=*/true);
         continue;
       }
       cv_.wait(l, [&] { return !io_busy_ || durable_seq_ >= seq || !broken_.ok(); });
@@ -410,8 +619,12 @@ class Journal {
   }
 
   // append: enqueue + wait_durable. Returns the record's seq.
+  // Errors: kInvalidArgument when the record is over 1 GiB; as wait_durable.
   absl::StatusOr<std::uint64_t> append(JournalRecordType type, std::string_view key,
                                        std::string_view value) {
+    if (!journal_internal::record_fits(key.size(), value.size())) {
+      return absl::InvalidArgumentError("journal: record larger than 1 GiB");
+    }
     const std::uint64_t seq = enqueue(type, key, value);
     absl::Status s = wait_durable(seq);
     if (!s.ok()) return s;
@@ -520,12 +733,14 @@ class Journal {
   struct Segment {
     std::uint64_t number = 0;
     std::string path;
-    std::uint64_t max_seq = 0;  // largest seq in it (0: no records)
+    std::uint64_t max_seq = 0;  // largest seq in it, checkpoints included (0: no records)
     std::uint64_t bytes = 0;
+    std::uint64_t data_records = 0;  // put/erase records in it
+    TimePoint first_data{};          // active segment: when its first data record was written
   };
 
   Journal(std::string path, JournalOptions options)
-      : path_(std::move(path)), options_(options) {
+      : path_(std::move(path)), options_(options), clock_(clock_or_default(options_.clock)) {
     std::filesystem::path p(path_);
     dir_ = p.parent_path().empty() ? std::string(".") : p.parent_path().string();
   }
@@ -556,11 +771,23 @@ class Journal {
     return absl::OkStatus();
   }
 
-  // Replays every existing segment; runs before the Journal is shared.
+  // Replays the journal (see "Replay" in the essay); runs before the Journal
+  // is shared.
   absl::Status replay(const ReplayFn& on_record) {
     using namespace journal_internal;
+    struct Scanned {
+      std::string file;
+      std::uint64_t start_seq = 0;     // last_seq before this segment
+      std::size_t begin = 0;           // offset of its first record (after the magic)
+      std::size_t valid = 0;           // bytes of valid records after `begin`
+      std::uint64_t max_data_seq = 0;  // 0: no data records
+      std::uint64_t data_records = 0;
+    };
+    std::vector<Scanned> scanned;
     std::uint64_t last_seq = 0;
     std::uint64_t last_number = 0;
+    std::uint64_t mark = 0;
+    // Pass 1: validate every segment, find the largest checkpoint mark.
     for (const std::string& file : segment_files(path_)) {
       const std::string name = std::filesystem::path(file).filename().string();
       std::uint64_t number = 0;
@@ -570,9 +797,9 @@ class Journal {
       absl::StatusOr<std::string> data = read_file(file);
       if (!data.ok()) return data.status();
       ++replay_stats_.segments;
-      Segment seg{number, file, 0, data->size()};
+      Segment seg{number, file, 0, data->size(), 0, {}};
+      Scanned sc{file, last_seq, 0, 0, 0, 0};
       std::string_view rest(*data);
-      bool bad = false;
       if (rest.size() < kMagic.size()) {
         if (!rest.empty()) ++replay_stats_.torn;  // crashed while writing the magic
         replay_stats_.skipped_bytes += rest.size();
@@ -583,64 +810,79 @@ class Journal {
         rest = {};
       } else {
         rest.remove_prefix(kMagic.size());
+        sc.begin = kMagic.size();
       }
-      while (!rest.empty() && !bad) {
-        if (rest.size() < kHeaderBytes) {
-          ++replay_stats_.torn;
-          bad = true;
-          break;
+      const ScanEnd end = scan_segment(rest, last_seq, &sc.valid, [&](const ParsedRecord& r) {
+        seg.max_seq = r.seq;
+        if (r.type == kCheckpointType) {
+          mark = std::max(mark, get_u64(r.value.data()));
+        } else {
+          sc.max_data_seq = r.seq;
+          ++seg.data_records;
         }
-        const std::uint32_t len = get_u32(rest.data());
-        const std::uint32_t crc = get_u32(rest.data() + 4);
-        if (len < kMinBody || len > kMaxBody) {
-          ++replay_stats_.corrupt;
-          bad = true;
-          break;
-        }
-        if (rest.size() - kHeaderBytes < len) {
-          ++replay_stats_.torn;
-          bad = true;
-          break;
-        }
-        const std::string_view body = rest.substr(kHeaderBytes, len);
-        const std::uint32_t want = crc32c_extend(crc32c(rest.substr(0, 4)), body);
-        const auto type = static_cast<JournalRecordType>(static_cast<unsigned char>(body[0]));
-        const std::uint64_t seq = get_u64(body.data() + 1);
-        const std::uint32_t klen = get_u32(body.data() + 9);
-        if (want != crc || (type != JournalRecordType::kPut && type != JournalRecordType::kErase) ||
-            klen > len - kMinBody || seq <= last_seq) {
-          ++replay_stats_.corrupt;
-          bad = true;
-          break;
-        }
-        JournalRecord r;
-        r.type = type;
-        r.seq = seq;
-        r.key.assign(body.substr(kMinBody, klen));
-        r.value.assign(body.substr(kMinBody + klen));
-        last_seq = seq;
-        seg.max_seq = seq;
-        ++replay_stats_.records;
-        on_record(std::move(r));
-        rest.remove_prefix(kHeaderBytes + len);
-      }
-      replay_stats_.skipped_bytes += bad ? rest.size() : 0;
+      });
+      if (end == ScanEnd::kTorn) ++replay_stats_.torn;
+      if (end == ScanEnd::kCorrupt) ++replay_stats_.corrupt;
+      replay_stats_.skipped_bytes += rest.size() - sc.valid;
       stats_.live_bytes += seg.bytes;
+      sc.data_records = seg.data_records;
+      if (seg.data_records > 0) scanned.push_back(sc);
       sealed_.push_back(std::move(seg));
     }
-    enqueued_seq_ = durable_seq_ = last_seq;
+    // Pass 2: hand over the data records the mark does not cover.
+    for (const Scanned& sc : scanned) {
+      if (sc.max_data_seq < mark) {  // every record in it is covered: no need to read it again
+        replay_stats_.acknowledged += sc.data_records;
+        continue;
+      }
+      absl::StatusOr<std::string> data = read_file(sc.file);
+      if (!data.ok()) return data.status();
+      if (data->size() < sc.begin + sc.valid) {
+        return absl::DataLossError(absl::StrCat("journal: ", sc.file, " shrank during replay"));
+      }
+      std::uint64_t seq = sc.start_seq;
+      std::size_t valid = 0;
+      (void)scan_segment(std::string_view(*data).substr(sc.begin, sc.valid), seq, &valid,
+                         [&](const ParsedRecord& r) {
+                           if (r.type == kCheckpointType) return;
+                           if (r.seq < mark) {
+                             ++replay_stats_.acknowledged;
+                             return;
+                           }
+                           JournalRecord rec;
+                           rec.type = static_cast<JournalRecordType>(r.type);
+                           rec.seq = r.seq;
+                           rec.key.assign(r.key);
+                           rec.value.assign(r.value);
+                           ++replay_stats_.records;
+                           on_record(std::move(rec));
+                         });
+    }
+    replay_stats_.checkpoint = mark;
+    enqueued_seq_ = written_seq_ = synced_seq_ = durable_seq_ = last_seq;
+    enqueued_mark_ = written_mark_ = mark;
+    if (last_number >= kMaxSegmentNumber) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "journal: ", path_, " has used every 12-digit segment number; move its files away"));
+    }
     next_number_ = last_number + 1;
     return absl::OkStatus();
   }
 
-  // Creates the next segment and makes it active. Called by open() and by the
-  // leader (io_busy_ held) when rotating.
-  absl::Status start_segment() {
+  // Creates the next segment, starting with a checkpoint (mark, seq) when
+  // mark > 0, and makes it active. Called by open() and by the leader
+  // (io_busy_ held) when rotating.
+  absl::Status start_segment(std::uint64_t mark, std::uint64_t seq) {
+    if (next_number_ > journal_internal::kMaxSegmentNumber) {
+      return absl::FailedPreconditionError("journal: segment numbers exhausted");
+    }
     const std::uint64_t number = next_number_++;
     const std::string p = segment_path(number);
     const int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return journal_internal::errno_status("create", p, errno);
-    absl::Status s = journal_internal::write_all(fd, journal_internal::kMagic, p);
+    std::string head(journal_internal::kMagic);
+    if (mark > 0) journal_internal::encode_checkpoint(head, seq, mark);
+    absl::Status s = journal_internal::write_all(fd, head, p);
     if (s.ok() && options_.fsync != FsyncPolicy::kNever) {
       if (::fdatasync(fd) != 0) s = journal_internal::errno_status("fdatasync", p, errno);
       if (s.ok()) s = journal_internal::fsync_dir(dir_);
@@ -655,45 +897,61 @@ class Journal {
       sealed_.push_back(active_);
     }
     fd_ = fd;
-    active_ = Segment{number, p, 0, journal_internal::kMagic.size()};
+    active_ = Segment{number, p, mark > 0 ? seq : 0, head.size(), 0, {}};
     stats_.live_bytes += active_.bytes;
     return absl::OkStatus();
   }
 
-  // One group commit; called with mu_ held and io_busy_ false.
-  void lead(MutexLock& l) {
+  // One group commit; called with mu_ held and io_busy_ false. want_sync:
+  // the caller needs durability (wait_durable); write_buffered() does not,
+  // so under kEveryWrite its batch is written but durable_seq_ stays until a
+  // later commit fdatasyncs.
+  void lead(MutexLock& l, bool want_sync) {
     io_busy_ = true;
     std::string batch;
     batch.swap(buf_);
     const std::uint64_t upto = enqueued_seq_;
+    const std::uint64_t upto_entries = enqueued_entries_;
+    const std::uint64_t batch_mark = buf_mark_;
+    const std::uint64_t batch_records = buf_records_;
+    buf_records_ = 0;
     const int fd = fd_;
-    const bool sync = options_.fsync == FsyncPolicy::kEveryWrite;
-    const bool rotate = active_.bytes + batch.size() >= options_.segment_bytes;
+    const bool every = options_.fsync == FsyncPolicy::kEveryWrite;
+    const TimePoint now = clock_->now();
+    const bool aged = options_.segment_age.count() > 0 &&
+                      (active_.data_records > 0 ? now - active_.first_data >= options_.segment_age
+                                                : false);
+    const bool rotate = active_.bytes + batch.size() >= options_.segment_bytes || aged;
+    const bool sync = (every && want_sync) || (rotate && options_.fsync != FsyncPolicy::kNever);
     l.native().unlock();
 
     absl::Status s = journal_internal::write_all(fd, batch, active_.path);
-    if (s.ok() && (sync || (rotate && options_.fsync != FsyncPolicy::kNever))) {
+    if (s.ok() && sync) {
       if (::fdatasync(fd) != 0) s = journal_internal::errno_status("fdatasync", active_.path, errno);
     }
     l.native().lock();
     ++stats_.commits;
     stats_.bytes += batch.size();
-    const bool synced = sync || (rotate && options_.fsync != FsyncPolicy::kNever);
-    if (synced) ++stats_.syncs;
+    if (sync) ++stats_.syncs;
     active_.bytes += batch.size();
     stats_.live_bytes += batch.size();
-    if (upto > 0 && !batch.empty()) active_.max_seq = upto;
+    if (upto > 0 && !batch.empty()) active_.max_seq = std::max(active_.max_seq, upto);
+    if (batch_records > 0 && active_.data_records == 0) active_.first_data = now;
+    active_.data_records += batch_records;
     if (s.ok()) {
       written_seq_ = upto;
-      if (synced) synced_seq_ = upto;
+      written_entries_ = upto_entries;
+      written_mark_ = std::max(written_mark_, batch_mark);
+      if (sync) synced_seq_ = upto;
       if (rotate) {
+        const std::uint64_t mark = written_mark_;
         l.native().unlock();
-        s = start_segment();  // takes mu_ itself
+        s = start_segment(mark, upto);  // takes mu_ itself
         l.native().lock();
       }
     }
     if (s.ok()) {
-      durable_seq_ = upto;
+      if (sync || !every) durable_seq_ = upto;
     } else if (broken_.ok()) {
       broken_ = s;
     }
@@ -730,6 +988,7 @@ class Journal {
 
   const std::string path_;
   const JournalOptions options_;
+  const std::shared_ptr<Clock> clock_;
   std::string dir_;
   ReplayStats replay_stats_;  // written by open() only
   std::thread syncer_;
@@ -737,6 +996,12 @@ class Journal {
   mutable Mutex mu_;
   CondVar cv_;
   std::string buf_;                   // encoded records not yet handed to a leader
+  std::uint64_t buf_records_ = 0;     // data records in buf_
+  std::uint64_t buf_mark_ = 0;        // newest checkpoint mark in buf_ or earlier
+  std::uint64_t enqueued_entries_ = 0;  // records + checkpoints enqueued since open
+  std::uint64_t written_entries_ = 0;   // ... of which write() returned for
+  std::uint64_t enqueued_mark_ = 0;   // largest checkpoint mark enqueued (or replayed)
+  std::uint64_t written_mark_ = 0;    // largest checkpoint mark written (or replayed)
   std::uint64_t enqueued_seq_ = 0;    // last seq handed out
   std::uint64_t written_seq_ = 0;     // last seq write() returned for
   std::uint64_t synced_seq_ = 0;      // last seq known fdatasynced

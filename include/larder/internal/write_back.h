@@ -95,15 +95,47 @@
 // mu_ updates the entry and enqueues the record (so journal order equals
 // dirty-set order), then waits for the group commit unlocked. Construction
 // replays the journal into the dirty set (due at once), so the flusher writes
-// it through the Writer with the usual retries. After each batch, if the
-// journal has sealed segments, the flusher computes
+// it through the Writer with the usual retries. The LOW-WATER MARK
 //   L = min(newest jseq over dirty keys, last enqueued seq + 1)
-// waits until every record enqueued so far is durable, and releases segments
-// below L: a record below L belongs to a key that was written since, or that
-// has a newer durable record. When two or more sealed segments stay pinned (a
-// key failing for a long time), it relogs those keys' newest values so the
-// old segments can go. On destruction with nothing dirty, the journal's files
-// are deleted.
+// says every record below L is acknowledged: its key was written since, or
+// has a newer record, enqueued earlier than anything that uses L. (Not "the
+// newest seq written": batches complete out of seq order, and a key that
+// keeps failing holds L at its record while later keys are written.) It is
+// used twice:
+//   * Checkpoints. After each batch that moved L the flusher enqueues a
+//     checkpoint record "below L is written" and writes it (no fsync: it
+//     rides on order, see journal.h); a put appends one to its own group
+//     commit when L has moved journal_checkpoint_every records past the last
+//     one (a hot key superseding itself moves L between batches). Replay
+//     skips records below the newest checkpoint it finds.
+//   * Deletion. If the journal has sealed segments, the flusher waits until
+//     every record enqueued so far is durable (the superseding ones must be)
+//     and releases segments below L. When two or more sealed segments stay
+//     pinned (a key failing for a long time), it relogs those keys' newest
+//     values so the old segments can go.
+// On destruction with nothing dirty, the journal's files are deleted.
+//
+// Replay: what comes back after a crash. At-least-once for the unflushed
+// window: a crash replays every record at or above the true L (all that was
+// not yet written, and whatever follows the oldest such record), plus the
+// records acknowledged since the newest checkpoint that reached the file:
+// at most journal_checkpoint_every records moved by puts, plus those of the
+// batch whose Writer call had returned but whose checkpoint was not yet
+// written (a window of microseconds). So with the defaults, a crash with
+// nothing dirty replays at most 512 records (none once the flusher has
+// checkpointed; it does after every batch), not everything since the last
+// clean start. WriteBehindStats::replayed counts the records replayed,
+// replay_acknowledged those skipped. The Writer must therefore be IDEMPOTENT
+// for the window: writing a key's value again must leave the same state.
+// Upserts of the full value are; increments are not. Carry a version and
+// make the write conditional, e.g. for a view counter:
+//
+//   // the cached value is {count, version}; version increases on every put
+//   INSERT INTO views(page, count, version) VALUES ($1, $2, $3)
+//   ON CONFLICT (page) DO UPDATE SET count = EXCLUDED.count, version = EXCLUDED.version
+//   WHERE views.version < EXCLUDED.version;
+//
+// not "UPDATE views SET count = count + $delta", which a replay double-counts.
 //
 // Costs: put is O(log n) under one mutex (n = dirty keys) plus, with a
 // journal, one group-committed append. One global mutex is the simple choice
@@ -194,6 +226,15 @@ struct WriteBehindOptions {
   std::chrono::milliseconds idle_poll{50};
   // Flush attempts made by the destructor before giving up (>= 1).
   int shutdown_flush_attempts = 3;
+  // Journal: also seal the active segment once its first record is this old
+  // (Clock time), so acknowledged records of a quiet journal are deleted.
+  // 0: by size only. Must be >= 0.
+  std::chrono::milliseconds journal_segment_age{std::chrono::minutes(1)};
+  // Journal: a put appends a checkpoint once the low-water mark has moved this
+  // many records past the last one (flush batches append one anyway). Bounds
+  // what a crash replays beyond the unflushed records; see "Replay" above.
+  // Must be > 0.
+  std::uint64_t journal_checkpoint_every = 512;
 };
 
 // WriteBehindStats: counters since construction (dirty: now).
@@ -206,13 +247,16 @@ struct WriteBehindStats {
   std::uint64_t flushes = 0;         // Writer calls that succeeded
   std::uint64_t coalesced = 0;       // mutations absorbed by a later one to the same key
   std::uint64_t rejected = 0;        // puts refused with kResourceExhausted
-  std::uint64_t replayed = 0;        // journal records applied at construction
+  std::uint64_t replayed = 0;        // journal records applied at construction (not covered
+                                     // by a checkpoint: see replay_acknowledged)
   std::uint64_t replay_torn = 0;     // journal segments that ended in a torn record
   std::uint64_t replay_corrupt = 0;  // journal segments cut short by a corrupt record
   std::uint64_t replay_undecodable = 0;  // valid records whose key/value did not decode
   std::uint64_t relogged = 0;        // records re-appended to free old journal segments
   std::uint64_t dropped_at_shutdown = 0;  // keys still dirty when the destructor gave up
   JournalStats journal;              // zeros without a journal
+  std::uint64_t replay_acknowledged = 0;  // journal records skipped at construction: a
+                                          // checkpoint said they were already written
 };
 
 template <class K, class V, class Hash = absl::Hash<K>, class Eq = std::equal_to<K>>
@@ -370,6 +414,7 @@ class WriteBehind {
     s.replay_torn = replay_torn_;
     s.replay_corrupt = replay_corrupt_;
     s.replay_undecodable = replay_undecodable_;
+    s.replay_acknowledged = replay_acknowledged_;
     if (journal_) s.journal = journal_->stats();
     return s;
   }
@@ -424,6 +469,8 @@ class WriteBehind {
             "or leave journal_path empty)");
       }
       if (options_.journal_segment_bytes == 0) bad("journal_segment_bytes must be > 0");
+      if (options_.journal_segment_age.count() < 0) bad("journal_segment_age must be >= 0");
+      if (options_.journal_checkpoint_every == 0) bad("journal_checkpoint_every must be > 0");
       if (options_.fsync == FsyncPolicy::kEveryInterval && options_.fsync_interval.count() <= 0) {
         bad("fsync = kEveryInterval needs fsync_interval > 0");
       }
@@ -434,7 +481,9 @@ class WriteBehind {
     if constexpr (kJournalable) {
       JournalOptions jo{.fsync = options_.fsync,
                         .fsync_interval = options_.fsync_interval,
-                        .segment_bytes = options_.journal_segment_bytes};
+                        .segment_bytes = options_.journal_segment_bytes,
+                        .segment_age = options_.journal_segment_age,
+                        .clock = clock_};
       const TimePoint now = clock_->now();
       MutexLock l(&mu_);  // not shared yet; taken for uniformity
       auto j = Journal::open(options_.journal_path, jo, [&](JournalRecord&& r) {
@@ -465,6 +514,8 @@ class WriteBehind {
       journal_ = std::move(*j);
       replay_torn_ = journal_->replay_stats().torn;
       replay_corrupt_ = journal_->replay_stats().corrupt;
+      replay_acknowledged_ = journal_->replay_stats().acknowledged;
+      checkpoint_sent_ = journal_->checkpoint_mark();
     }
   }
 
@@ -474,6 +525,11 @@ class WriteBehind {
       if (journal_) {  // journal_ is set before the object is shared
         Codec<K>::encode(key, kb);
         if (value) Codec<V>::encode(*value, vb);
+        if (!journal_internal::record_fits(kb.size(), vb.size())) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "write-back: key and value encode to ", kb.size(), " + ", vb.size(),
+              " bytes; a journal record holds at most 1 GiB"));
+        }
       }
     }
     std::uint64_t jseq = 0;
@@ -512,6 +568,12 @@ class WriteBehind {
         ++erases_;
       }
       apply_locked(key, std::move(value), jseq, now, now + options_.delay);
+      // This put may have moved the low-water mark (it superseded the key's
+      // older record); its group commit carries a checkpoint now and then.
+      // (live_jseq_ holds this key now, so its first entry is the mark.)
+      if (jseq != 0 && live_jseq_.begin()->first >= checkpoint_sent_ + options_.journal_checkpoint_every) {
+        checkpoint_locked();
+      }
     }
     if (jseq != 0) return journal_->wait_durable(jseq);
     return absl::OkStatus();
@@ -705,11 +767,32 @@ class WriteBehind {
     return ws.ok() ? es : ws;
   }
 
-  // Journal compaction: relog pinned keys, then release what is not needed.
+  // The journal's low-water mark: every record below it is acknowledged
+  // (its key was written since, or has a newer record in the journal). The
+  // smallest newest-record seq of the dirty keys; last seq + 1 when none is
+  // dirty. mu_ held (every enqueue happens under mu_, so it is stable).
+  std::uint64_t low_water_locked() const {
+    const std::uint64_t next = journal_->last_enqueued() + 1;
+    return live_jseq_.empty() ? next : std::min(live_jseq_.begin()->first, next);
+  }
+
+  // Enqueues a checkpoint at the current low-water mark. mu_ held: the mark
+  // and the journal order agree (every superseding record precedes it).
+  void checkpoint_locked() {
+    const std::uint64_t low = low_water_locked();
+    if (low <= checkpoint_sent_) return;
+    (void)journal_->enqueue_checkpoint(low);
+    checkpoint_sent_ = low;
+  }
+
+  // Journal upkeep after a batch: relog pinned keys, append a checkpoint when
+  // the low-water mark moved (written at once, without an fsync: losing it
+  // only means replaying more), then release the segments nothing needs.
   void maintain_journal_locked(MutexLock& l) {
     if constexpr (kJournalable) {
-      if (!journal_ || journal_->sealed_segments() == 0) return;
-      const std::uint64_t target = journal_->relog_below();
+      if (!journal_) return;
+      const bool sealed = journal_->sealed_segments() > 0;
+      const std::uint64_t target = sealed ? journal_->relog_below() : 0;
       if (target != 0 && !live_jseq_.empty() && live_jseq_.begin()->first < target) {
         std::vector<std::pair<K, std::optional<V>>> items;
         std::vector<std::uint64_t> old;
@@ -734,11 +817,16 @@ class WriteBehind {
           ++relogged_;
         }
       }
+      const std::uint64_t low = low_water_locked();
+      const bool moved = low > checkpoint_sent_;
+      if (moved) checkpoint_locked();
+      if (!moved && !sealed) return;
       const std::uint64_t high = journal_->last_enqueued();
-      const std::uint64_t low =
-          live_jseq_.empty() ? high + 1 : std::min(live_jseq_.begin()->first, high + 1);
       l.native().unlock();
-      if (journal_->wait_durable(high).ok()) journal_->release_below(low);
+      if (moved) (void)journal_->write_buffered();
+      // Deleting a segment drops records that newer ones supersede: those
+      // must be durable first.
+      if (sealed && journal_->wait_durable(high).ok()) journal_->release_below(low);
       l.native().lock();
     } else {
       (void)l;
@@ -819,6 +907,7 @@ class WriteBehind {
   std::uint64_t replay_torn_ = 0;
   std::uint64_t replay_corrupt_ = 0;
   std::uint64_t replay_undecodable_ = 0;
+  std::uint64_t replay_acknowledged_ = 0;
 
   mutable Mutex mu_;
   CondVar cv_;        // wakes the flusher
@@ -829,6 +918,7 @@ class WriteBehind {
   std::map<std::uint64_t, K> unwritten_;
   std::map<std::uint64_t, K> live_jseq_;
   std::uint64_t version_ = 0;
+  std::uint64_t checkpoint_sent_ = 0;  // newest checkpoint mark handed to the journal
   std::uint64_t pass_ = 0;
   std::uint64_t poll_requested_ = 0, poll_done_ = 0;
   std::uint64_t flush_requested_ = 0, flush_done_ = 0, flush_target_ = 0;
