@@ -572,6 +572,188 @@ TEST(WriteBehindTest, BadOptionsThrow) {
   EXPECT_THROW(Wb(rec.writer(), {.max_dirty = 0}), std::invalid_argument);
   EXPECT_THROW(Wb(rec.writer(), {.retry_base = milliseconds(0)}), std::invalid_argument);
   EXPECT_THROW(Wb(rec.writer(), {.journal_path = "/no/such/dir/wb"}), std::runtime_error);
+  TempDir dir;
+  EXPECT_THROW(Wb(rec.writer(), {.journal_path = dir.file("wb"), .journal_segment_bytes = 0}),
+               std::invalid_argument);
+  Wb::Options neg_age{.journal_path = dir.file("wb")};
+  neg_age.journal_segment_age = milliseconds(-1);
+  EXPECT_THROW(Wb(rec.writer(), neg_age), std::invalid_argument);
+  Wb::Options no_checkpoints{.journal_path = dir.file("wb")};
+  no_checkpoints.journal_checkpoint_every = 0;
+  EXPECT_THROW(Wb(rec.writer(), no_checkpoints), std::invalid_argument);
+}
+
+// ---- what a crash replays (issue 10 D) ----
+//
+// crash_copy() copies the journal's files while the WriteBehind is alive and
+// idle: exactly what SIGKILL would leave (write() has returned, so the bytes
+// are in the files), without the destructor's flush and cleanup. A new
+// WriteBehind on the copy then replays it.
+
+std::string crash_copy(const std::string& path, const TempDir& into) {
+  const std::string copy = into.file("crashed");
+  for (const std::string& f : Journal::segment_files(path)) {
+    std::filesystem::copy_file(f, copy + f.substr(path.size()));
+  }
+  return copy;
+}
+
+// The issue's reproduction: 30,000 view-counter puts over 500 keys, all
+// flushed, then a crash. Before checkpoints all 30,000 records replayed.
+TEST(WriteBehindReplayTest, FlushedPutsAreNotReplayedAfterACrash) {
+  TempDir dir, crash;
+  auto clock = std::make_shared<ManualClock>();
+  Recorder rec;
+  auto o = manual(clock);
+  o.journal_path = dir.file("wb");
+  o.fsync = FsyncPolicy::kNever;
+  Wb wb(rec.writer(), o);
+  for (int i = 0; i < 30'000; ++i) {
+    ASSERT_TRUE(wb.put("page" + std::to_string(i % 500), i).ok());
+    if (i % 5000 == 4999) {
+      ASSERT_TRUE(wb.flush().ok());
+    }
+  }
+  ASSERT_TRUE(wb.flush().ok());
+  ASSERT_EQ(wb.dirty(), 0u);
+  const std::string copy = crash_copy(o.journal_path, crash);
+
+  Recorder after;
+  auto o2 = manual(clock);
+  o2.journal_path = copy;
+  Wb again(after.writer(), o2);
+  const WriteBehindStats s = again.stats();
+  EXPECT_EQ(s.replayed, 0u);
+  EXPECT_EQ(s.replay_acknowledged, 30'000u);
+  EXPECT_EQ(again.dirty(), 0u);
+  ASSERT_TRUE(again.flush().ok());
+  EXPECT_EQ(after.calls(), 0);  // nothing written twice
+}
+
+// A hot key put again and again between flushes: each put supersedes the
+// key's older record, and the put path checkpoints every
+// journal_checkpoint_every records of that, so even with no batch at all a
+// crash replays at most that many plus the key's newest record.
+TEST(WriteBehindReplayTest, SupersededRecordsOfAHotKeyAreNotReplayed) {
+  TempDir dir, crash;
+  auto clock = std::make_shared<ManualClock>();
+  Recorder rec;
+  auto o = manual(clock);
+  o.journal_path = dir.file("wb");
+  o.fsync = FsyncPolicy::kNever;
+  Wb wb(rec.writer(), o);
+  for (int i = 0; i < 5000; ++i) ASSERT_TRUE(wb.put("hot", i).ok());
+  EXPECT_EQ(rec.calls(), 0);  // the clock did not move: no batch ran
+  EXPECT_GE(wb.stats().journal.checkpoints, 9u);
+  const std::string copy = crash_copy(o.journal_path, crash);
+
+  Recorder after;
+  auto o2 = manual(clock);
+  o2.journal_path = copy;
+  Wb again(after.writer(), o2);
+  EXPECT_GE(again.stats().replayed, 1u);
+  EXPECT_LE(again.stats().replayed, o.journal_checkpoint_every + 1);
+  EXPECT_EQ(again.pending("hot"), std::optional<std::optional<int>>(4999));
+}
+
+// Unflushed puts come back (at-least-once), flushed ones do not: after 300
+// flushed puts the Writer goes down, 100 more puts stay dirty, and the crash
+// replays those 100 (plus at most the documented window). kEveryWrite (the
+// default): checkpoints ride on the log's order, not on fsyncs of their own.
+TEST(WriteBehindReplayTest, OnlyTheUnflushedComeBack) {
+  TempDir dir, crash;
+  auto clock = std::make_shared<ManualClock>();
+  Recorder rec;
+  auto o = manual(clock);
+  o.journal_path = dir.file("wb");
+  o.journal_checkpoint_every = 50;  // the window, smaller than the 300 flushed records
+  Wb wb(rec.writer(), o);
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(wb.put("k" + std::to_string(i % 30), i).ok());
+  ASSERT_TRUE(wb.flush().ok());
+  rec.set_fail_all(true);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(wb.put("u" + std::to_string(i), i).ok());
+  EXPECT_FALSE(wb.flush().ok());
+  ASSERT_EQ(wb.dirty(), 100u);
+  const std::string copy = crash_copy(o.journal_path, crash);
+
+  Recorder after;
+  auto o2 = manual(clock);
+  o2.journal_path = copy;
+  Wb again(after.writer(), o2);
+  EXPECT_GE(again.stats().replayed, 100u);
+  EXPECT_LE(again.stats().replayed, 100u + o.journal_checkpoint_every);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(again.pending("u" + std::to_string(i)), std::optional<std::optional<int>>(i));
+  }
+  ASSERT_TRUE(again.flush().ok());
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(after.latest("u" + std::to_string(i)), i);
+  rec.set_fail_all(false);
+}
+
+// Sequence order is not acknowledgement order: the key put FIRST keeps
+// failing while 1,000 later puts are written. The checkpoint is the low-water
+// mark, so the stuck key still comes back after a crash (a "newest seq
+// written" mark would lose it); once it is written, nothing comes back.
+TEST(WriteBehindReplayTest, OutOfOrderAcknowledgementNeverSkipsAPendingRecord) {
+  TempDir dir, crash1, crash2;
+  auto clock = std::make_shared<ManualClock>();
+  Recorder rec;
+  rec.set_fail_key("stuck");
+  auto o = manual(clock);
+  o.journal_path = dir.file("wb");
+  o.fsync = FsyncPolicy::kNever;
+  o.max_batch = 1;  // so the stuck key fails alone
+  Wb wb(rec.writer(), o);
+  ASSERT_TRUE(wb.put("stuck", 7).ok());
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(wb.put("k" + std::to_string(i % 100), i).ok());
+  EXPECT_FALSE(wb.flush().ok());
+  ASSERT_EQ(wb.dirty(), 1u);
+  const std::string copy1 = crash_copy(o.journal_path, crash1);
+  {
+    Recorder after;
+    auto o2 = manual(clock);
+    o2.journal_path = copy1;
+    Wb again(after.writer(), o2);
+    EXPECT_EQ(again.pending("stuck"), std::optional<std::optional<int>>(7));
+    EXPECT_GE(again.stats().replayed, 1u);
+    ASSERT_TRUE(again.flush().ok());
+    EXPECT_EQ(after.latest("stuck"), 7);
+  }
+  rec.set_fail_key("");
+  clock->advance(milliseconds(2000));  // past the retry backoff
+  wb.poll();
+  ASSERT_EQ(wb.dirty(), 0u);
+  EXPECT_EQ(rec.latest("stuck"), 7);
+  const std::string copy2 = crash_copy(o.journal_path, crash2);
+  Recorder after;
+  auto o2 = manual(clock);
+  o2.journal_path = copy2;
+  Wb again(after.writer(), o2);
+  EXPECT_EQ(again.stats().replayed, 0u);
+  EXPECT_EQ(again.dirty(), 0u);
+}
+
+// Segments roll by age (Clock time), and once their records are written the
+// flusher deletes them: a quiet journal does not keep its history.
+TEST(WriteBehindReplayTest, SegmentsRollByAgeAndAreDeletedOnceWritten) {
+  TempDir dir;
+  auto clock = std::make_shared<ManualClock>();
+  Recorder rec;
+  auto o = manual(clock);
+  o.journal_path = dir.file("wb");
+  o.fsync = FsyncPolicy::kNever;
+  o.journal_segment_age = milliseconds(1000);
+  Wb wb(rec.writer(), o);
+  std::uint64_t max_segments = 0;
+  for (int round = 0; round < 20; ++round) {
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(wb.put("k" + std::to_string(i), round).ok());
+    clock->advance(milliseconds(600));
+    wb.poll();
+    max_segments = std::max<std::uint64_t>(max_segments, Journal::segment_files(o.journal_path).size());
+  }
+  const WriteBehindStats s = wb.stats();
+  EXPECT_GE(s.journal.deleted_segments, 5u);
+  EXPECT_LE(max_segments, 3u);
 }
 
 }  // namespace
