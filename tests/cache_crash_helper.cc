@@ -11,13 +11,19 @@
 //       back (read-your-writes: keys are per thread, so it must not see an
 //       older value; exits 5 otherwise) and prints "<key> <value>\n" in one
 //       write() (an acknowledgement the parent records).
+//   cache_crash_helper flushed <journal> <sor-file> <n> <stuck>
+//       With default write-back batching and journal options: puts n view
+//       counts ("page<i % 500>", i) and flushes them; then puts ("stuck<i>", i)
+//       for i < stuck, which the Writer refuses, and SIGKILLs itself.
 //   cache_crash_helper recover <journal> <sor-file>
 //       Constructs a new Cache on the same journal (which replays it through
-//       the Writer), flushes, checks every replayed key reads back, exits 0.
+//       the Writer), prints "replayed <n>" on stdout, flushes, checks every
+//       replayed key reads back, exits 0.
 //
 // The system of record is <sor-file>: the Writer appends "<key> <value>;\n"
 // per entry, one write() per batch, then fsyncs. The ';' marks complete lines.
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -84,6 +90,34 @@ int run(const std::string& journal, const std::string& sor, std::int64_t first,
   return 0;
 }
 
+int flushed(const std::string& journal, const std::string& sor, int n, int stuck) {
+  auto store = std::make_shared<larder::LocalStore<std::string, std::int64_t>>(
+      larder::LocalStoreOptions{.max_entries = 1000, .max_weight = 0, .shards = 1, .clock = nullptr});
+  larder::CacheOptions<std::string, std::int64_t> o;
+  o.write_mode = larder::WriteMode::kWriteBack;
+  o.writer = larder::testing::failing_for_stuck(larder::testing::file_sor_writer(sor));
+  o.write_back_journal = journal;
+  o.write_back_fsync = larder::FsyncPolicy::kEveryInterval;  // SIGKILL: all policies survive it
+  o.write_back_fsync_interval = std::chrono::milliseconds(5);
+  Cache cache(store, o);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) {  // concurrent puts share group commits
+    ts.emplace_back([&, t] {
+      for (int i = t; i < n; i += 4) {
+        if (!cache.put("page" + std::to_string(i % 500), i).ok()) std::_Exit(3);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  if (!cache.flush().ok() || cache.stats().dirty != 0) std::_Exit(7);
+  for (int i = 0; i < stuck; ++i) {
+    if (!cache.put("stuck" + std::to_string(i), i).ok()) std::_Exit(3);
+  }
+  (void)cache.flush();  // fails for the stuck keys: they stay dirty
+  ::kill(::getpid(), SIGKILL);
+  return 8;
+}
+
 int recover(const std::string& journal, const std::string& sor) {
   larder::testing::end_torn_line(sor);
   std::unique_ptr<Cache> cache = make_cache(journal, sor, larder::FsyncPolicy::kEveryWrite);
@@ -92,6 +126,7 @@ int recover(const std::string& journal, const std::string& sor) {
                static_cast<unsigned long long>(st.journal_replayed),
                static_cast<unsigned long long>(st.journal_bad_tails),
                static_cast<unsigned long long>(st.dirty));
+  larder::testing::report_replayed(st.journal_replayed);
   absl::Status s = cache->flush();
   if (!s.ok()) {
     std::fprintf(stderr, "recover: flush failed: %s\n", s.ToString().c_str());
@@ -109,6 +144,9 @@ int main(int argc, char** argv) {
     return run(argv[2], argv[3], std::strtoll(argv[4], nullptr, 10), policy);
   }
   if (argc >= 4 && std::strcmp(argv[1], "recover") == 0) return recover(argv[2], argv[3]);
+  if (argc >= 6 && std::strcmp(argv[1], "flushed") == 0) {
+    return flushed(argv[2], argv[3], std::atoi(argv[4]), std::atoi(argv[5]));
+  }
   std::fprintf(stderr, "usage: %s run <journal> <sor> <first> <every|interval|never>\n"
                        "       %s recover <journal> <sor>\n", argv[0], argv[0]);
   return 2;

@@ -8,14 +8,20 @@
 //       Two threads put ("t<thread>k<j>", value) with increasing values, forever.
 //       After each put returns OK, prints "<key> <value>\n" to stdout in one
 //       write() (an acknowledgement the parent records).
+//   write_back_crash_helper flushed <journal> <sor-file> <n> <stuck>
+//       Puts n view counts ("page<i % 500>", i) and flushes them; then puts
+//       ("stuck<i>", i) for i < stuck, which the Writer refuses, and SIGKILLs
+//       itself: a crash with only the stuck puts unwritten.
 //   write_back_crash_helper recover <journal> <sor-file>
 //       Opens a WriteBehind on the same journal (which replays it through the
-//       Writer), flushes, and exits 0 on success.
+//       Writer), prints "replayed <n>" on stdout, flushes, and exits 0 on
+//       success.
 //
 // The system of record is <sor-file>: the Writer appends one line
 // "<key> <value>;\n" per entry, one write() per batch, then fsyncs. Lines are
 // terminated by ';' so a line torn by the kill is recognisable.
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -62,6 +68,30 @@ int run(const std::string& journal, const std::string& sor, std::int64_t first, 
   return 0;
 }
 
+int flushed(const std::string& journal, const std::string& sor, int n, int stuck) {
+  auto o = options(journal, FsyncPolicy::kEveryInterval);  // SIGKILL: all policies survive it
+  o.journal_segment_bytes = Wb::Options{}.journal_segment_bytes;  // the defaults
+  o.max_batch = Wb::Options{}.max_batch;
+  o.max_dirty = Wb::Options{}.max_dirty;
+  Wb wb(larder::testing::failing_for_stuck(larder::testing::file_sor_writer(sor)), o);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) {  // concurrent puts share group commits
+    ts.emplace_back([&, t] {
+      for (int i = t; i < n; i += 4) {
+        if (!wb.put("page" + std::to_string(i % 500), i).ok()) std::_Exit(3);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  if (!wb.flush().ok() || wb.dirty() != 0) std::_Exit(7);
+  for (int i = 0; i < stuck; ++i) {
+    if (!wb.put("stuck" + std::to_string(i), i).ok()) std::_Exit(3);
+  }
+  (void)wb.flush();  // fails for the stuck keys: they stay dirty
+  ::kill(::getpid(), SIGKILL);
+  return 8;
+}
+
 int recover(const std::string& journal, const std::string& sor) {
   larder::testing::end_torn_line(sor);
   Wb wb(larder::testing::file_sor_writer(sor), options(journal, FsyncPolicy::kEveryWrite));
@@ -71,6 +101,7 @@ int recover(const std::string& journal, const std::string& sor) {
                static_cast<unsigned long long>(st.replay_torn),
                static_cast<unsigned long long>(st.replay_corrupt),
                static_cast<unsigned long long>(st.replay_undecodable));
+  larder::testing::report_replayed(st.replayed);
   absl::Status s = wb.flush();
   if (!s.ok()) {
     std::fprintf(stderr, "recover: flush failed: %s\n", s.ToString().c_str());
@@ -87,6 +118,9 @@ int main(int argc, char** argv) {
     return run(argv[2], argv[3], std::strtoll(argv[4], nullptr, 10), policy);
   }
   if (argc >= 4 && std::strcmp(argv[1], "recover") == 0) return recover(argv[2], argv[3]);
+  if (argc >= 6 && std::strcmp(argv[1], "flushed") == 0) {
+    return flushed(argv[2], argv[3], std::atoi(argv[4]), std::atoi(argv[5]));
+  }
   std::fprintf(stderr, "usage: %s run <journal> <sor> <first> <every|interval|never>\n"
                        "       %s recover <journal> <sor>\n", argv[0], argv[0]);
   return 2;

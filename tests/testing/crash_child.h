@@ -42,6 +42,26 @@ inline Writer<std::string, std::int64_t> file_sor_writer(const std::string& sor)
           .erase = nullptr};
 }
 
+// failing_for_stuck: `w`, except that a batch holding a key that starts with
+// "stuck" fails (the keys stay dirty, as with a system of record that keeps
+// refusing them).
+inline Writer<std::string, std::int64_t> failing_for_stuck(Writer<std::string, std::int64_t> w) {
+  return {.write = [w](std::span<const std::pair<std::string, std::int64_t>> batch) {
+            for (const auto& [k, v] : batch) {
+              if (k.rfind("stuck", 0) == 0) return absl::UnavailableError("stuck key refused");
+            }
+            return w.write(batch);
+          },
+          .erase = nullptr};
+}
+
+// report_replayed: tells the parent, on stdout, how many journal records the
+// recovery replayed ("replayed <n>\n").
+inline void report_replayed(std::uint64_t n) {
+  const std::string line = "replayed " + std::to_string(n) + "\n";
+  if (::write(1, line.data(), line.size()) != static_cast<ssize_t>(line.size())) std::_Exit(4);
+}
+
 // end_torn_line: ends a line the kill tore in the system of record, so the
 // next line starts clean (the parent skips lines without their ';').
 inline void end_torn_line(const std::string& sor) {

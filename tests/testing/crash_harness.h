@@ -172,6 +172,66 @@ inline void run_crash_rounds(const std::string& helper_name) {
   fs::remove_all(dir, ec);
 }
 
+// run_flushed_then_killed: what a crash replays (issue 10 D). The helper, in
+// "flushed" mode, does `flushed` view-counter puts (over 500 keys) and
+// flush()es them, then `stuck` puts of keys "stuck<i>" that its Writer
+// refuses (so they stay dirty), and then SIGKILLs itself. "recover" replays
+// the journal and reports how many records it replayed; this checks that the
+// stuck puts came back (nothing acknowledged is lost) and that at most
+// `stuck + window` records were replayed (the flushed ones are not), and
+// that the stuck keys reached the system of record. Returns the count.
+inline std::uint64_t run_flushed_then_killed(const std::string& helper_name, int flushed,
+                                             int stuck, std::uint64_t window) {
+  using namespace crash_internal;
+  const std::string helper =
+      (fs::read_symlink("/proc/self/exe").parent_path() / helper_name).string();
+  EXPECT_TRUE(fs::exists(helper)) << helper;
+  std::string tmpl = (fs::temp_directory_path() / ("larder_" + helper_name + "_XXXXXX")).string();
+  const std::string dir = ::mkdtemp(tmpl.data());
+  const std::string journal = dir + "/wb";
+  const std::string sor = dir + "/system_of_record.txt";
+  std::uint64_t replayed = ~std::uint64_t{0};
+  [&] {
+    int fd = -1;
+    const pid_t pid = spawn({helper, "flushed", journal, sor, std::to_string(flushed),
+                             std::to_string(stuck)}, &fd);
+    ASSERT_GT(pid, 0);
+    char buf[4096];
+    while (::read(fd, buf, sizeof(buf)) > 0) {
+    }
+    ::close(fd);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        << "the helper did not kill itself: status " << status;
+
+    int rfd = -1;
+    const pid_t rpid = spawn({helper, "recover", journal, sor}, &rfd);
+    ASSERT_GT(rpid, 0);
+    std::string out;
+    for (ssize_t n; (n = ::read(rfd, buf, sizeof(buf))) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    ::close(rfd);
+    ASSERT_EQ(::waitpid(rpid, &status, 0), rpid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "recover failed: " << status;
+    const std::size_t at = out.find("replayed ");
+    ASSERT_NE(at, std::string::npos) << out;
+    replayed = std::stoull(out.substr(at + 9));
+    EXPECT_GE(replayed, static_cast<std::uint64_t>(stuck)) << "unflushed puts were not replayed";
+    EXPECT_LE(replayed, static_cast<std::uint64_t>(stuck) + window)
+        << "flushed puts were replayed";
+    const auto sor_values = read_sor(sor);
+    for (int i = 0; i < stuck; ++i) {
+      auto it = sor_values.find("stuck" + std::to_string(i));
+      ASSERT_NE(it, sor_values.end()) << "stuck" << i << " never reached the system of record";
+      EXPECT_EQ(it->second.back(), i);
+    }
+    EXPECT_TRUE(larder::internal::Journal::segment_files(journal).empty());
+  }();
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  return replayed;
+}
+
 }  // namespace larder::testing
 
 #endif  // LARDER_TESTS_TESTING_CRASH_HARNESS_H_
