@@ -138,7 +138,9 @@
 // not "UPDATE views SET count = count + $delta", which a replay double-counts.
 //
 // Costs: put is O(log n) under one mutex (n = dirty keys) plus, with a
-// journal, one group-committed append. One global mutex is the simple choice
+// journal, one group-committed append (and, once per journal_checkpoint_every
+// records of low-water movement, a 29-byte checkpoint in the same commit);
+// each flush batch that moves the mark adds one write() without fsync. One global mutex is the simple choice
 // for a write path whose cost is dominated by the journal or the Writer; the
 // read path (pending) takes it too, so a Cache asks may_be_dirty(k) first: a
 // lock-free counting filter over the dirty keys' hashes (kFilterSlots atomic
@@ -571,7 +573,8 @@ class WriteBehind {
       // This put may have moved the low-water mark (it superseded the key's
       // older record); its group commit carries a checkpoint now and then.
       // (live_jseq_ holds this key now, so its first entry is the mark.)
-      if (jseq != 0 && live_jseq_.begin()->first >= checkpoint_sent_ + options_.journal_checkpoint_every) {
+      if (jseq != 0 && live_jseq_.begin()->first > checkpoint_sent_ &&
+          live_jseq_.begin()->first - checkpoint_sent_ >= options_.journal_checkpoint_every) {
         checkpoint_locked();
       }
     }
