@@ -347,7 +347,10 @@ TEST(RedisStoreTest, CorruptAndForeignValuesAreCountedLoggedMisses) {
   ScopedStore<std::string, std::int64_t> s(o);
   RedisClient& c = *s->client();
   std::string header;
-  internal::append_redis_entry_header(0, INT64_MAX / 2, header);
+  // A valid header (stale_until an hour from now), so each case below is
+  // refused for its own fault, not for an out-of-range instant.
+  internal::append_redis_entry_header(
+      0, to_unix_millis(std::chrono::system_clock::now() + std::chrono::hours(1)), header);
   std::string v2 = header;
   v2[1] = 2;  // another format version
   raw(c, {"SET", s->redis_key("foreign"), "hello, written by someone else"});
