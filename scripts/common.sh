@@ -2,7 +2,8 @@
 # Shared by scripts/test.sh and scripts/demo.sh: install what is missing.
 
 LARDER_PACKAGES=(cmake ninja-build g++ pkg-config libabsl-dev libgtest-dev libgmock-dev
-                 libbenchmark-dev libhiredis-dev redis-server redis-sentinel redis-tools libtbb-dev zlib1g-dev)
+                 libbenchmark-dev libhiredis-dev redis-server redis-sentinel redis-tools libtbb-dev zlib1g-dev
+                 clang-14 libclang-rt-14-dev)  # clang-14 + libclang-rt: the fuzz preset
 
 # larder_install_missing: apt-get installs the packages above that are not
 # installed yet; silent when everything is there.

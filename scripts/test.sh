@@ -16,13 +16,17 @@
 #      LARDER_TEST_REDIS_SENTINEL_MASTER; all are killed on exit,
 #   4. configures, builds and runs ctest with each preset: dev, asan, tsan.
 #
-# Usage: scripts/test.sh [preset ...]     (default: dev asan tsan)
+#   5. builds the libFuzzer targets (fuzz preset) and runs each for
+#      LARDER_FUZZ_SECONDS (default 30; 0 skips) when no preset is named.
+#
+# Usage: scripts/test.sh [preset ...]     (default: dev asan tsan, then fuzz)
 # Exits non-zero when anything fails.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 source scripts/common.sh
 source scripts/redis_topologies.sh
+source scripts/fuzz_ci.sh
 
 start=$(date +%s)
 presets=("$@")
@@ -110,6 +114,13 @@ for preset in "${presets[@]}"; do
   rm -f "build-$preset.configure.log"
   echo "==== preset $preset took $(( $(date +%s) - t0 )) s ===="
 done
+
+# ---- fuzz targets, LARDER_FUZZ_SECONDS each (default 30; 0 skips) ----
+if [[ $# -eq 0 ]]; then
+  t0=$(date +%s)
+  larder_fuzz_all || failed+=("fuzz")
+  echo "==== fuzz took $(( $(date +%s) - t0 )) s ===="
+fi
 
 echo "larder: scripts/test.sh took $(( $(date +%s) - start )) s for presets: ${presets[*]}"
 if ((${#failed[@]} > 0)); then

@@ -160,8 +160,10 @@ absl::Status write_some(redisContext* c, int* done, std::string_view what) {
   return absl::OkStatus();
 }
 
+}  // namespace
+
 // run_on: the I/O loop of the design essay, on one connection.
-absl::Status run_on(redisContext* c, std::span<const RedisArgs> commands, RedisReplyFn on_reply,
+absl::Status internal::run_on(redisContext* c, std::span<const RedisArgs> commands, RedisReplyFn on_reply,
                     std::string_view what, milliseconds timeout) {
   // argv/lens on the stack for ordinary commands; the heap only for long ones (MGET).
   constexpr std::size_t kInline = 8;
@@ -219,6 +221,10 @@ absl::Status run_on(redisContext* c, std::span<const RedisArgs> commands, RedisR
   }
   return absl::OkStatus();
 }
+
+namespace {
+
+using internal::run_on;
 
 // is_dead: an idle connection owes no reply, so anything readable on it
 // (EOF, RST, stray bytes) means it cannot be used.

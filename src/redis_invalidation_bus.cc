@@ -69,6 +69,7 @@ extern "C" {
 #include "larder/internal/absl_compat.h"
 #include "larder/internal/mutex.h"
 #include "larder/internal/redis_status.h"
+#include "redis_bus_message.h"
 #include "redis_socket.h"
 
 namespace larder {
@@ -77,39 +78,10 @@ namespace {
 using Steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr std::string_view kMagic("\0LDR1", 5);
-constexpr std::size_t kHeader = kMagic.size() + 8 + 1;
-constexpr char kKindKey = 'k';
-constexpr char kKindClear = 'c';
-
-std::string encode_message(InvalidationBus::Origin origin, char kind, std::string_view key) {
-  std::string out;
-  out.reserve(kHeader + key.size());
-  out.append(kMagic);
-  internal::append_le(origin, out);
-  out.push_back(kind);
-  out.append(key);
-  return out;
-}
-
-struct Message {
-  InvalidationBus::Origin origin = InvalidationBus::kNoOrigin;
-  char kind = kKindKey;
-  std::string_view key;
-};
-
-Message decode_message(std::string_view payload) {
-  Message m;
-  if (payload.size() >= kHeader && payload.substr(0, kMagic.size()) == kMagic &&
-      (payload[kHeader - 1] == kKindKey || payload[kHeader - 1] == kKindClear)) {
-    m.origin = internal::read_le<std::uint64_t>(payload.data() + kMagic.size());
-    m.kind = payload[kHeader - 1];
-    m.key = payload.substr(kHeader);
-  } else {
-    m.key = payload;  // bare key bytes from another system
-  }
-  return m;
-}
+constexpr char kKindKey = internal::kBusKindKey;
+constexpr char kKindClear = internal::kBusKindClear;
+using internal::encode_bus_message;
+using internal::decode_bus_message;
 
 using ContextPtr = internal::RedisContextPtr;
 using ReplyPtr = internal::RedisReplyPtr;
@@ -354,7 +326,7 @@ struct RedisInvalidationBus::Impl {
     const std::string_view kind = r[0].str();
     if (kind == "message" && r.size() >= 3) {
       received.fetch_add(1, std::memory_order_relaxed);
-      const Message m = decode_message(r[2].str());
+      const internal::BusMessage m = decode_bus_message(r[2].str());
       if (m.kind == kKindClear) {
         set->deliver_gap(m.origin);
       } else {
@@ -461,19 +433,19 @@ absl::Status RedisInvalidationBus::publish(std::string_view key_bytes) {
 }
 
 absl::Status RedisInvalidationBus::publish_from(Origin origin, std::string_view key_bytes) {
-  return impl_->publish_payloads({encode_message(origin, kKindKey, key_bytes)});
+  return impl_->publish_payloads({encode_bus_message(origin, kKindKey, key_bytes)});
 }
 
 absl::Status RedisInvalidationBus::publish_many_from(Origin origin,
                                                      std::span<const std::string> keys_bytes) {
   std::vector<std::string> payloads;
   payloads.reserve(keys_bytes.size());
-  for (const std::string& k : keys_bytes) payloads.push_back(encode_message(origin, kKindKey, k));
+  for (const std::string& k : keys_bytes) payloads.push_back(encode_bus_message(origin, kKindKey, k));
   return impl_->publish_payloads(payloads);
 }
 
 absl::Status RedisInvalidationBus::publish_clear_from(Origin origin) {
-  return impl_->publish_payloads({encode_message(origin, kKindClear, {})});
+  return impl_->publish_payloads({encode_bus_message(origin, kKindClear, {})});
 }
 
 std::unique_ptr<InvalidationBus::Subscription> RedisInvalidationBus::subscribe(

@@ -21,7 +21,9 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -78,6 +80,15 @@ inline absl::StatusOr<RedisContextPtr> connect_nonblocking_to(const std::string&
 inline absl::StatusOr<RedisContextPtr> connect_nonblocking(const RedisOptions& opts) {
   return connect_nonblocking_to(opts.host, opts.port, opts.unix_socket, opts.connect_timeout);
 }
+
+// run_on: the deadline-driven I/O loop of redis_client.cc's design essay on
+// one non-blocking connection: sends every command, then hands each reply in
+// order to on_reply. Fails (status_from_redis' codes; kDeadlineExceeded when
+// the server makes no progress for `timeout`) leaving the connection in an
+// unknown state: close it. Reads no further than the last reply it needs
+// (bytes after it stay in c's reader). Declared here for the fuzz target.
+absl::Status run_on(redisContext* c, std::span<const RedisArgs> commands, RedisReplyFn on_reply,
+                    std::string_view what, std::chrono::milliseconds timeout);
 
 // RedisEndpoint: one server a RedisClient routes to, as the bus's receiving
 // connection needs it.

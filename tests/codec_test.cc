@@ -93,6 +93,38 @@ struct Point {
   double weight;
   bool operator==(const Point&) const = default;
 };
+}  // namespace
+template <>
+inline constexpr bool kBytewiseCodec<Point> = true;  // every byte pattern is a Point
+namespace {
+
+// A struct with a bool member: trivially copyable, but not every byte pattern
+// is a value (a bool holds 0 or 1). The raw-bytes codec used to decode any 16
+// bytes into it, so a byte 2 from Redis or a journal was a load of an invalid
+// bool (UBSan: "load of value 2, which is not a valid value for type 'bool'").
+// Now it has no built-in codec unless its author opts in.
+struct Flagged {
+  std::int64_t id;
+  bool active;
+};
+enum Unfixed { kUnfixedA, kUnfixedB };  // valid values are 0 and 1 only
+enum FixedPlain : std::uint8_t { kFixedA, kFixedB };
+
+static_assert(!CodecFor<Codec<Flagged>, Flagged>,
+              "a struct with a bool member must not get the raw-bytes codec by default");
+static_assert(!CodecFor<Codec<Unfixed>, Unfixed>,
+              "an enum without a fixed underlying type must not get the integer codec");
+static_assert(CodecFor<Codec<FixedPlain>, FixedPlain>);
+static_assert(CodecFor<Codec<Color>, Color>);
+static_assert(CodecFor<Codec<Point>, Point>);
+
+TEST(CodecTest, EnumWithFixedTypeDecodesAnyValueOfIt) {
+  // Every uint8_t is a valid FixedPlain (its type is fixed), so no value is UB.
+  absl::StatusOr<FixedPlain> e = decode_from<FixedPlain>("\x07");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(static_cast<int>(*e), 7);
+  EXPECT_EQ(encode_to_string(*e), "\x07");
+}
 
 TEST(CodecTest, TriviallyCopyableStructRoundTrips) {
   const Point p{-3, 7, 0.5};

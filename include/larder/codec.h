@@ -16,11 +16,26 @@
 //   * std::string                  the bytes themselves
 //   * bool, integers, floating     fixed width, little-endian on every host, so
 //                                  two machines of any byte order agree
-//   * enums                        as their underlying integer
-//   * trivially copyable structs   the object's bytes. Defined on little-endian
-//                                  hosts only (a struct's fields cannot be
-//                                  byte-swapped generically); specialise Codec
-//                                  to be portable to big-endian machines.
+//   * enums with a fixed           as their underlying integer. An enum
+//     underlying type              WITHOUT one (`enum E { kA, kB };`) has no
+//     (`enum class E`, `enum E : int`) built-in codec: only the values of its
+//                                  enumerators' bit range are valid, and
+//                                  converting any other decoded integer is
+//                                  undefined behaviour; give it a fixed type.
+//   * opted-in trivially copyable  the object's bytes, for structs whose type
+//     structs                      says so: `template <> inline constexpr bool
+//                                  larder::kBytewiseCodec<my::Pod> = true;`.
+//                                  By opting in you assert that EVERY byte
+//                                  pattern of sizeof(T) bytes is a valid T
+//                                  (integers, floats and arrays of them only:
+//                                  no bool, no enum, no pointer members) and
+//                                  accept that padding bytes travel too.
+//                                  Little-endian hosts only. Other structs
+//                                  have no built-in codec: decoding a `bool`
+//                                  member from a foreign or corrupted byte 2
+//                                  would be undefined behaviour, and nothing
+//                                  in C++20 can look inside a struct to check,
+//                                  so write a Codec (below) that validates.
 //   * std::vector<T>, T arithmetic each element as above
 //   * std::shared_ptr<const T>     forwards to Codec<T> (a leading presence byte
 //                                  marks null), so large values can be cached as
@@ -114,7 +129,23 @@ inline constexpr bool kIsPlainStruct =
     std::is_trivially_copyable_v<T> && !std::is_arithmetic_v<T> && !std::is_enum_v<T> &&
     !std::is_pointer_v<T> && !std::is_member_pointer_v<T>;
 
+// An enum has a fixed underlying type exactly when it can be list-initialised
+// from that type (C++17 [dcl.init.list]); only then is every value of the
+// underlying type a valid value of the enum.
+template <class T>
+concept FixedUnderlyingEnum = std::is_enum_v<T> && requires(std::underlying_type_t<T> u) {
+  T{u};
+};
+
 }  // namespace internal
+
+// kBytewiseCodec<T>: specialise to true for a trivially copyable struct whose
+// every byte pattern is a valid value (see the header comment) to give it the
+// built-in raw-bytes codec. False by default: a struct needs an explicit
+// Codec, because a bool or enum member decoded from bytes it never held is
+// undefined behaviour.
+template <class T>
+inline constexpr bool kBytewiseCodec = false;
 
 // std::string: the bytes themselves.
 template <>
@@ -150,9 +181,10 @@ struct Codec<T, std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, b
   }
 };
 
-// Enums: as their underlying integer.
+// Enums with a fixed underlying type: as that integer (every value of it is a
+// valid value of the enum, so decoding never makes an invalid enum).
 template <class T>
-struct Codec<T, std::enable_if_t<std::is_enum_v<T>>> {
+struct Codec<T, std::enable_if_t<internal::FixedUnderlyingEnum<T>>> {
   using U = std::underlying_type_t<T>;
   static void encode(const T& v, std::string& out) {
     Codec<U>::encode(static_cast<U>(v), out);
@@ -164,9 +196,10 @@ struct Codec<T, std::enable_if_t<std::is_enum_v<T>>> {
   }
 };
 
-// Trivially copyable structs: the object's bytes (little-endian hosts only).
+// Opted-in trivially copyable structs: the object's bytes (little-endian hosts
+// only).
 template <class T>
-struct Codec<T, std::enable_if_t<internal::kIsPlainStruct<T>>> {
+struct Codec<T, std::enable_if_t<internal::kIsPlainStruct<T> && kBytewiseCodec<T>>> {
   static_assert(std::endian::native == std::endian::little,
                 "larder::Codec for trivially copyable structs copies raw bytes, "
                 "which is portable only between little-endian hosts; specialise "
