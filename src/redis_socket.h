@@ -53,6 +53,32 @@ inline timeval to_timeval(std::chrono::milliseconds d) {
   return tv;
 }
 
+// kMaxReplyElements: the most elements one array reply may announce. hiredis
+// 0.14 allocates an array's element table (8 bytes per element) as soon as it
+// reads the "*<n>" header, before any element arrives, so 14 bytes from a
+// broken or hostile server ("*2147483647\r\n") made it calloc 16 GiB
+// (found by tests/fuzz/fuzz_redis_reply). Larger arrays fail the call with
+// kResourceExhausted ("out of memory") and close the connection. larder's own
+// commands stay far below (MGET/UNLINK/SCAN are chunked by batch_chunk); a
+// user's command() answered by more than 2^20 elements (KEYS on a huge
+// database) must be split, e.g. with SCAN.
+inline constexpr int kMaxReplyElements = 1 << 20;
+
+// bound_reply_arrays: makes c's reader refuse arrays longer than
+// kMaxReplyElements (hiredis' own reply objects otherwise).
+inline void bound_reply_arrays(redisContext* c) {
+  static redisReplyObjectFunctions* const hiredis_default = c->reader->fn;
+  static redisReplyObjectFunctions bounded = [] {
+    redisReplyObjectFunctions f = *hiredis_default;
+    f.createArray = [](const redisReadTask* task, int elements) -> void* {
+      if (elements > kMaxReplyElements) return nullptr;  // the reader reports out of memory
+      return hiredis_default->createArray(task, elements);
+    };
+    return f;
+  }();
+  if (c->reader->fn == hiredis_default) c->reader->fn = &bounded;
+}
+
 // connect_nonblocking_to: a connection to host:port (or unix_socket when
 // non-empty) within `timeout`, switched to non-blocking I/O; or why not
 // (status_from_redis' codes; kResourceExhausted when hiredis could not
@@ -66,6 +92,7 @@ inline absl::StatusOr<RedisContextPtr> connect_nonblocking_to(const std::string&
   if (c == nullptr) return absl::ResourceExhaustedError("redis connect: out of memory");
   if (c->err != 0) return status_from_redis(c.get(), nullptr, "connect");
   if (c->connection_type == REDIS_CONN_TCP) (void)redisEnableKeepAlive(c.get());
+  bound_reply_arrays(c.get());
   const int fl = ::fcntl(c->fd, F_GETFL);
   if (fl < 0 || ::fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
     return absl::UnavailableError(

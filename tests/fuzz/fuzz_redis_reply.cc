@@ -111,7 +111,7 @@ struct RefParser {
       }
       case '*': {
         long long n = 0;
-        if (!number(l, n) || n < -1 || n > (1LL << 20)) return Ref::kBad;
+        if (!number(l, n) || n < -1 || n > larder::internal::kMaxReplyElements) return Ref::kBad;
         if (n == -1) {
           f.nil = true;
           return Ref::kOk;
@@ -183,6 +183,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(c != nullptr && c->err == 0);
   FUZZ_CHECK(::fcntl(c->fd, F_SETFL, ::fcntl(c->fd, F_GETFL) | O_NONBLOCK) == 0);
   c->flags &= ~REDIS_BLOCK;
+  larder::internal::bound_reply_arrays(c.get());  // as connect_nonblocking_to does
 
   // The reference's view of the first n frames.
   RefParser ref{sent};
