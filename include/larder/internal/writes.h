@@ -188,17 +188,7 @@ class Writes {
   // deferred (recovery.h): key is not served from the store until it is
   // re-applied, and the store's error is returned.
   absl::Status invalidate(const K& key) {
-    s_.flights.supersede(key);
-    s_.forget(key);
-    const auto mark = recovery_.mark();
-    absl::Status st = s_.store->erase(key);
-    if (st.ok()) {
-      recovery_.settle(key, mark);
-    } else {
-      s_.counters.store_errors.add();
-      recovery_.defer(key);
-    }
-    return st;
+    return change(key, [&] { return s_.store->erase(key); });
   }
 
   absl::Status invalidate_all() {
@@ -253,10 +243,20 @@ class Writes {
   // put_local: caches value (a change: Store::put). When the store fails,
   // its old copy may remain: the drop is deferred.
   absl::Status put_local(const K& key, V value) {
+    return change(key, [&] {
+      return s_.store->put(key, s_.fresh.make_entry(std::move(value), s_.fresh.now()));
+    });
+  }
+
+  // change: a store write that replaces or drops key's cached copy: flights
+  // in progress superseded first (they must not publish after it), key's
+  // markers forgotten; when the store fails the drop is deferred.
+  template <class StoreWrite>
+  absl::Status change(const K& key, StoreWrite store_write) {
     s_.flights.supersede(key);
     s_.forget(key);
     const auto mark = recovery_.mark();
-    absl::Status st = s_.store->put(key, s_.fresh.make_entry(std::move(value), s_.fresh.now()));
+    absl::Status st = store_write();
     if (st.ok()) {
       recovery_.settle(key, mark);
     } else {
