@@ -12,6 +12,7 @@
 #include "larder/cache.h"
 #include "tests/testing/blocking_loader.h"
 #include "tests/testing/cache_env.h"
+#include "tests/testing/testing.h"
 #include "tests/testing/recording_loader.h"
 
 namespace larder {
@@ -259,7 +260,8 @@ TEST(CacheManyTest, AwaitsAKeyLoadingInGetOrLoad) {
     std::vector<std::string> keys{"a", "b", "c"};
     got = cache.get_many(std::span<const std::string>(keys), load);
   });
-  while (cache.stats().coalesced < 1) std::this_thread::yield();  // u waits on "b"
+  EXPECT_TRUE(testing::eventually([&] { return cache.stats().coalesced >= 1; }))
+      << "waited 20 s for 1 caller to join the flight";  // u waits on "b"
   single.open();
   t.join();
   u.join();
@@ -297,7 +299,8 @@ TEST(CacheManyTest, GetOrLoadJoinsAKeyInABatch) {
     std::vector<std::string> keys{"b", "c"};
     second = cache.get_many(std::span<const std::string>(keys), load);
   });
-  while (cache.stats().coalesced < 2) std::this_thread::yield();
+  EXPECT_TRUE(testing::eventually([&] { return cache.stats().coalesced >= 2; }))
+      << "waited 20 s for 2 callers to join the flight";
   release.count_down();
   t.join();
   u.join();

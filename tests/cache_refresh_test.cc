@@ -11,6 +11,7 @@
 #include "larder/cache.h"
 #include "tests/testing/blocking_loader.h"
 #include "tests/testing/cache_env.h"
+#include "tests/testing/testing.h"
 #include "tests/testing/recording_loader.h"
 
 namespace larder {
@@ -304,7 +305,8 @@ TEST(CacheRefreshTest, WaitersFallBackToStaleWhenTheLoadFails) {
   std::vector<std::thread> threads;
   for (int i = 0; i < 8; ++i) threads.emplace_back([&, i] { got[i] = cache.get_or_load("k", loader); });
   loader.wait_entered(2);
-  while (cache.stats().coalesced < 7) std::this_thread::yield();
+  EXPECT_TRUE(testing::eventually([&] { return cache.stats().coalesced >= 7; }))
+      << "waited 20 s for 7 callers to join the flight";
   loader.open();
   for (auto& t : threads) t.join();
   for (auto& g : got) EXPECT_EQ(*g, "v1");

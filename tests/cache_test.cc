@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/blocking_loader.h"
 #include "tests/testing/cache_env.h"
+#include "tests/testing/testing.h"
 #include "tests/testing/recording_loader.h"
 
 namespace larder {
@@ -90,7 +91,8 @@ TEST(CacheTest, ThunderingHerdCausesOneLoad) {
   }
   loader.wait_entered(1);
   // Hold the load until every other thread has joined it.
-  while (cache.stats().coalesced < kThreads - 1) std::this_thread::yield();
+  EXPECT_TRUE(testing::eventually([&] { return cache.stats().coalesced >= kThreads - 1; }))
+      << "waited 20 s for kThreads - 1 callers to join the flight";
   loader.open();
   for (auto& t : threads) t.join();
   EXPECT_EQ(loader.calls(), 1);
@@ -112,7 +114,8 @@ TEST(CacheTest, LoadErrorFansOutToEveryWaiterAndIsNotCached) {
     threads.emplace_back([&, i] { got[i] = cache.get_or_load("k", loader); });
   }
   loader.wait_entered(1);
-  while (cache.stats().coalesced < kThreads - 1) std::this_thread::yield();
+  EXPECT_TRUE(testing::eventually([&] { return cache.stats().coalesced >= kThreads - 1; }))
+      << "waited 20 s for kThreads - 1 callers to join the flight";
   loader.open();
   for (auto& t : threads) t.join();
   EXPECT_EQ(loader.calls(), 1);
@@ -152,7 +155,8 @@ TEST(CacheTest, ThrowingLoaderFansOutToWaiters) {
   std::thread t1([&] { a = cache.get_or_load("k", loader); });
   loader.wait_entered(1);
   std::thread t2([&] { b = cache.get_or_load("k", loader); });
-  while (cache.stats().coalesced < 1) std::this_thread::yield();
+  EXPECT_TRUE(testing::eventually([&] { return cache.stats().coalesced >= 1; }))
+      << "waited 20 s for 1 caller to join the flight";
   loader.open();
   t1.join();
   t2.join();

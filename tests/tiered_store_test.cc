@@ -457,6 +457,24 @@ TEST_F(TieredStoreTest, BusFailuresAreCountedAndReportedNotReturned) {
   EXPECT_EQ(t.tiered_counters().gaps, 1u);
 }
 
+TEST_F(TieredStoreTest, AThrowingBusErrorCallbackNeitherEscapesNorStopsTheStore) {
+  auto bus = std::make_shared<FailingBus>();
+  int calls = 0;
+  TieredStoreOptions o;
+  o.on_bus_error = [&](const absl::Status&) {
+    ++calls;
+    throw std::runtime_error("callback bug");
+  };
+  auto l1 = std::make_shared<Map>(clock_);
+  Tiered t(l1, std::make_shared<Map>(clock_), bus, o);
+  absl::Status put;
+  EXPECT_NO_THROW(put = t.put("k", entry("v")));
+  EXPECT_TRUE(put.ok()) << put;
+  EXPECT_NO_THROW((void)t.erase("k"));
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(t.tiered_counters().bus_errors, 2u);
+}
+
 TEST_F(TieredStoreTest, AKeyThatDoesNotDecodeIsReportedAndIgnored) {
   using IT = TieredStore<std::int64_t, std::string>;
   auto bus = std::make_shared<InProcessInvalidationBus>();

@@ -57,6 +57,8 @@ namespace larder {
 template <class K, class V, class Hash, class Eq>
 class SingleFlight;
 
+namespace internal {
+
 // detach_status: a copy of s that shares no storage with it (code and
 // message; payloads are not carried). A waiter copies a flight's error with
 // it, never with Status's copy constructor: absl::Status shares its message
@@ -73,6 +75,8 @@ absl::StatusOr<V> detach_result(const absl::StatusOr<V>& r) {
   if (r.ok()) return *r;
   return detach_status(r.status());
 }
+
+}  // namespace internal
 
 // Flight<V>: the shared state of one call in flight. Held by shared_ptr by the
 // leader, every waiter and (until finished) the SingleFlight table.
@@ -186,10 +190,10 @@ class SingleFlight {
 
   // finish: removes the leader's flight from the table and completes it with
   // result, waking every waiter. Call once per led flight. An error is stored
-  // detached (see detach_status), so the flight shares nothing with the
+  // detached (see internal::detach_status), so the flight shares nothing with the
   // leader's copy.
   void finish(const K& key, const FlightPtr& flight, absl::StatusOr<V> result) {
-    if (!result.ok()) result = detach_status(result.status());
+    if (!result.ok()) result = internal::detach_status(result.status());
     {
       Shard& s = shard_for(key);
       internal::MutexLock l(&s.mu);
@@ -233,7 +237,7 @@ class SingleFlight {
   absl::StatusOr<V> run(const K& key, Fn&& fn, bool* joined = nullptr) {
     Joined j = join(key);
     if (joined != nullptr) *joined = !j.leader;
-    if (!j.leader) return detach_result(j.flight->wait());
+    if (!j.leader) return internal::detach_result(j.flight->wait());
     absl::StatusOr<V> result{absl::UnknownError("")};
     try {
       result = std::forward<Fn>(fn)();

@@ -92,6 +92,7 @@
 #include "absl/strings/str_cat.h"
 #include "larder/clock.h"
 #include "larder/codec.h"
+#include "larder/internal/invoke.h"
 #include "larder/internal/pending_invalidations.h"
 #include "larder/internal/striped_counter.h"
 #include "larder/internal/wakeup_timer.h"
@@ -114,7 +115,9 @@ struct TieredStoreOptions {
   std::shared_ptr<Clock> clock{};
   // on_bus_error: called (from any thread, outside every lock) with each bus
   // failure: a publish that failed, or a received key that did not decode
-  // (kDataLoss). null: only counted.
+  // (kDataLoss). null: only counted. An exception it throws is swallowed (the
+  // failure is counted in bus_errors): it never escapes put() or stops the
+  // bus thread.
   std::function<void(const absl::Status&)> on_bus_error{};
   // max_pending_publishes: most keys whose failed publish is remembered to be
   // sent again; past it, a clear marker is sent instead (every other instance
@@ -644,7 +647,7 @@ class TieredStore : public Store<K, V> {
 
   void bus_error(const absl::Status& s) {
     bus_errors_.add();
-    if (options_.on_bus_error) options_.on_bus_error(s);
+    internal::notify_user(options_.on_bus_error, s);  // a throw is swallowed (invoke.h)
   }
 
   void on_invalidate(std::string_view bytes) {

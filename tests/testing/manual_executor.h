@@ -52,15 +52,6 @@ class ManualExecutor final : public Executor {
     return n;
   }
 
-  // drop_all: discards queued tasks without running them.
-  void drop_all() {
-    std::deque<std::function<void()>> q;
-    {
-      internal::MutexLock l(&mu_);
-      q.swap(queue_);
-    }
-  }
-
   std::size_t pending() const {
     internal::MutexLock l(&mu_);
     return queue_.size();

@@ -5,10 +5,27 @@
 #ifndef LARDER_TESTS_TESTING_TESTING_H_
 #define LARDER_TESTS_TESTING_TESTING_H_
 
+#include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 
 namespace larder::testing {
+
+// eventually: polls pred (yielding) until it holds or `limit` of real time
+// passes; returns whether it held. For waits on another thread's progress
+// that no latch can express (a counter another thread bumps): write
+// EXPECT_TRUE(eventually(...)) << "what was awaited", so a regression fails
+// with a message instead of spinning until the ctest timeout.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
 
 // env_or: the environment variable `name`, or `fallback` when unset or empty.
 std::string env_or(const char* name, std::string fallback);

@@ -166,13 +166,6 @@ class ConcurrentIdTable {
     return true;
   }
 
-  // find_id: writer-side probe for a known id by a predicate on ids (used to
-  // recover an entry's id from the entry itself). kNone when absent.
-  template <class Match>
-  std::uint32_t find_id(std::uint32_t hash, Match&& match) const {
-    return find(hash, match);
-  }
-
   // for_each: calls f(id) for every present id. Writer only.
   template <class F>
   void for_each(F&& f) const {

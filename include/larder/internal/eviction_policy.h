@@ -185,10 +185,6 @@ class EvictionPolicyCore {
   std::uint64_t window_weighted_size() const { return window_weight_; }
   std::uint64_t protected_weighted_size() const { return protected_weight_; }
 
-  // set_sample_factor: the adaptive policy's decision period, in multiples of
-  // the shadows' (sampled) capacity, counted in sampled requests. Default 1.
-  void set_sample_factor(double f);
-
   // set_window_fraction: the window's share of the bound, in [0, 1]; 1 makes
   // W-TinyLFU an LRU. For kTinyLfu a fixed setting; for kAdaptiveTinyLfu the
   // starting point (the shadows move it). Moves entries lazily (evict()).
@@ -619,7 +615,7 @@ class ShadowPolicies {
     }
     current_slot_ = kNoSlot;
     if (empty(slot)) release(key, id);
-    if (read && static_cast<double>(++requests_) * kTicks >= period_factor_ * period_base_) decide();
+    if (read && static_cast<double>(++requests_) * kTicks >= kPeriodFactor * period_base_) decide();
   }
 
   void remove(std::uint64_t hash) {
@@ -656,7 +652,6 @@ class ShadowPolicies {
       if (std::abs(kFractions[i] - f) < std::abs(kFractions[current_] - f)) current_ = i;
     }
   }
-  void set_period_factor(double f) { period_factor_ = std::max(f, 0.01); }
 
  private:
   struct Shadow {
@@ -780,7 +775,7 @@ class ShadowPolicies {
   std::uint32_t current_slot_ = kNoSlot;
   std::uint64_t threshold_ = 0;
   double period_base_ = 1;
-  double period_factor_ = 1;
+  static constexpr double kPeriodFactor = 1;  // decision period, in shadow capacities
   std::uint64_t requests_ = 0;  // this tick
   double total_ = 0;            // decayed requests
   std::size_t current_ = 0;
@@ -806,10 +801,6 @@ inline void EvictionPolicyCore::set_window_fraction(double f) {
     f = shadows_->fraction();
   }
   target_window_ = window_for(f);
-}
-
-inline void EvictionPolicyCore::set_sample_factor(double f) {
-  if (shadows_) shadows_->set_period_factor(f);
 }
 
 inline void EvictionPolicyCore::shadow_access(std::uint64_t hash, std::uint32_t weight,

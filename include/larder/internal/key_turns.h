@@ -102,16 +102,6 @@ class KeyTurns {
     return Turn(&s, key);
   }
 
-  // active: keys with a turn held or awaited now (for tests).
-  std::size_t active() {
-    std::size_t n = 0;
-    for (Stripe& s : stripes_) {
-      MutexLock l(&s.mu);
-      n += s.map.size();
-    }
-    return n;
-  }
-
  private:
   struct Slot {
     std::uint64_t next = 0;     // the ticket the next acquire() gets

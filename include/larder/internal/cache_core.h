@@ -1,0 +1,356 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// CacheCore<K, V>: everything behind a Cache (cache.h), owned through a
+// shared_ptr so that background tasks can keep it alive (task_gate.h). It
+// validates the options, wires the parts and runs the read path; the logic
+// lives in the parts, each in its own header with its own essay:
+//
+//   CacheState   store, options, counters, flights, gate, key sets   cache_state.h
+//   Freshness    ages: fresh / refresh-ahead / stale / expired        freshness.h
+//   Recovery     deferred drops the store could not apply             recovery.h
+//   Loads        single-flight loads, fallback, get_many's steps      loads.h
+//   Refresher    background refreshes                                 refresher.h
+//   Writes       put / erase / invalidate, turns, write-back          writes.h
+//   TaskGate     background tasks that must not outlive the cache     task_gate.h
+//   invoke.h     the one policy for calling user code
+//
+//   Cache ──shared_ptr──> CacheCore ──by value──> state_, recovery_, writes_, loads_, refresher_
+//                              ^                      (parts hold references to state_
+//   executor task ──shared_ptr─┘                       and to the parts built before them)
+//
+// The read path (get_or_load, get_if_present, get_many):
+//
+//   dirty in the write-back? ──yes──> its pending value (or NotFound)
+//        │ no
+//   pending drop (recovery)? ──yes──> treated as a store miss
+//        │ no
+//   Store::get ──> Freshness::classify ──> hit / hit + Refresher::start /
+//                                          Loads::load_one (with the stale entry or none)
+//
+// A hit (fresh entry) costs one clock read (read_now), one Store::get and one
+// striped counter increment, plus one relaxed load each for the write-back
+// filter (kWriteBack only) and the recovery set.
+//
+// Shutdown (~Cache): stop_write_back (drain), repair_now (one last attempt at
+// deferred drops), close (tasks that start later only cancel; waits for the
+// running ones).
+#ifndef LARDER_INTERNAL_CACHE_CORE_H_
+#define LARDER_INTERNAL_CACHE_CORE_H_
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/optimization.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "larder/executor.h"
+#include "larder/internal/cache_state.h"
+#include "larder/internal/loads.h"
+#include "larder/internal/recovery.h"
+#include "larder/internal/refresher.h"
+#include "larder/internal/task_gate.h"
+#include "larder/internal/writes.h"
+#include "larder/stats.h"
+#include "larder/store.h"
+
+namespace larder::internal {
+
+template <class K, class V>
+class CacheCore : public TaskOwner {
+ public:
+  using Map = absl::flat_hash_map<K, V>;
+
+  // executor: owned by the Cache, not by the core (see Cache::executor_).
+  // Throws std::invalid_argument for bad options (validate()).
+  CacheCore(std::shared_ptr<Store<K, V>> store, CacheOptions<K, V> options, Executor* executor)
+      : state_((validate(store, options), std::move(store)), std::move(options), this, executor),
+        recovery_(state_),
+        loads_(state_, recovery_),
+        refresher_(state_, recovery_, loads_),
+        writes_(state_, recovery_) {}
+
+  // ---- reads ----
+
+  template <class Loader>
+  absl::StatusOr<V> get_or_load(const K& key, Loader& loader) {
+    if (writes_.write_back()) {
+      if (std::optional<std::optional<V>> p = writes_.dirty_value(key)) {
+        if (*p) return **std::move(p);
+        return erased();
+      }
+    }
+    const TimePoint now = state_.fresh.read_now();
+    if (ABSL_PREDICT_FALSE(recovery_.any()) && recovery_.suspect(key, now)) {
+      return loads_.load_one(key, loader, std::nullopt, now);
+    }
+    absl::StatusOr<std::optional<Entry<V>>> got = state_.store->get(key);
+    std::optional<Entry<V>> stale;
+    if (ABSL_PREDICT_TRUE(got.ok())) {
+      if (got->has_value()) {
+        Entry<V>& e = **got;
+        switch (state_.fresh.classify(e, now)) {
+          case Action::kFresh:
+            state_.counters.hits.add();
+            return std::move(e.value);
+          case Action::kRefreshAhead:
+            state_.counters.hits.add();
+            refresher_.start(key, loader, e, now);
+            return std::move(e.value);
+          case Action::kStaleServe:
+            state_.counters.stale_hits.add();
+            refresher_.start(key, loader, e, now);
+            return std::move(e.value);
+          case Action::kStaleLoad:
+            stale = std::move(e);
+            break;
+          case Action::kExpired:
+            break;
+        }
+      }
+    } else {
+      state_.counters.store_errors.add();  // degrade to the loader
+    }
+    return loads_.load_one(key, loader, std::move(stale), now);
+  }
+
+  std::optional<V> get_if_present(const K& key) {
+    if (writes_.write_back()) {
+      if (std::optional<std::optional<V>> p = writes_.dirty_value(key)) return *std::move(p);
+    }
+    const TimePoint now = state_.fresh.read_now();
+    if (ABSL_PREDICT_FALSE(recovery_.any()) && recovery_.suspect(key, now)) {
+      state_.counters.misses.add();
+      return std::nullopt;
+    }
+    absl::StatusOr<std::optional<Entry<V>>> got = state_.store->get(key);
+    if (!got.ok()) {
+      state_.counters.store_errors.add();
+    } else if (got->has_value()) {
+      switch (state_.fresh.classify(**got, now)) {
+        case Action::kFresh:
+        case Action::kRefreshAhead:
+          state_.counters.hits.add();
+          return std::move((*got)->value);
+        case Action::kStaleServe:
+          state_.counters.stale_hits.add();
+          return std::move((*got)->value);
+        case Action::kStaleLoad:
+        case Action::kExpired:
+          break;
+      }
+    }
+    state_.counters.misses.add();
+    return std::nullopt;
+  }
+
+  // get_many: the script (loads.h explains each step).
+  template <class BatchLoader>
+  absl::StatusOr<Map> get_many(std::span<const K> keys, BatchLoader& load) {
+    ReadMany r = read_many(keys);
+    if (!r.to_refresh.empty()) refresher_.start_batch(std::move(r.to_refresh), load, r.now);
+    if (r.need.empty()) return std::move(r.answers.out);
+    typename Loads<K, V>::Answers& a = r.answers;
+    typename Loads<K, V>::Flights f = loads_.lead_or_join(std::move(r.need), r.now);
+    loads_.reread(f.mine, a);
+    typename Loads<K, V>::Leases leases = loads_.acquire_leases(f.mine, a);
+    loads_.load_mine(load, f.mine, leases, a);
+    loads_.await_deferred(load, leases, a);
+    loads_.await_theirs(f.theirs, a);
+    if (a.first_error) return *std::move(a.first_error);
+    return std::move(a.out);
+  }
+
+  // ---- writes (writes.h) ----
+
+  absl::Status put(const K& key, V value) { return writes_.put(key, std::move(value)); }
+  absl::Status erase(const K& key) { return writes_.erase(key); }
+  absl::Status invalidate(const K& key) { return writes_.invalidate(key); }
+  absl::Status invalidate_all() { return writes_.invalidate_all(); }
+  absl::Status flush() { return writes_.flush(); }
+
+  // ---- shutdown, in this order (see the file comment) ----
+  void stop_write_back() { writes_.stop_write_back(); }
+  void repair_now() { recovery_.repair_now(); }
+  void close() { state_.tasks.close(); }
+
+  CacheStats stats() const {
+    const CacheCounters& c = state_.counters;
+    CacheStats st;
+    st.hits = c.hits.load();
+    st.misses = c.misses.load();
+    st.stale_hits = c.stale_hits.load();
+    st.loads = c.loads.load();
+    st.load_failures = c.load_failures.load();
+    st.coalesced = c.coalesced.load();
+    st.refreshes = c.refreshes.load();
+    const StoreCounters sc = state_.store->counters();
+    st.evictions = sc.evictions;
+    st.expirations = sc.expirations;
+    st.store_errors = c.store_errors.load();
+    st.writes = c.writes.load();
+    st.write_failures = c.write_failures.load();
+    writes_.add_stats(st);
+    st.refreshes_dropped = c.refreshes_dropped.load();
+    st.refresh_failures = c.refresh_failures.load();
+    st.negative_hits = c.negative_hits.load();
+    st.load_timeouts = c.load_timeouts.load();
+    st.invalidations_deferred = c.invalidations_deferred.load();
+    st.invalidations_reapplied = c.invalidations_reapplied.load();
+    st.invalidations_pending = recovery_.pending_count();
+    return st;
+  }
+
+  const CacheOptions<K, V>& options() const { return state_.opt; }
+  WriteBehind<K, V>* write_behind() { return writes_.write_behind(); }
+
+ private:
+  // get_many's first step: duplicates dropped, dirty keys answered by the
+  // write-back, one Store::get_many, each entry classified.
+  struct ReadMany {
+    typename Loads<K, V>::Answers answers;
+    std::vector<typename Loads<K, V>::Need> need;
+    std::vector<std::pair<K, Entry<V>>> to_refresh;
+    TimePoint now;
+  };
+  ReadMany read_many(std::span<const K> keys) {
+    ReadMany r;
+    Map& out = r.answers.out;
+    std::vector<K> uniq;
+    {
+      absl::flat_hash_set<K> seen;
+      seen.reserve(keys.size());
+      uniq.reserve(keys.size());
+      for (const K& k : keys) {
+        if (!seen.insert(k).second) continue;
+        if (writes_.write_back()) {
+          // Dirty keys are answered by the write-back (a pending erase: absent).
+          if (std::optional<std::optional<V>> p = writes_.dirty_value(k)) {
+            if (*p) out.emplace(k, **std::move(p));
+            continue;
+          }
+        }
+        uniq.push_back(k);
+      }
+    }
+    if (uniq.empty()) return r;
+    out.reserve(uniq.size());
+
+    r.now = state_.fresh.read_now();
+    std::vector<std::optional<Entry<V>>> entries;
+    {
+      auto got = state_.store->get_many(std::span<const K>(uniq));
+      if (got.ok() && got->size() == uniq.size()) {
+        entries = *std::move(got);
+      } else {
+        state_.counters.store_errors.add();
+        entries.resize(uniq.size());
+      }
+      recovery_.forget_suspects(uniq, entries, r.now);
+    }
+    for (std::size_t i = 0; i < uniq.size(); ++i) {
+      std::optional<Entry<V>>& e = entries[i];
+      switch (e ? state_.fresh.classify(*e, r.now) : Action::kExpired) {
+        case Action::kFresh:
+          state_.counters.hits.add();
+          out.emplace(uniq[i], std::move(e->value));
+          break;
+        case Action::kRefreshAhead:
+          state_.counters.hits.add();
+          r.to_refresh.emplace_back(uniq[i], *e);
+          out.emplace(uniq[i], std::move(e->value));
+          break;
+        case Action::kStaleServe:
+          state_.counters.stale_hits.add();
+          r.to_refresh.emplace_back(uniq[i], *e);
+          out.emplace(uniq[i], std::move(e->value));
+          break;
+        case Action::kStaleLoad:
+          r.need.push_back({std::move(uniq[i]), std::move(e)});
+          break;
+        case Action::kExpired:
+          r.need.push_back({std::move(uniq[i]), std::nullopt});
+          break;
+      }
+    }
+    return r;
+  }
+
+  static absl::Status erased() {
+    return absl::NotFoundError("erased (the delete is not yet written to the system of record)");
+  }
+
+  // validate: throws std::invalid_argument naming the field.
+  static void validate(const std::shared_ptr<Store<K, V>>& store, const CacheOptions<K, V>& o) {
+    auto bad = [](const std::string& what) { throw std::invalid_argument(what); };
+    if (!store) bad("store must not be null");
+    if (o.ttl.count() <= 0) bad("ttl must be > 0");
+    if (o.stale_while_revalidate.count() < 0) bad("stale_while_revalidate must be >= 0");
+    if (o.stale_if_error.count() < 0) bad("stale_if_error must be >= 0");
+    if (!(o.ttl_jitter >= 0.0 && o.ttl_jitter < 1.0)) bad("ttl_jitter must be in [0, 1)");
+    if (!(o.refresh_ahead >= 0.0 && o.refresh_ahead < 1.0)) {
+      bad("refresh_ahead must be in [0, 1) (0: off)");
+    }
+    if (o.negative_ttl.count() < 0) bad("negative_ttl must be >= 0");
+    if (o.load_timeout.count() < 0) bad("load_timeout must be >= 0");
+    if (o.error_backoff.count() < 0) bad("error_backoff must be >= 0");
+    if (o.max_pending_invalidations == 0) bad("max_pending_invalidations must be > 0");
+    if (o.negative_ttl.count() > 0 && o.negative_max_entries == 0) {
+      bad("negative_ttl > 0 needs negative_max_entries > 0");
+    }
+    switch (o.write_mode) {
+      case WriteMode::kNone:
+        break;
+      case WriteMode::kWriteThrough:
+        if (!o.writer.write) bad("write_mode = kWriteThrough needs writer.write");
+        break;
+      case WriteMode::kWriteBack:
+        if (!o.writer.write) bad("write_mode = kWriteBack needs writer.write");
+        if (o.write_back_delay.count() < 0) bad("write_back_delay must be >= 0");
+        if (o.write_back_batch == 0) bad("write_back_batch must be > 0");
+        if (o.write_back_max_dirty == 0) bad("write_back_max_dirty must be > 0");
+        if (o.write_back_wait.count() < 0) bad("write_back_wait must be >= 0");
+        if (o.write_back_retry_base.count() <= 0) bad("write_back_retry_base must be > 0");
+        if (o.write_back_retry_max < o.write_back_retry_base) {
+          bad("write_back_retry_max must be >= write_back_retry_base");
+        }
+        if (!o.write_back_journal.empty()) {
+          if (!Writes<K, V>::kJournalable) {
+            bad("write_back_journal is set but K or V has no larder::Codec (specialise "
+                "larder::Codec, or leave write_back_journal empty)");
+          }
+          if (o.write_back_fsync == FsyncPolicy::kEveryInterval &&
+              o.write_back_fsync_interval.count() <= 0) {
+            bad("write_back_fsync = kEveryInterval needs write_back_fsync_interval > 0");
+          }
+          if (o.write_back_journal_segment_bytes == 0) {
+            bad("write_back_journal_segment_bytes must be > 0");
+          }
+          if (o.write_back_journal_segment_age.count() < 0) {
+            bad("write_back_journal_segment_age must be >= 0");
+          }
+        }
+        break;
+    }
+    if (o.write_mode != WriteMode::kWriteBack && !o.write_back_journal.empty()) {
+      bad("write_back_journal is set but write_mode is not kWriteBack");
+    }
+  }
+
+  CacheState<K, V> state_;
+  Recovery<K, V> recovery_;
+  Loads<K, V> loads_;
+  Refresher<K, V> refresher_;
+  Writes<K, V> writes_;  // last: a write-back's flusher starts at once
+};
+
+}  // namespace larder::internal
+
+#endif  // LARDER_INTERNAL_CACHE_CORE_H_

@@ -1,0 +1,178 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Recovery<K, V>: a cache's auto-recovery, the drops of old copies that the
+// store could not apply yet.
+//
+// A change (put in any mode, erase, invalidate, a refresh that found a
+// different value) must drop or overwrite the store's old copy. When the
+// store fails (Redis down, or stalled and applying the command later), the
+// old copy may survive in Redis, and other instances' L1s never hear about it.
+// The key goes into a bounded set of pending invalidations
+// (pending_invalidations.h, CacheOptions::max_pending_invalidations; counted in
+// CacheStats::invalidations_deferred). While a key is pending this process
+// never serves it from the store: reads treat it as a miss and load it
+// (suspect, forget_suspects). A repair task on the executor re-applies the
+// drops with Store::erase_many (for a TieredStore that also re-publishes them
+// on the bus), first as soon as any read or write sees something pending
+// (schedule_repair), then backing off from 50 ms to 1 s of the Clock while the
+// store keeps failing; ~Cache makes one last attempt (repair_now). With the
+// system clock a process-wide wake-up thread (wakeup_timer.h) also starts the
+// repair at that pace when no call comes along (wake_later), so the drop is
+// re-applied within about a second of the store answering again. With any
+// other Clock (ManualClock in tests) repairs are driven by calls only, so that
+// tests decide when time passes.
+//
+// Past max_pending_invalidations keys (or after a failed invalidate_all)
+// every key is treated as pending until one Store::clear() succeeds; with a
+// store that cannot clear, those keys are served again and may be stale until
+// their stale_until.
+//
+// Writers of the store take mark() before their store call and settle() with
+// it after a success (pending_invalidations.h explains why that is race-free).
+//
+// Thread-safety: every method may be called concurrently. The hit path pays
+// one relaxed load (any()) while nothing is pending.
+#ifndef LARDER_INTERNAL_RECOVERY_H_
+#define LARDER_INTERNAL_RECOVERY_H_
+
+#include <algorithm>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "absl/base/optimization.h"
+#include "absl/status/status.h"
+#include "larder/internal/cache_state.h"
+#include "larder/internal/pending_invalidations.h"
+#include "larder/internal/wakeup_timer.h"
+
+namespace larder::internal {
+
+template <class K, class V>
+class Recovery {
+ public:
+  using Seq = typename PendingInvalidations<K>::Seq;
+
+  explicit Recovery(CacheState<K, V>& s)
+      : s_(s), pending_(std::max<std::size_t>(s.opt.max_pending_invalidations, 1)) {}
+
+  bool any() const { return pending_.any(); }
+  Seq mark() const { return pending_.mark(); }
+  void settle(const K& key, Seq mark) { pending_.settle(key, mark); }
+  void settle_all(Seq mark) { pending_.settle_all(mark); }
+
+  // defer: key's old copy may still be in the store.
+  void defer(const K& key) {
+    if (pending_.add(key)) s_.counters.invalidations_deferred.add();
+    wake_later();
+  }
+
+  // defer_clear: a clear failed: every key is suspect until one succeeds.
+  void defer_clear() {
+    s_.counters.invalidations_deferred.add();
+    pending_.add_clear();
+    wake_later();
+  }
+
+  // suspect: (any() was true) whether key must not be served from the store
+  // now; schedules a repair when one is due.
+  bool suspect(const K& key, TimePoint now) {
+    schedule_repair(now);
+    return pending_.suspect(key);
+  }
+
+  // is_suspect: the same without scheduling (background paths).
+  bool is_suspect(const K& key) const {
+    return ABSL_PREDICT_FALSE(pending_.any()) && pending_.suspect(key);
+  }
+
+  // forget_suspects: a batch read's answers for suspect keys are dropped.
+  void forget_suspects(std::span<const K> keys, std::vector<std::optional<Entry<V>>>& entries,
+                       TimePoint now) {
+    if (ABSL_PREDICT_TRUE(!pending_.any())) return;
+    schedule_repair(now);
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      if (entries[i].has_value() && pending_.suspect(keys[i])) entries[i].reset();
+    }
+  }
+
+  // repair_now: re-applies deferred invalidations in the caller (~Cache's
+  // last attempt). No-op when another repair is running.
+  void repair_now() {
+    if (!pending_.any() || !pending_.try_begin()) return;
+    repair();
+    pending_.end();
+  }
+
+  // For CacheStats::invalidations_pending.
+  std::size_t pending_count() const {
+    return pending_.size() + (pending_.clear_needed() ? 1 : 0);
+  }
+
+ private:
+  static constexpr std::size_t kRepairBatch = 1024;
+
+  void schedule_repair(TimePoint now) {
+    if (!pending_.due(now) || !pending_.try_begin()) return;
+    const bool queued = s_.tasks.submit(
+        [this] {
+          repair();
+          pending_.end();
+        },
+        [this] { pending_.end(); });
+    if (!queued) pending_.end();
+  }
+
+  // repair: re-applies what pending_ holds until it is empty or the store
+  // fails (then backs off). Caller holds pending_'s running flag.
+  void repair() {
+    for (int round = 0; round < 64 && pending_.any(); ++round) {
+      typename PendingInvalidations<K>::Work w = pending_.work(kRepairBatch);
+      absl::Status s =
+          w.clear ? s_.store->clear() : s_.store->erase_many(std::span<const K>(w.keys));
+      // A store that cannot clear: nothing more can be done for overflowed
+      // keys; they are served until their stale_until (documented).
+      if (w.clear && s.code() == absl::StatusCode::kUnimplemented) s = absl::OkStatus();
+      if (!s.ok()) {
+        s_.counters.store_errors.add();
+        pending_.failed(s_.fresh.now());
+        wake_later();
+        return;
+      }
+      s_.counters.invalidations_reapplied.add(w.clear ? 1 : w.keys.size());
+      pending_.done(w);
+      pending_.succeeded();
+    }
+  }
+
+  // wake_later: with the system clock, a repair is also attempted without
+  // any traffic, at the back-off's pace.
+  void wake_later() {
+    if (!s_.fresh.is_system_clock()) return;
+    std::call_once(wake_once_, [&] {
+      wake_ = WakeupTimer::instance().ticket([this, weak = s_.tasks.weak_owner()] {
+        // The owner alive means this part is too.
+        if (std::shared_ptr<TaskOwner> owner = weak.lock()) on_wake();
+      });
+    });
+    wake_->arm(pending_.delay(s_.fresh.now()));
+  }
+
+  void on_wake() {
+    if (!pending_.any()) return;
+    schedule_repair(s_.fresh.now());
+    wake_->arm(pending_.delay(s_.fresh.now()));
+  }
+
+  CacheState<K, V>& s_;
+  PendingInvalidations<K> pending_;
+  std::once_flag wake_once_;
+  std::unique_ptr<WakeupTimer::Ticket> wake_;  // set once, by wake_later()
+};
+
+}  // namespace larder::internal
+
+#endif  // LARDER_INTERNAL_RECOVERY_H_
