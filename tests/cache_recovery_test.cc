@@ -19,6 +19,7 @@
 #include "larder/invalidation_bus.h"
 #include "larder/tiered_store.h"
 #include "tests/testing/cache_env.h"
+#include "tests/testing/manual_scheduler.h"
 #include "tests/testing/map_store.h"
 
 namespace larder {
@@ -136,6 +137,31 @@ TEST_F(CacheRecoveryTest, TheRepairBacksOffWhileTheStoreStaysDown) {
   (void)read(cache, "k");
   ASSERT_EQ(env.executor->run_all(), 1u);
   EXPECT_EQ(cache.stats().invalidations_pending, 0u);
+}
+
+// With a scheduler, the repair needs no call at all: the wake-up queues it
+// once it is due, and keeps coming back (one outstanding at a time) while the
+// store fails.
+TEST_F(CacheRecoveryTest, WithASchedulerTheRepairRunsWithoutAnyCall) {
+  auto scheduler = std::make_shared<testing::ManualScheduler>();
+  CacheOptions<std::string, std::string> o = write_through();
+  o.scheduler = scheduler;
+  Cache<std::string, std::string> cache(env.store, o);
+  env.store->set_down(kDown);
+  ASSERT_TRUE(cache.put("k", "v").ok());
+  ASSERT_TRUE(cache.put("j", "v").ok());
+  EXPECT_EQ(scheduler->pending(), 1u);  // one wake-up for both keys
+  env.clock->advance(milliseconds(50));
+  EXPECT_EQ(scheduler->run_due(env.clock->now()), 1u);
+  ASSERT_EQ(env.executor->run_all(), 1u);  // the repair: the store still fails
+  EXPECT_EQ(cache.stats().invalidations_pending, 2u);
+  EXPECT_EQ(scheduler->pending(), 1u);  // and it comes back
+  env.store->set_down(absl::OkStatus());
+  env.clock->advance(milliseconds(100));
+  EXPECT_EQ(scheduler->run_due(env.clock->now()), 1u);
+  ASSERT_EQ(env.executor->run_all(), 1u);
+  EXPECT_EQ(cache.stats().invalidations_pending, 0u);
+  EXPECT_EQ(cache.stats().invalidations_reapplied, 2u);
 }
 
 TEST_F(CacheRecoveryTest, EraseAndWriteBackPutDuringAnOutageAreOkAndRecover) {
@@ -343,6 +369,31 @@ TEST_F(CacheRecoveryTest, APublishThatFailedIsSentAgainOnceTheBusTakesMessages) 
   EXPECT_EQ(a.store->tiered_counters().publishes_resent, 1u);
   EXPECT_FALSE(b.l1->raw("k").has_value());
   EXPECT_EQ(read(*b.cache, "k"), "v2");
+}
+
+TEST_F(CacheRecoveryTest, WithASchedulerAFailedPublishIsSentAgainWithoutAnyCall) {
+  auto bus = std::make_shared<SwitchableBus>();
+  auto scheduler = std::make_shared<testing::ManualScheduler>();
+  auto l1a = std::make_shared<MapStore<std::string, std::string>>(env.clock);
+  auto a = std::make_shared<Tiered>(
+      l1a, env.store, bus, TieredStoreOptions{.clock = env.clock, .scheduler = scheduler});
+  Instance b(env, bus, env.options());
+  db.rows["k"] = "v1";
+  ASSERT_EQ(read(*b.cache, "k"), "v1");
+  bus->down = true;
+  const TimePoint now = env.clock->now();
+  ASSERT_TRUE(a->put("k", Entry<std::string>{"v2", now + seconds(5), now + seconds(5)}).ok());
+  EXPECT_EQ(scheduler->pending(), 1u);
+  env.clock->advance(milliseconds(50));
+  EXPECT_EQ(scheduler->run_due(env.clock->now()), 1u);  // still down: scheduled again
+  EXPECT_EQ(a->tiered_counters().publishes_pending, 1u);
+  EXPECT_TRUE(b.l1->raw("k").has_value());
+  bus->down = false;
+  env.clock->advance(milliseconds(100));
+  EXPECT_EQ(scheduler->run_due(env.clock->now()), 1u);
+  EXPECT_EQ(a->tiered_counters().publishes_pending, 0u);
+  EXPECT_FALSE(b.l1->raw("k").has_value());
+  EXPECT_EQ(scheduler->pending(), 0u);
 }
 
 TEST_F(CacheRecoveryTest, TooManyFailedPublishesBecomeOneClear) {

@@ -66,6 +66,7 @@
 #include "larder/executor.h"
 #include "larder/internal/cache_core.h"
 #include "larder/load_guard.h"
+#include "larder/scheduler.h"
 #include "larder/stats.h"
 #include "larder/store.h"
 #include "larder/writer.h"
@@ -185,6 +186,12 @@ struct CacheOptions {
   // version < $3"), never an increment ("SET n = n + $delta").
   std::size_t write_back_journal_segment_bytes = std::size_t{64} << 20;
   std::chrono::milliseconds write_back_journal_segment_age{std::chrono::minutes(1)};
+  // Where time-driven work runs when no call comes along: auto-recovery's
+  // retries (see "Auto-recovery" above). It must read the same Clock as the
+  // cache. null: default_scheduler() with the system clock; none with any
+  // other clock (then calls drive the retries; tests may pass a
+  // ManualScheduler instead).
+  std::shared_ptr<Scheduler> scheduler = nullptr;
 };
 
 namespace internal {

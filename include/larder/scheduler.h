@@ -3,7 +3,11 @@
 // Scheduler: runs tasks at instants of a Clock. LocalStore uses one
 // (LocalStoreOptions::maintenance) to reclaim expired entries when nothing
 // else calls it: it asks to be run when its timer wheel's next deadline is
-// due, and asks again for the next one.
+// due, and asks again for the next one. Cache and TieredStore use one
+// (CacheOptions::scheduler, TieredStoreOptions::scheduler; by default
+// default_scheduler() when their clock is the system clock) to retry, with no
+// call coming along, the invalidations and bus messages a store outage held
+// back (auto-recovery).
 //
 // How it differs from an Executor (executor.h): an Executor runs a task as
 // soon as it can; a Scheduler runs it at an instant. The instant is read from
@@ -191,6 +195,15 @@ class TimerScheduler final : public Scheduler {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
+
+// default_scheduler: the process-wide TimerScheduler on the system clock,
+// used for time-driven background work (auto-recovery retries in Cache and
+// TieredStore) by objects whose options name no scheduler. Created on first
+// use (one thread); never null.
+inline std::shared_ptr<Scheduler> default_scheduler() {
+  static const std::shared_ptr<Scheduler> scheduler = std::make_shared<TimerScheduler>();
+  return scheduler;
+}
 
 namespace internal {
 

@@ -42,10 +42,11 @@
 // max_pending_publishes keys; past that, a clear marker) and published again
 // once the bus takes messages: before the next publish, and from get /
 // get_many once the retry is due (one caller at a time, backing off from
-// 50 ms to 1 s of the store's clock while the bus keeps failing), and with
-// the system clock also without traffic, from a process-wide wake-up thread. So an
+// 50 ms to 1 s of the store's clock while the bus keeps failing), and also
+// without traffic, from a Scheduler (TieredStoreOptions::scheduler; with the
+// system clock by default the process-wide default_scheduler()). So an
 // instance whose subscriber never noticed a short Redis stall (no gap) still
-// drops the copy it holds, as soon as this instance sees traffic again.
+// drops the copy it holds, about a second after the bus takes messages again.
 //
 // counters(): hits / misses are this store's answers (an L1 or an L2 hit is
 // one hit); evictions, expirations and errors are the sums over both tiers
@@ -76,7 +77,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -95,8 +95,8 @@
 #include "larder/internal/invoke.h"
 #include "larder/internal/pending_invalidations.h"
 #include "larder/internal/striped_counter.h"
-#include "larder/internal/wakeup_timer.h"
 #include "larder/invalidation_bus.h"
+#include "larder/scheduler.h"
 #include "larder/store.h"
 
 namespace larder {
@@ -123,6 +123,10 @@ struct TieredStoreOptions {
   // sent again; past it, a clear marker is sent instead (every other instance
   // drops its whole L1). Must be > 0.
   std::size_t max_pending_publishes = 10'000;
+  // scheduler: re-sends failed publishes when no call comes along. It must
+  // read the same clock as `clock`. null: default_scheduler() with the
+  // system clock; none with any other clock (calls drive the re-sends).
+  std::shared_ptr<Scheduler> scheduler{};
 };
 
 // TieredCounters: TieredStore's view of its two tiers and its bus.
@@ -160,7 +164,10 @@ class TieredStore : public Store<K, V> {
         options_(std::move(options)),
         clock_(clock_or_default(options_.clock)),
         origin_(InvalidationBus::new_origin()),
-        unsent_(std::max<std::size_t>(options_.max_pending_publishes, 1)) {
+        unsent_(std::max<std::size_t>(options_.max_pending_publishes, 1)),
+        scheduler_(options_.scheduler != nullptr ? options_.scheduler
+                   : dynamic_cast<SystemClock*>(clock_.get()) != nullptr ? default_scheduler()
+                                                                         : nullptr) {
     if (l1_ == nullptr) throw std::invalid_argument("TieredStore: l1 is null");
     if (l2_ == nullptr) throw std::invalid_argument("TieredStore: l2 is null");
     if (options_.l1_max_ttl.count() < 0) {
@@ -183,10 +190,10 @@ class TieredStore : public Store<K, V> {
   }
 
   // Unsubscribes first: no bus callback runs once the destructor is past it;
-  // then stops the re-send wake-ups.
+  // then stops the re-send wake-ups (waiting for one in progress).
   ~TieredStore() override {
     subscription_.reset();
-    wake_.reset();
+    tether_->close();
   }
 
   TieredStore(const TieredStore&) = delete;
@@ -602,19 +609,20 @@ class TieredStore : public Store<K, V> {
   // resend_due: from the read path, once the retry is due.
   void resend_due() { resend(/*wait_for_due=*/true); }
 
-  // wake_later: with the system clock, unsent publishes are also re-sent
-  // without traffic, from the process's wake-up thread (internal/
-  // wakeup_timer.h) at the back-off's pace; with another Clock (tests) only
-  // calls re-send them.
+  // wake_later: unsent publishes are also re-sent without traffic, from the
+  // scheduler (when there is one), at the back-off's pace. One wake-up is
+  // outstanding at a time; the tether keeps it off a destroyed store.
   void wake_later() {
-    if (dynamic_cast<SystemClock*>(clock_.get()) == nullptr) return;
-    std::call_once(wake_once_, [&] {
-      wake_ = internal::WakeupTimer::instance().ticket([this] {
+    if (scheduler_ == nullptr || waking_.exchange(true)) return;
+    const TimePoint now = clock_->now();
+    const bool ok = scheduler_->schedule(now + unsent_.delay(now), [this, tether = tether_] {
+      tether->run([this] {
+        waking_.store(false);
         resend_due();
-        if (unsent_.any()) wake_->arm(unsent_.delay(clock_->now()));
+        if (unsent_.any()) wake_later();
       });
     });
-    wake_->arm(unsent_.delay(clock_->now()));
+    if (!ok) waking_.store(false);
   }
 
   // resend: publishes what unsent_ holds (one caller at a time; the others
@@ -686,8 +694,10 @@ class TieredStore : public Store<K, V> {
   std::atomic<std::uint64_t> gap_{0};
   static constexpr std::size_t kResendBatch = 1024;
   internal::PendingInvalidations<std::string> unsent_;  // key bytes whose publish failed
-  std::once_flag wake_once_;
-  std::unique_ptr<internal::WakeupTimer::Ticket> wake_;  // set once, by wake_later()
+  const std::shared_ptr<Scheduler> scheduler_;  // null: calls drive the re-sends
+  std::shared_ptr<internal::SchedulerTether> tether_ =
+      std::make_shared<internal::SchedulerTether>();
+  std::atomic<bool> waking_{false};  // a wake-up is scheduled
   internal::StripedCounter l1_hits_, l2_hits_, misses_, fills_voided_, published_,
       invalidations_, gaps_, bus_errors_, publishes_deferred_, publishes_resent_;
   // Last member: destroyed first, so callbacks stop before anything above goes.

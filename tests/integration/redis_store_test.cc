@@ -118,6 +118,12 @@ struct Point {
   double y;
   bool operator==(const Point&) const = default;
 };
+}  // namespace
+// Every byte pattern is a Point (an int32 and a double): it may opt in to
+// the raw-bytes codec.
+template <>
+inline constexpr bool kBytewiseCodec<Point> = true;
+namespace {
 
 // A user's codec for a user's type, passed explicitly (the documented way for
 // types one cannot or would rather not specialise larder::Codec for; a

@@ -201,17 +201,6 @@ std::chrono::milliseconds elapsed(F&& f) {
                                                                 t0);
 }
 
-// eventually: polls cond until true or `limit` passes (for recovery that
-// happens on a background thread). Returns cond's last value.
-template <class F>
-bool eventually(F&& cond, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!cond()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
 
 }  // namespace larder::testing
 

@@ -12,8 +12,8 @@
 
 namespace larder::testing {
 
-// eventually: polls pred (yielding) until it holds or `limit` of real time
-// passes; returns whether it held. For waits on another thread's progress
+// eventually: polls pred (every millisecond) until it holds or `limit` of
+// real time passes; returns whether it held. For waits on another thread's progress
 // that no latch can express (a counter another thread bumps): write
 // EXPECT_TRUE(eventually(...)) << "what was awaited", so a regression fails
 // with a message instead of spinning until the ctest timeout.
@@ -22,7 +22,7 @@ bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::second
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (!pred()) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return true;
 }

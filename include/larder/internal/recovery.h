@@ -15,12 +15,13 @@
 // drops with Store::erase_many (for a TieredStore that also re-publishes them
 // on the bus), first as soon as any read or write sees something pending
 // (schedule_repair), then backing off from 50 ms to 1 s of the Clock while the
-// store keeps failing; ~Cache makes one last attempt (repair_now). With the
-// system clock a process-wide wake-up thread (wakeup_timer.h) also starts the
-// repair at that pace when no call comes along (wake_later), so the drop is
-// re-applied within about a second of the store answering again. With any
-// other Clock (ManualClock in tests) repairs are driven by calls only, so that
-// tests decide when time passes.
+// store keeps failing; ~Cache makes one last attempt (repair_now). A
+// Scheduler (CacheOptions::scheduler; with the system clock by default the
+// process-wide default_scheduler()) also starts the repair at that pace when
+// no call comes along (wake_later: one wake-up outstanding at a time), so the
+// drop is re-applied within about a second of the store answering again.
+// With another Clock and no scheduler given (ManualClock in tests) repairs
+// are driven by calls only, so that tests decide when time passes.
 //
 // Past max_pending_invalidations keys (or after a failed invalidate_all)
 // every key is treated as pending until one Store::clear() succeeds; with a
@@ -36,9 +37,9 @@
 #define LARDER_INTERNAL_RECOVERY_H_
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <vector>
@@ -47,7 +48,7 @@
 #include "absl/status/status.h"
 #include "larder/internal/cache_state.h"
 #include "larder/internal/pending_invalidations.h"
-#include "larder/internal/wakeup_timer.h"
+#include "larder/scheduler.h"
 
 namespace larder::internal {
 
@@ -57,7 +58,11 @@ class Recovery {
   using Seq = typename PendingInvalidations<K>::Seq;
 
   explicit Recovery(CacheState<K, V>& s)
-      : s_(s), pending_(std::max<std::size_t>(s.opt.max_pending_invalidations, 1)) {}
+      : s_(s),
+        pending_(std::max<std::size_t>(s.opt.max_pending_invalidations, 1)),
+        scheduler_(s.opt.scheduler != nullptr       ? s.opt.scheduler
+                   : s.fresh.is_system_clock()      ? default_scheduler()
+                                                    : nullptr) {}
 
   bool any() const { return pending_.any(); }
   Seq mark() const { return pending_.mark(); }
@@ -148,29 +153,31 @@ class Recovery {
     }
   }
 
-  // wake_later: with the system clock, a repair is also attempted without
-  // any traffic, at the back-off's pace.
+  // wake_later: a repair is also attempted without any traffic, at the
+  // back-off's pace, from the scheduler (when there is one). One wake-up is
+  // outstanding at a time.
   void wake_later() {
-    if (!s_.fresh.is_system_clock()) return;
-    std::call_once(wake_once_, [&] {
-      wake_ = WakeupTimer::instance().ticket([this, weak = s_.tasks.weak_owner()] {
-        // The owner alive means this part is too.
-        if (std::shared_ptr<TaskOwner> owner = weak.lock()) on_wake();
-      });
-    });
-    wake_->arm(pending_.delay(s_.fresh.now()));
+    if (scheduler_ == nullptr || waking_.exchange(true)) return;
+    const TimePoint now = s_.fresh.now();
+    const bool ok = scheduler_->schedule(
+        now + pending_.delay(now), [this, weak = s_.tasks.weak_owner()] {
+          // The owner alive means this part is too.
+          if (std::shared_ptr<TaskOwner> owner = weak.lock()) on_wake();
+        });
+    if (!ok) waking_.store(false);
   }
 
   void on_wake() {
+    waking_.store(false);
     if (!pending_.any()) return;
     schedule_repair(s_.fresh.now());
-    wake_->arm(pending_.delay(s_.fresh.now()));
+    wake_later();
   }
 
   CacheState<K, V>& s_;
   PendingInvalidations<K> pending_;
-  std::once_flag wake_once_;
-  std::unique_ptr<WakeupTimer::Ticket> wake_;  // set once, by wake_later()
+  const std::shared_ptr<Scheduler> scheduler_;  // null: calls drive the repairs
+  std::atomic<bool> waking_{false};             // a wake-up is scheduled
 };
 
 }  // namespace larder::internal
