@@ -3,7 +3,8 @@
 
 LARDER_PACKAGES=(cmake ninja-build g++ pkg-config libabsl-dev libgtest-dev libgmock-dev
                  libbenchmark-dev libhiredis-dev redis-server redis-sentinel redis-tools libtbb-dev zlib1g-dev
-                 clang-14 libclang-rt-14-dev)  # clang-14 + libclang-rt: the fuzz preset
+                 clang-14 libclang-rt-14-dev  # clang-14 + libclang-rt: the fuzz preset
+                 postgresql libpqxx-dev)  # the PostgreSQL example, tests/pg, bench/pg_bench
 
 # larder_install_missing: apt-get installs the packages above that are not
 # installed yet; silent when everything is there.
