@@ -30,6 +30,12 @@ larder_install_missing() {
     fi
   fi
   export DEBIAN_FRONTEND=noninteractive
+  # The tests start throwaway PostgreSQL servers of their own (scripts/pg.sh):
+  # keep the postgresql package from creating and starting a system cluster.
+  if [[ " ${missing[*]} " == *" postgresql "* && ! -e /etc/postgresql-common/createcluster.conf ]]; then
+    "${sudo[@]}" mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | "${sudo[@]}" tee /etc/postgresql-common/createcluster.conf >/dev/null
+  fi
   "${sudo[@]}" apt-get update -qq >/dev/null
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
