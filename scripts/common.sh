@@ -29,7 +29,7 @@ larder_install_missing() {
       return 1
     fi
   fi
-  export DEBIAN_FRONTEND=noninteractive
+  export DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1  # ucf keeps a config it finds
   # The tests start throwaway PostgreSQL servers of their own (scripts/pg.sh):
   # keep the postgresql package from creating and starting a system cluster.
   if [[ " ${missing[*]} " == *" postgresql "* && ! -e /etc/postgresql-common/createcluster.conf ]]; then
