@@ -67,7 +67,7 @@ struct Product {
   bool operator==(const Product&) const = default;
 };
 
-struct ViewCount {  // trivially copyable: larder's built-in codec journals it
+struct ViewCount {  // two integers: journaled as its bytes (kBytewiseCodec below)
   std::int64_t views = 0;
   std::int64_t version = 0;
 };
@@ -159,6 +159,11 @@ class Catalog {
 };
 
 }  // namespace catalog
+
+// Every 16-byte pattern is a valid ViewCount (two integers, no padding): the
+// write-back journal may store it as its bytes.
+template <>
+inline constexpr bool larder::kBytewiseCodec<catalog::ViewCount> = true;
 
 // Product's bytes for Redis: id, price_cents, version (8 bytes each, little
 // endian), then the name.
