@@ -3,7 +3,8 @@
 
 LARDER_PACKAGES=(cmake ninja-build g++ pkg-config libabsl-dev libgtest-dev libgmock-dev
                  libbenchmark-dev libhiredis-dev redis-server redis-sentinel redis-tools libtbb-dev zlib1g-dev
-                 clang-14 libclang-rt-14-dev)  # clang-14 + libclang-rt: the fuzz preset
+                 clang-14 libclang-rt-14-dev  # clang-14 + libclang-rt: the fuzz preset
+                 postgresql libpqxx-dev)  # the PostgreSQL example, tests/pg, bench/pg_bench
 
 # larder_install_missing: apt-get installs the packages above that are not
 # installed yet; silent when everything is there.
@@ -28,7 +29,13 @@ larder_install_missing() {
       return 1
     fi
   fi
-  export DEBIAN_FRONTEND=noninteractive
+  export DEBIAN_FRONTEND=noninteractive UCF_FORCE_CONFFOLD=1  # ucf keeps a config it finds
+  # The tests start throwaway PostgreSQL servers of their own (scripts/pg.sh):
+  # keep the postgresql package from creating and starting a system cluster.
+  if [[ " ${missing[*]} " == *" postgresql "* && ! -e /etc/postgresql-common/createcluster.conf ]]; then
+    "${sudo[@]}" mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" | "${sudo[@]}" tee /etc/postgresql-common/createcluster.conf >/dev/null
+  fi
   "${sudo[@]}" apt-get update -qq >/dev/null
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }

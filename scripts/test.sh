@@ -14,9 +14,15 @@
 #      them to the tests through LARDER_TEST_REDIS_CLUSTER (host:port,...),
 #      LARDER_TEST_REDIS_SENTINELS (host:port,...) and
 #      LARDER_TEST_REDIS_SENTINEL_MASTER; all are killed on exit,
-#   4. configures, builds and runs ctest with each preset: dev, asan, tsan.
-#
-#   5. builds the libFuzzer targets (fuzz preset) and runs each for
+#   4. starts two throwaway PostgreSQL 15 servers (scripts/pg.sh: temp data
+#      dirs, unix socket + free loopback port, no password; run as the
+#      `postgres` user since initdb refuses root; stopped on exit): one shared
+#      by the PostgreSQL tests (LARDER_TEST_PG_URI, _HOST, _PORT, _SOCKET;
+#      LARDER_TEST_REQUIRE_PG=1 makes them fail instead of skip without it),
+#      and one that pg_outage_test alone stops and restarts
+#      (LARDER_TEST_PG_OUTAGE_URI, LARDER_TEST_PG_OUTAGE_CTL: a pg_ctl prefix),
+#   5. configures, builds and runs ctest with each preset: dev, asan, tsan,
+#   6. builds the libFuzzer targets (fuzz preset) and runs each for
 #      LARDER_FUZZ_SECONDS (default 30; 0 skips) when no preset is named.
 #
 # Usage: scripts/test.sh [preset ...]     (default: dev asan tsan, then fuzz)
@@ -27,6 +33,7 @@ cd "$(dirname "$0")/.."
 source scripts/common.sh
 source scripts/redis_topologies.sh
 source scripts/fuzz_ci.sh
+source scripts/pg.sh
 
 start=$(date +%s)
 presets=("$@")
@@ -40,7 +47,11 @@ larder_install_missing
 redis_dir=$(mktemp -d /tmp/larder-test-redis.XXXXXX)
 redis_pid=""
 topo_dir=$(mktemp -d /tmp/larder-test-topo.XXXXXX)
+pg_dir=$(mktemp -d /tmp/larder-test-pg.XXXXXX)
+pg_outage_dir=$(mktemp -d /tmp/larder-test-pgo.XXXXXX)
 cleanup() {
+  larder_pg_stop "$pg_outage_dir" || true
+  larder_pg_stop "$pg_dir" || true
   if [[ -f "$topo_dir/pids" ]]; then
     local p
     while read -r p; do kill -CONT "$p" 2>/dev/null || true; kill -9 "$p" 2>/dev/null || true; done <"$topo_dir/pids"
@@ -93,6 +104,19 @@ echo "larder: redis cluster on $LARDER_CLUSTER_NODES; sentinels on $LARDER_SENTI
 export LARDER_TEST_REDIS_CLUSTER=$LARDER_CLUSTER_NODES
 export LARDER_TEST_REDIS_SENTINELS=$LARDER_SENTINELS
 export LARDER_TEST_REDIS_SENTINEL_MASTER=$LARDER_SENTINEL_MASTER
+
+# ---- two private PostgreSQL servers ----
+larder_pg_start "$pg_dir" larder
+echo "larder: PostgreSQL $("$(larder_pg_bin)/postgres" --version | awk '{print $3}') on 127.0.0.1:$LARDER_PG_PORT and $LARDER_PG_SOCKET"
+export LARDER_TEST_PG_URI=$LARDER_PG_URI
+export LARDER_TEST_PG_HOST=127.0.0.1
+export LARDER_TEST_PG_PORT=$LARDER_PG_PORT
+export LARDER_TEST_PG_SOCKET=$LARDER_PG_SOCKET
+export LARDER_TEST_REQUIRE_PG=1
+larder_pg_start "$pg_outage_dir" larder
+echo "larder: PostgreSQL for the outage test on 127.0.0.1:$LARDER_PG_PORT"
+export LARDER_TEST_PG_OUTAGE_URI=$LARDER_PG_URI
+export LARDER_TEST_PG_OUTAGE_CTL=$LARDER_PG_CTL
 
 # ---- build and test each preset ----
 jobs=$(nproc)
