@@ -697,9 +697,8 @@ struct RedisClient::Impl {
           }
           ++n.open;
           const std::uint64_t gen = n.generation;
-          l.native().unlock();
-          absl::StatusOr<ContextPtr> c = connect(n);
-          l.native().lock();
+          absl::StatusOr<ContextPtr> c = absl::UnknownError("not connected");
+          l.unlocked([&] { c = connect(n); });
           if (!c.ok()) {
             --n.open;
             n.backoff = n.backoff.count() == 0 ? opts.reconnect_backoff_min
@@ -718,8 +717,9 @@ struct RedisClient::Impl {
           }
           break;
         }
-        if (!n.slot_cv.wait_until(l, borrow_deadline,
-                                  [&] { return !n.idle.empty() || n.open < opts.pool_size; })) {
+        if (!n.slot_cv.wait_until(l, borrow_deadline, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(n.mu) {
+              return !n.idle.empty() || n.open < opts.pool_size;
+            })) {
           result = absl::DeadlineExceededError(absl::StrCat(
               "redis: no pooled connection free within borrow_timeout (",
               opts.borrow_timeout.count(), " ms, pool_size ", opts.pool_size, ")"));
@@ -1076,11 +1076,11 @@ struct RedisClient::Impl {
       }
       if (do_refresh || !due.empty()) {
         if (do_refresh) refresh_requested = false;
-        l.native().unlock();
-        for (Node* nd : due) probe(*nd);
         bool ok = true;
-        if (do_refresh) ok = refresh();
-        l.native().lock();
+        l.unlocked([&] {
+          for (Node* nd : due) probe(*nd);
+          if (do_refresh) ok = refresh();
+        });
         if (do_refresh) {
           refresh_backoff = ok ? milliseconds(200)
                                : std::min(milliseconds(1000), std::max(milliseconds(200), refresh_backoff * 2));
@@ -1089,7 +1089,7 @@ struct RedisClient::Impl {
         }
         continue;
       }
-      maint_cv.wait_until(l, wake, [&] {
+      maint_cv.wait_until(l, wake, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(maint_mu) {
         return stopping.load(std::memory_order_acquire) || kicked ||
                (refresh_requested && Steady::now() >= refresh_not_before);
       });

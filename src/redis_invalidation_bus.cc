@@ -174,7 +174,7 @@ struct RedisInvalidationBus::Impl {
       thread = std::thread([this] { run(); });
     }
     const milliseconds patience = opts().connect_timeout + opts().command_timeout;
-    if (!listening_cv.wait_for(l, patience, [&] { return listening; })) {
+    if (!listening_cv.wait_for(l, patience, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return listening; })) {
       set->mark_missed(sub);  // on_gap once it listens
     }
     return handle;
@@ -462,7 +462,9 @@ const std::string& RedisInvalidationBus::channel() const { return impl_->channel
 
 bool RedisInvalidationBus::wait_listening(std::chrono::milliseconds timeout) const {
   internal::MutexLock l(&impl_->mu);
-  return impl_->listening_cv.wait_for(l, timeout, [&] { return impl_->listening; });
+  return impl_->listening_cv.wait_for(l, timeout, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) {
+    return impl_->listening;
+  });
 }
 
 RedisInvalidationBusStats RedisInvalidationBus::stats() const {

@@ -304,7 +304,7 @@ class ListenerSet : public std::enable_shared_from_this<ListenerSet> {
     const int own = delivering() == sub.get() ? 1 : 0;
     MutexLock l(&sub->mu);
     sub->active = false;
-    sub->idle.wait(l, [&] { return sub->running <= own; });
+    sub->idle.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(sub->mu) { return sub->running <= own; });
   }
 
   mutable Mutex mu_;

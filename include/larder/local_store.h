@@ -412,6 +412,7 @@ class LocalStore : public Store<K, V> {
         }
       }
       s.policy.evict([&](internal::PolicyHook* victim) {
+        s.mu.assert_held();  // evict() calls back synchronously, under s.mu
         const auto* v = static_cast<const Hooks*>(victim);
         s.evictions.fetch_add(1, std::memory_order_relaxed);
         destroy_locked(s, id_of(s, v), RemovalCause::kEvicted, removed);
@@ -943,6 +944,7 @@ class LocalStore : public Store<K, V> {
                                bool force_reclaim = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
     if (now != kNoTime) {
       s.wheel.advance(now, [&](std::uint32_t id) {
+        s.mu.assert_held();  // advance() calls back synchronously, under s.mu
         s.expirations.fetch_add(1, std::memory_order_relaxed);
         remove_locked(s, id, RemovalCause::kExpired, removed);
       });

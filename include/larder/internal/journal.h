@@ -511,9 +511,15 @@ class Journal {
     if (!s.ok()) return s;
     s = j->replay(on_record);
     if (!s.ok()) return s;
-    s = j->start_segment(j->written_mark_, j->enqueued_seq_);
+    std::uint64_t mark = 0, seq = 0;
+    {
+      MutexLock l(&j->mu_);  // not shared yet; taken for the annotations
+      mark = j->written_mark_;
+      seq = j->enqueued_seq_;
+    }
+    s = j->start_segment(mark, seq);
     if (!s.ok()) return s;
-    j->release_below(j->written_mark_);  // segments holding only acknowledged records
+    j->release_below(mark);  // segments holding only acknowledged records
     if (options.fsync == FsyncPolicy::kEveryInterval) {
       j->syncer_ = std::thread([raw = j.get()] { raw->sync_loop(); });
     }
@@ -597,7 +603,9 @@ class Journal {
         lead(l, /*want_sync=*/false);
         continue;
       }
-      cv_.wait(l, [&] { return !io_busy_ || written_entries_ >= target || !broken_.ok(); });
+      cv_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !io_busy_ || written_entries_ >= target || !broken_.ok();
+      });
     }
   }
 
@@ -614,7 +622,9 @@ class Journal {
         lead(l, /*want_sync=*/true);
         continue;
       }
-      cv_.wait(l, [&] { return !io_busy_ || durable_seq_ >= seq || !broken_.ok(); });
+      cv_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !io_busy_ || durable_seq_ >= seq || !broken_.ok();
+      });
     }
   }
 
@@ -641,26 +651,6 @@ class Journal {
   std::uint64_t last_enqueued() const {
     MutexLock l(&mu_);
     return enqueued_seq_;
-  }
-
-  // sync: fdatasyncs everything written so far, now, whatever the policy.
-  absl::Status sync() {
-    absl::Status s = wait_durable(last_enqueued());
-    if (!s.ok()) return s;
-    MutexLock l(&mu_);
-    cv_.wait(l, [&] { return !io_busy_; });
-    if (!broken_.ok()) return journal_internal::unshared(broken_);
-    io_busy_ = true;
-    const int fd = fd_;
-    l.native().unlock();
-    const int rc = ::fdatasync(fd);
-    const int err = errno;
-    l.native().lock();
-    io_busy_ = false;
-    ++stats_.syncs;
-    if (rc != 0 && broken_.ok()) broken_ = journal_internal::errno_status("fdatasync", path_, err);
-    cv_.notify_all();
-    return journal_internal::unshared(broken_);
   }
 
   // sealed_segments: how many segments are sealed (not active) and alive.
@@ -704,7 +694,7 @@ class Journal {
   absl::Status retire() {
     absl::Status s = wait_durable(last_enqueued());
     MutexLock l(&mu_);
-    cv_.wait(l, [&] { return !io_busy_; });
+    cv_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !io_busy_; });
     for (const Segment& seg : sealed_) ::unlink(seg.path.c_str());
     sealed_.clear();
     if (fd_ >= 0) {
@@ -824,9 +814,10 @@ class Journal {
       if (end == ScanEnd::kTorn) ++replay_stats_.torn;
       if (end == ScanEnd::kCorrupt) ++replay_stats_.corrupt;
       replay_stats_.skipped_bytes += rest.size() - sc.valid;
-      stats_.live_bytes += seg.bytes;
       sc.data_records = seg.data_records;
       if (seg.data_records > 0) scanned.push_back(sc);
+      MutexLock l(&mu_);  // not shared yet; taken for the annotations
+      stats_.live_bytes += seg.bytes;
       sealed_.push_back(std::move(seg));
     }
     // Pass 2: hand over the data records the mark does not cover.
@@ -859,8 +850,11 @@ class Journal {
                          });
     }
     replay_stats_.checkpoint = mark;
-    enqueued_seq_ = written_seq_ = synced_seq_ = durable_seq_ = last_seq;
-    enqueued_mark_ = written_mark_ = mark;
+    {
+      MutexLock l(&mu_);
+      enqueued_seq_ = written_seq_ = synced_seq_ = durable_seq_ = last_seq;
+      enqueued_mark_ = written_mark_ = mark;
+    }
     if (last_number >= kMaxSegmentNumber) {
       return absl::FailedPreconditionError(absl::StrCat(
           "journal: ", path_, " has used every 12-digit segment number; move its files away"));
@@ -906,7 +900,7 @@ class Journal {
   // the caller needs durability (wait_durable); write_buffered() does not,
   // so under kEveryWrite its batch is written but durable_seq_ stays until a
   // later commit fdatasyncs.
-  void lead(MutexLock& l, bool want_sync) {
+  void lead(MutexLock& l, bool want_sync) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     io_busy_ = true;
     std::string batch;
     batch.swap(buf_);
@@ -923,13 +917,13 @@ class Journal {
                                                 : false);
     const bool rotate = active_.bytes + batch.size() >= options_.segment_bytes || aged;
     const bool sync = (every && want_sync) || (rotate && options_.fsync != FsyncPolicy::kNever);
-    l.native().unlock();
-
-    absl::Status s = journal_internal::write_all(fd, batch, active_.path);
-    if (s.ok() && sync) {
-      if (::fdatasync(fd) != 0) s = journal_internal::errno_status("fdatasync", active_.path, errno);
-    }
-    l.native().lock();
+    absl::Status s;
+    l.unlocked([&] {
+      s = journal_internal::write_all(fd, batch, active_.path);
+      if (s.ok() && sync) {
+        if (::fdatasync(fd) != 0) s = journal_internal::errno_status("fdatasync", active_.path, errno);
+      }
+    });
     ++stats_.commits;
     stats_.bytes += batch.size();
     if (sync) ++stats_.syncs;
@@ -945,9 +939,7 @@ class Journal {
       if (sync) synced_seq_ = upto;
       if (rotate) {
         const std::uint64_t mark = written_mark_;
-        l.native().unlock();
-        s = start_segment(mark, upto);  // takes mu_ itself
-        l.native().lock();
+        l.unlocked([&] { s = start_segment(mark, upto); });  // takes mu_ itself
       }
     }
     if (s.ok()) {
@@ -964,17 +956,18 @@ class Journal {
   void sync_loop() {
     MutexLock l(&mu_);
     while (!stop_) {
-      cv_.wait_for(l, options_.fsync_interval, [&] { return stop_; });
+      cv_.wait_for(l, options_.fsync_interval, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; });
       if (stop_) break;
-      cv_.wait(l, [&] { return !io_busy_; });
+      cv_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !io_busy_; });
       if (written_seq_ <= synced_seq_ || !broken_.ok() || fd_ < 0) continue;
       io_busy_ = true;
       const int fd = fd_;
       const std::uint64_t upto = written_seq_;
-      l.native().unlock();
-      const int rc = ::fdatasync(fd);
-      const int err = errno;
-      l.native().lock();
+      int rc = 0, err = 0;
+      l.unlocked([&] {
+        rc = ::fdatasync(fd);
+        err = errno;
+      });
       io_busy_ = false;
       ++stats_.syncs;
       if (rc == 0) {
@@ -995,26 +988,31 @@ class Journal {
 
   mutable Mutex mu_;
   CondVar cv_;
-  std::string buf_;                   // encoded records not yet handed to a leader
-  std::uint64_t buf_records_ = 0;     // data records in buf_
-  std::uint64_t buf_mark_ = 0;        // newest checkpoint mark in buf_ or earlier
-  std::uint64_t enqueued_entries_ = 0;  // records + checkpoints enqueued since open
-  std::uint64_t written_entries_ = 0;   // ... of which write() returned for
-  std::uint64_t enqueued_mark_ = 0;   // largest checkpoint mark enqueued (or replayed)
-  std::uint64_t written_mark_ = 0;    // largest checkpoint mark written (or replayed)
-  std::uint64_t enqueued_seq_ = 0;    // last seq handed out
-  std::uint64_t written_seq_ = 0;     // last seq write() returned for
-  std::uint64_t synced_seq_ = 0;      // last seq known fdatasynced
-  std::uint64_t durable_seq_ = 0;     // last seq wait_durable() may report
-  bool io_busy_ = false;              // a leader/syncer owns fd_ and active_
-  bool stop_ = false;
-  absl::Status broken_;               // sticky I/O error
+  // Guarded by mu_. fd_ and active_ are not annotated: the thread that set
+  // io_busy_ (a leader or the syncer) owns them without holding mu_.
+  std::string buf_ ABSL_GUARDED_BY(mu_);  // encoded records not yet handed to a leader
+  std::uint64_t buf_records_ ABSL_GUARDED_BY(mu_) = 0;  // data records in buf_
+  std::uint64_t buf_mark_ ABSL_GUARDED_BY(mu_) = 0;  // newest checkpoint mark in buf_ or earlier
+  // Records + checkpoints enqueued since open, and of those, how many write()
+  // returned for.
+  std::uint64_t enqueued_entries_ ABSL_GUARDED_BY(mu_) = 0;
+  std::uint64_t written_entries_ ABSL_GUARDED_BY(mu_) = 0;
+  // Largest checkpoint mark enqueued / written (or replayed).
+  std::uint64_t enqueued_mark_ ABSL_GUARDED_BY(mu_) = 0;
+  std::uint64_t written_mark_ ABSL_GUARDED_BY(mu_) = 0;
+  std::uint64_t enqueued_seq_ ABSL_GUARDED_BY(mu_) = 0;  // last seq handed out
+  std::uint64_t written_seq_ ABSL_GUARDED_BY(mu_) = 0;   // last seq write() returned for
+  std::uint64_t synced_seq_ ABSL_GUARDED_BY(mu_) = 0;    // last seq known fdatasynced
+  std::uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;   // last seq wait_durable() may report
+  bool io_busy_ ABSL_GUARDED_BY(mu_) = false;  // a leader/syncer owns fd_ and active_
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status broken_ ABSL_GUARDED_BY(mu_);  // sticky I/O error
   int fd_ = -1;
   int lock_fd_ = -1;                  // holds the flock on "<path>.lock"
   Segment active_;
-  std::deque<Segment> sealed_;        // oldest first
+  std::deque<Segment> sealed_ ABSL_GUARDED_BY(mu_);  // oldest first
   std::uint64_t next_number_ = 1;
-  JournalStats stats_;
+  JournalStats stats_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace larder::internal

@@ -94,7 +94,9 @@ class KeyTurns {
     if (slot->serving != ticket) {
       ++s.waiters;
       // Re-find on each wake-up: inserts of other keys may rehash the map.
-      s.cv.wait(l, [&] { return s.map.find(key)->second.serving == ticket; });
+      s.cv.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+        return s.map.find(key)->second.serving == ticket;
+      });
       --s.waiters;
       slot = &s.map.find(key)->second;
     }
@@ -111,8 +113,8 @@ class KeyTurns {
   struct alignas(kCacheLine) Stripe {
     Mutex mu;
     CondVar cv;
-    absl::flat_hash_map<K, Slot, Hash, Eq> map;  // keys with turns held or awaited
-    std::size_t waiters = 0;
+    absl::flat_hash_map<K, Slot, Hash, Eq> map ABSL_GUARDED_BY(mu);  // keys with turns held or awaited
+    std::size_t waiters ABSL_GUARDED_BY(mu) = 0;
   };
 
   static void release(Stripe& s, const K& key) {

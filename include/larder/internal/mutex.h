@@ -34,9 +34,15 @@ class ABSL_LOCKABLE Mutex {
   void unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
   bool try_lock() ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true) { return mu_.try_lock(); }
 
-  std::mutex& native() { return mu_; }
+  // assert_held: tells the thread-safety analysis that the calling thread
+  // holds this mutex (checks nothing at run time). For a callback that runs
+  // synchronously inside a locked section: the analysis checks a lambda's
+  // body on its own, as if called with no lock held.
+  void assert_held() const ABSL_ASSERT_EXCLUSIVE_LOCK() {}
 
  private:
+  friend class MutexLock;
+  std::mutex& native() { return mu_; }
   std::mutex mu_;
 };
 
@@ -48,13 +54,15 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
   MutexLock(const MutexLock&) = delete;
   MutexLock& operator=(const MutexLock&) = delete;
 
-  // The std::unique_lock, for CondVar waits.
-  std::unique_lock<std::mutex>& native() { return lock_; }
-
   // unlocked: runs f with the mutex released, then takes it again (also
-  // when f throws). For calling out of a critical section in a loop.
+  // when f throws). The one way to step out of a critical section (to call
+  // user code, do I/O, or take another lock) and come back: the analysis
+  // checks f's body as a function of its own, with no lock held, so f
+  // touching a member guarded by this mutex is a compile error under the
+  // clang preset, while the code around the call still counts it held.
   template <class F>
   void unlocked(F&& f) {
+    // (Not annotated: the lock is held again when this returns.)
     lock_.unlock();
     struct Relock {
       std::unique_lock<std::mutex>& l;
@@ -64,6 +72,8 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
   }
 
  private:
+  friend class CondVar;
+  std::unique_lock<std::mutex>& native() { return lock_; }
   std::unique_lock<std::mutex> lock_;
 };
 

@@ -176,6 +176,7 @@
 #include "larder/clock.h"
 #include "larder/codec.h"
 #include "larder/internal/absl_compat.h"
+#include "larder/internal/invoke.h"
 #include "larder/internal/journal.h"
 #include "larder/internal/mutex.h"
 #include "larder/writer.h"
@@ -356,9 +357,6 @@ class WriteBehind {
     return filter_slot(key).load(std::memory_order_acquire) != 0;
   }
 
-  // dirty_count: dirty(), read without the mutex (may lag a concurrent change).
-  std::size_t dirty_count() const { return dirty_count_.load(std::memory_order_acquire); }
-
   // flush: returns OK once every put/erase acknowledged before the call is in
   // the system of record; otherwise the Writer's (or the journal's) error from
   // the attempt it made for this flush (each dirty key is tried once; delay
@@ -373,7 +371,9 @@ class WriteBehind {
       flush_target_ = std::max(flush_target_, target);
       const std::uint64_t ticket = ++flush_requested_;
       wake_flusher_locked();
-      done_cv_.wait(l, [&] { return flush_done_ >= ticket || flusher_exited_; });
+      done_cv_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return flush_done_ >= ticket || flusher_exited_;
+      });
       if (unwritten_.empty() || unwritten_.begin()->first > target) return absl::OkStatus();
       if (flusher_exited_) return absl::FailedPreconditionError("write-back: stopped");
       if (!flush_status_.ok()) return journal_internal::unshared(flush_status_);
@@ -388,7 +388,9 @@ class WriteBehind {
     if (flusher_exited_) return;
     const std::uint64_t ticket = ++poll_requested_;
     wake_flusher_locked();
-    done_cv_.wait(l, [&] { return poll_done_ >= ticket || flusher_exited_; });
+    done_cv_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return poll_done_ >= ticket || flusher_exited_;
+    });
   }
 
   // dirty: keys not yet written, now.
@@ -489,6 +491,7 @@ class WriteBehind {
       const TimePoint now = clock_->now();
       MutexLock l(&mu_);  // not shared yet; taken for uniformity
       auto j = Journal::open(options_.journal_path, jo, [&](JournalRecord&& r) {
+        mu_.assert_held();  // open() replays synchronously, under l
         absl::StatusOr<K> k = Codec<K>::decode(r.key);
         if (!k.ok()) {
           ++replay_undecodable_;
@@ -542,7 +545,7 @@ class WriteBehind {
       if (it == dirty_.end() && dirty_.size() >= options_.max_dirty) {
         ++pressure_waiters_;
         wake_flusher_locked();  // the flusher waives the delay while anyone waits
-        space_cv_.wait_for(l, options_.backpressure_wait, [&] {
+        space_cv_.wait_for(l, options_.backpressure_wait, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           return closed_ || dirty_.size() < options_.max_dirty || dirty_.contains(key);
         });
         --pressure_waiters_;
@@ -584,7 +587,8 @@ class WriteBehind {
 
   // Records a mutation (from put/erase or replay). mu_ held.
   void apply_locked(const K& key, std::optional<V> value, std::uint64_t jseq, TimePoint now,
-                    TimePoint due) {
+                    TimePoint due)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const std::uint64_t version = ++version_;
     auto it = dirty_.find(key);
     if (it == dirty_.end()) {
@@ -611,14 +615,16 @@ class WriteBehind {
     set_jseq_locked(key, e, jseq);
   }
 
-  void set_jseq_locked(const K& key, Entry& e, std::uint64_t jseq) {
+  void set_jseq_locked(const K& key, Entry& e, std::uint64_t jseq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (jseq == 0) return;
     if (e.jseq != 0) live_jseq_.erase(e.jseq);
     e.jseq = jseq;
     live_jseq_.emplace(jseq, key);
   }
 
-  void schedule_locked(const K& key, Entry& e, TimePoint due) {
+  void schedule_locked(const K& key, Entry& e, TimePoint due)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (e.scheduled) schedule_.erase(e.due);
     e.due = Due{due, e.version};
     e.scheduled = true;
@@ -627,17 +633,19 @@ class WriteBehind {
     if (first) wake_flusher_locked();  // the flusher may be waiting for a later deadline
   }
 
-  void unschedule_locked(Entry& e) {
+  void unschedule_locked(Entry& e)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!e.scheduled) return;
     schedule_.erase(e.due);
     e.scheduled = false;
   }
 
   // Takes up to max_batch keys for the pass `pass_`. mu_ held.
-  Batch take_batch_locked(bool flush_mode, std::uint64_t flush_target, TimePoint now) {
+  Batch take_batch_locked(bool flush_mode, std::uint64_t flush_target, TimePoint now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Batch b;
     std::size_t n = 0;
-    auto take = [&](const K& key, Entry& e) {
+    auto take = [&](const K& key, Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       unschedule_locked(e);
       e.in_flight = true;
       e.snapshot = e.version;
@@ -672,28 +680,17 @@ class WriteBehind {
     return b;
   }
 
-  // Calls user code, catching exceptions into kInternal.
-  template <class F>
-  static absl::Status call_user(F&& f) {
-    try {
-      return f();
-    } catch (const std::exception& ex) {
-      return absl::InternalError(absl::StrCat("write-back: Writer threw: ", ex.what()));
-    } catch (...) {
-      return absl::InternalError("write-back: Writer threw a non-std::exception");
-    }
-  }
+  static constexpr std::string_view kWriterWhat = "write-back: Writer";
 
+  // A throwing on_error must not kill the flusher; the failure is counted.
   void report(std::span<const K> keys, const absl::Status& s) {
-    if (!options_.on_error || keys.empty()) return;
-    try {
-      options_.on_error(keys, s);
-    } catch (...) {  // a throwing callback must not kill the flusher; the failure is counted
-    }
+    if (keys.empty()) return;
+    notify_user(options_.on_error, keys, s);
   }
 
   // Completes one key of a batch. mu_ held; flusher thread only (uses rng_).
-  void complete_locked(const K& key, bool ok, TimePoint now) {
+  void complete_locked(const K& key, bool ok, TimePoint now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = dirty_.find(key);
     Entry& e = it->second;
     e.in_flight = false;
@@ -739,19 +736,22 @@ class WriteBehind {
 
   // Writes one batch, unlocked; then completes it and reports, and returns the
   // first error. Called with mu_ held.
-  absl::Status write_batch(MutexLock& l, Batch& b) {
-    l.native().unlock();
-    if (journal_ && b.max_jseq != 0) (void)journal_->wait_durable(b.max_jseq);
+  absl::Status write_batch(MutexLock& l, Batch& b)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     absl::Status ws, es;
-    if (!b.puts.empty()) {
-      ws = call_user([&] {
-        return writer_.write(std::span<const std::pair<K, V>>(b.puts.data(), b.puts.size()));
-      });
-    }
-    if (!b.erases.empty() && writer_.erase) {
-      es = call_user([&] { return writer_.erase(std::span<const K>(b.erases.data(), b.erases.size())); });
-    }
-    l.native().lock();
+    l.unlocked([&] {
+      if (journal_ && b.max_jseq != 0) (void)journal_->wait_durable(b.max_jseq);
+      if (!b.puts.empty()) {
+        ws = call_user(kWriterWhat, [&] {
+          return writer_.write(std::span<const std::pair<K, V>>(b.puts.data(), b.puts.size()));
+        });
+      }
+      if (!b.erases.empty() && writer_.erase) {
+        es = call_user(kWriterWhat, [&] {
+          return writer_.erase(std::span<const K>(b.erases.data(), b.erases.size()));
+        });
+      }
+    });
     const TimePoint now = clock_->now();
     for (const K& k : b.put_keys) complete_locked(k, ws.ok(), now);
     for (const K& k : b.erases) complete_locked(k, es.ok(), now);
@@ -763,10 +763,10 @@ class WriteBehind {
     if (!b.erases.empty() && writer_.erase && es.ok()) ++flushes_;
     done_cv_.notify_all();
     if (ws.ok() && es.ok()) return absl::OkStatus();
-    l.native().unlock();
-    if (!ws.ok()) report(b.put_keys, ws);
-    if (!es.ok()) report(b.erases, es);
-    l.native().lock();
+    l.unlocked([&] {
+      if (!ws.ok()) report(b.put_keys, ws);
+      if (!es.ok()) report(b.erases, es);
+    });
     return ws.ok() ? es : ws;
   }
 
@@ -774,14 +774,16 @@ class WriteBehind {
   // (its key was written since, or has a newer record in the journal). The
   // smallest newest-record seq of the dirty keys; last seq + 1 when none is
   // dirty. mu_ held (every enqueue happens under mu_, so it is stable).
-  std::uint64_t low_water_locked() const {
+  std::uint64_t low_water_locked() const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const std::uint64_t next = journal_->last_enqueued() + 1;
     return live_jseq_.empty() ? next : std::min(live_jseq_.begin()->first, next);
   }
 
   // Enqueues a checkpoint at the current low-water mark. mu_ held: the mark
   // and the journal order agree (every superseding record precedes it).
-  void checkpoint_locked() {
+  void checkpoint_locked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const std::uint64_t low = low_water_locked();
     if (low <= checkpoint_sent_) return;
     (void)journal_->enqueue_checkpoint(low);
@@ -791,7 +793,8 @@ class WriteBehind {
   // Journal upkeep after a batch: relog pinned keys, append a checkpoint when
   // the low-water mark moved (written at once, without an fsync: losing it
   // only means replaying more), then release the segments nothing needs.
-  void maintain_journal_locked(MutexLock& l) {
+  void maintain_journal_locked(MutexLock& l)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if constexpr (kJournalable) {
       if (!journal_) return;
       const bool sealed = journal_->sealed_segments() > 0;
@@ -803,13 +806,13 @@ class WriteBehind {
           items.emplace_back(it->second, dirty_.find(it->second)->second.value);
           old.push_back(it->first);
         }
-        l.native().unlock();
         std::vector<std::pair<std::string, std::string>> enc(items.size());
-        for (std::size_t i = 0; i < items.size(); ++i) {
-          Codec<K>::encode(items[i].first, enc[i].first);
-          if (items[i].second) Codec<V>::encode(*items[i].second, enc[i].second);
-        }
-        l.native().lock();
+        l.unlocked([&] {
+          for (std::size_t i = 0; i < items.size(); ++i) {
+            Codec<K>::encode(items[i].first, enc[i].first);
+            if (items[i].second) Codec<V>::encode(*items[i].second, enc[i].second);
+          }
+        });
         for (std::size_t i = 0; i < items.size(); ++i) {
           auto it = dirty_.find(items[i].first);
           if (it == dirty_.end() || it->second.jseq != old[i]) continue;  // newer record exists
@@ -825,23 +828,25 @@ class WriteBehind {
       if (moved) checkpoint_locked();
       if (!moved && !sealed) return;
       const std::uint64_t high = journal_->last_enqueued();
-      l.native().unlock();
-      if (moved) (void)journal_->write_buffered();
-      // Deleting a segment drops records that newer ones supersede: those
-      // must be durable first.
-      if (sealed && journal_->wait_durable(high).ok()) journal_->release_below(low);
-      l.native().lock();
+      l.unlocked([&] {
+        if (moved) (void)journal_->write_buffered();
+        // Deleting a segment drops records that newer ones supersede: those
+        // must be durable first.
+        if (sealed && journal_->wait_durable(high).ok()) journal_->release_below(low);
+      });
     } else {
       (void)l;
     }
   }
 
-  void wake_flusher_locked() {
+  void wake_flusher_locked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     ++wakes_;
     cv_.notify_all();
   }
 
-  bool work_ready_locked(TimePoint now, std::uint64_t poll_seen, std::uint64_t flush_seen) const {
+  bool work_ready_locked(TimePoint now, std::uint64_t poll_seen, std::uint64_t flush_seen) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (stop_ || poll_requested_ != poll_seen || flush_requested_ != flush_seen) return true;
     if (schedule_.empty()) return false;
     const TimePoint horizon = pressure_waiters_ > 0 ? now + options_.delay : now;
@@ -893,7 +898,7 @@ class WriteBehind {
         }
         // Any wake-up (a notify, a timeout) re-reads the Clock above.
         const std::uint64_t seen = wakes_;
-        cv_.wait_for(l, wait, [&] { return wakes_ != seen; });
+        cv_.wait_for(l, wait, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return wakes_ != seen; });
       }
     }
     flusher_exited_ = true;
@@ -916,23 +921,30 @@ class WriteBehind {
   CondVar cv_;        // wakes the flusher
   CondVar done_cv_;   // flush()/poll() waiters: a pass or a batch finished
   CondVar space_cv_;  // backpressure waiters
-  absl::flat_hash_map<K, Entry, Hash, Eq> dirty_;
-  std::map<Due, K> schedule_;
-  std::map<std::uint64_t, K> unwritten_;
-  std::map<std::uint64_t, K> live_jseq_;
-  std::uint64_t version_ = 0;
-  std::uint64_t checkpoint_sent_ = 0;  // newest checkpoint mark handed to the journal
-  std::uint64_t pass_ = 0;
-  std::uint64_t poll_requested_ = 0, poll_done_ = 0;
-  std::uint64_t flush_requested_ = 0, flush_done_ = 0, flush_target_ = 0;
-  absl::Status flush_status_;
-  int pressure_waiters_ = 0;
-  std::uint64_t wakes_ = 0;  // bumped by every wake_flusher_locked()
-  bool stop_ = false;
-  bool closed_ = false;
-  bool flusher_exited_ = false;
-  std::uint64_t puts_ = 0, erases_ = 0, writes_ = 0, write_failures_ = 0, flushes_ = 0,
-                coalesced_ = 0, rejected_ = 0, relogged_ = 0, dropped_at_shutdown_ = 0;
+  absl::flat_hash_map<K, Entry, Hash, Eq> dirty_ ABSL_GUARDED_BY(mu_);
+  std::map<Due, K> schedule_ ABSL_GUARDED_BY(mu_);
+  std::map<std::uint64_t, K> unwritten_ ABSL_GUARDED_BY(mu_);
+  std::map<std::uint64_t, K> live_jseq_ ABSL_GUARDED_BY(mu_);
+  std::uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
+  // Newest checkpoint mark handed to the journal.
+  std::uint64_t checkpoint_sent_ ABSL_GUARDED_BY(mu_) = 0;
+  std::uint64_t pass_ ABSL_GUARDED_BY(mu_) = 0;
+  std::uint64_t poll_requested_ ABSL_GUARDED_BY(mu_) = 0;
+  std::uint64_t poll_done_ ABSL_GUARDED_BY(mu_) = 0;
+  std::uint64_t flush_requested_ ABSL_GUARDED_BY(mu_) = 0;
+  std::uint64_t flush_done_ ABSL_GUARDED_BY(mu_) = 0;
+  std::uint64_t flush_target_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status flush_status_ ABSL_GUARDED_BY(mu_);
+  int pressure_waiters_ ABSL_GUARDED_BY(mu_) = 0;
+  std::uint64_t wakes_ ABSL_GUARDED_BY(mu_) = 0;  // bumped by every wake_flusher_locked()
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool flusher_exited_ ABSL_GUARDED_BY(mu_) = false;
+  std::uint64_t puts_ ABSL_GUARDED_BY(mu_) = 0, erases_ ABSL_GUARDED_BY(mu_) = 0,
+                writes_ ABSL_GUARDED_BY(mu_) = 0, write_failures_ ABSL_GUARDED_BY(mu_) = 0,
+                flushes_ ABSL_GUARDED_BY(mu_) = 0, coalesced_ ABSL_GUARDED_BY(mu_) = 0,
+                rejected_ ABSL_GUARDED_BY(mu_) = 0, relogged_ ABSL_GUARDED_BY(mu_) = 0,
+                dropped_at_shutdown_ ABSL_GUARDED_BY(mu_) = 0;
   std::mt19937_64 rng_;  // flusher thread only
 
   // The lock-free dirty filter behind may_be_dirty(): written under mu_, read
