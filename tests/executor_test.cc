@@ -4,8 +4,11 @@
 #include <atomic>
 #include <latch>
 #include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/testing/testing.h"
 
 namespace larder {
 namespace {
@@ -46,11 +49,33 @@ TEST(ThreadPoolExecutorTest, RejectsWhenTheQueueIsFullWithoutBlocking) {
 }
 
 TEST(ThreadPoolExecutorTest, SurvivesAThrowingTask) {
-  ThreadPoolExecutor pool(ThreadPoolOptions{.threads = 1, .queue_capacity = 4});
+  // One worker: the tasks after the throwing ones run only if that worker
+  // caught both exceptions (a std::exception and a non-std one) and went on,
+  // in order, on the same thread.
+  ThreadPoolExecutor pool(ThreadPoolOptions{.threads = 1, .queue_capacity = 8});
+  std::thread::id thrower, runner;
+  std::vector<int> order;  // written by the single worker only
   std::latch done(1);
-  ASSERT_TRUE(pool.try_execute([] { throw std::runtime_error("task failed"); }));
-  ASSERT_TRUE(pool.try_execute([&] { done.count_down(); }));
-  done.wait();
+  ASSERT_TRUE(pool.try_execute([&] {
+    thrower = std::this_thread::get_id();
+    order.push_back(1);
+    throw std::runtime_error("task failed");
+  }));
+  ASSERT_TRUE(pool.try_execute([&] {
+    order.push_back(2);
+    throw 42;
+  }));
+  ASSERT_TRUE(pool.try_execute([&] {
+    runner = std::this_thread::get_id();
+    order.push_back(3);
+    done.count_down();
+  }));
+  ASSERT_TRUE(testing::eventually([&] { return done.try_wait(); }))
+      << "the task queued after two throwing ones never ran";
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(thrower, runner);
+  EXPECT_NE(runner, std::this_thread::get_id());
+  EXPECT_EQ(pool.queued(), 0u);
 }
 
 TEST(ThreadPoolExecutorTest, RejectsZeroThreadsOrCapacity) {

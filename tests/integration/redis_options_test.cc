@@ -25,7 +25,9 @@ TEST(RedisOptionsTest, AnySubsetInApiOrder) {
   RedisLoadGuardOptions g{.poll_interval = std::chrono::milliseconds(3)};
   EXPECT_EQ(g.lock.wait, std::chrono::milliseconds(2000));
   RedisInvalidationBusOptions bus{};
-  (void)bus;
+  EXPECT_EQ(bus.ping_interval, std::chrono::milliseconds(1000));
+  RedisInvalidationBusOptions fast{.ping_interval = std::chrono::milliseconds(50)};
+  EXPECT_EQ(fast.ping_interval, std::chrono::milliseconds(50));
 }
 
 }  // namespace
