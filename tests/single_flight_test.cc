@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "larder/single_flight.h"
 
+#include <atomic>
+#include <chrono>
 #include <latch>
 #include <stdexcept>
 #include <string>
@@ -8,6 +10,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/testing/testing.h"
 
 namespace larder {
 namespace {
@@ -114,14 +117,24 @@ TEST(SingleFlightTest, SupersedeWaitsForAPublishInProgress) {
     });
   });
   in_publish.wait();
+  std::atomic<bool> returned{false};
   std::thread superseder([&] {
     group.supersede_all();
+    returned.store(true);
     // supersede returned: the publish that was running has finished.
     EXPECT_TRUE(publish_done);
   });
+  // While the publish is held, supersede_all must not return. A version that
+  // does not wait returns within microseconds, so this window catches it
+  // (a passing run spends the whole window: 200 ms).
+  EXPECT_FALSE(testing::eventually([&] { return returned.load(); }, std::chrono::milliseconds(200)))
+      << "supersede_all returned while a publish was in progress";
   release.count_down();
   publisher.join();
   superseder.join();
+  EXPECT_TRUE(returned.load());
+  EXPECT_TRUE(lead.flight->superseded());
+  EXPECT_FALSE(lead.flight->publish_if_current([] {})) << "a publish after supersede ran";
   group.finish(1, lead.flight, 1);
 }
 

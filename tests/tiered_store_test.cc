@@ -25,6 +25,7 @@
 #include "tests/testing/manual_executor.h"
 #include "tests/testing/map_store.h"
 #include "tests/testing/store_contract.h"
+#include "tests/testing/testing.h"
 
 // ---- The Store contract ----
 namespace larder::testing {
@@ -527,10 +528,17 @@ TEST(InProcessInvalidationBusTest, UnsubscribeWaitsForACallbackRunningOnAnotherT
   });
   std::thread publisher([&] { ASSERT_TRUE(bus.publish("k").ok()); });
   in_callback.wait(false);
+  std::atomic<bool> returned{false};
   std::thread unsubscriber([&] {
     sub.reset();
+    returned.store(true);
     EXPECT_TRUE(finished.load());  // the destructor returned only after the callback
   });
+  // While the callback runs, unsubscribing must not return. A version that
+  // does not wait returns within microseconds, so this window catches it
+  // (a passing run spends the whole window: 200 ms).
+  EXPECT_FALSE(testing::eventually([&] { return returned.load(); }, std::chrono::milliseconds(200)))
+      << "unsubscribe returned while its callback was running";
   release.store(true);
   release.notify_all();
   unsubscriber.join();

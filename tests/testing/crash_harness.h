@@ -15,6 +15,8 @@
 // moved backwards. The other rounds leave their crashed journal to the next
 // "run" (replay racing new puts, then crashing again). Rounds cycle through
 // the three fsync policies: SIGKILL is a process crash, which all survive.
+// The kill points come from a seed the harness prints; LARDER_CRASH_SEED=<n>
+// replays one.
 #ifndef LARDER_TESTS_TESTING_CRASH_HARNESS_H_
 #define LARDER_TESTS_TESTING_CRASH_HARNESS_H_
 
@@ -26,6 +28,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -94,10 +97,21 @@ inline void run_crash_rounds(const std::string& helper_name) {
   const std::string journal = dir + "/wb";
   const std::string sor = dir + "/system_of_record.txt";
 
-  std::random_device rd;
-  const unsigned seed = rd();
+  // The kill points come from one seed: random unless LARDER_CRASH_SEED
+  // names one (replay a failure with the seed it printed).
+  unsigned seed = std::random_device{}();
+  if (const char* e = std::getenv("LARDER_CRASH_SEED"); e != nullptr && *e != '\0') {
+    char* end = nullptr;
+    const unsigned long v = std::strtoul(e, &end, 10);
+    ASSERT_TRUE(*end == '\0' && v <= 0xffffffffUL)
+        << "LARDER_CRASH_SEED=" << e << " is not a 32-bit number";
+    seed = static_cast<unsigned>(v);
+  }
   std::mt19937 rng(seed);
-  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::printf("crash harness: seed %u (replay with LARDER_CRASH_SEED=%u)\n", seed, seed);
+  std::fflush(stdout);
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (replay with LARDER_CRASH_SEED=" +
+               std::to_string(seed) + ")");
   const char* policies[] = {"every", "never", "interval"};
   std::map<std::string, std::int64_t> acked;  // newest acknowledged value per key, all rounds
   constexpr int kRounds = 6;

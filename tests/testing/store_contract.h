@@ -18,7 +18,10 @@
 #ifndef LARDER_TESTS_TESTING_STORE_CONTRACT_H_
 #define LARDER_TESTS_TESTING_STORE_CONTRACT_H_
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
@@ -142,27 +145,85 @@ TYPED_TEST_P(StoreContractTest, BinaryKeysAndValues) {
   EXPECT_FALSE(got->has_value());
 }
 
+// Writers put "<writer>:<seq>" (seq increasing per writer) to shared keys,
+// with some erases, and to a key of their own; readers run alongside. What
+// would show a lost, reordered or torn update:
+//   * a reader sees a value that is not "<writer>:<seq>" (torn), or, for one
+//     key, a writer's seq lower than one it already saw (an older write came
+//     back after a newer one of the same writer was visible);
+//   * afterwards, a writer's own key does not hold its last seq (lost);
+//   * a shared key holds a value that is not some writer's LAST operation on
+//     it (its last put, with no later erase by that writer), or is absent
+//     while no writer's last operation on it was an erase.
 TYPED_TEST_P(StoreContractTest, ConcurrentWritersAndReaders) {
+  constexpr int kWriters = 4, kReaders = 2, kOps = 200, kKeys = 16;
+  struct Last {
+    int seq = -1;  // last put's seq, -1: none
+    bool erased = false;  // the writer's last operation on the key was an erase
+  };
+  std::vector<std::vector<Last>> last(kWriters, std::vector<Last>(kKeys));
+  auto key = [](int k) { return "c" + std::to_string(k); };
+  auto parse = [](const std::string& v, int* w, int* seq) {
+    return std::sscanf(v.c_str(), "%d:%d", w, seq) == 2 && *w >= 0 && *w < kWriters &&
+           v == std::to_string(*w) + ":" + std::to_string(*seq);
+  };
+  std::atomic<int> writing{kWriters};
   std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([this, t] {
-      for (int i = 0; i < 200; ++i) {
-        const std::string k = "c" + std::to_string(i % 16);
-        if ((i + t) % 3 == 0) {
-          EXPECT_TRUE(this->store_->put(k, this->entry(k, seconds(10), seconds(10))).ok());
-        } else if ((i + t) % 7 == 0) {
-          EXPECT_TRUE(this->store_->erase(k).ok());
+  for (int t = 0; t < kWriters; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string own = "own" + std::to_string(t);
+      for (int i = 0; i < kOps; ++i) {
+        const std::string v = std::to_string(t) + ":" + std::to_string(i);
+        const int k = (i * 5 + t) % kKeys;
+        if ((i + t) % 7 == 0) {
+          EXPECT_TRUE(this->store_->erase(key(k)).ok());
+          last[t][k].erased = true;
         } else {
-          auto got = this->store_->get(k);
-          ASSERT_TRUE(got.ok());
-          if (got->has_value()) {
-            EXPECT_EQ((*got)->value, k);  // never a torn value
-          }
+          EXPECT_TRUE(this->store_->put(key(k), this->entry(v, seconds(10), seconds(10))).ok());
+          last[t][k] = Last{i, false};
+        }
+        EXPECT_TRUE(this->store_->put(own, this->entry(v, seconds(10), seconds(10))).ok());
+      }
+      writing.fetch_sub(1);
+    });
+  }
+  for (int r = 0; r < kReaders; ++r) {
+    threads.emplace_back([&] {
+      std::vector<std::vector<int>> seen(kKeys, std::vector<int>(kWriters, -1));
+      while (writing.load() > 0) {
+        for (int k = 0; k < kKeys; ++k) {
+          auto got = this->store_->get(key(k));
+          ASSERT_TRUE(got.ok()) << got.status();
+          if (!got->has_value()) continue;
+          int w = 0, seq = 0;
+          ASSERT_TRUE(parse((*got)->value, &w, &seq)) << "torn value " << (*got)->value;
+          EXPECT_GE(seq, seen[k][w]) << key(k) << ": writer " << w << "'s write " << seq
+                                     << " read after its later write " << seen[k][w];
+          seen[k][w] = std::max(seen[k][w], seq);
         }
       }
     });
   }
   for (auto& t : threads) t.join();
+  for (int t = 0; t < kWriters; ++t) {
+    auto got = this->store_->get("own" + std::to_string(t));
+    ASSERT_TRUE(got.ok() && got->has_value()) << "writer " << t << "'s own key is gone";
+    EXPECT_EQ((*got)->value, std::to_string(t) + ":" + std::to_string(kOps - 1)) << "lost update";
+  }
+  for (int k = 0; k < kKeys; ++k) {
+    auto got = this->store_->get(key(k));
+    ASSERT_TRUE(got.ok());
+    if (got->has_value()) {
+      int w = 0, seq = 0;
+      ASSERT_TRUE(parse((*got)->value, &w, &seq)) << (*got)->value;
+      EXPECT_TRUE(!last[w][k].erased && last[w][k].seq == seq)
+          << key(k) << " holds " << (*got)->value << ", not writer " << w << "'s last operation";
+    } else {
+      bool some_erase_last = false;
+      for (int t = 0; t < kWriters; ++t) some_erase_last |= last[t][k].erased;
+      EXPECT_TRUE(some_erase_last) << key(k) << " is absent but no writer erased it last";
+    }
+  }
 }
 
 REGISTER_TYPED_TEST_SUITE_P(StoreContractTest, MissThenHit, KeepsBothInstantsToTheMillisecond,
