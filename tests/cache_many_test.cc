@@ -2,6 +2,8 @@
 //
 // Cache<K, V>::get_many: one store batch, one loader batch, per-key
 // single-flight shared with get_or_load.
+#include <atomic>
+#include <chrono>
 #include <latch>
 #include <string>
 #include <thread>
@@ -213,7 +215,24 @@ TEST(CacheManyTest, LoadTimeoutServesStaleKeysAndStoresTheLateBatch) {
   for (const auto& k : keys) ASSERT_TRUE(cache.put(k, "old").ok());
   env.clock->advance(seconds(20));  // past ttl: a load, with stale values to fall back on
   Batch load(echo);
-  auto got = cache.get_many(std::span<const std::string>(keys), load);
+  // The batch is queued on the (manual) executor and does not run; the
+  // caller waits until load_timeout of Clock time passes.
+  std::atomic<bool> returned{false};
+  decltype(cache.get_many(std::span<const std::string>(keys), load)) got;
+  std::thread caller([&] {
+    got = cache.get_many(std::span<const std::string>(keys), load);
+    returned.store(true);
+  });
+  EXPECT_TRUE(testing::eventually([&] { return env.executor->pending() == 1; }))
+      << "the batch was not queued";
+  env.clock->advance(std::chrono::milliseconds(19));
+  EXPECT_FALSE(testing::eventually([&] { return returned.load(); }, std::chrono::milliseconds(50)))
+      << "the caller gave up before load_timeout of Clock time (on real time?)";
+  env.clock->advance(std::chrono::milliseconds(1));
+  EXPECT_TRUE(testing::eventually([&] { return returned.load(); }))
+      << "the caller still waits past load_timeout of Clock time";
+  if (!returned.load()) env.executor->run_all();  // let it go, to fail instead of hanging
+  caller.join();
   ASSERT_TRUE(got.ok());
   for (const auto& k : keys) EXPECT_EQ(got->at(k), "old");
   EXPECT_EQ(cache.stats().load_timeouts, 2u);

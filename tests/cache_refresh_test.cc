@@ -2,6 +2,8 @@
 //
 // Cache<K, V>: stale-while-revalidate, refresh-ahead, stale-if-error,
 // load_timeout and the refresh executor.
+#include <atomic>
+#include <chrono>
 #include <latch>
 #include <string>
 #include <thread>
@@ -324,8 +326,25 @@ TEST(CacheRefreshTest, LoadTimeoutServesStaleAndStoresTheLateResult) {
   ASSERT_EQ(*cache.get_or_load("k", loader), "v1");  // no stale value: no timeout
   loader.set_answer(constant("v2"));
   env.clock->advance(seconds(20));
-  // The load is queued on the (manual) executor and does not run in time.
-  EXPECT_EQ(*cache.get_or_load("k", loader), "v1");
+  // The load is queued on the (manual) executor and does not run; the caller
+  // waits until load_timeout of Clock time passes, whatever real time does.
+  std::atomic<bool> returned{false};
+  absl::StatusOr<std::string> got;
+  std::thread caller([&] {
+    got = cache.get_or_load("k", loader);
+    returned.store(true);
+  });
+  EXPECT_TRUE(testing::eventually([&] { return env.executor->pending() == 1; }))
+      << "the load was not queued";
+  env.clock->advance(milliseconds(19));
+  EXPECT_FALSE(testing::eventually([&] { return returned.load(); }, milliseconds(50)))
+      << "the caller gave up before load_timeout of Clock time (on real time?)";
+  env.clock->advance(milliseconds(1));
+  EXPECT_TRUE(testing::eventually([&] { return returned.load(); }))
+      << "the caller still waits past load_timeout of Clock time";
+  if (!returned.load()) env.executor->run_all();  // let it go, to fail instead of hanging
+  caller.join();
+  EXPECT_EQ(*got, "v1");
   EXPECT_EQ(cache.stats().load_timeouts, 1u);
   EXPECT_EQ(cache.stats().stale_hits, 1u);
   EXPECT_EQ(env.executor->run_all(), 1u);  // the load goes on and is stored

@@ -105,9 +105,10 @@ struct CacheOptions {
   double refresh_ahead = 0.0;
   // Remember a loader's NotFound this long (in this process). 0: off.
   std::chrono::milliseconds negative_ttl{0};
-  // With a stale value to fall back on, a caller waits at most this long (real
-  // time) for a load, then gets the stale value; the load goes on in the
-  // background and its result is stored. 0: off (wait for the load).
+  // With a stale value to fall back on, a caller waits at most this long
+  // (Clock time: a ManualClock must be advanced past it) for a load, then gets
+  // the stale value; the load goes on in the background and its result is
+  // stored. 0: off (wait for the load).
   std::chrono::milliseconds load_timeout{0};
   WriteMode write_mode = WriteMode::kNone;
   // kWriteThrough and kWriteBack need writer.write; erase() uses writer.erase

@@ -104,6 +104,15 @@ class KeyTurns {
     return Turn(&s, key);
   }
 
+  // queued: turns of key held or awaited now (the holder's included). For
+  // tests: a waiter counts from the moment it took its ticket.
+  std::size_t queued(const K& key) const {
+    const Stripe& s = stripes_[Hash{}(key) % kStripes];
+    MutexLock l(&s.mu);
+    auto it = s.map.find(key);
+    return it == s.map.end() ? 0 : static_cast<std::size_t>(it->second.next - it->second.serving);
+  }
+
  private:
   struct Slot {
     std::uint64_t next = 0;     // the ticket the next acquire() gets
@@ -111,7 +120,7 @@ class KeyTurns {
     std::thread::id holder;     // the thread holding it (none between turns)
   };
   struct alignas(kCacheLine) Stripe {
-    Mutex mu;
+    mutable Mutex mu;
     CondVar cv;
     absl::flat_hash_map<K, Slot, Hash, Eq> map ABSL_GUARDED_BY(mu);  // keys with turns held or awaited
     std::size_t waiters ABSL_GUARDED_BY(mu) = 0;

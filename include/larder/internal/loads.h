@@ -32,6 +32,9 @@
 //   await_deferred  values the other processes stored, else a second batch
 //   await_theirs    the other calls' results
 //
+// load_timeout is measured on the Cache's Clock (wait_until below), like
+// every other age in the cache.
+//
 // Mine are loaded before waiting on anyone else, so two get_many calls that
 // lead each other's keys never deadlock.
 //
@@ -67,7 +70,6 @@ class Loads {
  public:
   using Map = absl::flat_hash_map<K, V>;
   using FlightPtr = std::shared_ptr<Flight<V>>;
-  using Deadline = std::chrono::steady_clock::time_point;
 
   // A key to load, with the stale entry to fall back on (if any).
   struct Need {
@@ -132,16 +134,14 @@ class Loads {
   }
 
   // await: a waiter's answer from flight (stale fallback and load_timeout).
-  // With a stale value and load_timeout, it stops waiting at `deadline` when
-  // given (several keys sharing one timeout), else after load_timeout.
+  // With a stale value and load_timeout, it stops waiting at `deadline` (an
+  // instant of the Cache's Clock) when given (several keys sharing one
+  // timeout), else load_timeout after now.
   absl::StatusOr<V> await(const FlightPtr& flight, std::optional<Entry<V>>& stale,
-                          std::optional<Deadline> deadline = {}) {
+                          std::optional<TimePoint> deadline = {}) {
     const absl::StatusOr<V>* r = nullptr;
     if (stale && s_.load_timeout.count() > 0) {
-      r = flight->wait_for(deadline ? std::max<std::chrono::steady_clock::duration>(
-                                          *deadline - std::chrono::steady_clock::now(),
-                                          std::chrono::steady_clock::duration::zero())
-                                    : std::chrono::steady_clock::duration(s_.load_timeout));
+      r = wait_until(*flight, deadline ? *deadline : timeout_deadline());
       if (r == nullptr) {
         s_.counters.load_timeouts.add();
         s_.counters.stale_hits.add();
@@ -288,6 +288,37 @@ class Loads {
     return l;
   }
 
+  // timeout_deadline: load_timeout from now, on the Cache's Clock.
+  TimePoint timeout_deadline() const { return saturating_add(s_.fresh.now(), s_.load_timeout); }
+
+  // wait_until: flight's result, or nullptr once the Cache's Clock reaches
+  // deadline. The flight's condition variable waits in real time, so the
+  // Clock is re-read after each slice: the first slice is kClockPoll; a Clock
+  // that kept up with real time over it (system_clock) then gets the whole
+  // remainder as one wait (two wake-ups in all; a wait is capped at an hour),
+  // while one that did not (a ManualClock, moved by a test) is polled every
+  // kClockPoll, so a test that advances it past the deadline releases the
+  // waiter within about a millisecond and nothing waits on real time.
+  static constexpr std::chrono::nanoseconds kClockPoll = std::chrono::milliseconds(1);
+  const absl::StatusOr<V>* wait_until(Flight<V>& flight, TimePoint deadline) const {
+    using std::chrono::nanoseconds;
+    using Real = std::chrono::steady_clock;
+    TimePoint now = s_.fresh.now();
+    Real::time_point real = Real::now();
+    nanoseconds slice = kClockPoll;
+    for (;;) {
+      if (now >= deadline) return flight.wait_for(nanoseconds::zero());  // done by now?
+      const nanoseconds left = std::chrono::duration_cast<nanoseconds>(deadline - now);
+      if (const absl::StatusOr<V>* r = flight.wait_for(std::min(left, slice))) return r;
+      const TimePoint later = s_.fresh.now();
+      const Real::time_point real_later = Real::now();
+      const bool keeps_up = 2 * (later - now) >= real_later - real;
+      slice = keeps_up ? nanoseconds(std::chrono::hours(1)) : kClockPoll;  // re-read hourly
+      now = later;
+      real = real_later;
+    }
+  }
+
   // load_mine: ONE batch-loader call for mine; the leases are released
   // after publishing (a waiting process then finds the values). With
   // load_timeout and some key having a stale value to fall back on, the
@@ -323,7 +354,7 @@ class Loads {
       job->leases.clear();
       return;
     }
-    const Deadline deadline = std::chrono::steady_clock::now() + s_.load_timeout;
+    const TimePoint deadline = timeout_deadline();
     for (Led& l : mine) {
       absl::StatusOr<V> r = await(l.flight, l.stale, deadline);
       if (r.ok()) {
