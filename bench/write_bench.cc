@@ -7,7 +7,7 @@
 //     layer: cache  = larder::Cache<K, V> over a LocalStore, configured by
 //                     CacheOptions (write_mode, write_back_journal,
 //                     write_back_fsync, ...): what users get;
-//            engine = internal::WriteBehind alone (write-through: the bare
+//            engine = internal::WriteBack alone (write-through: the bare
 //                     Writer call), to see what the Cache layer adds.
 //     mode:  write_through        one Writer call per put (kWriteThrough)
 //            write_back           kWriteBack, no journal
@@ -43,7 +43,7 @@ namespace {
 using K = std::string;
 using V = std::int64_t;
 using larder::internal::FsyncPolicy;
-using Wb = larder::internal::WriteBehind<K, V>;
+using Wb = larder::internal::WriteBack<K, V>;
 
 // A system of record that takes `latency` per call, batch or not.
 larder::Writer<K, V> slow_writer(std::chrono::microseconds latency) {

@@ -4,7 +4,7 @@
 // order, failures and recovery, backpressure, flush, destructor drain, dirty
 // keys under eviction pressure, read-your-writes, erase ordering, the
 // journal across Cache instances) and write-through ordering. Time is a
-// ManualClock; the flusher is driven with WriteBehind::poll() through
+// ManualClock; the flusher is driven with WriteBack::poll() through
 // internal::CacheTestPeer. No sleeps wait for time.
 #include <atomic>
 #include <barrier>
@@ -34,11 +34,11 @@ namespace larder::internal {
 struct CacheTestPeer {
   template <class K, class V>
   static void poll(Cache<K, V>& c) {
-    c.core_->write_behind()->poll();
+    c.core_->write_back_queue()->poll();
   }
   template <class K, class V>
-  static WriteBehindStats wb_stats(Cache<K, V>& c) {
-    return c.core_->write_behind()->stats();
+  static WriteBackStats wb_stats(Cache<K, V>& c) {
+    return c.core_->write_back_queue()->stats();
   }
 };
 }  // namespace larder::internal

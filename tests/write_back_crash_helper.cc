@@ -13,7 +13,7 @@
 //       ("stuck<i>", i) for i < stuck, which the Writer refuses, and SIGKILLs
 //       itself: a crash with only the stuck puts unwritten.
 //   write_back_crash_helper recover <journal> <sor-file>
-//       Opens a WriteBehind on the same journal (which replays it through the
+//       Opens a WriteBack on the same journal (which replays it through the
 //       Writer), prints "replayed <n>" on stdout, flushes, and exits 0 on
 //       success.
 //
@@ -38,7 +38,7 @@
 namespace {
 
 using larder::internal::FsyncPolicy;
-using Wb = larder::internal::WriteBehind<std::string, std::int64_t>;
+using Wb = larder::internal::WriteBack<std::string, std::int64_t>;
 
 Wb::Options options(const std::string& journal, FsyncPolicy policy) {
   return {.delay = std::chrono::milliseconds(2), .max_batch = 8, .max_dirty = 1000,
@@ -95,7 +95,7 @@ int flushed(const std::string& journal, const std::string& sor, int n, int stuck
 int recover(const std::string& journal, const std::string& sor) {
   larder::testing::end_torn_line(sor);
   Wb wb(larder::testing::file_sor_writer(sor), options(journal, FsyncPolicy::kEveryWrite));
-  const larder::internal::WriteBehindStats st = wb.stats();
+  const larder::internal::WriteBackStats st = wb.stats();
   std::fprintf(stderr, "recover: replayed %llu records, torn %llu, corrupt %llu, undecodable %llu\n",
                static_cast<unsigned long long>(st.replayed),
                static_cast<unsigned long long>(st.replay_torn),

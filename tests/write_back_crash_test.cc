@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Crash recovery of write-back with a journal, across real processes: the
-// WriteBehind engine alone (tests/write_back_crash_helper), killed with
+// WriteBack engine alone (tests/write_back_crash_helper), killed with
 // SIGKILL at random moments, recovered by replaying its journal. The protocol
 // and its checks are in tests/testing/crash_harness.h; cache_crash_test runs
 // the same protocol one layer up, through Cache.
@@ -24,7 +24,7 @@ TEST(WriteBackCrashTest, EveryAcknowledgedPutSurvivesSigkill) {
 TEST(WriteBackCrashTest, FlushedPutsAreNotReplayedAfterSigkill) {
   const std::uint64_t replayed = larder::testing::run_flushed_then_killed(
       "write_back_crash_helper", 30'000, 20,
-      larder::internal::WriteBehindOptions<std::string>{}.journal_checkpoint_every);
+      larder::internal::WriteBackOptions<std::string>{}.journal_checkpoint_every);
   std::printf("replayed %llu records after 30000 flushed + 20 unflushed puts\n",
               static_cast<unsigned long long>(replayed));
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Tests for internal::WriteBehind, the write-back engine. Time is a
+// Tests for internal::WriteBack, the write-back engine. Time is a
 // ManualClock driven with poll() (see "Time" in write_back.h): no sleeps.
 #include "larder/internal/write_back.h"
 
@@ -23,7 +23,7 @@ namespace larder::internal {
 namespace {
 
 using std::chrono::milliseconds;
-using Wb = WriteBehind<std::string, int>;
+using Wb = WriteBack<std::string, int>;
 
 // A Writer that records every call, can fail, and can be held at a gate.
 // Also checks that one key is never written by two calls at once.
@@ -119,7 +119,7 @@ class TempDir {
   std::string path_;
 };
 
-TEST(WriteBehindTest, CoalescesRepeatedPutsAndKeepsPerKeyOrder) {
+TEST(WriteBackTest, CoalescesRepeatedPutsAndKeepsPerKeyOrder) {
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
   Wb wb(rec.writer(), manual(clock));
@@ -142,14 +142,14 @@ TEST(WriteBehindTest, CoalescesRepeatedPutsAndKeepsPerKeyOrder) {
     total += static_cast<int>(vs.size());
   }
   EXPECT_LE(total, 100);  // 1000 puts, at most one write per key per round
-  WriteBehindStats s = wb.stats();
+  WriteBackStats s = wb.stats();
   EXPECT_EQ(s.puts, 1000u);
   EXPECT_EQ(s.writes, static_cast<std::uint64_t>(total));
   EXPECT_EQ(s.coalesced, 1000u - static_cast<std::uint64_t>(total));
   EXPECT_EQ(s.dirty, 0u);
 }
 
-TEST(WriteBehindTest, WritesNoEarlierAndNoLaterThanDelay) {
+TEST(WriteBackTest, WritesNoEarlierAndNoLaterThanDelay) {
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
   Wb wb(rec.writer(), manual(clock));
@@ -165,7 +165,7 @@ TEST(WriteBehindTest, WritesNoEarlierAndNoLaterThanDelay) {
   EXPECT_EQ(wb.dirty(), 0u);
 }
 
-TEST(WriteBehindTest, BatchesAreAtMostMaxBatch) {
+TEST(WriteBackTest, BatchesAreAtMostMaxBatch) {
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
   auto o = manual(clock);
@@ -178,7 +178,7 @@ TEST(WriteBehindTest, BatchesAreAtMostMaxBatch) {
   EXPECT_EQ(wb.stats().flushes, 3u);
 }
 
-TEST(WriteBehindTest, FailuresBackOffAreReportedThenRecover) {
+TEST(WriteBackTest, FailuresBackOffAreReportedThenRecover) {
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
   std::mutex emu;
@@ -211,7 +211,7 @@ TEST(WriteBehindTest, FailuresBackOffAreReportedThenRecover) {
   wb.poll();  // attempt 4 succeeds
   EXPECT_EQ(rec.calls(), 4);
   EXPECT_EQ(rec.seen()["a"], std::vector<int>{2});
-  WriteBehindStats s = wb.stats();
+  WriteBackStats s = wb.stats();
   EXPECT_EQ(s.write_failures, 3u);
   EXPECT_EQ(s.writes, 1u);
   EXPECT_EQ(s.dirty, 0u);
@@ -221,7 +221,7 @@ TEST(WriteBehindTest, FailuresBackOffAreReportedThenRecover) {
   EXPECT_EQ(errors[0].second, absl::StatusCode::kUnavailable);
 }
 
-TEST(WriteBehindTest, BackoffIsCappedAndKeyIsNeverDropped) {
+TEST(WriteBackTest, BackoffIsCappedAndKeyIsNeverDropped) {
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
   Wb wb(rec.writer(), manual(clock));
@@ -241,7 +241,7 @@ TEST(WriteBehindTest, BackoffIsCappedAndKeyIsNeverDropped) {
   EXPECT_EQ(rec.latest("a"), 1);
 }
 
-TEST(WriteBehindTest, BackpressureRejectsWhenFullAndWriterStuck) {
+TEST(WriteBackTest, BackpressureRejectsWhenFullAndWriterStuck) {
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
   auto o = manual(clock);
@@ -260,7 +260,7 @@ TEST(WriteBehindTest, BackpressureRejectsWhenFullAndWriterStuck) {
   EXPECT_EQ(rec.latest("k0"), 10);
 }
 
-TEST(WriteBehindTest, BackpressureWaitsForTheFlusherWhichWaivesTheDelay) {
+TEST(WriteBackTest, BackpressureWaitsForTheFlusherWhichWaivesTheDelay) {
   auto clock = std::make_shared<ManualClock>();  // never advanced
   Recorder rec;
   auto o = manual(clock);
@@ -275,7 +275,7 @@ TEST(WriteBehindTest, BackpressureWaitsForTheFlusherWhichWaivesTheDelay) {
   EXPECT_EQ(wb.stats().rejected, 0u);
 }
 
-TEST(WriteBehindTest, FlushWritesEverythingAndReportsErrors) {
+TEST(WriteBackTest, FlushWritesEverythingAndReportsErrors) {
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
   Wb wb(rec.writer(), manual(clock));
@@ -293,7 +293,7 @@ TEST(WriteBehindTest, FlushWritesEverythingAndReportsErrors) {
   EXPECT_TRUE(wb.flush().ok());  // nothing dirty
 }
 
-TEST(WriteBehindTest, PendingReadsYourWritesAndErases) {
+TEST(WriteBackTest, PendingReadsYourWritesAndErases) {
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
   Wb wb(rec.writer(), manual(clock));
@@ -309,7 +309,7 @@ TEST(WriteBehindTest, PendingReadsYourWritesAndErases) {
   EXPECT_EQ(rec.seen()["a"], std::vector<int>{Recorder::kErased});  // the put was coalesced away
 }
 
-TEST(WriteBehindTest, EraseIsOrderedWithPuts) {
+TEST(WriteBackTest, EraseIsOrderedWithPuts) {
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
   Wb wb(rec.writer(), manual(clock));
@@ -323,7 +323,7 @@ TEST(WriteBehindTest, EraseIsOrderedWithPuts) {
   EXPECT_EQ(wb.stats().erases, 1u);
 }
 
-TEST(WriteBehindTest, EraseWithoutWriterEraseDropsThePendingPut) {
+TEST(WriteBackTest, EraseWithoutWriterEraseDropsThePendingPut) {
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
   Writer<std::string, int> w = rec.writer();
@@ -338,7 +338,7 @@ TEST(WriteBehindTest, EraseWithoutWriterEraseDropsThePendingPut) {
 
 // A key being written when a new put arrives stays dirty with the new value,
 // and the two writes reach the Writer one after the other, in order.
-TEST(WriteBehindTest, PutDuringWriteStaysDirty) {
+TEST(WriteBackTest, PutDuringWriteStaysDirty) {
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
   Wb wb(rec.writer(), manual(clock));
@@ -358,7 +358,7 @@ TEST(WriteBehindTest, PutDuringWriteStaysDirty) {
   EXPECT_EQ(rec.seen()["a"], (std::vector<int>{1, 2}));
 }
 
-TEST(WriteBehindTest, FlushUnderConcurrentPuts) {
+TEST(WriteBackTest, FlushUnderConcurrentPuts) {
   Recorder rec;
   Wb wb(rec.writer(), {.delay = milliseconds(5), .max_batch = 16});  // system clock
   constexpr int kThreads = 2, kPuts = 1500, kKeys = 20;
@@ -398,7 +398,7 @@ TEST(WriteBehindTest, FlushUnderConcurrentPuts) {
   EXPECT_LT(wb.stats().writes, static_cast<std::uint64_t>(kThreads * kPuts));
 }
 
-TEST(WriteBehindTest, DestructorDrains) {
+TEST(WriteBackTest, DestructorDrains) {
   Recorder rec;
   {
     auto clock = std::make_shared<ManualClock>();
@@ -410,7 +410,7 @@ TEST(WriteBehindTest, DestructorDrains) {
   for (int k = 0; k < 20; ++k) EXPECT_EQ(seen["k" + std::to_string(k)].back(), k < 10 ? 40 + k : 20 + k);
 }
 
-TEST(WriteBehindTest, DestructorReportsWhatItCouldNotWrite) {
+TEST(WriteBackTest, DestructorReportsWhatItCouldNotWrite) {
   Recorder rec;
   rec.set_fail_all(true);
   std::vector<std::string> aborted;
@@ -431,7 +431,7 @@ TEST(WriteBehindTest, DestructorReportsWhatItCouldNotWrite) {
 
 // Concurrent put/erase/flush on disjoint key sets with a flaky Writer; at the
 // end the system of record holds each key's last operation. Run under TSan.
-TEST(WriteBehindTest, ConcurrentPutEraseFlushStress) {
+TEST(WriteBackTest, ConcurrentPutEraseFlushStress) {
   Recorder rec;
   std::atomic<int> n{0};
   Writer<std::string, int> w = rec.writer();
@@ -478,7 +478,7 @@ TEST(WriteBehindTest, ConcurrentPutEraseFlushStress) {
   EXPECT_EQ(wb.dirty(), 0u);
 }
 
-TEST(WriteBehindTest, ReplaysTheJournalThroughTheWriter) {
+TEST(WriteBackTest, ReplaysTheJournalThroughTheWriter) {
   TempDir dir;
   const std::string path = dir.file("wb");
   auto clock = std::make_shared<ManualClock>();
@@ -498,7 +498,7 @@ TEST(WriteBehindTest, ReplaysTheJournalThroughTheWriter) {
     auto o = manual(clock);
     o.journal_path = path;
     Wb wb(rec.writer(), o);
-    WriteBehindStats s = wb.stats();
+    WriteBackStats s = wb.stats();
     // Only each key's newest record (k0..k9 from puts 20..29, then the erase
     // of k3) replays: the checkpoint says the 20 older ones were superseded.
     EXPECT_EQ(s.replayed, 11u);
@@ -518,7 +518,7 @@ TEST(WriteBehindTest, ReplaysTheJournalThroughTheWriter) {
 
 // One key that always fails pins old journal segments; the flusher relogs it
 // so the journal stays bounded while other keys flow.
-TEST(WriteBehindTest, JournalStaysBoundedWithAStuckKey) {
+TEST(WriteBackTest, JournalStaysBoundedWithAStuckKey) {
   TempDir dir;
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
@@ -537,7 +537,7 @@ TEST(WriteBehindTest, JournalStaysBoundedWithAStuckKey) {
     wb.poll();
     max_segments = std::max(max_segments, wb.stats().journal.segments);
   }
-  WriteBehindStats s = wb.stats();
+  WriteBackStats s = wb.stats();
   EXPECT_GT(s.journal.deleted_segments, 10u);
   EXPECT_GT(s.relogged, 0u);
   EXPECT_LE(max_segments, 4u);
@@ -549,7 +549,7 @@ struct NoCodec {
   std::string s;
 };
 
-TEST(WriteBehindTest, TypesWithoutCodecWorkWithoutJournal) {
+TEST(WriteBackTest, TypesWithoutCodecWorkWithoutJournal) {
   static_assert(!HasCodec<NoCodec>);
   static_assert(HasCodec<std::string> && HasCodec<int>);
   std::vector<std::string> got;
@@ -558,14 +558,14 @@ TEST(WriteBehindTest, TypesWithoutCodecWorkWithoutJournal) {
     return absl::OkStatus();
   }, .erase = nullptr};
   {
-    WriteBehind<int, NoCodec> wb(w, {});
+    WriteBack<int, NoCodec> wb(w, {});
     ASSERT_TRUE(wb.put(1, NoCodec{"x"}).ok());
   }
   EXPECT_EQ(got, std::vector<std::string>{"x"});
-  EXPECT_THROW((WriteBehind<int, NoCodec>(w, {.journal_path = "/tmp/x"})), std::invalid_argument);
+  EXPECT_THROW((WriteBack<int, NoCodec>(w, {.journal_path = "/tmp/x"})), std::invalid_argument);
 }
 
-TEST(WriteBehindTest, BadOptionsThrow) {
+TEST(WriteBackTest, BadOptionsThrow) {
   Recorder rec;
   EXPECT_THROW(Wb(Writer<std::string, int>{}, {}), std::invalid_argument);
   EXPECT_THROW(Wb(rec.writer(), {.max_batch = 0}), std::invalid_argument);
@@ -585,10 +585,10 @@ TEST(WriteBehindTest, BadOptionsThrow) {
 
 // ---- what a crash replays (issue 10 D) ----
 //
-// crash_copy() copies the journal's files while the WriteBehind is alive and
+// crash_copy() copies the journal's files while the WriteBack is alive and
 // idle: exactly what SIGKILL would leave (write() has returned, so the bytes
 // are in the files), without the destructor's flush and cleanup. A new
-// WriteBehind on the copy then replays it.
+// WriteBack on the copy then replays it.
 
 std::string crash_copy(const std::string& path, const TempDir& into) {
   const std::string copy = into.file("crashed");
@@ -600,7 +600,7 @@ std::string crash_copy(const std::string& path, const TempDir& into) {
 
 // The issue's reproduction: 30,000 view-counter puts over 500 keys, all
 // flushed, then a crash. Before checkpoints all 30,000 records replayed.
-TEST(WriteBehindReplayTest, FlushedPutsAreNotReplayedAfterACrash) {
+TEST(WriteBackReplayTest, FlushedPutsAreNotReplayedAfterACrash) {
   TempDir dir, crash;
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
@@ -622,7 +622,7 @@ TEST(WriteBehindReplayTest, FlushedPutsAreNotReplayedAfterACrash) {
   auto o2 = manual(clock);
   o2.journal_path = copy;
   Wb again(after.writer(), o2);
-  const WriteBehindStats s = again.stats();
+  const WriteBackStats s = again.stats();
   EXPECT_EQ(s.replayed, 0u);
   EXPECT_EQ(s.replay_acknowledged, 30'000u);
   EXPECT_EQ(again.dirty(), 0u);
@@ -634,7 +634,7 @@ TEST(WriteBehindReplayTest, FlushedPutsAreNotReplayedAfterACrash) {
 // key's older record, and the put path checkpoints every
 // journal_checkpoint_every records of that, so even with no batch at all a
 // crash replays at most that many plus the key's newest record.
-TEST(WriteBehindReplayTest, SupersededRecordsOfAHotKeyAreNotReplayed) {
+TEST(WriteBackReplayTest, SupersededRecordsOfAHotKeyAreNotReplayed) {
   TempDir dir, crash;
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
@@ -662,7 +662,7 @@ TEST(WriteBehindReplayTest, SupersededRecordsOfAHotKeyAreNotReplayed) {
 // flushed puts the Writer goes down, 100 more puts stay dirty, and the crash
 // replays those 100 (plus at most the documented window). kEveryWrite (the
 // default): checkpoints ride on the log's order, not on fsyncs of their own.
-TEST(WriteBehindReplayTest, OnlyTheUnflushedComeBack) {
+TEST(WriteBackReplayTest, OnlyTheUnflushedComeBack) {
   TempDir dir, crash;
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
@@ -698,7 +698,7 @@ TEST(WriteBehindReplayTest, OnlyTheUnflushedComeBack) {
 // failing while 1,000 later puts are written. The checkpoint is the low-water
 // mark, so the stuck key still comes back after a crash (a "newest seq
 // written" mark would lose it); once it is written, nothing comes back.
-TEST(WriteBehindReplayTest, OutOfOrderAcknowledgementNeverSkipsAPendingRecord) {
+TEST(WriteBackReplayTest, OutOfOrderAcknowledgementNeverSkipsAPendingRecord) {
   TempDir dir, crash1, crash2;
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
@@ -741,7 +741,7 @@ TEST(WriteBehindReplayTest, OutOfOrderAcknowledgementNeverSkipsAPendingRecord) {
 
 // Segments roll by age (Clock time), and once their records are written the
 // flusher deletes them: a quiet journal does not keep its history.
-TEST(WriteBehindReplayTest, SegmentsRollByAgeAndAreDeletedOnceWritten) {
+TEST(WriteBackReplayTest, SegmentsRollByAgeAndAreDeletedOnceWritten) {
   TempDir dir;
   auto clock = std::make_shared<ManualClock>();
   Recorder rec;
@@ -757,7 +757,7 @@ TEST(WriteBehindReplayTest, SegmentsRollByAgeAndAreDeletedOnceWritten) {
     wb.poll();
     max_segments = std::max<std::uint64_t>(max_segments, Journal::segment_files(o.journal_path).size());
   }
-  const WriteBehindStats s = wb.stats();
+  const WriteBackStats s = wb.stats();
   EXPECT_GE(s.journal.deleted_segments, 5u);
   EXPECT_LE(max_segments, 3u);
 }

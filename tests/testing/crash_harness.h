@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// The write-back crash protocol, shared by write_back_crash_test (WriteBehind
+// The write-back crash protocol, shared by write_back_crash_test (WriteBack
 // alone) and cache_crash_test (through Cache).
 //
 // A helper program (argv: "run" journal sor base_value fsync_policy, or

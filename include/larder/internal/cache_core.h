@@ -209,7 +209,7 @@ class CacheCore : public TaskOwner {
   }
 
   const CacheOptions<K, V>& options() const { return state_.opt; }
-  WriteBehind<K, V>* write_behind() { return writes_.write_behind(); }
+  WriteBack<K, V>* write_back_queue() { return writes_.write_back_queue(); }
 
  private:
   // get_many's first step: duplicates dropped, dirty keys answered by the

@@ -3,7 +3,7 @@
 // Journal: the write-back journal, an append-only log of "put key value" and
 // "erase key" records that makes acknowledged write-back puts survive a crash.
 //
-// WriteBehind (internal/write_back.h) appends a record for every put and erase
+// WriteBack (internal/write_back.h) appends a record for every put and erase
 // before it acknowledges it, replays the journal through the Writer when it is
 // constructed, and tells the journal as flushes complete which records are no
 // longer needed (checkpoint records in the log, and release_below() to delete
@@ -90,7 +90,7 @@
 //
 // Sequence numbers. enqueue() gives each record the next number (starting
 // after the largest one replayed) under the journal's mutex, in the order the
-// records reach the file. WriteBehind calls it while holding its own lock, so
+// records reach the file. WriteBack calls it while holding its own lock, so
 // journal order equals the order in which the dirty set saw the writes.
 //
 // Group commit (leader/follower, as in LevelDB's DBImpl::Write and MySQL's

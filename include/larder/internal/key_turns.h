@@ -7,7 +7,7 @@
 //
 // Cache<K, V> takes a key's turn around a write: write-through holds it
 // across Writer::write and the store update, write-back across
-// WriteBehind::put and the store update. Two puts of one key can then never
+// WriteBack::put and the store update. Two puts of one key can then never
 // reach the system of record in one order and the cache in the other.
 //
 // How it differs from the obvious alternative, a striped mutex held across

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// WriteBehind<K, V>: the write-back engine — the dirty set, its flusher
+// WriteBack<K, V>: the write-back engine — the dirty set, its flusher
 // thread and (optionally) its journal. Cache<K, V> composes it for
 // WriteMode::kWriteBack; it is usable and tested alone.
 //
@@ -29,7 +29,7 @@
 // Example:
 //
 //   larder::Writer<std::string, int> w{.write = [&](auto batch) { return db.upsert(batch); }};
-//   larder::internal::WriteBehind<std::string, int> wb(
+//   larder::internal::WriteBack<std::string, int> wb(
 //       w, {.delay = std::chrono::milliseconds(50), .journal_path = "/var/lib/app/wb"});
 //   ABSL_CHECK_OK(wb.put("a", 1));      // durable in the journal, not yet in the db
 //   wb.pending("a");                    // optional(optional(1))
@@ -124,7 +124,7 @@
 // written (a window of microseconds). So with the defaults, a crash with
 // nothing dirty replays at most 512 records (none once the flusher has
 // checkpointed; it does after every batch), not everything since the last
-// clean start. WriteBehindStats::replayed counts the records replayed,
+// clean start. WriteBackStats::replayed counts the records replayed,
 // replay_acknowledged those skipped. The Writer must therefore be IDEMPOTENT
 // for the window: writing a key's value again must leave the same state.
 // Upserts of the full value are; increments are not. Carry a version and
@@ -184,7 +184,7 @@
 namespace larder::internal {
 
 // HasCodec: larder::Codec<T> exists and has the codec shape. False (not an
-// error) for types without a codec, so WriteBehind compiles for them as long
+// error) for types without a codec, so WriteBack compiles for them as long
 // as no journal is asked for.
 template <class T>
 concept HasCodec = requires(const T& v, std::string& out, std::string_view in) {
@@ -193,7 +193,7 @@ concept HasCodec = requires(const T& v, std::string& out, std::string_view in) {
 };
 
 template <class K>
-struct WriteBehindOptions {
+struct WriteBackOptions {
   // Longest time a key stays dirty before the flusher writes it (Clock time).
   // 0: write as soon as the flusher gets to it.
   std::chrono::milliseconds delay{100};
@@ -240,8 +240,8 @@ struct WriteBehindOptions {
   std::uint64_t journal_checkpoint_every = 512;
 };
 
-// WriteBehindStats: counters since construction (dirty: now).
-struct WriteBehindStats {
+// WriteBackStats: counters since construction (dirty: now).
+struct WriteBackStats {
   std::uint64_t puts = 0;            // put() calls accepted
   std::uint64_t erases = 0;          // erase() calls accepted
   std::uint64_t writes = 0;          // keys written to the system of record (put or erase)
@@ -263,9 +263,9 @@ struct WriteBehindStats {
 };
 
 template <class K, class V, class Hash = absl::Hash<K>, class Eq = std::equal_to<K>>
-class WriteBehind {
+class WriteBack {
  public:
-  using Options = WriteBehindOptions<K>;
+  using Options = WriteBackOptions<K>;
   static constexpr bool kJournalable = HasCodec<K> && HasCodec<V>;
 
   // Validates options, opens and replays the journal (if any) into the dirty
@@ -273,7 +273,7 @@ class WriteBehind {
   // Throws std::invalid_argument for bad options (naming the field), or when
   // journal_path is set and K or V has no larder::Codec; std::runtime_error
   // when the journal cannot be opened (I/O).
-  WriteBehind(Writer<K, V> writer, Options options)
+  WriteBack(Writer<K, V> writer, Options options)
       : writer_(std::move(writer)),
         options_(std::move(options)),
         clock_(clock_or_default(options_.clock)),
@@ -283,16 +283,16 @@ class WriteBehind {
     flusher_ = std::thread([this] { run(); });
   }
 
-  WriteBehind(const WriteBehind&) = delete;
-  WriteBehind& operator=(const WriteBehind&) = delete;
+  WriteBack(const WriteBack&) = delete;
+  WriteBack& operator=(const WriteBack&) = delete;
 
   // Drains: flushes (up to shutdown_flush_attempts times, pausing the retry
   // backoff in real time between attempts), stops the flusher, and reports
   // any key still dirty to on_error with kAborted (counted in
   // dropped_at_shutdown; with a journal they are still in it and will be
-  // replayed by the next WriteBehind on the same path). With nothing left
+  // replayed by the next WriteBack on the same path). With nothing left
   // dirty the journal's segments are deleted (not its empty .lock file).
-  ~WriteBehind() {
+  ~WriteBack() {
     absl::Status s = flush();
     for (int i = 1; !s.ok() && i < options_.shutdown_flush_attempts; ++i) {
       std::this_thread::sleep_for(backoff_nominal(i));
@@ -399,8 +399,8 @@ class WriteBehind {
     return dirty_.size();
   }
 
-  WriteBehindStats stats() const {
-    WriteBehindStats s;
+  WriteBackStats stats() const {
+    WriteBackStats s;
     {
       MutexLock l(&mu_);
       s.puts = puts_;
@@ -453,7 +453,7 @@ class WriteBehind {
 
   void validate() const {
     auto bad = [](std::string_view what) {
-      throw std::invalid_argument(absl::StrCat("WriteBehind: ", av(what)));
+      throw std::invalid_argument(absl::StrCat("WriteBack: ", av(what)));
     };
     if (!writer_.write) bad("writer.write is empty");
     if (options_.max_batch == 0) bad("max_batch must be > 0");
@@ -511,9 +511,9 @@ class WriteBehind {
       });
       if (!j.ok()) {
         if (j.status().code() == absl::StatusCode::kInvalidArgument) {
-          throw std::invalid_argument(absl::StrCat("WriteBehind: ", j.status().message()));
+          throw std::invalid_argument(absl::StrCat("WriteBack: ", j.status().message()));
         }
-        throw std::runtime_error(absl::StrCat("WriteBehind: cannot open journal: ",
+        throw std::runtime_error(absl::StrCat("WriteBack: cannot open journal: ",
                                               j.status().ToString()));
       }
       journal_ = std::move(*j);

@@ -74,8 +74,8 @@ class Writes {
     if (o.write_mode != WriteMode::kNone) turns_ = std::make_unique<KeyTurns<K>>();
     if (o.write_mode == WriteMode::kWriteBack) {
       // Last: the flusher starts (and replays the journal) at once.
-      wb_ = std::make_unique<WriteBehind<K, V>>(
-          o.writer, WriteBehindOptions<K>{.delay = o.write_back_delay,
+      wb_ = std::make_unique<WriteBack<K, V>>(
+          o.writer, WriteBackOptions<K>{.delay = o.write_back_delay,
                                           .max_batch = o.write_back_batch,
                                           .max_dirty = o.write_back_max_dirty,
                                           .backpressure_wait = o.write_back_wait,
@@ -92,7 +92,7 @@ class Writes {
   }
 
   // journalable: whether K and V have a larder::Codec (a journal needs them).
-  static constexpr bool kJournalable = WriteBehind<K, V>::kJournalable;
+  static constexpr bool kJournalable = WriteBack<K, V>::kJournalable;
 
   // write_back: whether reads must consult dirty_value first.
   bool write_back() const { return wb_ != nullptr; }
@@ -217,7 +217,7 @@ class Writes {
   // add_stats: the write-back's counters into st.
   void add_stats(CacheStats& st) const {
     if (wb_ == nullptr) return;
-    const WriteBehindStats w = wb_->stats();
+    const WriteBackStats w = wb_->stats();
     st.writes += w.writes;
     st.write_failures += w.write_failures;
     st.dirty = w.dirty;
@@ -228,7 +228,7 @@ class Writes {
     st.journal_bad_tails = w.replay_torn + w.replay_corrupt;
   }
 
-  WriteBehind<K, V>* write_behind() { return wb_.get(); }
+  WriteBack<K, V>* write_back_queue() { return wb_.get(); }
 
  private:
   // reentrant_write: a put/erase of key from inside the Writer call that
@@ -286,7 +286,7 @@ class Writes {
   CacheState<K, V>& s_;
   Recovery<K, V>& recovery_;
   std::unique_ptr<KeyTurns<K>> turns_;     // kWriteThrough / kWriteBack: per-key write order
-  std::unique_ptr<WriteBehind<K, V>> wb_;  // kWriteBack; reset by stop_write_back()
+  std::unique_ptr<WriteBack<K, V>> wb_;  // kWriteBack; reset by stop_write_back()
 };
 
 }  // namespace larder::internal
