@@ -180,8 +180,6 @@ class TimerWheel {
   }
 
   std::size_t size() const { return size_; }
-  // now_ns: the wheel's current time (absolute nanoseconds).
-  std::int64_t now_ns() const { return origin_ + static_cast<std::int64_t>(now_); }
 
  private:
   static constexpr std::uint32_t sentinel_id(int l, std::uint64_t b) {
