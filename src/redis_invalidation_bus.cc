@@ -252,17 +252,19 @@ struct RedisInvalidationBus::Impl {
   std::size_t attempts = 0;          // the receiving thread's
   internal::RedisEndpoint endpoint;  // the receiving thread's: where it connected last
 
+  // append: one command into hiredis' output buffer (any number of arguments).
   static absl::Status append(redisContext* c, std::initializer_list<std::string_view> args,
                              std::string_view what) {
-    const char* argv[4];
-    std::size_t lens[4];
-    std::size_t n = 0;
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lens;
+    argv.reserve(args.size());
+    lens.reserve(args.size());
     for (std::string_view a : args) {
-      argv[n] = a.data();
-      lens[n] = a.size();
-      ++n;
+      argv.push_back(a.data());
+      lens.push_back(a.size());
     }
-    if (redisAppendCommandArgv(c, static_cast<int>(n), argv, lens) != REDIS_OK) {
+    if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
+        REDIS_OK) {
       return internal::status_from_redis(c, nullptr, what);
     }
     return absl::OkStatus();
