@@ -55,10 +55,8 @@
 //   shadow with the most decayed hits, if it beats the current one by a small
 //   margin (hysteresis against noise) and the lead survives a trial: the
 //   shadow that first leads by the margin must still lead by it 3/4 of a
-//   period later, else nothing moves. (Following the leader at once pays for
-//   every lead that reverses: lirs-cs 250 moved from 1% to 45% on a 28-hit
-//   lead that reversed within 10 ticks; lirs-multi1 500 moved five times and
-//   ended 1.8 points below a fixed 1% window.) Stores up to kShadowEntries
+//   period later, else nothing moves (following a lead at once pays for every
+//   lead that reverses). Stores up to kShadowEntries
 //   entries sample every key, so each shadow is an exact replica of the real
 //   policy at its fraction and the real store tracks the best of them with
 //   about one period of lag. Larger stores estimate from a sample of about
@@ -78,46 +76,13 @@
 //   Stores up to kShadowEntries entries sample every access (policy_bench:
 //   an adaptive hit costs ~14 ns in the policy against ~5 ns for kTinyLfu,
 //   a miss ~105 ns against ~20 ns; LocalStore::get on a 1024-key loop ~65 ns
-//   against ~36 ns; before the shared index and sketch 27 / 245 / 130 ns).
+//   against ~36 ns).
 //   Moving the window transfers at most kTransferLimit entries per call.
 //
-//   What did not help (measured on the sweep of bench/results/hit_ratio.txt,
-//   seeds 0-3): (1) shadow-guided admission (a candidate the current shadow
-//   holds beats a victim it does not, and vice versa), to make the real
-//   contents converge to the leading shadow's after a move: -0.05 average,
-//   worse on arc-oltp and cache2k (the real policy's mixture of windows
-//   beats any one shadow there); with a large starting window (LRU at cold
-//   start, so backf / zigzag keep their first pass) it cost 3-14 points on
-//   gli / ps / multi; (2) a statistical margin (k x sqrt of the two scores)
-//   against early moves on noise (lirs-cs 250 moves to 45% on a 56-hit lead
-//   that reverses the next period): k = 1..3 lost 0.1-0.3 on average and
-//   more points fell below (scarab-recs reacts late); (3) decay 0.9 or 0.99,
-//   32 ticks per period, other minimum leads: no better than the current
-//   setting; (4) skipping the trial when the lead is large (2-8 x the margin,
-//   or 5-20% of the decayed requests): 43-47 points below over seeds 0-7
-//   instead of 33 (recency traces do better waiting for their lead to hold;
-//   the trial's price is a later reaction on real shifts: scarab-recs at
-//   100,000 is 0.1-1.0 points lower, 1.0-1.6 below LRU on 3 of 8 seeds).
-//   (5) a ghost of recently rejected candidates, consulted at admission (two
-//   generations of a bit filter, swapped every C/2 accesses: a candidate
-//   turned away in the last C/2..C accesses, which LRU would still hold, is
-//   admitted over the victim): it cannot repair the first reversal of backf /
-//   zigzag, where the returning keys already beat their victims on frequency
-//   (2 against 1) and the hits are lost before anything returns. Even with an
-//   exact filter the points below over seeds 0-7 rose from 33 to 69 (always
-//   admit), 47 (only on frequency ties: multi1-3 +0.4-1.0, but backf 500 -2.1,
-//   zigzag 1000 -0.5-0.8) or 50 (only in the first 3C accesses); generations
-//   of C accesses (span C..2C) catch loops of just over C keys (lirs-loop
-//   750 / 1000 -11); at the memory budget (2 bits per entry per generation)
-//   false positives admit loop keys at random: 148-258 points below.
-//   Of the points still more than 1pp below best-of-both, lirs-
-//   backf 250 / 500 and lirs-zigzag 1000 / 1500 are cold-start losses: on
-//   the first pass over more distinct keys than fit, no policy can tell a
-//   loop (keep the first keys: TinyLFU) from a zig-zag (keep the last:
-//   LRU), and these traces are 9,000-52,000 requests long, so the first
-//   pass costs 1-3 points; on some seeds lirs-cs 100, lirs-scan 250 and
-//   lirs-multi1 500 still lose to moves on leads that reverse after the
-//   trial.
+//   Alternatives that were measured and did not help (shadow-guided
+//   admission, a statistical margin, other decays and periods, skipping the
+//   trial on large leads, a ghost of rejected candidates), and the traces
+//   where a gap to best-of-both remains: bench/results/eviction_policy_history.txt.
 //
 //   kLru is one exact LRU queue, for users who want it and as the baseline.
 //
