@@ -68,11 +68,11 @@ TEST(SingleFlightTest, RunCallsAgainOnceTheFlightIsOver) {
 TEST(SingleFlightTest, RunRethrowsToLeaderAndFailsWaiters) {
   SingleFlight<int, int> group;
   std::shared_ptr<Flight<int>> seen;
-  EXPECT_THROW(group.run(1,
-                         [&]() -> int {
-                           seen = group.find(1);
-                           throw std::runtime_error("boom");
-                         }),
+  EXPECT_THROW((void)group.run(1,
+                               [&]() -> int {
+                                 seen = group.find(1);
+                                 throw std::runtime_error("boom");
+                               }),
                std::runtime_error);
   ASSERT_NE(seen, nullptr);
   EXPECT_EQ(seen->wait().status().code(), absl::StatusCode::kInternal);
