@@ -559,6 +559,7 @@ class LocalStore : public Store<K, V> {
   // Retired nodes are reclaimed once this many wait (or at every cleanup()).
   // Each reclamation attempt costs a membarrier system call (epoch.h).
   static constexpr std::size_t kReclaimBatch = 1024;
+  static constexpr std::uint64_t kReclaimWeightShare = 32;
   // kNoTime: the clock was not read (maintain_locked then leaves the timer
   // wheel alone: it is empty).
   static constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
@@ -624,6 +625,10 @@ class LocalStore : public Store<K, V> {
     std::uint32_t writes ABSL_GUARDED_BY(mu) = 0;
     // maintain_locked tries to reclaim when this many nodes are retired.
     std::size_t reclaim_at ABSL_GUARDED_BY(mu) = kReclaimBatch;
+    // The weight retired since the last attempt (a weighted store also tries
+    // once 1/kReclaimWeightShare of the shard's budget waits: retired values
+    // are alive until reclaimed, and 1024 large ones would pass max_weight).
+    std::uint64_t retired_weight ABSL_GUARDED_BY(mu) = 0;
     std::atomic<std::uint64_t> size{0}, weight{0}, evictions{0}, expirations{0};
     // The wheel's next due time (TimerWheel::next_due_ns), published by
     // maintain_locked; kNever while no entry can expire. Read by lookups
@@ -960,6 +965,7 @@ class LocalStore : public Store<K, V> {
 
   static void retire_node(Shard& s, std::uint32_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
     s.retired.push_back({internal::Epoch::current(), id});
+    s.retired_weight += s.slab.hooks(id)->weight;
   }
 
   static void destroy_payload(Payload* n) {
@@ -981,9 +987,14 @@ class LocalStore : public Store<K, V> {
     // Reclaim once kReclaimBatch more nodes wait than after the last attempt
     // (an attempt frees only what was retired two epochs ago: re-trying on
     // every write would cost a membarrier per write).
-    if (force_reclaim || s.retired.size() >= s.reclaim_at || !s.blocks.empty()) {
+    // A weighted shard also tries once 1/32 of its budget was retired since
+    // the last attempt, so values awaiting reclamation (two attempts after
+    // their retirement) stay within ~10% of max_weight.
+    if (force_reclaim || s.retired.size() >= s.reclaim_at || !s.blocks.empty() ||
+        (weighted() && s.retired_weight * kReclaimWeightShare >= s.policy.maximum())) {
       reclaim_locked(s);
       s.reclaim_at = s.retired.size() + kReclaimBatch;
+      s.retired_weight = 0;
     }
     s.size.store(s.table.size(), std::memory_order_relaxed);
     s.weight.store(s.policy.weighted_size(), std::memory_order_relaxed);
