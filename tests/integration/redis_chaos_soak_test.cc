@@ -105,12 +105,12 @@ class ChaosProxy {
     stop_ = true;
     acceptor_.join();
     reset_all();
-    std::vector<std::thread> pumps;
+    std::vector<Pump> pumps;
     {
       std::lock_guard<std::mutex> l(mu_);
       pumps.swap(pumps_);
     }
-    for (auto& t : pumps) t.join();
+    for (auto& p : pumps) p.thread.join();
     ::close(listen_);
   }
   int port() const { return port_; }
@@ -118,7 +118,8 @@ class ChaosProxy {
   // reset_all: aborts every relayed connection (RST), the subscriber's too.
   void reset_all() {
     std::lock_guard<std::mutex> l(mu_);
-    for (auto& c : conns_) {
+    for (auto& p : pumps_) {
+      Conn* c = p.conn.get();
       if (c->done) continue;
       linger lg{1, 0};
       ::setsockopt(c->a, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
@@ -129,7 +130,7 @@ class ChaosProxy {
   std::size_t live_connections() {
     std::lock_guard<std::mutex> l(mu_);
     std::size_t n = 0;
-    for (auto& c : conns_) n += !c->done;
+    for (auto& p : pumps_) n += !p.conn->done;
     return n;
   }
 
@@ -137,6 +138,10 @@ class ChaosProxy {
   struct Conn {
     int a = -1, b = -1;  // client side, upstream side
     std::atomic<bool> done{false};
+  };
+  struct Pump {
+    std::shared_ptr<Conn> conn;
+    std::thread thread;
   };
 
   void accept_loop() {
@@ -159,11 +164,18 @@ class ChaosProxy {
       c->a = a;
       c->b = b;
       std::lock_guard<std::mutex> l(mu_);
-      // Reap finished pumps now and then (their fds are closed by the pump).
-      conns_.erase(std::remove_if(conns_.begin(), conns_.end(), [](auto& x) { return x->done.load(); }),
-                   conns_.end());
-      conns_.push_back(c);
-      pumps_.emplace_back([this, c] { pump(*c); });
+      // Join finished pumps (their fds are closed by the pump): a finished
+      // but unjoined thread keeps its stack, and the soak's RSS would grow
+      // with every connection the faults cut.
+      for (auto it = pumps_.begin(); it != pumps_.end();) {
+        if (it->conn->done) {
+          it->thread.join();
+          it = pumps_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      pumps_.push_back(Pump{c, std::thread([this, c] { pump(*c); })});
     }
   }
 
@@ -224,8 +236,7 @@ class ChaosProxy {
   std::atomic<Mode> mode_{Mode::kPass};
   std::thread acceptor_;
   std::mutex mu_;
-  std::vector<std::shared_ptr<Conn>> conns_;
-  std::vector<std::thread> pumps_;
+  std::vector<Pump> pumps_;
 };
 
 // ---------------------------------------------------------------------------
