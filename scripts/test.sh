@@ -22,9 +22,10 @@
 #      and one that pg_outage_test alone stops and restarts
 #      (LARDER_TEST_PG_OUTAGE_URI, LARDER_TEST_PG_OUTAGE_CTL: a pg_ctl prefix),
 #   5. configures, builds and runs ctest with each preset: dev, asan, tsan;
-#      the clang preset (clang-14, -Wthread-safety -Werror: the lock
-#      annotations) is configured and built only (LARDER_TEST_CLANG_RUN=1
-#      runs its tests too),
+#      after the dev preset, the chaos soak for LARDER_SOAK_SECONDS
+#      (default 60; 0 skips; scripts/soak_ci.sh); the clang preset
+#      (clang-14, -Wthread-safety -Werror: the lock annotations) is
+#      configured and built only (LARDER_TEST_CLANG_RUN=1 runs its tests too),
 #   6. builds the libFuzzer targets (fuzz preset) and runs each for
 #      LARDER_FUZZ_SECONDS (default 30; 0 skips) when no preset is named.
 #
@@ -37,6 +38,7 @@ source scripts/common.sh
 source scripts/redis_topologies.sh
 source scripts/fuzz_ci.sh
 source scripts/pg.sh
+source scripts/soak_ci.sh
 
 start=$(date +%s)
 presets=("$@")
@@ -141,6 +143,10 @@ for preset in "${presets[@]}"; do
     failed+=("$preset (configure)")
   fi
   rm -f "build-$preset.configure.log"
+  # The chaos soak once more, longer, in the dev preset only (scripts/soak_ci.sh).
+  if [[ $preset == dev && ${LARDER_SOAK_SECONDS:-60} != 0 && ! " ${failed[*]} " =~ " dev " ]]; then
+    larder_soak_run dev "${LARDER_SOAK_SECONDS:-60}" || failed+=("soak")
+  fi
   echo "==== preset $preset took $(( $(date +%s) - t0 )) s ===="
 done
 

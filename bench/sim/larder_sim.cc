@@ -246,7 +246,11 @@ std::uint64_t run_store(const std::vector<std::uint64_t>& trace, larder::Evictio
                         std::size_t capacity, std::size_t shards) {
   auto clock = std::make_shared<larder::ManualClock>(larder::from_unix_millis(1'000'000));
   larder::LocalStore<std::uint64_t, std::uint64_t, SimHash> store(
-      {.max_entries = capacity, .shards = shards, .clock = clock, .policy = policy});
+      {.max_entries = capacity,
+       .shards = shards,
+       .clock = clock,
+       .policy = policy,
+       .hash_seed = 0});  // unsalted: SimHash already takes --seed
   const larder::Entry<std::uint64_t> e{0, larder::TimePoint::max(), larder::TimePoint::max()};
   std::uint64_t hits = 0;
   for (std::uint64_t k : trace) {

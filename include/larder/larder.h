@@ -16,6 +16,7 @@
 #include "larder/single_flight.h"
 #include "larder/cache.h"
 #include "larder/local_store.h"
+#include "larder/bytes_weigher.h"
 #include "larder/invalidation_bus.h"
 #include "larder/tiered_store.h"
 

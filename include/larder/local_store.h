@@ -13,6 +13,12 @@
 //
 // Design essay.
 //
+//   Hashes: Hash's value, xored with a per-store secret
+//   (LocalStoreOptions::hash_seed, random by default) and mixed
+//   (internal::mix_hash), so keys chosen against a known Hash to share one
+//   shard's index slot and sketch counters scatter (tests/
+//   local_store_bounds_test.cc, bench/adversarial_bench.cc).
+//
 //   The key space is split by hash into shards (LocalStoreOptions::shards; by
 //   default a power of two near 4x the hardware threads, fewer for small
 //   bounds). Writers serialise on their shard's mutex; readers take no lock
@@ -165,6 +171,7 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <random>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -227,6 +234,16 @@ struct LocalStoreOptions {
   // options). null (default): expiry work is done only by the store's
   // operations and cleanup(). See "Expiry" in the essay above.
   std::shared_ptr<Scheduler> maintenance = nullptr;
+  // The secret the store salts its keys' hashes with (Hash's value is xored
+  // with it before mixing), so keys chosen by someone who knows Hash and the
+  // store's mixing to collide in one shard's index and frequency sketch
+  // (every lookup of that shard then walks them all) scatter again. nullopt
+  // (default): a fresh random seed per store. A value: that seed, for
+  // reproducible runs (larder-sim); 0 is the unsalted hash. Not a
+  // cryptographic PRF: it defeats keys precomputed against the public
+  // mixing, not an attacker who can time many lookups. A Hash whose own
+  // values collide (a constant) cannot be helped by any seed.
+  std::optional<std::uint64_t> hash_seed = std::nullopt;
 };
 
 namespace internal {
@@ -238,6 +255,19 @@ inline std::uint64_t mix_hash(std::uint64_t x) {
   x *= 0xff51afd7ed558ccdull;
   x ^= x >> 33;
   return x;
+}
+
+// random_hash_seed: a fresh secret for LocalStoreOptions::hash_seed: a
+// process-wide random base (std::random_device, read once) and a counter,
+// mixed, so stores in one process do not share it either.
+inline std::uint64_t random_hash_seed() {
+  static const std::uint64_t base = [] {
+    std::random_device rd;
+    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  }();
+  static std::atomic<std::uint64_t> counter{0};
+  const std::uint64_t n = counter.fetch_add(1, std::memory_order_relaxed);
+  return mix_hash(base + 0x9e3779b97f4a7c15ull * (n + 1)) | 1;
 }
 
 inline std::int64_t to_nanos(TimePoint t) {
@@ -293,6 +323,7 @@ class LocalStore : public Store<K, V> {
   LocalStore(LocalStoreOptions options, Weigher weigher, RemovalListener listener)
       : options_(std::move(options)),
         clock_(clock_or_default(options_.clock)),
+        seed_(options_.hash_seed ? *options_.hash_seed : internal::random_hash_seed()),
         weigher_(std::move(weigher)),
         listener_(std::move(listener)) {
     validate();
@@ -529,6 +560,7 @@ class LocalStore : public Store<K, V> {
   // Retired nodes are reclaimed once this many wait (or at every cleanup()).
   // Each reclamation attempt costs a membarrier system call (epoch.h).
   static constexpr std::size_t kReclaimBatch = 1024;
+  static constexpr std::uint64_t kReclaimWeightShare = 32;
   // kNoTime: the clock was not read (maintain_locked then leaves the timer
   // wheel alone: it is empty).
   static constexpr std::int64_t kNoTime = std::numeric_limits<std::int64_t>::min();
@@ -594,6 +626,10 @@ class LocalStore : public Store<K, V> {
     std::uint32_t writes ABSL_GUARDED_BY(mu) = 0;
     // maintain_locked tries to reclaim when this many nodes are retired.
     std::size_t reclaim_at ABSL_GUARDED_BY(mu) = kReclaimBatch;
+    // The weight retired since the last attempt (a weighted store also tries
+    // once 1/kReclaimWeightShare of the shard's budget waits: retired values
+    // are alive until reclaimed, and 1024 large ones would pass max_weight).
+    std::uint64_t retired_weight ABSL_GUARDED_BY(mu) = 0;
     std::atomic<std::uint64_t> size{0}, weight{0}, evictions{0}, expirations{0};
     // The wheel's next due time (TimerWheel::next_due_ns), published by
     // maintain_locked; kNever while no entry can expire. Read by lookups
@@ -680,7 +716,7 @@ class LocalStore : public Store<K, V> {
   }
 
   std::uint64_t hash_of(const K& key) const {
-    return internal::mix_hash(static_cast<std::uint64_t>(Hash{}(key)));
+    return internal::mix_hash(static_cast<std::uint64_t>(Hash{}(key)) ^ seed_);
   }
   Shard& shard_for(std::uint64_t h) const {
     const std::uint64_t hi = h >> 32;
@@ -930,6 +966,7 @@ class LocalStore : public Store<K, V> {
 
   static void retire_node(Shard& s, std::uint32_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
     s.retired.push_back({internal::Epoch::current(), id});
+    s.retired_weight += s.slab.hooks(id)->weight;
   }
 
   static void destroy_payload(Payload* n) {
@@ -952,9 +989,14 @@ class LocalStore : public Store<K, V> {
     // Reclaim once kReclaimBatch more nodes wait than after the last attempt
     // (an attempt frees only what was retired two epochs ago: re-trying on
     // every write would cost a membarrier per write).
-    if (force_reclaim || s.retired.size() >= s.reclaim_at || !s.blocks.empty()) {
+    // A weighted shard also tries once 1/32 of its budget was retired since
+    // the last attempt, so values awaiting reclamation (two attempts after
+    // their retirement) stay within ~10% of max_weight.
+    if (force_reclaim || s.retired.size() >= s.reclaim_at || !s.blocks.empty() ||
+        (weighted() && s.retired_weight * kReclaimWeightShare >= s.policy.maximum())) {
       reclaim_locked(s);
       s.reclaim_at = s.retired.size() + kReclaimBatch;
+      s.retired_weight = 0;
     }
     s.size.store(s.table.size(), std::memory_order_relaxed);
     s.weight.store(s.policy.weighted_size(), std::memory_order_relaxed);
@@ -1035,6 +1077,7 @@ class LocalStore : public Store<K, V> {
 
   LocalStoreOptions options_;
   std::shared_ptr<Clock> clock_;
+  std::uint64_t seed_;  // LocalStoreOptions::hash_seed, or a random one
   Weigher weigher_;
   RemovalListener listener_;
   std::size_t shard_count_ = 1;

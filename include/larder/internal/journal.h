@@ -158,9 +158,12 @@
 // open() deletes it if the newest checkpoint covers it, else replays it. A key that keeps failing would pin its segment forever,
 // so relog_below() names a seq below which the owner should append a fresh
 // copy of each still-dirty record ("relog") once two or more sealed segments
-// are pinned; after that the old segments go too. The live files therefore
-// stay within about 2 x segment_bytes + (size of the dirty set), however long
-// the process runs.
+// are pinned and at most half of their records are still needed (relogging
+// mostly-live segments would only move them: forever, when the dirty set's
+// records fill more than a segment); after that the old segments go too. The
+// live files therefore stay within about 2 x segment_bytes + 2 x (size of the
+// dirty set's records), however long the process runs (tests/
+// write_back_bounds_test.cc).
 //
 // Errors. A failed write() or fsync leaves the file in an unknown state (after
 // a failed fsync Linux may have dropped the dirty pages: "fsyncgate"), so any
@@ -670,6 +673,18 @@ class Journal {
     std::uint64_t m = 0;
     for (std::size_t i = 0; i + 1 < sealed_.size(); ++i) m = std::max(m, sealed_[i].max_seq);
     return m + 1;
+  }
+
+  // relog_span_records: the put/erase records in the segments relog_below()
+  // covers (0 when it returns 0). The owner relogs only when at most half of
+  // them are still needed: rewriting mostly-live segments would only move
+  // them, forever when the needed records fill more than a segment.
+  std::uint64_t relog_span_records() const {
+    MutexLock l(&mu_);
+    if (sealed_.size() < 2) return 0;
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i + 1 < sealed_.size(); ++i) n += sealed_[i].data_records;
+    return n;
   }
 
   // release_below: the owner no longer needs any record with seq < `seq`

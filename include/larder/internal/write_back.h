@@ -111,8 +111,9 @@
 //   * Deletion. If the journal has sealed segments, the flusher waits until
 //     every record enqueued so far is durable (the superseding ones must be)
 //     and releases segments below L. When two or more sealed segments stay
-//     pinned (a key failing for a long time), it relogs those keys' newest
-//     values so the old segments can go.
+//     pinned (a key failing for a long time) and at most half of their
+//     records are still needed, it relogs those keys' newest values so the
+//     old segments can go.
 // On destruction with nothing dirty, the journal's files are deleted.
 //
 // Replay: what comes back after a crash. At-least-once for the unflushed
@@ -565,6 +566,15 @@ class WriteBack {
         // the error are both reported and still dirty).
         if (absl::Status h = journal_->health(); !h.ok()) return h;
         jseq = journal_->enqueue(value ? JournalRecordType::kPut : JournalRecordType::kErase, kb, vb);
+        // A segment sealed since the last upkeep: have the flusher release
+        // (or relog) it now, not after its next batch, which a failing
+        // Writer's backoff may put off for up to retry_max while puts keep
+        // appending (the journal then grew by every put meanwhile).
+        if (const std::size_t sealed = journal_->sealed_segments(); sealed > upkeep_sealed_) {
+          upkeep_sealed_ = sealed;
+          upkeep_requested_ = true;
+          wake_flusher_locked();
+        }
       }
       const TimePoint now = clock_->now();
       if (value) {
@@ -799,7 +809,17 @@ class WriteBack {
       if (!journal_) return;
       const bool sealed = journal_->sealed_segments() > 0;
       const std::uint64_t target = sealed ? journal_->relog_below() : 0;
-      if (target != 0 && !live_jseq_.empty() && live_jseq_.begin()->first < target) {
+      std::size_t pinning = 0;  // dirty keys whose newest record is below target
+      if (target != 0) {
+        for (auto it = live_jseq_.begin(); it != live_jseq_.end() && it->first < target; ++it) {
+          ++pinning;
+        }
+      }
+      // Relog only segments at least half superseded (see journal.h,
+      // "Compaction"): otherwise every relog filled new segments that the
+      // next batch relogged again (a storm of millions of records a second
+      // with 1,000 slow keys and 32 KiB segments).
+      if (pinning != 0 && pinning * 2 <= journal_->relog_span_records()) {
         std::vector<std::pair<K, std::optional<V>>> items;
         std::vector<std::uint64_t> old;
         for (auto it = live_jseq_.begin(); it != live_jseq_.end() && it->first < target; ++it) {
@@ -834,6 +854,7 @@ class WriteBack {
         // must be durable first.
         if (sealed && journal_->wait_durable(high).ok()) journal_->release_below(low);
       });
+      upkeep_sealed_ = journal_->sealed_segments();
     } else {
       (void)l;
     }
@@ -847,7 +868,10 @@ class WriteBack {
 
   bool work_ready_locked(TimePoint now, std::uint64_t poll_seen, std::uint64_t flush_seen) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (stop_ || poll_requested_ != poll_seen || flush_requested_ != flush_seen) return true;
+    if (stop_ || upkeep_requested_ || poll_requested_ != poll_seen ||
+        flush_requested_ != flush_seen) {
+      return true;
+    }
     if (schedule_.empty()) return false;
     const TimePoint horizon = pressure_waiters_ > 0 ? now + options_.delay : now;
     return schedule_.begin()->first.first <= horizon;
@@ -862,6 +886,7 @@ class WriteBack {
       const bool flush_mode = flush_seen != flush_done_;
       const std::uint64_t flush_target = flush_target_;
       const bool stopping = stop_;
+      upkeep_requested_ = false;  // every pass ends with maintain_journal_locked
       ++pass_;
       absl::Status pass_status;
       bool interrupted = false;
@@ -940,6 +965,10 @@ class WriteBack {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool flusher_exited_ ABSL_GUARDED_BY(mu_) = false;
+  // Journal upkeep: sealed segments seen by the last upkeep, and a put's
+  // request for a pass because more were sealed since.
+  std::size_t upkeep_sealed_ ABSL_GUARDED_BY(mu_) = 0;
+  bool upkeep_requested_ ABSL_GUARDED_BY(mu_) = false;
   std::uint64_t puts_ ABSL_GUARDED_BY(mu_) = 0, erases_ ABSL_GUARDED_BY(mu_) = 0,
                 writes_ ABSL_GUARDED_BY(mu_) = 0, write_failures_ ABSL_GUARDED_BY(mu_) = 0,
                 flushes_ ABSL_GUARDED_BY(mu_) = 0, coalesced_ ABSL_GUARDED_BY(mu_) = 0,

@@ -1,0 +1,615 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Chaos soak with an oracle (issue 16, part 2). A Cache<string, string> in
+// write-back mode with a journal, over TieredStore(LocalStore, RedisStore),
+// whose Writer and loader use a file-backed system of record (SoR), runs
+// under faults while worker threads call get_or_load, get_many, put, erase
+// and invalidate over a Zipf key set. Faults:
+//   * a TCP proxy written here between larder and a private redis-server
+//     (every Redis connection, the bus subscriber's included, goes through
+//     it): added latency, blackhole (bytes held, not forwarded), connection
+//     resets (which also drop the subscriber), byte trickle;
+//   * restarts (SIGKILL + start) and SIGSTOP/SIGCONT of the redis-server;
+//   * a loader and a Writer that fail (kUnavailable) and throw, at random.
+// The oracle, checked on every call and at the end:
+//   * a read never returns a value older than the newest write acknowledged
+//     before the read started (values carry a per-key increasing version;
+//     puts and erases of one key are serialised by the test), except within
+//     ttl of that ack: a SET that a stalled or partitioned Redis applies
+//     after the cache's repair DEL (sent on another pooled connection)
+//     revives the old copy in Redis until its ttl. Those reads are counted
+//     in the summary (a known limit of auto-recovery, not yet fixed);
+//   * after the faults stop and flush() succeeds, the SoR holds, for every
+//     key, the newest acknowledged put (or nothing after an acknowledged
+//     erase), and the Writer saw each key's versions in increasing order;
+//   * no call takes longer than kCallBound and no worker stops progressing
+//     for kStuckBound (a watchdog);
+//   * RSS and open fds after the run are within a margin of their values
+//     after warm-up;
+//   * the stats add up: hits + stale hits + misses never exceed lookups.
+// Duration: LARDER_SOAK_SECONDS (default 5; scripts/test.sh runs 60 once in
+// the dev preset; scripts/soak.sh MINUTES runs longer). It prints a summary:
+// operations by kind, faults by kind, violations (must be 0).
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "larder/cache.h"
+#include "larder/local_store.h"
+#include "larder/redis.h"
+#include "larder/tiered_store.h"
+#include "tests/integration/redis_test_util.h"
+
+namespace larder {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kCallBound = 10s;   // no cache call may take longer
+constexpr auto kStuckBound = 20s;  // a worker that made no call for this long is stuck
+constexpr int kKeys = 400;
+constexpr int kWorkers = 4;
+constexpr auto kTtl = 2s;  // CacheOptions::ttl
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
+// ---------------------------------------------------------------------------
+// ChaosProxy: a TCP relay 127.0.0.1:port() -> 127.0.0.1:upstream with faults.
+class ChaosProxy {
+ public:
+  enum class Mode { kPass, kLatency, kBlackhole, kTrickle };
+
+  explicit ChaosProxy(int upstream) : upstream_(upstream) {
+    listen_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(listen_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(listen_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(listen_, 64) != 0) {
+      throw std::runtime_error("proxy: bind/listen failed");
+    }
+    socklen_t len = sizeof(a);
+    ::getsockname(listen_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~ChaosProxy() {
+    stop_ = true;
+    acceptor_.join();
+    reset_all();
+    std::vector<Pump> pumps;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      pumps.swap(pumps_);
+    }
+    for (auto& p : pumps) p.thread.join();
+    ::close(listen_);
+  }
+  int port() const { return port_; }
+  void set_mode(Mode m) { mode_ = m; }
+  // reset_all: aborts every relayed connection (RST), the subscriber's too.
+  void reset_all() {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto& p : pumps_) {
+      Conn* c = p.conn.get();
+      if (c->done) continue;
+      linger lg{1, 0};
+      ::setsockopt(c->a, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+      ::shutdown(c->a, SHUT_RDWR);
+      ::shutdown(c->b, SHUT_RDWR);
+    }
+  }
+  std::size_t live_connections() {
+    std::lock_guard<std::mutex> l(mu_);
+    std::size_t n = 0;
+    for (auto& p : pumps_) n += !p.conn->done;
+    return n;
+  }
+
+ private:
+  struct Conn {
+    int a = -1, b = -1;  // client side, upstream side
+    std::atomic<bool> done{false};
+  };
+  struct Pump {
+    std::shared_ptr<Conn> conn;
+    std::thread thread;
+  };
+
+  void accept_loop() {
+    while (!stop_) {
+      pollfd p{listen_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const int a = ::accept(listen_, nullptr, nullptr);
+      if (a < 0) continue;
+      const int b = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in u{};
+      u.sin_family = AF_INET;
+      u.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      u.sin_port = htons(static_cast<std::uint16_t>(upstream_));
+      if (::connect(b, reinterpret_cast<sockaddr*>(&u), sizeof(u)) != 0) {
+        ::close(a);
+        ::close(b);
+        continue;
+      }
+      auto c = std::make_shared<Conn>();
+      c->a = a;
+      c->b = b;
+      std::lock_guard<std::mutex> l(mu_);
+      // Join finished pumps (their fds are closed by the pump): a finished
+      // but unjoined thread keeps its stack, and the soak's RSS would grow
+      // with every connection the faults cut.
+      for (auto it = pumps_.begin(); it != pumps_.end();) {
+        if (it->conn->done) {
+          it->thread.join();
+          it = pumps_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      pumps_.push_back(Pump{c, std::thread([this, c] { pump(*c); })});
+    }
+  }
+
+  static bool send_all(int fd, const char* p, std::size_t n) {
+    while (n > 0) {
+      const ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
+      if (w <= 0) return false;
+      p += w;
+      n -= static_cast<std::size_t>(w);
+    }
+    return true;
+  }
+
+  void pump(Conn& c) {
+    char buf[16384];
+    while (!stop_) {
+      if (mode_ == Mode::kBlackhole) {  // hold everything: nothing read, nothing sent
+        std::this_thread::sleep_for(5ms);
+        pollfd p[2] = {{c.a, 0, 0}, {c.b, 0, 0}};
+        ::poll(p, 2, 0);
+        if ((p[0].revents | p[1].revents) & (POLLERR | POLLHUP | POLLNVAL)) break;
+        continue;
+      }
+      pollfd p[2] = {{c.a, POLLIN, 0}, {c.b, POLLIN, 0}};
+      if (::poll(p, 2, 50) < 0) break;
+      bool closed = false;
+      for (int i = 0; i < 2 && !closed; ++i) {
+        if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        const int from = i == 0 ? c.a : c.b;
+        const int to = i == 0 ? c.b : c.a;
+        const ssize_t r = ::recv(from, buf, sizeof(buf), 0);
+        if (r <= 0) {
+          closed = true;
+          break;
+        }
+        const Mode m = mode_;
+        if (m == Mode::kLatency) std::this_thread::sleep_for(20ms);
+        if (m == Mode::kTrickle) {
+          for (ssize_t k = 0; k < r && !closed; ++k) {
+            closed = !send_all(to, buf + k, 1);
+            std::this_thread::sleep_for(50us);
+          }
+        } else {
+          closed = !send_all(to, buf, static_cast<std::size_t>(r));
+        }
+      }
+      if (closed) break;
+    }
+    ::close(c.a);
+    ::close(c.b);
+    c.done = true;
+  }
+
+  int upstream_;
+  int listen_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<Mode> mode_{Mode::kPass};
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<Pump> pumps_;
+};
+
+// ---------------------------------------------------------------------------
+// The system of record: a map, every write appended to a file.
+struct Sor {
+  std::mutex mu;
+  std::map<std::string, std::uint64_t> value;     // key -> version (absent: none/erased)
+  std::map<std::string, std::uint64_t> last_put;  // key -> newest version the Writer got
+  std::ofstream log;
+  std::atomic<std::uint64_t> order_violations{0};
+  std::atomic<std::uint64_t> writes{0}, erases{0}, failures{0}, throws{0};
+};
+
+std::uint64_t version_of(const std::string& v) { return std::stoull(v); }
+
+std::size_t open_fds() {
+  std::size_t n = 0;
+  for (auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+std::size_t rss_bytes() {
+  std::ifstream f("/proc/self/statm");
+  std::size_t size = 0, rss = 0;
+  f >> size >> rss;
+  return rss * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+struct Oracle {
+  // Per key: newest acknowledged version (0: none), whether that was an
+  // erase, and whether the key is uncertain (a put/erase failed: its effect
+  // is unknown until the next acknowledged one).
+  std::array<std::atomic<std::uint64_t>, kKeys> acked{};
+  std::array<std::atomic<bool>, kKeys> acked_erase{};
+  std::array<std::atomic<bool>, kKeys> uncertain{};
+  std::array<std::atomic<std::int64_t>, kKeys> acked_at{};  // steady ns of the newest ack
+  std::array<std::mutex, kKeys> key_mu;  // serialises writes of one key
+  std::atomic<std::uint64_t> late_stale{0};  // stale reads within the ttl bound (see below)
+  std::atomic<std::int64_t> late_stale_max_ns{0};
+  std::atomic<std::uint64_t> version{0};
+  std::atomic<std::uint64_t> violations{0};
+  std::mutex log_mu;
+  int logged = 0;
+  void violation(const std::string& what) {
+    ++violations;
+    std::lock_guard<std::mutex> l(log_mu);
+    if (logged++ < 20) std::cerr << "VIOLATION: " << what << "\n";
+  }
+};
+
+// thread_rng: each thread's own generator (initialised on first use in the
+// thread, which a block-scope thread_local in the test body would not be on
+// the cache's threads).
+std::mt19937_64& thread_rng() {
+  thread_local std::mt19937_64 r{std::random_device{}()};
+  return r;
+}
+
+std::string key_name(int i) { return "key" + std::to_string(i); }
+
+TEST(RedisChaosSoak, OracleHoldsUnderFaults) {
+  const char* env = std::getenv("LARDER_SOAK_SECONDS");
+  const int seconds = env ? std::atoi(env) : 5;
+  if (std::system("command -v redis-server >/dev/null 2>&1") != 0 &&
+      std::getenv("LARDER_TEST_REQUIRE_REDIS") == nullptr) {
+    GTEST_SKIP() << "redis-server is not on PATH";
+  }
+  testing::RedisServer server;
+  ASSERT_TRUE(server.running());
+  ChaosProxy proxy(server.port());
+
+  char tmpl[] = "/tmp/larder-soak-XXXXXX";
+  const std::string dir = ::mkdtemp(tmpl);
+  Sor sor;
+  sor.log.open(dir + "/sor.log");
+  Oracle oracle;
+  std::atomic<bool> faults_on{true};
+
+  // Loader and Writer: fail 5% / throw 1% (loader), fail 10% / throw 2%
+  // (Writer) while faults are on.
+  auto roll = [](int per_mille) { return static_cast<int>(thread_rng()() % 1000) < per_mille; };
+  auto load_one = [&](const std::string& k) -> absl::StatusOr<std::string> {
+    if (faults_on && roll(50)) return absl::UnavailableError("loader: SoR unavailable");
+    if (faults_on && roll(10)) throw std::runtime_error("loader threw");
+    std::lock_guard<std::mutex> l(sor.mu);
+    auto it = sor.value.find(k);
+    if (it == sor.value.end()) return absl::NotFoundError("no such key");
+    return std::to_string(it->second);
+  };
+  Writer<std::string, std::string> writer{
+      .write =
+          [&](std::span<const std::pair<std::string, std::string>> batch) -> absl::Status {
+            if (faults_on && roll(100)) {
+              ++sor.failures;
+              return absl::UnavailableError("SoR down");
+            }
+            if (faults_on && roll(20)) {
+              ++sor.throws;
+              throw std::runtime_error("Writer threw");
+            }
+            std::lock_guard<std::mutex> l(sor.mu);
+            for (const auto& [k, v] : batch) {
+              const std::uint64_t ver = version_of(v);
+              auto& last = sor.last_put[k];
+              if (ver < last) ++sor.order_violations;  // equal: an idempotent retry
+              last = std::max(last, ver);
+              sor.value[k] = ver;
+              sor.log << "put " << k << " " << ver << "\n";
+              ++sor.writes;
+            }
+            sor.log.flush();
+            return absl::OkStatus();
+          },
+      .erase =
+          [&](std::span<const std::string> keys) -> absl::Status {
+            if (faults_on && roll(100)) {
+              ++sor.failures;
+              return absl::UnavailableError("SoR down");
+            }
+            std::lock_guard<std::mutex> l(sor.mu);
+            for (const auto& k : keys) {
+              sor.value.erase(k);
+              sor.log << "erase " << k << "\n";
+              ++sor.erases;
+            }
+            sor.log.flush();
+            return absl::OkStatus();
+          }};
+
+  RedisOptions ro;
+  ro.host = "127.0.0.1";
+  ro.port = proxy.port();
+  ro.key_prefix = testing::unique_prefix();
+  ro.connect_timeout = 200ms;
+  ro.command_timeout = 200ms;
+  auto l1 = std::make_shared<LocalStore<std::string, std::string>>(LocalStoreOptions{.max_entries = 200});
+  auto l2 = std::make_shared<RedisStore<std::string, std::string>>(ro);
+  auto bus = std::make_shared<RedisInvalidationBus>(ro, ro.key_prefix + "bus");
+  auto tiered = std::make_shared<TieredStore<std::string, std::string>>(l1, l2, bus);
+  CacheOptions<std::string, std::string> co;
+  co.ttl = kTtl;
+  co.write_mode = WriteMode::kWriteBack;
+  co.writer = writer;
+  co.write_back_delay = 20ms;
+  co.write_back_journal = dir + "/journal";
+  co.write_back_fsync = FsyncPolicy::kNever;
+  co.write_back_retry_base = 10ms;
+  co.write_back_retry_max = 200ms;
+  co.write_back_max_dirty = 1000;
+  auto cache = std::make_unique<Cache<std::string, std::string>>(tiered, co);
+
+  // Zipf(0.99) over kKeys.
+  std::vector<double> cdf(kKeys);
+  double sum = 0;
+  for (int i = 0; i < kKeys; ++i) cdf[i] = (sum += 1.0 / std::pow(i + 1, 0.99));
+  for (auto& c : cdf) c /= sum;
+  auto zipf = [&](std::mt19937_64& r) {
+    const double u = std::uniform_real_distribution<double>(0, 1)(r);
+    return static_cast<int>(std::lower_bound(cdf.begin(), cdf.end(), u) - cdf.begin()) % kKeys;
+  };
+
+  std::atomic<bool> stop{false};
+  std::array<std::atomic<std::int64_t>, kWorkers> heartbeat{};
+  std::atomic<std::uint64_t> n_get{0}, n_many{0}, n_put{0}, n_erase{0}, n_inval{0}, lookups{0};
+  std::atomic<std::int64_t> max_call_ns{0};
+  auto now_ns = [] { return Clock::now().time_since_epoch().count(); };
+
+  // check_read: a value read for key i that started when acked was `floor`.
+  auto check_read = [&](int i, std::uint64_t floor, bool floor_uncertain,
+                        const absl::StatusOr<std::string>& got) {
+    if (!got.ok() || floor == 0 || floor_uncertain) return;
+    const std::uint64_t ver = version_of(*got);
+    if (ver < floor) {
+      // Known and bounded (the summary counts it): a SET that a stalled or
+      // partitioned Redis applies after the cache's repair DEL (on another
+      // pooled connection) revives the old copy in Redis until its ttl. So a
+      // stale read within ttl (+1 s for the wheel and the clock) of the ack
+      // is counted, not failed; an older one is a violation.
+      const std::int64_t age = now_ns() - oracle.acked_at[i];
+      if (age <= std::chrono::duration_cast<std::chrono::nanoseconds>(kTtl + 1s).count()) {
+        ++oracle.late_stale;
+        std::int64_t m = oracle.late_stale_max_ns.load();
+        while (age > m && !oracle.late_stale_max_ns.compare_exchange_weak(m, age)) {}
+        return;
+      }
+      oracle.violation(key_name(i) + ": read version " + std::to_string(ver) +
+                       " older than acknowledged " + std::to_string(floor) + ", acknowledged " +
+                       std::to_string(age / 1'000'000) + " ms before");
+    }
+  };
+  auto timed = [&](auto&& f) {
+    const auto t0 = Clock::now();
+    f();
+    const auto d = Clock::now() - t0;
+    const std::int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+    std::int64_t m = max_call_ns.load();
+    while (ns > m && !max_call_ns.compare_exchange_weak(m, ns)) {}
+    if (d > kCallBound) oracle.violation("a call took " + std::to_string(ns / 1'000'000) + " ms");
+  };
+
+  std::vector<std::thread> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.emplace_back([&, w] {
+      std::mt19937_64 r(1000 + w);
+      while (!stop) {
+        heartbeat[w] = now_ns();
+        const int op = static_cast<int>(r() % 100);
+        const int i = zipf(r);
+        const std::string k = key_name(i);
+        if (op < 50) {  // get_or_load
+          const std::uint64_t floor = oracle.acked[i];
+          const bool unc = oracle.uncertain[i] || oracle.acked_erase[i];
+          ++lookups;
+          timed([&] {
+            absl::StatusOr<std::string> got = cache->get_or_load(k, load_one);
+            check_read(i, floor, unc, got);
+          });
+          ++n_get;
+        } else if (op < 60) {  // get_many of 4 keys
+          std::vector<std::string> keys;
+          std::vector<int> idx;
+          std::vector<std::uint64_t> floors;
+          std::vector<bool> uncs;
+          for (int j = 0; j < 4; ++j) {
+            idx.push_back(zipf(r));
+            keys.push_back(key_name(idx.back()));
+            floors.push_back(oracle.acked[idx.back()]);
+            uncs.push_back(oracle.uncertain[idx.back()] || oracle.acked_erase[idx.back()]);
+          }
+          lookups += keys.size();
+          timed([&] {
+            auto got = cache->get_many(std::span<const std::string>(keys), [&](std::span<const std::string> miss) {
+              absl::flat_hash_map<std::string, std::string> out;
+              for (const auto& m : miss) {
+                auto v = load_one(m);
+                if (v.ok()) out[m] = *v;
+                else if (!absl::IsNotFound(v.status())) return absl::StatusOr<decltype(out)>(v.status());
+              }
+              return absl::StatusOr<decltype(out)>(std::move(out));
+            });
+            if (got.ok()) {
+              for (std::size_t j = 0; j < keys.size(); ++j) {
+                auto it = got->find(keys[j]);
+                if (it != got->end()) check_read(idx[j], floors[j], uncs[j], it->second);
+              }
+            }
+          });
+          ++n_many;
+        } else if (op < 88 || op >= 94) {  // put (and erase below), serialised per key
+          std::lock_guard<std::mutex> l(oracle.key_mu[i]);
+          const std::uint64_t ver = ++oracle.version;
+          const bool erase = op >= 94;
+          absl::Status st;
+          timed([&] { st = erase ? cache->erase(k) : cache->put(k, std::to_string(ver)); });
+          if (st.ok()) {
+            oracle.acked_erase[i] = erase;
+            oracle.acked_at[i] = now_ns();
+            oracle.acked[i] = ver;
+            oracle.uncertain[i] = false;
+          } else {
+            oracle.uncertain[i] = true;
+          }
+          erase ? ++n_erase : ++n_put;
+        } else {  // invalidate
+          timed([&] { (void)cache->invalidate(k); });
+          ++n_inval;
+        }
+      }
+      heartbeat[w] = now_ns();
+    });
+  }
+
+  // Faults.
+  std::map<std::string, int> faults;
+  std::mt19937_64 fr(42);
+  const auto start = Clock::now();
+  const auto end = start + std::chrono::seconds(seconds);
+  const auto warm = start + std::chrono::seconds(std::max(1, seconds / 4));
+  std::size_t warm_fds = 0, warm_rss = 0;
+  bool warmed = false;
+  while (Clock::now() < end) {
+    const int f = static_cast<int>(fr() % 7);
+    const auto hold = std::chrono::milliseconds(100 + fr() % 400);
+    switch (f) {
+      case 0: ++faults["latency"]; proxy.set_mode(ChaosProxy::Mode::kLatency); std::this_thread::sleep_for(hold); break;
+      case 1: ++faults["blackhole"]; proxy.set_mode(ChaosProxy::Mode::kBlackhole); std::this_thread::sleep_for(hold); break;
+      case 2: ++faults["trickle"]; proxy.set_mode(ChaosProxy::Mode::kTrickle); std::this_thread::sleep_for(hold); break;
+      case 3: ++faults["reset"]; proxy.reset_all(); break;
+      case 4: ++faults["redis_restart"]; server.stop(); std::this_thread::sleep_for(hold / 2); server.start(); break;
+      case 5: ++faults["redis_sigstop"]; server.pause(); std::this_thread::sleep_for(hold); server.resume(); break;
+      default: ++faults["calm"]; std::this_thread::sleep_for(hold); break;
+    }
+    proxy.set_mode(ChaosProxy::Mode::kPass);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 + fr() % 300));
+    // Watchdog.
+    for (int w = 0; w < kWorkers; ++w) {
+      if (Clock::now().time_since_epoch().count() - heartbeat[w] >
+          std::chrono::duration_cast<std::chrono::nanoseconds>(kStuckBound).count()) {
+        oracle.violation("worker " + std::to_string(w) + " stuck");
+      }
+    }
+    if (!warmed && Clock::now() >= warm) {
+      warmed = true;
+      warm_fds = open_fds();
+      warm_rss = rss_bytes();
+    }
+  }
+  stop = true;
+  for (auto& t : workers) t.join();
+  faults_on = false;
+  proxy.set_mode(ChaosProxy::Mode::kPass);
+  const std::size_t end_fds = open_fds(), end_rss = rss_bytes();
+
+  // Recovery: everything acknowledged reaches the SoR.
+  absl::Status fl;
+  for (int a = 0; a < 20 && !(fl = cache->flush()).ok(); ++a) std::this_thread::sleep_for(100ms);
+  EXPECT_TRUE(fl.ok()) << fl;
+  {
+    std::lock_guard<std::mutex> l(sor.mu);
+    for (int i = 0; i < kKeys; ++i) {
+      if (oracle.uncertain[i] || oracle.acked[i] == 0) continue;
+      auto it = sor.value.find(key_name(i));
+      if (oracle.acked_erase[i]) {
+        if (it != sor.value.end()) oracle.violation(key_name(i) + ": erased but in the SoR");
+      } else if (it == sor.value.end() || it->second != oracle.acked[i]) {
+        oracle.violation(key_name(i) + ": SoR has " +
+                         (it == sor.value.end() ? std::string("nothing") : std::to_string(it->second)) +
+                         ", acknowledged " + std::to_string(oracle.acked[i].load()));
+      }
+    }
+  }
+  if (sor.order_violations > 0) oracle.violation("Writer saw versions out of order: " + std::to_string(sor.order_violations.load()));
+  const CacheStats st = cache->stats();
+  if (st.hits + st.stale_hits + st.misses > lookups) {
+    oracle.violation("stats: hits+stale+misses " + std::to_string(st.hits + st.stale_hits + st.misses) +
+                     " > lookups " + std::to_string(lookups.load()));
+  }
+  if (warmed) {
+    if (end_fds > warm_fds + 16) oracle.violation("fds grew from " + std::to_string(warm_fds) + " to " + std::to_string(end_fds));
+    // (Not under sanitizers: ASan's quarantine and TSan's shadow grow RSS.)
+    if (!kSanitized && end_rss > warm_rss + warm_rss / 2 + (32u << 20)) {
+      oracle.violation("RSS grew from " + std::to_string(warm_rss) + " to " + std::to_string(end_rss));
+    }
+  }
+  cache.reset();
+
+  std::ostringstream s;
+  s << "soak: " << seconds << " s, ops: get_or_load " << n_get << ", get_many " << n_many << ", put " << n_put
+    << ", erase " << n_erase << ", invalidate " << n_inval << "\n";
+  s << "soak: faults:";
+  int total = 0;
+  for (auto& [k, v] : faults) {
+    s << " " << k << " " << v;
+    total += v;
+  }
+  s << " (total " << total << "); writer: " << sor.writes << " puts, " << sor.erases << " erases, "
+    << sor.failures << " failures, " << sor.throws << " throws\n";
+  s << "soak: stats: hits " << st.hits << ", stale " << st.stale_hits << ", misses " << st.misses
+    << ", lookups " << lookups << ", load_failures " << st.load_failures << ", store_errors "
+    << st.store_errors << ", deferred " << st.invalidations_deferred << ", rejected " << st.write_rejected
+    << "\n";
+  s << "soak: max call " << max_call_ns / 1'000'000 << " ms; fds " << warm_fds << " -> " << end_fds << "; RSS "
+    << warm_rss / 1024 << " -> " << end_rss / 1024 << " KiB\n";
+  s << "soak: stale reads within the ttl bound (a late-applied Redis SET): " << oracle.late_stale
+    << ", oldest " << oracle.late_stale_max_ns / 1'000'000 << " ms after the ack\n";
+  s << "soak: violations " << oracle.violations << "\n";
+  std::cout << s.str();
+  EXPECT_EQ(oracle.violations.load(), 0u);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+}  // namespace
+}  // namespace larder
