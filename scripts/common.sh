@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Shared by scripts/test.sh and scripts/demo.sh: install what is missing.
 
-LARDER_PACKAGES=(cmake ninja-build g++ pkg-config libabsl-dev libgtest-dev libgmock-dev
+LARDER_PACKAGES=(cmake ninja-build g++ pkg-config ccache libabsl-dev libgtest-dev libgmock-dev
                  libbenchmark-dev libhiredis-dev redis-server redis-sentinel redis-tools libtbb-dev zlib1g-dev
                  clang-14 libclang-rt-14-dev  # clang-14 + libclang-rt: the fuzz preset
                  postgresql libpqxx-dev)  # the PostgreSQL example, tests/pg, bench/pg_bench

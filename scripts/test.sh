@@ -48,6 +48,14 @@ fi
 
 larder_install_missing
 
+# ccache, keyed on paths relative to this checkout: a second run (or CI on a
+# machine that already built this tree, in any folder) recompiles only what
+# changed. LARDER_CCACHE=0 turns it off.
+if [[ ${LARDER_CCACHE:-1} != 0 ]] && command -v ccache >/dev/null; then
+  export CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_C_COMPILER_LAUNCHER=ccache
+  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+fi
+
 # ---- a private redis-server ----
 redis_dir=$(mktemp -d /tmp/larder-test-redis.XXXXXX)
 redis_pid=""

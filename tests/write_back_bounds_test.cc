@@ -66,7 +66,7 @@ TEST(WriteBackBounds, FailingWriterKeepsDirtyKeysAndJournalBounded) {
           }};
   constexpr std::size_t kMaxDirty = 200;
   constexpr std::size_t kSegment = 64 << 10;
-  WriteBehindOptions<std::string> o;
+  WriteBackOptions<std::string> o;
   o.delay = std::chrono::milliseconds(0);
   o.max_dirty = kMaxDirty;
   o.backpressure_wait = std::chrono::milliseconds(0);
@@ -76,7 +76,7 @@ TEST(WriteBackBounds, FailingWriterKeepsDirtyKeysAndJournalBounded) {
   o.retry_base = std::chrono::milliseconds(1);
   o.retry_max = std::chrono::seconds(30);  // the default cap: retries soon become rare
   o.shutdown_flush_attempts = 1;
-  WriteBehind<std::string, std::string> wb(writer, o);
+  WriteBack<std::string, std::string> wb(writer, o);
 
   const std::string value(200, 'v');
   std::uintmax_t peak = 0;
@@ -124,7 +124,7 @@ TEST(WriteBackBounds, OneStuckKeyDoesNotPinTheJournal) {
           },
       .erase = [&](std::span<const std::string>) { return absl::OkStatus(); }};
   constexpr std::size_t kSegment = 32 << 10;
-  WriteBehindOptions<std::string> o;
+  WriteBackOptions<std::string> o;
   o.delay = std::chrono::milliseconds(0);
   o.max_batch = 1;
   o.max_dirty = 1000;
@@ -134,7 +134,7 @@ TEST(WriteBackBounds, OneStuckKeyDoesNotPinTheJournal) {
   o.retry_base = std::chrono::milliseconds(1);
   o.retry_max = std::chrono::milliseconds(5);
   o.shutdown_flush_attempts = 1;
-  WriteBehind<std::string, std::string> wb(writer, o);
+  WriteBack<std::string, std::string> wb(writer, o);
   ASSERT_TRUE(wb.put("stuck", "x").ok());
   const std::string value(200, 'v');
   std::uintmax_t peak = 0;
