@@ -281,11 +281,14 @@ TEST_F(RedisClusterChaosTest, KilledMasterUnderLoadRecoversWithinBound) {
   // client's refresh finds it; no user action.
   EXPECT_TRUE(recovered(*store, seconds(10)));
   const auto took = std::chrono::duration_cast<milliseconds>(Steady::now() - killed_at).count();
-  // Then a while of clean operation: every call succeeds again.
+  // Then a while of clean operation: every call succeeds again. A call each
+  // load thread had already started when recovery was observed may still
+  // fail (seen once under TSan); a client still failing would fail hundreds
+  // of calls in this window.
   const auto failures_then = load.failures.load();
   std::this_thread::sleep_for(milliseconds(500));  // a window of load, not a wait for an event
   load.stop();
-  EXPECT_EQ(load.failures.load(), failures_then) << "calls still failing after recovery";
+  EXPECT_LE(load.failures.load(), failures_then + 2) << "calls still failing after recovery";
   EXPECT_TRUE(cluster_->is_master(replica));
   EXPECT_LE(load.slowest_ms.load(), kCallBoundMs) << "a call hung";
   std::printf("kill -9 master: %llu ops, %llu failed (fast), slowest %lld ms, recovered in %lld ms\n",
