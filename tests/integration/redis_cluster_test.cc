@@ -268,8 +268,12 @@ TEST_F(RedisClusterTest, TwoTieredStoresStayCoherent) {
     EXPECT_TRUE(bus->wait_listening(seconds(10)));
     return std::make_pair(tier, bus);
   };
-  auto [a, bus_a] = make();
-  auto [b, bus_b] = make();
+  // Plain variables, not structured bindings: clang 14 can't capture those in a lambda.
+  const auto pair_a = make();
+  const auto pair_b = make();
+  const auto& a = pair_a.first;
+  const auto& b = pair_b.first;
+  const auto& bus_b = pair_b.second;
   ASSERT_TRUE(a->put("k", entry("one")).ok());
   ASSERT_EQ(b->get("k")->value().value, "one");  // b's L1 now holds "one"
   const auto received = bus_b->stats().received;
