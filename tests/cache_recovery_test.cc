@@ -67,8 +67,14 @@ class CacheRecoveryTest : public ::testing::Test {
   CacheEnv<> env;
   Db db;
 
-  CacheOptions<std::string, std::string> write_through() {
+  // base: the plain mechanism, without the late-write hold (tested below).
+  CacheOptions<std::string, std::string> base() {
     CacheOptions<std::string, std::string> o = env.options();
+    o.late_write_window = milliseconds(0);
+    return o;
+  }
+  CacheOptions<std::string, std::string> write_through() {
+    CacheOptions<std::string, std::string> o = base();
     o.write_mode = WriteMode::kWriteThrough;
     o.writer = db.writer();
     return o;
@@ -181,6 +187,7 @@ TEST_F(CacheRecoveryTest, EraseAndWriteBackPutDuringAnOutageAreOkAndRecover) {
   CacheEnv<> wb_env;
   Db wb_db;
   CacheOptions<std::string, std::string> wo = wb_env.options();
+  wo.late_write_window = milliseconds(0);
   wo.write_mode = WriteMode::kWriteBack;
   wo.writer = wb_db.writer();
   wo.write_back_delay = milliseconds(0);
@@ -201,7 +208,7 @@ TEST_F(CacheRecoveryTest, EraseAndWriteBackPutDuringAnOutageAreOkAndRecover) {
 }
 
 TEST_F(CacheRecoveryTest, InvalidateDuringAnOutageReturnsTheErrorAndIsReappliedLater) {
-  Cache<std::string, std::string> cache(env.store, env.options());
+  Cache<std::string, std::string> cache(env.store, base());
   db.rows["k"] = "v1";
   ASSERT_EQ(read(cache, "k"), "v1");
   db.rows["k"] = "v2";  // changed behind the cache (cache-aside)
@@ -254,6 +261,102 @@ TEST_F(CacheRecoveryTest, ASuccessfulPutSettlesAnOlderDeferredDrop) {
   const int loads = db.loads;
   EXPECT_EQ(read(cache, "k"), "v2");
   EXPECT_EQ(db.loads, loads);  // a hit
+}
+
+// ---- late writes (CacheOptions::late_write_window) ----
+//
+// A store write that failed may still be applied later: a SET that timed out
+// in a stalled Redis lands after the repair's DEL or after a newer put. The
+// test plays the late SET by writing the old entry into the store itself.
+
+TEST_F(CacheRecoveryTest, APutThatFailedAndLandsLateIsDroppedAgainAfterTheWindow) {
+  CacheOptions<std::string, std::string> o = write_through();
+  o.late_write_window = seconds(2);
+  Cache<std::string, std::string> cache(env.store, o);
+  const Entry<std::string> late{"v1", env.clock->now() + seconds(10),
+                                env.clock->now() + seconds(10)};
+  env.store->set_down(absl::DeadlineExceededError("SET timed out"));
+  ASSERT_TRUE(cache.put("k", "v1").ok());  // reached the db; its SET may still land
+  env.store->set_down(absl::OkStatus());
+  ASSERT_TRUE(cache.put("k", "v2").ok());  // the store takes v2...
+  ASSERT_TRUE(env.store->put("k", late).ok());  // ...and the SET of v1 lands after it
+  // Inside the window the key stays suspect: never served from the store.
+  EXPECT_EQ(cache.stats().invalidations_pending, 1u);
+  EXPECT_EQ(read(cache, "k"), "v2");
+  env.executor->run_all();  // nothing to drop yet (the put of v2 was the first repair)
+  ASSERT_TRUE(env.store->put("k", late).ok());  // v1 lands once more
+  EXPECT_EQ(read(cache, "k"), "v2");
+  env.clock->advance(milliseconds(1500));
+  EXPECT_EQ(read(cache, "k"), "v2");
+  EXPECT_EQ(env.executor->run_all(), 0u);  // not due: the window is not over
+  EXPECT_EQ(cache.stats().invalidations_pending, 1u);
+  env.clock->advance(milliseconds(600));
+  EXPECT_EQ(read(cache, "k"), "v2");  // schedules the second drop
+  ASSERT_EQ(env.executor->run_all(), 1u);
+  EXPECT_EQ(cache.stats().invalidations_pending, 0u);
+  // The late v1 is gone; from now on the key is an ordinary entry.
+  EXPECT_FALSE(env.store->raw("k").has_value());
+  const int loads = db.loads;
+  EXPECT_EQ(read(cache, "k"), "v2");
+  EXPECT_EQ(read(cache, "k"), "v2");
+  EXPECT_EQ(db.loads, loads + 1);
+}
+
+TEST_F(CacheRecoveryTest, AFillThatTimedOutIsHeldLikeAFailedPut) {
+  CacheOptions<std::string, std::string> o = write_through();
+  o.late_write_window = seconds(2);
+  Cache<std::string, std::string> cache(env.store, o);
+  db.rows["k"] = "v1";
+  env.store->set_down(absl::DeadlineExceededError("SET timed out"));
+  EXPECT_EQ(read(cache, "k"), "v1");  // loaded; its fill timed out
+  EXPECT_EQ(cache.stats().invalidations_deferred, 1u);
+  env.store->set_down(absl::OkStatus());
+  ASSERT_TRUE(cache.put("k", "v2").ok());
+  ASSERT_TRUE(env.store->put("k", Entry<std::string>{"v1", env.clock->now() + seconds(10),
+                                                     env.clock->now() + seconds(10)})
+                  .ok());  // the fill lands late
+  EXPECT_EQ(read(cache, "k"), "v2");
+  env.clock->advance(seconds(2));
+  EXPECT_EQ(read(cache, "k"), "v2");
+  env.executor->run_all();
+  EXPECT_EQ(cache.stats().invalidations_pending, 0u);
+  EXPECT_FALSE(env.store->raw("k").has_value());
+  EXPECT_EQ(read(cache, "k"), "v2");
+  // A fill refused outright (no connection: it was never sent) is not held.
+  db.rows["j"] = "j1";
+  env.store->set_down(absl::UnavailableError("no connection"));
+  EXPECT_EQ(read(cache, "j"), "j1");
+  env.store->set_down(absl::OkStatus());
+  EXPECT_EQ(cache.stats().invalidations_deferred, 1u);
+}
+
+TEST_F(CacheRecoveryTest, WithASchedulerTheSecondDropRunsWhenTheWindowEnds) {
+  auto scheduler = std::make_shared<testing::ManualScheduler>();
+  CacheOptions<std::string, std::string> o = write_through();
+  o.late_write_window = seconds(2);
+  o.scheduler = scheduler;
+  Cache<std::string, std::string> cache(env.store, o);
+  env.store->set_down(kDown);
+  ASSERT_TRUE(cache.put("k", "v").ok());
+  env.store->set_down(absl::OkStatus());
+  env.clock->advance(milliseconds(50));
+  EXPECT_EQ(scheduler->run_due(env.clock->now()), 1u);
+  ASSERT_EQ(env.executor->run_all(), 1u);  // the first drop
+  EXPECT_EQ(cache.stats().invalidations_reapplied, 1u);
+  EXPECT_EQ(cache.stats().invalidations_pending, 1u);
+  EXPECT_EQ(scheduler->pending(), 1u);  // a wake-up for the window's end
+  ASSERT_TRUE(env.store->put("k", Entry<std::string>{"old", env.clock->now() + seconds(10),
+                                                     env.clock->now() + seconds(10)})
+                  .ok());  // the late SET
+  env.clock->advance(milliseconds(1000));
+  EXPECT_EQ(scheduler->run_due(env.clock->now()), 1u);
+  EXPECT_EQ(env.executor->run_all(), 0u);  // not yet
+  env.clock->advance(milliseconds(1000));
+  EXPECT_GE(scheduler->run_due(env.clock->now()), 1u);
+  ASSERT_EQ(env.executor->run_all(), 1u);
+  EXPECT_EQ(cache.stats().invalidations_pending, 0u);
+  EXPECT_EQ(cache.stats().invalidations_reapplied, 2u);
+  EXPECT_FALSE(env.store->raw("k").has_value());
 }
 
 TEST_F(CacheRecoveryTest, DestructionMakesOneLastRepairAttempt) {

@@ -193,6 +193,14 @@ struct CacheOptions {
   // other clock (then calls drive the retries; tests may pass a
   // ManualScheduler instead).
   std::shared_ptr<Scheduler> scheduler = nullptr;
+  // How late a store write that failed may still be applied by the store (a
+  // SET that timed out in a stalled Redis or a slow network). A key whose
+  // store write failed is not served from the store for this long, and its
+  // old copy is dropped once when the store answers and once more after it,
+  // so a late write cannot revive an old value for the rest of its ttl.
+  // 0: no hold (a late write may then survive until its stale_until). Clock
+  // time; must be >= 0.
+  std::chrono::milliseconds late_write_window{std::chrono::seconds(2)};
 };
 
 namespace internal {

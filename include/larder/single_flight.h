@@ -14,8 +14,9 @@
 //   * Waiters may give up after a deadline (Flight::wait_for) while the work
 //     goes on; Cache uses this for load_timeout.
 //   * A flight can be *superseded*: a later write to the key (invalidate, put,
-//     erase) marks it, and the flight then still hands its result to its
-//     waiters but does not publish it into the cache. publish_if_current()
+//     erase) marks it and takes it out of the table, and the flight then still
+//     hands its result to the waiters it has but does not publish it into the
+//     cache; callers after the write start a new flight. publish_if_current()
 //     and supersede() take the flight's own publish mutex, so a publish in
 //     progress finishes before supersede() returns and a publish after it does
 //     not happen: this is what stops an invalidated load from resurrecting an
@@ -203,17 +204,30 @@ class SingleFlight {
     flight->complete(std::move(result));
   }
 
-  // supersede: marks key's flight in progress (if any) superseded.
+  // supersede: marks key's flight in progress (if any) superseded and takes
+  // it out of the table: a caller that comes later leads a new flight
+  // instead of joining one whose result predates the write (its leader still
+  // finishes it for the waiters it has).
   void supersede(const K& key) {
-    if (FlightPtr f = find(key)) f->supersede();
+    FlightPtr f;
+    {
+      Shard& s = shard_for(key);
+      internal::MutexLock l(&s.mu);
+      auto it = s.flights.find(key);
+      if (it == s.flights.end()) return;
+      f = std::move(it->second);
+      s.flights.erase(it);
+    }
+    f->supersede();
   }
 
-  // supersede_all: marks every flight in progress superseded. O(flights).
+  // supersede_all: supersede() for every flight in progress. O(flights).
   void supersede_all() {
     std::vector<FlightPtr> all;
     for (Shard& s : shards_) {
       internal::MutexLock l(&s.mu);
-      for (auto& [k, f] : s.flights) all.push_back(f);
+      for (auto& [k, f] : s.flights) all.push_back(std::move(f));
+      s.flights.clear();
     }
     for (FlightPtr& f : all) f->supersede();
   }

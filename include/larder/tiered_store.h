@@ -572,7 +572,7 @@ class TieredStore : public Store<K, V> {
   }
 
   void publish_bytes(std::span<const std::string> keys) {
-    const auto mark = unsent_.mark();
+    const auto mark = unsent_.mark(clock_->now());
     published_.add(keys.size());
     absl::Status s = keys.size() == 1 ? bus_->publish_from(origin_, keys[0])
                                       : bus_->publish_many_from(origin_, keys);
@@ -585,14 +585,14 @@ class TieredStore : public Store<K, V> {
     }
     bus_error(s);
     publishes_deferred_.add(keys.size());
-    for (const std::string& k : keys) unsent_.add(k);
+    for (const std::string& k : keys) unsent_.add(k, clock_->now());
     unsent_.failed(clock_->now());
     wake_later();
   }
 
   void publish_clear() {
     if (bus_ == nullptr) return;
-    const auto mark = unsent_.mark();
+    const auto mark = unsent_.mark(clock_->now());
     published_.add();
     absl::Status b = bus_->publish_clear_from(origin_);
     if (b.ok()) {
@@ -632,7 +632,12 @@ class TieredStore : public Store<K, V> {
     if (wait_for_due && !unsent_.due(clock_->now())) return;
     if (!unsent_.try_begin()) return;
     for (int round = 0; round < 64 && unsent_.any(); ++round) {
-      typename internal::PendingInvalidations<std::string>::Work w = unsent_.work(kResendBatch);
+      typename internal::PendingInvalidations<std::string>::Work w =
+          unsent_.work(kResendBatch, clock_->now());
+      if (!w.clear && w.keys.empty()) {
+        unsent_.succeeded();
+        break;
+      }
       absl::Status s;
       if (w.clear) {
         s = bus_->publish_clear_from(origin_);

@@ -302,6 +302,7 @@ class CacheCore : public TaskOwner {
     if (o.load_timeout.count() < 0) bad("load_timeout must be >= 0");
     if (o.error_backoff.count() < 0) bad("error_backoff must be >= 0");
     if (o.max_pending_invalidations == 0) bad("max_pending_invalidations must be > 0");
+    if (o.late_write_window.count() < 0) bad("late_write_window must be >= 0");
     if (o.negative_ttl.count() > 0 && o.negative_max_entries == 0) {
       bad("negative_ttl > 0 needs negative_max_entries > 0");
     }

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <utility>
 
@@ -70,6 +71,10 @@ struct CacheState {
           std::make_unique<ExpiringKeySet<K>>(std::max<std::size_t>(opt.negative_max_entries, 1024));
     }
   }
+
+  // With write-back: whether key has a write not yet written (set by
+  // Writes). A load does not store what it read then (loads.h). Null: none.
+  std::function<bool(const K&)> dirty_now;
 
   // Refresh back-off: after a background refresh of key failed (not
   // NotFound), no new refresh of key starts for error_backoff; hits keep

@@ -12,7 +12,13 @@
 // Publishing: a flight stores its result only under its publish mutex and
 // only if no write superseded it (publish, publish_absent), so an invalidate
 // that races a load wins: the load's value still reaches the callers waiting
-// for it, but is not stored after the invalidate. A loaded value is a fill
+// for it, but is not stored after the invalidate. A superseded flight also
+// leaves the table, so callers after the write lead a new one. With
+// write-back, a load that read the system of record before a pending write
+// reached it must not be stored either: publish skips a key that is dirty,
+// and the flusher supersedes the flights of the keys it wrote before they
+// turn clean (WriteBackOptions::before_clean), so a flight that read the old
+// row publishes neither while the key is dirty nor after. A loaded value is a fill
 // (Store::fill: other instances are not told); a refresh that found a
 // different value is a change (Store::put), whose failure defers the drop of
 // the old copy (recovery.h).
@@ -183,12 +189,15 @@ class Loads {
   // publish: stores entry for key unless flight was superseded (see above).
   void publish(const FlightPtr& flight, const K& key, Entry<V> entry, bool changed = false) {
     flight->publish_if_current([&] {
+      if (dirty_now(key)) return;  // read before a write not yet written
       const auto mark = recovery_.mark();
       absl::Status st =
           changed ? s_.store->put(key, std::move(entry)) : s_.store->fill(key, std::move(entry));
       if (!st.ok()) {
         s_.counters.store_errors.add();
-        if (changed) recovery_.defer(key);
+        // A fill that timed out may still land, after a later put: deferred
+        // too (recovery.h).
+        if (changed || st.code() == absl::StatusCode::kDeadlineExceeded) recovery_.defer(key);
       } else if (changed) {
         recovery_.settle(key, mark);
       }
@@ -201,10 +210,14 @@ class Loads {
   // remember the absence.
   void publish_absent(const FlightPtr& flight, const K& key, TimePoint now) {
     flight->publish_if_current([&] {
+      if (dirty_now(key)) return;  // read before a write not yet written
       if (!s_.store->erase(key).ok()) s_.counters.store_errors.add();
       if (s_.negative) s_.negative->add(key, now + s_.negative_ttl, now);
     });
   }
+
+  // dirty_now: with write-back, whether key has a write not yet written.
+  bool dirty_now(const K& key) const { return s_.dirty_now && s_.dirty_now(key); }
 
   // fresh_in_store: the value of key's fresh entry in the store, if any.
   std::optional<V> fresh_in_store(const K& key) {

@@ -31,6 +31,14 @@
 // Writers of the store take mark() before their store call and settle() with
 // it after a success (pending_invalidations.h explains why that is race-free).
 //
+// A failed store write may still be applied later (a SET that timed out on a
+// stalled server or a slow network lands after the repair's drop, or after a
+// newer overwrite). So a deferred key stays suspect for
+// CacheOptions::late_write_window after its failure, and its drop is applied
+// once as soon as the store answers and once more after the window
+// (pending_invalidations.h, "Late writes"). A fill (a loaded value) that timed
+// out is deferred for the same reason: it may land after a later put.
+//
 // Thread-safety: every method may be called concurrently. The hit path pays
 // one relaxed load (any()) while nothing is pending.
 #ifndef LARDER_INTERNAL_RECOVERY_H_
@@ -55,23 +63,24 @@ namespace larder::internal {
 template <class K, class V>
 class Recovery {
  public:
-  using Seq = typename PendingInvalidations<K>::Seq;
+  using Mark = typename PendingInvalidations<K>::Mark;
 
   explicit Recovery(CacheState<K, V>& s)
       : s_(s),
-        pending_(std::max<std::size_t>(s.opt.max_pending_invalidations, 1)),
+        pending_(std::max<std::size_t>(s.opt.max_pending_invalidations, 1),
+                 s.opt.late_write_window),
         scheduler_(s.opt.scheduler != nullptr       ? s.opt.scheduler
                    : s.fresh.is_system_clock()      ? default_scheduler()
                                                     : nullptr) {}
 
   bool any() const { return pending_.any(); }
-  Seq mark() const { return pending_.mark(); }
-  void settle(const K& key, Seq mark) { pending_.settle(key, mark); }
-  void settle_all(Seq mark) { pending_.settle_all(mark); }
+  Mark mark() const { return pending_.mark(s_.fresh.now()); }
+  void settle(const K& key, Mark mark) { pending_.settle(key, mark); }
+  void settle_all(Mark mark) { pending_.settle_all(mark); }
 
   // defer: key's old copy may still be in the store.
   void defer(const K& key) {
-    if (pending_.add(key)) s_.counters.invalidations_deferred.add();
+    if (pending_.add(key, s_.fresh.now())) s_.counters.invalidations_deferred.add();
     wake_later();
   }
 
@@ -135,7 +144,11 @@ class Recovery {
   // fails (then backs off). Caller holds pending_'s running flag.
   void repair() {
     for (int round = 0; round < 64 && pending_.any(); ++round) {
-      typename PendingInvalidations<K>::Work w = pending_.work(kRepairBatch);
+      typename PendingInvalidations<K>::Work w = pending_.work(kRepairBatch, s_.fresh.now());
+      if (!w.clear && w.keys.empty()) {  // every key waits for its hold to end
+        pending_.succeeded();             // next attempt: when the first hold ends
+        break;
+      }
       absl::Status s =
           w.clear ? s_.store->clear() : s_.store->erase_many(std::span<const K>(w.keys));
       // A store that cannot clear: nothing more can be done for overflowed
@@ -151,6 +164,8 @@ class Recovery {
       pending_.done(w);
       pending_.succeeded();
     }
+    // Keys inside their hold are dropped once more when it ends.
+    if (pending_.any()) wake_later();
   }
 
   // wake_later: a repair is also attempted without any traffic, at the

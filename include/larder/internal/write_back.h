@@ -239,6 +239,12 @@ struct WriteBackOptions {
   // what a crash replays beyond the unflushed records; see "Replay" above.
   // Must be > 0.
   std::uint64_t journal_checkpoint_every = 512;
+  // Called on the flusher thread, unlocked, with the keys of a Writer call
+  // that succeeded, before they can turn clean (so a reader that finds them
+  // clean reads the system of record after this returned). Cache supersedes
+  // their loads in progress here: a load that read the system of record
+  // before the write must not be stored after it. May be empty.
+  std::function<void(std::span<const K>)> before_clean{};
 };
 
 // WriteBackStats: counters since construction (dirty: now).
@@ -343,6 +349,14 @@ class WriteBack {
     auto it = dirty_.find(key);
     if (it == dirty_.end()) return std::nullopt;
     return std::optional<std::optional<V>>(std::in_place, it->second.value);
+  }
+
+  // is_dirty: whether key has a write not yet written (pending() without
+  // the copy). Lock-free false for most clean keys.
+  bool is_dirty(const K& key) const {
+    if (!may_be_dirty(key)) return false;
+    MutexLock l(&mu_);
+    return dirty_.contains(key);
   }
 
   // may_be_dirty: false when key is certainly not dirty now; true when it may
@@ -760,6 +774,10 @@ class WriteBack {
         es = call_user(kWriterWhat, [&] {
           return writer_.erase(std::span<const K>(b.erases.data(), b.erases.size()));
         });
+      }
+      if (options_.before_clean) {
+        if (ws.ok() && !b.put_keys.empty()) options_.before_clean(b.put_keys);
+        if (es.ok() && !b.erases.empty()) options_.before_clean(b.erases);
       }
     });
     const TimePoint now = clock_->now();

@@ -87,7 +87,12 @@ class Writes {
                                           .retry_max = o.write_back_retry_max,
                                           .clock = s_.fresh.clock(),
                                           .on_error = o.on_write_error,
-                                          .journal_segment_age = o.write_back_journal_segment_age});
+                                          .journal_segment_age = o.write_back_journal_segment_age,
+                                          .before_clean = [&s](std::span<const K> keys) {
+                                            for (const K& k : keys) s.flights.supersede(k);
+                                          }});
+      // Loads do not store what they read while a key is dirty (loads.h).
+      s_.dirty_now = [wb = wb_.get()](const K& key) { return wb->is_dirty(key); };
     }
   }
 
