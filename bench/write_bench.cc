@@ -19,7 +19,7 @@
 //     at most n keys per Writer call; keys_per_s.
 //
 // Run: build with the release preset, then
-//   /work/build-<you>-release/bench/write_bench --benchmark_counters_tabular=true
+//   build/release/bench/write_bench --benchmark_counters_tabular=true
 #include <stdlib.h>
 #include <unistd.h>
 

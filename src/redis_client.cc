@@ -68,6 +68,7 @@
 //
 // References: Redis pipelining, https://redis.io/docs/manual/pipelining/;
 // circuit breaker, M. Nygard, "Release It!" (2007), ch. 5.
+#include "larder/internal/errno_text.h"
 #include "larder/redis/client.h"
 #include "larder/redis/uri.h"
 
@@ -134,7 +135,7 @@ int wait_fd(int fd, short events, Steady::time_point deadline) {
 
 absl::Status poll_error(std::string_view what) {
   return absl::UnavailableError(
-      absl::StrCat("redis ", internal::av(what), ": poll failed: ", std::strerror(errno)));
+      absl::StrCat("redis ", internal::av(what), ": poll failed: ", internal::errno_text(errno)));
 }
 
 // write_some: sends what it can of c's output buffer without blocking and
@@ -447,7 +448,7 @@ void run_flights(std::vector<Flight>& fl, std::vector<Sub>& subs, std::string_vi
         f.status = std::move(s);
         f.done = true;
       };
-      const short re = r > 0 ? pfd[j].revents : 0;
+      const int re = r > 0 ? pfd[j].revents : 0;
       if ((re & POLLOUT) != 0) {
         const std::size_t before = sdslen(c->obuf);
         int done = 0;
@@ -660,8 +661,10 @@ struct RedisClient::Impl {
       return;
     }
     connect_failures.fetch_add(1, std::memory_order_relaxed);
-    if (opts.log) log(RedisLogLevel::kWarning, absl::StrCat("larder redis: connect to ", n.label,
-                                                         " failed: ", s.ToString()));
+    if (opts.log) {
+      log(RedisLogLevel::kWarning,
+          absl::StrCat("larder redis: connect to ", n.label, " failed: ", s.ToString()));
+    }
   }
 
   // Why borrow() failed, for the breaker: kNone (local: the pool was busy),
@@ -999,7 +1002,10 @@ struct RedisClient::Impl {
       }
       reached = true;
       if (mh.empty() || mp < 1 || mp > 65535) continue;  // this sentinel does not know it
-      if (i != 0) std::rotate(sentinel_addrs.begin(), sentinel_addrs.begin() + i, sentinel_addrs.begin() + i + 1);
+      if (i != 0) {
+        const auto at = sentinel_addrs.begin() + static_cast<std::ptrdiff_t>(i);
+        std::rotate(sentinel_addrs.begin(), at, at + 1);
+      }
       const int idx = node_for(mh, mp);
       if (idx < 0) return absl::ResourceExhaustedError("redis sentinel: too many nodes");
       const std::uint16_t old = master.exchange(static_cast<std::uint16_t>(idx), std::memory_order_acq_rel);

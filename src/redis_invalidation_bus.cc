@@ -43,6 +43,7 @@
 //
 // References: Redis pub/sub, https://redis.io/docs/manual/pubsub/ (delivery is
 // at most once; nothing is kept for disconnected subscribers).
+#include "larder/internal/errno_text.h"
 #include "larder/redis/invalidation_bus.h"
 
 #include <fcntl.h>
@@ -91,7 +92,7 @@ enum class Wait { kReady, kTimeout, kWoken, kError };
 }  // namespace
 
 struct RedisInvalidationBus::Impl {
-  Impl(std::shared_ptr<RedisClient> c, std::string ch, RedisInvalidationBusOptions bo)
+  Impl(std::shared_ptr<RedisClient> c, const std::string& ch, RedisInvalidationBusOptions bo)
       : client(std::move(c)), bus_opts(bo), set(std::make_shared<internal::ListenerSet>()) {
     if (client == nullptr) throw std::invalid_argument("RedisInvalidationBus: client is null");
     if (bus_opts.ping_interval.count() <= 0) {
@@ -100,7 +101,7 @@ struct RedisInvalidationBus::Impl {
     if (ch.empty()) throw std::invalid_argument("RedisInvalidationBus: channel is empty");
     channel = client->options().key_prefix + ch;
     if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-      throw std::runtime_error(absl::StrCat("RedisInvalidationBus: pipe2: ", std::strerror(errno)));
+      throw std::runtime_error(absl::StrCat("RedisInvalidationBus: pipe2: ", internal::errno_text(errno)));
     }
   }
 

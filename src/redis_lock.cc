@@ -58,13 +58,13 @@ absl::StatusOr<long long> integer_reply(RedisReplyRef r, std::string_view what) 
 
 }  // namespace
 
-RedisLock::RedisLock(std::shared_ptr<RedisClient> client, std::string name,
+RedisLock::RedisLock(std::shared_ptr<RedisClient> client, std::string_view name,
                      RedisLockOptions options)
     : client_(std::move(client)), options_(options) {
   if (client_ == nullptr) throw std::invalid_argument("RedisLock: client is null");
   if (options_.ttl.count() <= 0) throw std::invalid_argument("RedisLockOptions: ttl must be > 0");
   if (options_.wait.count() < 0) throw std::invalid_argument("RedisLockOptions: wait must be >= 0");
-  key_ = client_->options().key_prefix + name;
+  key_ = client_->options().key_prefix + std::string(name);
 }
 
 RedisLock::~RedisLock() {

@@ -27,6 +27,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "larder/internal/errno_text.h"
 #include "larder/internal/redis_status.h"
 #include "larder/redis/client.h"
 
@@ -96,7 +97,7 @@ inline absl::StatusOr<RedisContextPtr> connect_nonblocking_to(const std::string&
   const int fl = ::fcntl(c->fd, F_GETFL);
   if (fl < 0 || ::fcntl(c->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
     return absl::UnavailableError(
-        absl::StrCat("redis connect: fcntl(O_NONBLOCK): ", std::strerror(errno)));
+        absl::StrCat("redis connect: fcntl(O_NONBLOCK): ", internal::errno_text(errno)));
   }
   c->flags &= ~REDIS_BLOCK;
   return c;

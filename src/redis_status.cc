@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "larder/internal/absl_compat.h"
+#include "larder/internal/errno_text.h"
 
 namespace larder::internal {
 
@@ -49,7 +50,7 @@ absl::Status status_from_redis(const redisContext* ctx, const redisReply* reply,
 }
 
 absl::Status redis_io_status(std::string_view what, int err) {
-  const std::string msg = absl::StrCat("redis ", av(what), ": ", std::strerror(err));
+  const std::string msg = absl::StrCat("redis ", av(what), ": ", internal::errno_text(err));
   return err == ETIMEDOUT ? absl::DeadlineExceededError(msg) : absl::UnavailableError(msg);
 }
 

@@ -208,6 +208,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "larder/internal/errno_text.h"
 #include "larder/clock.h"
 #include "larder/internal/absl_compat.h"
 #include "larder/internal/crc32c.h"
@@ -406,7 +407,7 @@ inline absl::Status unshared(const absl::Status& s) {
 
 inline absl::Status errno_status(std::string_view what, const std::string& path, int err) {
   return absl::DataLossError(absl::StrCat("journal: ", av(what), " ", av(path), ": ",
-                                          av(std::string_view(std::strerror(err)))));
+                                          av(std::string_view(errno_text(err)))));
 }
 
 inline absl::Status write_all(int fd, std::string_view data, const std::string& path) {
@@ -762,7 +763,7 @@ class Journal {
     const std::string p = absl::StrCat(path_, ".lock");
     lock_fd_ = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (lock_fd_ < 0) {
-      return absl::DataLossError(absl::StrCat("journal: cannot open ", p, ": ", std::strerror(errno)));
+      return absl::DataLossError(absl::StrCat("journal: cannot open ", p, ": ", errno_text(errno)));
     }
     if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
       const int e = errno;
@@ -771,7 +772,7 @@ class Journal {
             "journal: ", path_, " is in use by another journal (", p,
             " is locked: another process, or another cache in this one, uses this path)"));
       }
-      return absl::DataLossError(absl::StrCat("journal: cannot lock ", p, ": ", std::strerror(e)));
+      return absl::DataLossError(absl::StrCat("journal: cannot lock ", p, ": ", errno_text(e)));
     }
     return absl::OkStatus();
   }

@@ -60,7 +60,8 @@ class RedisLock {
  public:
   // The lock's Redis key is client->options().key_prefix + name. Throws
   // std::invalid_argument when client is null or options.ttl <= 0.
-  RedisLock(std::shared_ptr<RedisClient> client, std::string name, RedisLockOptions options = {});
+  RedisLock(std::shared_ptr<RedisClient> client, std::string_view name,
+            RedisLockOptions options = {});
   // Releases the lock if held (best effort: an error is logged, not thrown).
   ~RedisLock();
   RedisLock(const RedisLock&) = delete;
