@@ -330,6 +330,34 @@ TEST_F(CacheRecoveryTest, AFillThatTimedOutIsHeldLikeAFailedPut) {
   EXPECT_EQ(cache.stats().invalidations_deferred, 1u);
 }
 
+// A timed-out fill is only a precaution: past the bound it is not deferred,
+// so a long stall never turns into a clear of the whole (shared) store.
+TEST_F(CacheRecoveryTest, TimedOutFillsPastTheBoundNeverForceAClear) {
+  CacheOptions<std::string, std::string> o = write_through();
+  o.late_write_window = seconds(2);
+  o.max_pending_invalidations = 2;
+  Cache<std::string, std::string> cache(env.store, o);
+  db.rows["other"] = "x";
+  ASSERT_EQ(read(cache, "other"), "x");  // cached before the stall
+  env.store->set_down(absl::DeadlineExceededError("SET timed out"));
+  for (std::string k : {"a", "b", "c", "d"}) {
+    db.rows[k] = k;
+    EXPECT_EQ(read(cache, k), k);
+  }
+  env.store->set_down(absl::OkStatus());
+  CacheStats st = cache.stats();
+  EXPECT_EQ(st.invalidations_deferred, 2u);
+  EXPECT_EQ(st.invalidations_pending, 2u);  // two keys, not "clear everything"
+  const int loads = db.loads;
+  EXPECT_EQ(read(cache, "other"), "x");  // still trusted
+  EXPECT_EQ(db.loads, loads);
+  env.clock->advance(seconds(3));
+  (void)read(cache, "a");
+  env.executor->run_all();
+  EXPECT_EQ(cache.stats().invalidations_pending, 0u);
+  EXPECT_TRUE(env.store->raw("other").has_value());
+}
+
 TEST_F(CacheRecoveryTest, WithASchedulerTheSecondDropRunsWhenTheWindowEnds) {
   auto scheduler = std::make_shared<testing::ManualScheduler>();
   CacheOptions<std::string, std::string> o = write_through();

@@ -196,8 +196,12 @@ class Loads {
       if (!st.ok()) {
         s_.counters.store_errors.add();
         // A fill that timed out may still land, after a later put: deferred
-        // too (recovery.h).
-        if (changed || st.code() == absl::StatusCode::kDeadlineExceeded) recovery_.defer(key);
+        // too, while there is room (recovery.h).
+        if (changed) {
+          recovery_.defer(key);
+        } else if (st.code() == absl::StatusCode::kDeadlineExceeded) {
+          recovery_.defer_if_room(key);
+        }
       } else if (changed) {
         recovery_.settle(key, mark);
       }

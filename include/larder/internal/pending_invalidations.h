@@ -102,8 +102,20 @@ class PendingInvalidations {
   // something new pending: false when key was pending already (its sequence
   // number moves on) or when a clear is already needed; past max_keys the set
   // degrades to "clear needed".
-  bool add(const K& key, TimePoint now) {
+  bool add(const K& key, TimePoint now) { return add(key, now, /*degrade=*/true); }
+
+  // add_if_room: add() that never degrades to "clear needed": past max_keys
+  // (or when a clear is needed already) nothing is added and it returns
+  // false. For drops that are only a precaution (recovery.h: a timed-out
+  // fill), which must not make the owner clear the whole store.
+  bool add_if_room(const K& key, TimePoint now) { return add(key, now, /*degrade=*/false); }
+
+ private:
+  bool add(const K& key, TimePoint now, bool degrade) {
     MutexLock l(&mu_);
+    if (!degrade && (clear_at_ != 0 || (keys_.size() >= max_keys_ && !keys_.contains(key)))) {
+      return false;
+    }
     const Seq s = seq_.fetch_add(1, std::memory_order_acq_rel) + 1;
     any_.store(true, std::memory_order_relaxed);
     // Something new to drop: due now unless the store is failing (back-off).
@@ -125,6 +137,8 @@ class PendingInvalidations {
     return true;
   }
 
+
+ public:
   // add_clear: every key may be stale (a clear failed, or the set overflowed).
   void add_clear() {
     MutexLock l(&mu_);

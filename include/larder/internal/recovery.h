@@ -37,7 +37,9 @@
 // CacheOptions::late_write_window after its failure, and its drop is applied
 // once as soon as the store answers and once more after the window
 // (pending_invalidations.h, "Late writes"). A fill (a loaded value) that timed
-// out is deferred for the same reason: it may land after a later put.
+// out is deferred for the same reason (it may land after a later put), but
+// only while the set has room (defer_if_room): a long stall must not turn
+// into a clear of the whole shared store.
 //
 // Thread-safety: every method may be called concurrently. The hit path pays
 // one relaxed load (any()) while nothing is pending.
@@ -82,6 +84,16 @@ class Recovery {
   void defer(const K& key) {
     if (pending_.add(key, s_.fresh.now())) s_.counters.invalidations_deferred.add();
     wake_later();
+  }
+
+  // defer_if_room: defer() as a precaution (a fill that timed out may still
+  // land after a later put): only while the set has room, so it never turns
+  // into a clear of the whole store.
+  void defer_if_room(const K& key) {
+    if (pending_.add_if_room(key, s_.fresh.now())) {
+      s_.counters.invalidations_deferred.add();
+      wake_later();
+    }
   }
 
   // defer_clear: a clear failed: every key is suspect until one succeeds.
