@@ -390,6 +390,9 @@ class LocalStore : public Store<K, V> {
     const std::uint64_t h = hash_of(key);
     const std::uint32_t h32 = internal::fold_hash(h);
     Shard& s = shard_for(h);
+    if constexpr (kInPlace) {
+      if (try_update_unlocked(s, h32, key, entry)) return absl::OkStatus();
+    }
     // The clock is read only when something can expire: the new entry has a
     // deadline, or the shard's wheel holds some (then under the lock).
     const bool finite = entry.stale_until != TimePoint::max();
@@ -397,6 +400,7 @@ class LocalStore : public Store<K, V> {
     const std::uint64_t w = weigh(key, entry.value);
     Removals removed;
     std::int64_t due = kNever;
+    prefetch_policy(s, h32);
     {
       ShardLock l(s);
       drain_for_write_locked(s);
@@ -446,7 +450,10 @@ class LocalStore : public Store<K, V> {
         s.mu.assert_held();  // evict() calls back synchronously, under s.mu
         const auto* v = static_cast<const Hooks*>(victim);
         s.evictions.fetch_add(1, std::memory_order_relaxed);
-        destroy_locked(s, id_of(s, v), RemovalCause::kEvicted, removed);
+        // One probe finds the victim's id (by its node) and unpublishes it.
+        const std::uint32_t vid =
+            s.table.erase_where(v->hash, [&](std::uint32_t i) { return s.slab.hooks(i) == v; });
+        destroy_locked(s, vid, RemovalCause::kEvicted, removed, /*unpublished=*/true);
       });
       if (now == kNoTime && s.wheel.size() != 0) now = internal::to_nanos(clock_->now());
       due = maintain_locked(s, now, removed);
@@ -579,6 +586,8 @@ class LocalStore : public Store<K, V> {
                                    sizeof(Entry<V>) <= 128;
   static constexpr std::size_t kSeqStripes = kInPlace ? 256 : 1;
   static constexpr std::size_t kEntryWords = (sizeof(Entry<V>) + 7) / 8;
+  static constexpr std::uintptr_t kUpdateBit = 1;
+  static_assert(alignof(Hooks) > kUpdateBit);
 
   struct Removal {
     K key;
@@ -729,15 +738,18 @@ class LocalStore : public Store<K, V> {
     return std::min<std::uint64_t>(w, internal::PolicyHook::kMaxWeight);
   }
 
+  // prefetch_policy: starts loading the sketch counters a write to this hash
+  // will touch, before the lock is taken (so the misses overlap the lock and
+  // the index probe). The policy reads only fields fixed at construction.
+  static void prefetch_policy(const Shard& s, std::uint32_t h32) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    s.policy.prefetch_hash(h32);
+  }
+
   static bool expires(const Payload* n) { return n->entry.stale_until != TimePoint::max(); }
 
   // find: the id of key's node in s, or kNoId. Inside a guard or the lock.
   static std::uint32_t find(const Shard& s, std::uint32_t h32, const K& key) {
     return s.table.find(h32, [&](std::uint32_t id) { return Eq{}(s.slab.payload(id)->key, key); });
-  }
-  // id_of: the id of a published node (under the lock).
-  static std::uint32_t id_of(const Shard& s, const Hooks* h) {
-    return s.table.find(h->hash, [&](std::uint32_t id) { return s.slab.hooks(id) == h; });
   }
 
   // read_entry: a consistent copy of a published node's entry (inside a
@@ -777,15 +789,89 @@ class LocalStore : public Store<K, V> {
     const bool reschedule = n->entry.stale_until != entry.stale_until;
     if (reschedule) s.wheel.unschedule(id);
     std::atomic<std::uint32_t>& seq = s.seq[id % kSeqStripes];
-    const std::uint32_t v = seq.load(std::memory_order_relaxed);
-    seq.store(v + 1, std::memory_order_relaxed);
+    const std::uint32_t v = seq_begin(seq);
+    write_entry_words(n, entry);
+    seq.store(v + 2, std::memory_order_release);
+    s.policy.on_update(s.slab.hooks(id), static_cast<std::uint32_t>(w));
+    if (reschedule && expires(n)) s.wheel.schedule(id);
+  }
+
+  // seq_begin: makes a seqlock stripe's number odd, claiming the stripe for
+  // this writer, and returns the even number it had (the writer ends by
+  // storing that + 2 with release). Writers under the shard's lock and
+  // lock-free ones (try_update_unlocked) claim stripes alike, with a CAS; a
+  // stripe is held for the few stores of one entry.
+  static std::uint32_t seq_begin(std::atomic<std::uint32_t>& seq) {
+    for (;;) {
+      std::uint32_t v = seq.load(std::memory_order_relaxed);
+      if ((v & 1) == 0 &&
+          seq.compare_exchange_weak(v, v + 1, std::memory_order_acquire, std::memory_order_relaxed)) {
+        return v;
+      }
+      ShardLock::relax();
+    }
+  }
+
+  // write_entry_words: stores entry over a published node's entry, word by
+  // word with release (the caller holds the node's seqlock stripe).
+  static void write_entry_words(Payload* n, const Entry<V>& entry) {
     std::array<std::uint64_t, kEntryWords> words{};  // zeroed: Entry<V> may have padding
     std::memcpy(words.data(), &entry, sizeof(Entry<V>));
     auto* dst = reinterpret_cast<std::uint64_t*>(&n->entry);
     for (std::size_t i = 0; i < kEntryWords; ++i) __atomic_store_n(dst + i, words[i], __ATOMIC_RELEASE);
-    seq.store(v + 2, std::memory_order_release);
-    s.policy.on_update(s.slab.hooks(id), static_cast<std::uint32_t>(w));
-    if (reschedule && expires(n)) s.wheel.schedule(id);
+  }
+
+  // try_update_unlocked: put() on a key that is present, without the
+  // shard's lock, when nothing but the value and the policy's view change:
+  // kInPlace, no removal listener (no kReplaced to report), no weigher (the
+  // weight stays 1), and neither the old nor the new entry can expire (no
+  // timer wheel work). Finds the node as a reader does, claims its seqlock
+  // stripe, rewrites the entry, and hands the policy's part (on_update) to
+  // the read buffer as an update record, replayed by the next drain in the
+  // thread's order (Caffeine's write buffer, sharing the read buffer's
+  // stripes). Returns false (nothing done) when the key is absent or the
+  // case is not one of these: the caller takes the locked path.
+  //
+  // A concurrent removal under the lock (eviction, erase) may unpublish the
+  // node between the lookup and the write: the write then lands in a
+  // retired node (alive until the epoch guard is left) and is lost with it,
+  // as if the put had come just before the removal. The buffered record
+  // finds the node out of the policy (queue kNone) and is skipped.
+  bool try_update_unlocked(Shard& s, std::uint32_t h32, const K& key, const Entry<V>& entry) {
+    if (listener_ || weighted() || entry.stale_until != TimePoint::max()) return false;
+    bool drain = false;
+    {
+      internal::Epoch::Guard g;
+      const std::uint32_t id = find(s, h32, key);
+      if (id == kNoId) return false;
+      Payload* n = s.slab.payload(id);
+      std::atomic<std::uint32_t>& seq = s.seq[id % kSeqStripes];
+      const std::uint32_t v = seq_begin(seq);
+      // The stripe is ours: no writer changes the entry under us.
+      if (n->entry.stale_until != TimePoint::max()) {
+        seq.store(v, std::memory_order_release);  // nothing written: readers' copies hold
+        return false;
+      }
+      write_entry_words(n, entry);
+      seq.store(v + 2, std::memory_order_release);
+      const auto r = s.reads.offer(as_update(s.slab.hooks(id)));
+      drain = r == internal::ReadBuffer<Hooks>::kFilled || r == internal::ReadBuffer<Hooks>::kFull;
+    }
+    if (drain) try_maintain(s);
+    return true;
+  }
+
+  // Update records in the read buffer: the node's hooks with the low bit
+  // set (hooks are at least 8-byte aligned). A drain replays them as
+  // on_update.
+  static Hooks* as_update(Hooks* h) {
+    return reinterpret_cast<Hooks*>(reinterpret_cast<std::uintptr_t>(h) | kUpdateBit);
+  }
+  static bool is_update(const Hooks* h) {
+    return (reinterpret_cast<std::uintptr_t>(h) & kUpdateBit) != 0;
+  }
+  static Hooks* untagged(Hooks* h) {
+    return reinterpret_cast<Hooks*>(reinterpret_cast<std::uintptr_t>(h) & ~kUpdateBit);
   }
 
   static auto hash_of_id_fn(Shard& s) {
@@ -926,10 +1012,12 @@ class LocalStore : public Store<K, V> {
     // prefetch their neighbours in the policy's lists and their sketch
     // lines, then replay.
     Hooks* batch[internal::ReadBuffer<Hooks>::kStripes * internal::ReadBuffer<Hooks>::kSize];
+    bool update[internal::ReadBuffer<Hooks>::kStripes * internal::ReadBuffer<Hooks>::kSize];
     std::size_t n = 0;
     auto take = [&](Hooks* h) {
-      batch[n++] = h;
-      __builtin_prefetch(h, 1);
+      update[n] = is_update(h);
+      batch[n] = untagged(h);
+      __builtin_prefetch(batch[n++], 1);
     };
     if (all) {
       s.reads.drain(take);
@@ -942,7 +1030,13 @@ class LocalStore : public Store<K, V> {
       s.policy.prefetch(batch[i]);
     }
     for (std::size_t i = 0; i < n; ++i) {
-      if (batch[i]->queue != internal::PolicyQueue::kNone) s.policy.on_access(batch[i]);
+      Hooks* h = batch[i];
+      if (h->queue == internal::PolicyQueue::kNone) continue;
+      if (update[i]) {
+        s.policy.on_update(h, h->weight);  // a lock-free put (try_update_unlocked)
+      } else {
+        s.policy.on_access(h);
+      }
     }
   }
 
@@ -953,13 +1047,14 @@ class LocalStore : public Store<K, V> {
     destroy_locked(s, id, cause, removed);
   }
 
-  // destroy_locked: the node is already out of the policy; unpublishes it,
-  // unschedules it, copies key and value for the listener, retires it.
-  void destroy_locked(Shard& s, std::uint32_t id, RemovalCause cause, Removals& removed)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+  // destroy_locked: the node is already out of the policy; unpublishes it
+  // (unless the caller did), unschedules it, copies key and value for the
+  // listener, retires it.
+  void destroy_locked(Shard& s, std::uint32_t id, RemovalCause cause, Removals& removed,
+                      bool unpublished = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
     const Payload* n = s.slab.payload(id);
     s.wheel.unschedule(id);
-    s.table.erase(s.slab.hooks(id)->hash, id);
+    if (!unpublished) s.table.erase(s.slab.hooks(id)->hash, id);
     if (listener_) removed.push_back({n->key, n->entry.value, cause});
     retire_node(s, id);
   }

@@ -144,28 +144,31 @@ class ConcurrentIdTable {
   bool erase(std::uint32_t hash, std::uint32_t id) {
     std::atomic<std::uint32_t>* slot = slot_of(hash, id);
     if (slot == nullptr) return false;
-    --used_;
+    erase_slot(slot);
+    return true;
+  }
+  // erase_where: removes the first id on hash's probe path for which
+  // match(id) is true and returns it (kNone when there is none): one probe
+  // where find() then erase() would take two (LocalStore's eviction knows a
+  // victim by its node, not its id). Writer only.
+  template <class Match>
+  std::uint32_t erase_where(std::uint32_t hash, Match&& match) {
     std::atomic<std::uint32_t>* a = array_.load(std::memory_order_relaxed);
     const std::uint32_t cap = a[0].load(std::memory_order_relaxed);
     std::atomic<std::uint32_t>* slots = a + 1;
-    std::uint32_t i = static_cast<std::uint32_t>(slot - slots);
-    if (slots[i + 1 == cap ? 0 : i + 1].load(std::memory_order_relaxed) != kEmpty) {
-      slot->store(kTomb, std::memory_order_release);
-      ++tombs_;
-      return true;
+    const std::uint32_t tag = tag_of(hash);
+    std::uint32_t i = home(hash, cap);
+    for (std::uint32_t n = 0; n < cap; ++n) {
+      const std::uint32_t v = slots[i].load(std::memory_order_relaxed);
+      if (v == kEmpty) return kNone;
+      if (v != kTomb && (v >> kIdBits) == tag && match(id_of(v))) {
+        erase_slot(&slots[i]);
+        return id_of(v);
+      }
+      if (++i == cap) i = 0;
     }
-    // The next slot is empty, so no probe path continues past this one:
-    // it may become empty, and so may the tombstones right before it.
-    slot->store(kEmpty, std::memory_order_release);
-    for (std::uint32_t n = 1; n < cap; ++n) {
-      i = i == 0 ? cap - 1 : i - 1;
-      if (slots[i].load(std::memory_order_relaxed) != kTomb) break;
-      slots[i].store(kEmpty, std::memory_order_release);
-      --tombs_;
-    }
-    return true;
+    return kNone;
   }
-
   // for_each: calls f(id) for every present id. Writer only.
   template <class F>
   void for_each(F&& f) const {
@@ -202,6 +205,29 @@ class ConcurrentIdTable {
     a[0].store(cap, std::memory_order_relaxed);
     for (std::uint32_t i = 1; i <= cap; ++i) a[i].store(kEmpty, std::memory_order_relaxed);
     return a;
+  }
+
+  // erase_slot: empties (or tombstones) a slot that holds an id.
+  void erase_slot(std::atomic<std::uint32_t>* slot) {
+    --used_;
+    std::atomic<std::uint32_t>* a = array_.load(std::memory_order_relaxed);
+    const std::uint32_t cap = a[0].load(std::memory_order_relaxed);
+    std::atomic<std::uint32_t>* slots = a + 1;
+    std::uint32_t i = static_cast<std::uint32_t>(slot - slots);
+    if (slots[i + 1 == cap ? 0 : i + 1].load(std::memory_order_relaxed) != kEmpty) {
+      slot->store(kTomb, std::memory_order_release);
+      ++tombs_;
+      return;
+    }
+    // The next slot is empty, so no probe path continues past this one:
+    // it may become empty, and so may the tombstones right before it.
+    slot->store(kEmpty, std::memory_order_release);
+    for (std::uint32_t n = 1; n < cap; ++n) {
+      i = i == 0 ? cap - 1 : i - 1;
+      if (slots[i].load(std::memory_order_relaxed) != kTomb) break;
+      slots[i].store(kEmpty, std::memory_order_release);
+      --tombs_;
+    }
   }
 
   std::atomic<std::uint32_t>* slot_of(std::uint32_t hash, std::uint32_t id) {

@@ -185,8 +185,12 @@ class EvictionPolicyCore {
 
   // prefetch: starts loading what on_access(h) will touch in the frequency
   // sketch (a batch of recorded accesses overlaps these misses).
-  void prefetch(const PolicyHook* h) const {
-    if (kind_ != PolicyKind::kLru) sketch_.prefetch(h->hash);
+  void prefetch(const PolicyHook* h) const { prefetch_hash(h->hash); }
+  // prefetch_hash: the same for the entry with this hash (one not built yet).
+  // Reads only what is fixed at construction (a LocalStore writer calls it
+  // before it takes the lock).
+  void prefetch_hash(std::uint64_t hash) const {
+    if (kind_ != PolicyKind::kLru) sketch_.prefetch(hash);
   }
 
   // on_access: a hit on an entry.

@@ -98,10 +98,16 @@ class FrequencySketch {
     return freq;
   }
 
-  // prefetch: starts loading the key's line (block layout; a no-op for the
-  // small, cached tables). For a batch of accesses.
+  // prefetch: starts loading the key's counters (one line in the block
+  // layout, four words in the spread one), so a batch of accesses, or a
+  // write before it takes its lock, overlaps their cache misses.
   void prefetch(std::uint64_t key_hash) const {
-    if (blocked_) __builtin_prefetch(&table_[line_of(spread(key_hash))], 1);
+    const std::uint64_t h = spread(key_hash);
+    if (blocked_) {
+      __builtin_prefetch(&table_[line_of(h)], 1);
+      return;
+    }
+    for (unsigned i = 0; i < 4; ++i) __builtin_prefetch(&word(counter(h, i).word), 1);
   }
 
   // reset: halves every counter (aging). Called automatically.
