@@ -7,7 +7,8 @@
 # Usage: scripts/sim_all.sh [SIM_BINARY] [POLICY] [TRACES_DIR]
 #   SIM_BINARY  default: build/release/bench/larder-sim
 #   POLICY      default: adaptive (lru, tinylfu, adaptive)
-#   TRACES_DIR  default: /work/shared/traces (must hold README.md and *.txt.gz)
+#   TRACES_DIR  default: ../shared/traces relative to the checkout (must hold README.md and
+#               *.txt.gz)
 # Env: JOBS (parallel traces, default 2), SHARDS (default 1), OPT=1 (also run Belady),
 #      SIM_ARGS (more larder-sim flags, e.g. "--seed 3" or "--engine core --window 0.2").
 #
@@ -17,7 +18,7 @@
 set -euo pipefail
 SIM=${1:-build/release/bench/larder-sim}
 POLICY=${2:-adaptive}
-DIR=${3:-/work/shared/traces}
+DIR=${3:-$(cd "$(dirname "$0")/.." && pwd)/../shared/traces}
 JOBS=${JOBS:-2}
 SHARDS=${SHARDS:-1}
 OPTFLAG=""
