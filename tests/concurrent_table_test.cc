@@ -144,6 +144,32 @@ TEST(ConcurrentTableTest, InsertFindReplaceErase) {
   EXPECT_LT(m.slab().high_water(), 5000u + 2500u + 200u);
 }
 
+// erase_where: one probe finds the id by a predicate (LocalStore's eviction
+// knows its victim by node, not id) and unpublishes it; ids sharing the hash
+// (same home and tag) stay findable, and a predicate nobody meets erases
+// nothing.
+TEST(ConcurrentTableTest, EraseWhereRemovesTheMatchingIdOnly) {
+  ConcurrentIdTable t(/*limit=*/0);
+  std::vector<void*> retired;
+  auto hash_of = [](std::uint32_t id) { return id < 4 ? 0xabcdef01u : hash32(id); };
+  auto retire = [&](void* a) { retired.push_back(a); };
+  for (std::uint32_t id = 0; id < 64; ++id) t.insert(hash_of(id), id, hash_of, retire);
+  ASSERT_EQ(t.size(), 64u);
+  auto is = [](std::uint32_t want) { return [want](std::uint32_t id) { return id == want; }; };
+  // ids 0..3 share one hash: erase the third of them.
+  EXPECT_EQ(t.erase_where(0xabcdef01u, is(2)), 2u);
+  EXPECT_EQ(t.size(), 63u);
+  EXPECT_EQ(t.find(0xabcdef01u, is(2)), ConcurrentIdTable::kNone);
+  for (std::uint32_t id : {0u, 1u, 3u}) EXPECT_EQ(t.find(0xabcdef01u, is(id)), id);
+  EXPECT_EQ(t.erase_where(0xabcdef01u, is(2)), ConcurrentIdTable::kNone);
+  EXPECT_EQ(t.erase_where(hash_of(40), is(41)), ConcurrentIdTable::kNone);  // wrong hash
+  EXPECT_EQ(t.size(), 63u);
+  for (std::uint32_t id = 4; id < 64; ++id) EXPECT_EQ(t.erase_where(hash_of(id), is(id)), id);
+  for (std::uint32_t id : {0u, 1u, 3u}) EXPECT_EQ(t.erase_where(0xabcdef01u, is(id)), id);
+  EXPECT_EQ(t.size(), 0u);
+  for (void* a : retired) ConcurrentIdTable::free_array(a);
+}
+
 TEST(ConcurrentTableTest, ChurnAtTheBoundKeepsCapacityNearSeventyFivePercent) {
   // A bounded owner (limit 1000) churning keys: tombstones are cleaned by
   // same-size rebuilds; the table does not grow past ~1000 / 0.75.

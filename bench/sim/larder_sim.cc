@@ -12,6 +12,7 @@
 //   larder-sim --trace FILE[,FILE...] --capacity N[,N...] [--policy lru|tinylfu|adaptive|all]
 //              [--opt] [--shards N] [--seed N] [--engine store|core] [--window F]
 //   larder-sim --gen zipf:S:KEYS:LEN | loop:KEYS:LEN | zipfscan:S:KEYS:LEN:SCANLEN:EVERY
+//              | lrustack:A:KEYS:LEN[:HOTPCT] | shift:S:KEYS:LEN:AT
 //              --capacity ... [--write-trace FILE]
 //
 // Traces are one unsigned 64-bit decimal key per line, plain or gzip'd (when
@@ -28,6 +29,7 @@
 // shard), for policy experiments; --window F sets its window fraction
 // (tinylfu: fixed; adaptive: the start).
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -141,11 +143,70 @@ class Zipf {
   std::vector<double> cdf_;
 };
 
+// lru_stack: the LRU stack model (a database buffer's data pages): each
+// request re-references the page at stack depth d (1 = the most recent), d
+// drawn from Zipf(a) over [1, keys], or a never-seen page while the stack
+// holds fewer than d pages; with probability hot instead one of keys / 50
+// hot pages (an index's upper levels) by Zipf(0.9), a frequency-friendly
+// share. Reuse is then a matter of recency: LRU's hit ratio at capacity C is
+// about P(d <= C), and frequency (TinyLFU's admission) only gets in its way,
+// more so the larger the cache. A Fenwick tree over request times finds the
+// d-th most recent page in O(log n). Pages are 0..; hot pages from 2^40.
+void lru_stack(double a, std::uint64_t keys, std::uint64_t len, double hot,
+               std::vector<std::uint64_t>& out) {
+  Zipf depth(a, keys, 43);
+  Zipf hot_pages(0.9, std::max<std::uint64_t>(keys / 50, 1), 44);
+  std::mt19937_64 rng(45);
+  std::uniform_real_distribution<double> u(0, 1);
+  const std::size_t n = static_cast<std::size_t>(len);
+  std::vector<std::uint32_t> tree(n + 1, 0);  // Fenwick: 1 at the time of each page's last use
+  std::vector<std::uint64_t> page_at(n + 1, 0);
+  std::uint64_t live = 0, next_page = 0;
+  auto add = [&](std::size_t i, int d) {
+    for (; i <= n; i += i & (~i + 1)) tree[i] = static_cast<std::uint32_t>(tree[i] + d);
+  };
+  auto kth = [&](std::uint64_t k) {  // smallest time with k marks at or before it
+    std::size_t pos = 0;
+    for (std::size_t step = std::bit_floor(n); step > 0; step >>= 1) {
+      if (pos + step <= n && tree[pos + step] < k) {
+        pos += step;
+        k -= tree[pos];
+      }
+    }
+    return pos + 1;
+  };
+  out.reserve(n);
+  for (std::size_t t = 1; t <= n; ++t) {
+    if (hot > 0 && u(rng) < hot) {
+      out.push_back((std::uint64_t{1} << 40) + hot_pages.next());
+      continue;
+    }
+    const std::uint64_t d = depth.next() + 1;
+    std::uint64_t page;
+    if (d > live) {
+      page = next_page++;
+      ++live;
+    } else {
+      const std::size_t at = kth(live - d + 1);
+      page = page_at[at];
+      add(at, -1);
+    }
+    add(t, 1);
+    page_at[t] = page;
+    out.push_back(page);
+  }
+}
+
 // Synthetic traces:
 //   zipf:S:KEYS:LEN           Zipf(S) over KEYS keys (keys scrambled)
 //   loop:KEYS:LEN             0, 1, ..., KEYS-1, 0, 1, ...
 //   zipfscan:S:KEYS:LEN:SCANLEN:EVERY   Zipf, with a one-pass scan of SCANLEN
 //                             never-seen keys after every EVERY requests
+//   lrustack:A:KEYS:LEN[:HOTPCT]  a database buffer: the LRU stack model,
+//                             depth ~ Zipf(A) over KEYS, plus HOTPCT% of
+//                             requests to KEYS/50 hot pages (see lru_stack)
+//   shift:S:KEYS:LEN:AT       Zipf(S) over KEYS keys that shift once: from
+//                             request AT on, the same ranks name new keys
 std::vector<std::uint64_t> generate(const std::string& spec, std::string& name) {
   std::vector<std::string> p = split(spec, ':');
   name = "gen-" + spec;
@@ -172,6 +233,19 @@ std::vector<std::uint64_t> generate(const std::string& spec, std::string& name) 
         for (std::uint64_t j = 0; j < scan; ++j) out.push_back(fresh++);
       }
     }
+  } else if ((p.size() == 4 || p.size() == 5) && p[0] == "lrustack") {
+    const std::uint64_t keys = std::stoull(p[2]), len = std::stoull(p[3]);
+    const double hot = p.size() == 5 ? std::stod(p[4]) / 100 : 0;
+    if (keys == 0 || hot < 0 || hot > 1) {
+      std::cerr << "larder-sim: --gen lrustack needs KEYS >= 1 and 0 <= HOTPCT <= 100\n";
+      std::exit(2);
+    }
+    lru_stack(std::stod(p[1]), keys, len, hot, out);
+    for (std::uint64_t& k : out) k = scramble(k);
+  } else if (p.size() == 5 && p[0] == "shift") {
+    Zipf z(std::stod(p[1]), std::stoull(p[2]), 42);
+    const std::uint64_t keys = std::stoull(p[2]), len = std::stoull(p[3]), at = std::stoull(p[4]);
+    for (std::uint64_t i = 0; i < len; ++i) out.push_back(scramble(z.next() + (i >= at ? keys : 0)));
   } else {
     std::cerr << "larder-sim: bad --gen spec '" << spec << "'\n";
     std::exit(2);
@@ -332,9 +406,9 @@ void print(const std::string& trace, const std::string& policy, std::size_t cap,
   std::cerr << "usage: larder-sim (--trace FILE[,FILE...] | --gen SPEC) --capacity N[,N...]\n"
                "                  [--policy lru|tinylfu|adaptive|all[,...]] [--opt] [--shards N]\n"
                "                  [--seed N] [--engine store|core] [--window F]\n"
-               "                  [--seed N] [--engine store|core] [--window F]\n"
                "                  [--write-trace FILE]\n"
-               "  SPEC: zipf:S:KEYS:LEN | loop:KEYS:LEN | zipfscan:S:KEYS:LEN:SCANLEN:EVERY\n";
+               "  SPEC: zipf:S:KEYS:LEN | loop:KEYS:LEN | zipfscan:S:KEYS:LEN:SCANLEN:EVERY\n"
+               "        | lrustack:A:KEYS:LEN[:HOTPCT] | shift:S:KEYS:LEN:AT\n";
   std::exit(2);
 }
 
