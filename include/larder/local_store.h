@@ -57,7 +57,17 @@
 //   numbers per shard, striped by node id: no per-node bytes); readers copy
 //   the words with atomic loads and retry if an update overlapped, so they
 //   never see a torn entry. The node keeps its links (no allocation, no
-//   transplant, no retirement). Otherwise put() on an existing key builds a
+//   transplant, no retirement). When nothing but the value changes (no
+//   removal listener, no weigher, neither entry can expire), such a put
+//   takes no lock at all: it finds the node as a reader does, claims the
+//   node's seqlock stripe with a CAS (writers under the lock claim stripes
+//   the same way), rewrites the words, and appends the node to its
+//   thread's read-buffer stripe as an update record (a tagged pointer), so
+//   the policy's on_update is replayed by the next drain, in the thread's
+//   order (Caffeine's write buffer, sharing the read buffer). A removal
+//   racing with it may unpublish the node first: the write then lands in a
+//   retired node and is lost with it, as if it had come just before the
+//   removal. Otherwise put() on an existing key builds a
 //   new node, moves the policy and timer links to it
 //   (PolicyList::transplant) and swaps the id in the index with one store;
 //   removal writes a tombstone. An unpublished node is retired with the
@@ -88,8 +98,11 @@
 //   about liveness (a drained node whose queue is kNone is skipped).
 //
 //   Bound: eviction runs in the same critical section as the insert that
-//   overflowed the shard, so the store never holds more than its bound (no
-//   slack, even under concurrent inserts; size() counts published entries).
+//   overflowed the shard (one index probe finds a victim's id by its node
+//   and unpublishes it: ConcurrentIdTable::erase_where; the insert has
+//   prefetched its sketch counters before taking the lock), so the store
+//   never holds more than its bound (no slack, even under concurrent
+//   inserts; size() counts published entries).
 //   The bound is split evenly between shards: a shard's hot set competes
 //   only with its own keys; with hundreds of entries per shard this changes
 //   hit ratios by well under a point (measured with bench/larder-sim
@@ -147,7 +160,8 @@
 //
 // Thread-safety: every method may be called concurrently from any thread.
 // Reads never block; writes on one shard serialise on its mutex for the O(1)
-// work of the operation. Do not destroy the store while calls are running.
+// work of the operation (a put that only replaces a present value may take
+// no lock: see the essay). Do not destroy the store while calls are running.
 //
 // Example:
 //
