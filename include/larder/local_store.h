@@ -799,15 +799,17 @@ class LocalStore : public Store<K, V> {
                               std::uint64_t w, Removals& removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
     Payload* n = s.slab.payload(id);
+    // The old entry is read with the stripe held: an unlocked writer
+    // (try_update_unlocked) may be rewriting a never-expiring entry.
+    std::atomic<std::uint32_t>& seq = s.seq[id % kSeqStripes];
+    const std::uint32_t v = seq_begin(seq);
     if (listener_) removed.push_back({n->key, n->entry.value, RemovalCause::kReplaced});
     const bool reschedule = n->entry.stale_until != entry.stale_until;
     if (reschedule) s.wheel.unschedule(id);
-    std::atomic<std::uint32_t>& seq = s.seq[id % kSeqStripes];
-    const std::uint32_t v = seq_begin(seq);
     write_entry_words(n, entry);
     seq.store(v + 2, std::memory_order_release);
     s.policy.on_update(s.slab.hooks(id), static_cast<std::uint32_t>(w));
-    if (reschedule && expires(n)) s.wheel.schedule(id);
+    if (reschedule && entry.stale_until != TimePoint::max()) s.wheel.schedule(id);
   }
 
   // seq_begin: makes a seqlock stripe's number odd, claiming the stripe for
@@ -977,7 +979,8 @@ class LocalStore : public Store<K, V> {
       drain_locked(s);
       const std::int64_t now = internal::to_nanos(clock_->now());
       const std::uint32_t id = find(s, internal::fold_hash(h), key);
-      if (id != kNoId && internal::to_nanos(s.slab.payload(id)->entry.stale_until) <= now) {
+      // A seqlock read: an unlocked writer may be rewriting the entry.
+      if (id != kNoId && internal::to_nanos(read_entry(s, id).stale_until) <= now) {
         s.expirations.fetch_add(1, std::memory_order_relaxed);
         remove_locked(s, id, RemovalCause::kExpired, removed);
       }
