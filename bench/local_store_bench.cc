@@ -23,12 +23,15 @@
 //                 salted) in a store filled as LocalStore / LocalStoreTtl: the
 //                 miss path, which checks the shard's expiry deadline too
 // LARDER_BENCH_SHARDS=N sets LocalStoreOptions::shards (default: chosen by the store).
+// BM_PairedSlices: LocalStore and Sharded16 alternating 200k-request slices in
+// one thread, each charged its thread CPU time (robust to a loaded machine).
 // BM_BytesPerEntry: heap bytes per entry (mallinfo2 delta) at 1M u64->u64 entries,
 // minus the 16 bytes of key and value; /1 after also replaying 4M Zipf
 // requests over twice the key space (shadows, retired nodes at working size).
 //
 // Run: build/release/bench/local_store_bench --benchmark_filter=... --benchmark_min_time=0.5
 #include <malloc.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -287,6 +290,70 @@ void register_impl(const char* name, bool reads_only) {
   }
 }
 
+// ---- Paired slices (one thread): LocalStore against Sharded16 by thread CPU time ----
+// Both live in one process; each iteration runs a slice of kSliceOps
+// requests on one, then on the other, and charges each its thread CPU time
+// (CLOCK_THREAD_CPUTIME_ID). On a shared machine a neighbour's load then
+// slows both alike and time spent descheduled is charged to neither, where
+// the wall-clock rows above swing by 10x between phases. Counters:
+// ls_cpu_Mops, sharded_cpu_Mops (M requests per CPU second) and their ratio.
+// A slice evicts part of the other's working set from the caches, so both
+// start a slice a little colder than when run alone.
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+template <class Impl>
+std::uint64_t run_slice(Impl& impl, Mode mode, std::size_t& i, std::size_t n) {
+  const auto& trace = zipf_trace();
+  std::uint64_t sum = 0;
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::uint64_t k = trace[i++ & (kTraceLen - 1)];
+    std::uint64_t v = 0;
+    if (mode == kWrite || (mode == kMixed && (i % 10) == 0)) {
+      impl.put(k, k);
+    } else if (impl.get(k, v)) {
+      sum += v;
+    } else {
+      impl.put(k, k);
+    }
+  }
+  return sum;
+}
+
+void BM_PairedSlices(benchmark::State& state) {
+  constexpr std::size_t kSliceOps = 200'000;
+  const auto mode = static_cast<Mode>(state.range(0));
+  const auto cap = static_cast<std::size_t>(state.range(1));
+  LocalStoreImpl ls(cap);
+  ShardedLru sharded(cap);
+  if (cap >= kKeys) {
+    for (std::uint64_t r = 1; r <= kKeys; ++r) {
+      ls.put(larder::internal::mix_hash(r), r);
+      sharded.put(larder::internal::mix_hash(r), r);
+    }
+  }
+  std::size_t il = 0, is = 0;
+  std::uint64_t sum = run_slice(ls, mode, il, 1'000'000) + run_slice(sharded, mode, is, 1'000'000);
+  double t_ls = 0, t_sh = 0;
+  for (auto _ : state) {
+    const double t0 = thread_cpu_seconds();
+    sum += run_slice(ls, mode, il, kSliceOps);
+    const double t1 = thread_cpu_seconds();
+    sum += run_slice(sharded, mode, is, kSliceOps);
+    const double t2 = thread_cpu_seconds();
+    t_ls += t1 - t0;
+    t_sh += t2 - t1;
+  }
+  benchmark::DoNotOptimize(sum);
+  const double ops = static_cast<double>(state.iterations() * kSliceOps);
+  state.counters["ls_cpu_Mops"] = ops / t_ls / 1e6;
+  state.counters["sharded_cpu_Mops"] = ops / t_sh / 1e6;
+  state.counters["ratio"] = t_sh / t_ls;
+}
+
 // ---- Memory ----
 std::size_t heap_in_use() {
   malloc_trim(0);
@@ -334,6 +401,17 @@ const bool registered = [] {
   register_impl<LocalStoreTtlImpl>("LocalStoreTtl", false);
   register_impl<LocalStoreMissImpl>("LocalStoreMiss", true);
   register_impl<LocalStoreTtlMissImpl>("LocalStoreTtlMiss", true);
+  for (int mode : {kRead, kMixed, kWrite}) {
+    static const char* kModes[] = {"Read", "Mixed90_10", "Write"};
+    for (std::int64_t cap : {std::int64_t{100'000}, std::int64_t{1'000'000}}) {
+      benchmark::RegisterBenchmark(
+          (std::string("BM_PairedSlices/") + kModes[mode] + "/cap:" + std::to_string(cap)).c_str(),
+          BM_PairedSlices)
+          ->Args({mode, cap})
+          ->Iterations(30)
+          ->Unit(benchmark::kMillisecond);
+    }
+  }
   benchmark::RegisterBenchmark("BM_BytesPerEntry/LocalStore", BM_BytesPerEntry<LocalStoreImpl>)
       ->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("BM_BytesPerEntry/LocalStoreLru", BM_BytesPerEntry<LocalStoreLruImpl>)
