@@ -405,7 +405,13 @@ class LocalStore : public Store<K, V> {
     const std::uint32_t h32 = internal::fold_hash(h);
     Shard& s = shard_for(h);
     if constexpr (kInPlace) {
-      if (try_update_unlocked(s, h32, key, entry)) return absl::OkStatus();
+      // Cache-aside fills (a get that just missed this key, then its put)
+      // skip the unlocked attempt: the key is almost surely absent, and the
+      // attempt would cost one more probe before the locked insert.
+      std::uint64_t& missed = last_miss();
+      const bool fill = missed == h;
+      missed = 0;
+      if (!fill && try_update_unlocked(s, h32, key, entry)) return absl::OkStatus();
     }
     // The clock is read only when something can expire: the new entry has a
     // deadline, or the shard's wheel holds some (then under the lock).
@@ -948,7 +954,18 @@ class LocalStore : public Store<K, V> {
       if (now != kNoTime && now >= due) try_expire(s, now);
     }
     (out ? hits_ : misses_).add();
+    if constexpr (kInPlace) {
+      if (!out) last_miss() = h;
+    }
     return out;
+  }
+
+  // last_miss: the hash of the calling thread's last missed key (any store
+  // of this type; 0 after a put consumed it). Only a hint: a put whose key
+  // matches goes straight to the locked path, which is always correct.
+  static std::uint64_t& last_miss() {
+    static thread_local std::uint64_t h = 0;
+    return h;
   }
 
   // miss_tick: the calling thread's count of misses in shards that hold
