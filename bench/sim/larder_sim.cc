@@ -245,7 +245,9 @@ std::vector<std::uint64_t> generate(const std::string& spec, std::string& name) 
   } else if (p.size() == 5 && p[0] == "shift") {
     Zipf z(std::stod(p[1]), std::stoull(p[2]), 42);
     const std::uint64_t keys = std::stoull(p[2]), len = std::stoull(p[3]), at = std::stoull(p[4]);
-    for (std::uint64_t i = 0; i < len; ++i) out.push_back(scramble(z.next() + (i >= at ? keys : 0)));
+    for (std::uint64_t i = 0; i < len; ++i) {
+      out.push_back(scramble(z.next() + (i >= at ? keys : 0)));
+    }
   } else {
     std::cerr << "larder-sim: bad --gen spec '" << spec << "'\n";
     std::exit(2);

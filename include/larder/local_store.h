@@ -826,8 +826,8 @@ class LocalStore : public Store<K, V> {
   static std::uint32_t seq_begin(std::atomic<std::uint32_t>& seq) {
     for (;;) {
       std::uint32_t v = seq.load(std::memory_order_relaxed);
-      if ((v & 1) == 0 &&
-          seq.compare_exchange_weak(v, v + 1, std::memory_order_acquire, std::memory_order_relaxed)) {
+      if ((v & 1) == 0 && seq.compare_exchange_weak(v, v + 1, std::memory_order_acquire,
+                                                    std::memory_order_relaxed)) {
         return v;
       }
       ShardLock::relax();
