@@ -96,6 +96,7 @@ extern "C" {
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "larder/internal/absl_compat.h"
 #include "larder/internal/mutex.h"
@@ -560,6 +561,27 @@ struct RedisClient::Impl {
       dropped{0}, breaker_opens{0}, breaker_closes{0}, probes{0};
   std::atomic<std::uint64_t> moved{0}, asks{0}, tryagains{0}, downs{0}, refreshes{0},
       refresh_failures{0}, master_switches{0};
+
+  // Command latency (metrics): by the first command's kind, single or pipeline.
+  static constexpr std::string_view kCommandKinds[] = {"GET",     "MGET", "SET",     "DEL",
+                                                       "UNLINK",  "EVALSHA", "EVAL", "PUBLISH",
+                                                       "SCAN",    "other"};
+  static constexpr std::size_t kKinds = std::size(kCommandKinds);
+  LatencyHistogram command_latency[kKinds][2];
+  static std::size_t command_kind(const RedisArgs& args) {
+    if (args.empty()) return kKinds - 1;
+    for (std::size_t i = 0; i + 1 < kKinds; ++i) {
+      if (absl::EqualsIgnoreCase(args[0], kCommandKinds[i])) return i;
+    }
+    return kKinds - 1;
+  }
+  absl::Status timed_execute(std::span<const RedisArgs> commands, RedisReplyFn on_reply,
+                             std::string_view what) {
+    const auto t0 = Steady::now();
+    absl::Status s = execute(commands, on_reply, what);
+    command_latency[command_kind(commands[0])][commands.size() > 1 ? 1 : 0].record_since(t0);
+    return s;
+  }
 
   // ---- node table ----
 
@@ -1724,13 +1746,13 @@ RedisClient::~RedisClient() {
 }
 
 absl::Status RedisClient::command(RedisArgs args, RedisReplyFn on_reply, std::string_view what) {
-  return impl_->execute(std::span<const RedisArgs>(&args, 1), on_reply, what);
+  return impl_->timed_execute(std::span<const RedisArgs>(&args, 1), on_reply, what);
 }
 
 absl::Status RedisClient::pipeline(std::span<const RedisArgs> commands, RedisReplyFn on_reply,
                                    std::string_view what) {
   if (commands.empty()) return absl::OkStatus();
-  return impl_->execute(commands, on_reply, what);
+  return impl_->timed_execute(commands, on_reply, what);
 }
 
 const RedisOptions& RedisClient::options() const { return impl_->opts; }
@@ -1774,6 +1796,65 @@ RedisClientStats RedisClient::stats() const {
   s.topology_refresh_failures = impl_->refresh_failures.load(std::memory_order_relaxed);
   s.master_switches = impl_->master_switches.load(std::memory_order_relaxed);
   return s;
+}
+
+void RedisClient::for_each_metric(std::span<const MetricLabel> labels, MetricCallback out) const {
+  using internal::emit_counter;
+  using internal::emit_gauge;
+  const RedisClientStats s = stats();
+  struct Field {
+    std::string_view name, help;
+    std::uint64_t v;
+  };
+  const Field counters[] = {
+      {"larder_redis_connects_total", "Connections opened", s.connects},
+      {"larder_redis_connect_failures_total", "Connection attempts that failed", s.connect_failures},
+      {"larder_redis_failures_total", "Calls that failed on the network", s.failures},
+      {"larder_redis_fast_failures_total", "Calls refused without I/O (breaker, backoff)",
+       s.fast_failures},
+      {"larder_redis_dropped_total", "Connections closed as broken or stale", s.dropped},
+      {"larder_redis_breaker_opens_total", "Breaker openings", s.breaker_opens},
+      {"larder_redis_breaker_closes_total", "Breaker closings", s.breaker_closes},
+      {"larder_redis_probes_total", "Probe attempts while the breaker was open", s.probes},
+      {"larder_redis_moved_total", "Cluster MOVED redirections followed", s.moved},
+      {"larder_redis_asks_total", "Cluster ASK redirections followed", s.asks},
+      {"larder_redis_tryagains_total", "Cluster TRYAGAIN replies", s.tryagains},
+      {"larder_redis_cluster_downs_total", "CLUSTERDOWN, LOADING or MASTERDOWN replies",
+       s.cluster_downs},
+      {"larder_redis_topology_refreshes_total", "Slot maps or master lookups applied",
+       s.topology_refreshes},
+      {"larder_redis_topology_refresh_failures_total", "Topology refreshes that found no answer",
+       s.topology_refresh_failures},
+      {"larder_redis_master_switches_total", "Sentinel: the master moved", s.master_switches},
+  };
+  for (const Field& f : counters) emit_counter(out, f.name, f.help, labels, f.v);
+  for (std::size_t i = 0; i < impl_->count(); ++i) {
+    const Node& n = *impl_->node(i);
+    std::size_t open = 0, idle = 0;
+    {
+      internal::MutexLock l(&n.mu);
+      open = n.open;
+      idle = n.idle.size();
+    }
+    const internal::MetricLabels<8> nl(labels, {{"node", n.label}});
+    emit_gauge(out, "larder_redis_breaker_open", "1 while the node's circuit breaker is open",
+               nl.span(), n.breaker.load(std::memory_order_acquire) ? 1.0 : 0.0);
+    const internal::MetricLabels<8> busy(nl.span(), {{"state", "in_use"}});
+    const internal::MetricLabels<8> idle_l(nl.span(), {{"state", "idle"}});
+    constexpr std::string_view kPool = "larder_redis_pool_connections";
+    constexpr std::string_view kPoolHelp = "Pooled connections open now, by state";
+    emit_gauge(out, kPool, kPoolHelp, busy.span(), static_cast<double>(open - std::min(open, idle)));
+    emit_gauge(out, kPool, kPoolHelp, idle_l.span(), static_cast<double>(idle));
+  }
+  for (std::size_t k = 0; k < Impl::kKinds; ++k) {
+    for (int p = 0; p < 2; ++p) {
+      const internal::MetricLabels<8> cl(
+          labels, {{"command", Impl::kCommandKinds[k]}, {"pipeline", p == 1 ? "1" : "0"}});
+      internal::emit_histogram(out, "larder_redis_command_duration_seconds",
+                               "command() and pipeline() calls, by first command", cl.span(),
+                               impl_->command_latency[k][p]);
+    }
+  }
 }
 
 // ---- what src/ may ask a client ----

@@ -201,12 +201,19 @@ struct CacheOptions {
   // 0: no hold (a late write may then survive until its stale_until). Clock
   // time; must be >= 0.
   std::chrono::milliseconds late_write_window{std::chrono::seconds(2)};
+  // Metrics (metrics.h): the cache's name, its cache="<name>" label (empty:
+  // "default"); and whether latencies are recorded (load, store get/put
+  // sampled, write-back flush, journal fsync). Counters and gauges are read
+  // from the cache when metrics are collected and cost nothing here.
+  std::string name{};
+  bool record_latency = true;
 };
 
 namespace internal {
 // CacheTestPeer: tests reach the write-back through it (no test-only public
 // methods). Defined by tests.
 struct CacheTestPeer;
+struct CacheMetricsPeer;  // metrics.h
 }  // namespace internal
 
 // Cache: see the file comment.
@@ -359,6 +366,7 @@ class Cache {
 
  private:
   friend struct internal::CacheTestPeer;
+  friend struct internal::CacheMetricsPeer;
 
   // The Cache, not the core, owns the executor: queued tasks keep the core
   // alive, and if the core owned the only reference to a ThreadPoolExecutor,

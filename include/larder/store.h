@@ -41,6 +41,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "larder/clock.h"
+#include "larder/metric.h"
 
 namespace larder {
 
@@ -76,6 +77,26 @@ struct StoreCounters {
   std::uint64_t size = 0;         // entries held now (best effort for remote stores)
   std::uint64_t weight = 0;       // total weight held now (0 without a weigher)
 };
+
+namespace internal {
+// report_store_counters: c as larder_store_* metrics with labels (metrics.h).
+inline void report_store_counters(const StoreCounters& c, std::span<const MetricLabel> labels,
+                                  MetricCallback out) {
+  emit_counter(out, "larder_store_hits_total", "Store gets answered with an entry", labels, c.hits);
+  emit_counter(out, "larder_store_misses_total", "Store gets answered with no entry", labels,
+               c.misses);
+  emit_counter(out, "larder_store_evictions_total", "Entries the store dropped to respect its bound",
+               labels, c.evictions);
+  emit_counter(out, "larder_store_expirations_total", "Entries the store dropped at stale_until",
+               labels, c.expirations);
+  emit_counter(out, "larder_store_errors_total",
+               "Store operations that failed, and values that did not decode", labels, c.errors);
+  emit_gauge(out, "larder_store_entries", "Entries the store holds now", labels,
+             static_cast<double>(c.size));
+  emit_gauge(out, "larder_store_weight", "Total weight the store holds now (0 without a weigher)",
+             labels, static_cast<double>(c.weight));
+}
+}  // namespace internal
 
 // Store: the abstract storage interface. See the file comment for the contract.
 template <class K, class V>
@@ -151,6 +172,16 @@ class Store {
 
   // counters: what the store has counted; see StoreCounters. Cheap.
   virtual StoreCounters counters() const { return {}; }
+
+  // for_each_metric: this store's metrics (metric.h), each labelled with
+  // `labels` plus store="<store_label>". The default reports counters();
+  // stores made of stores (TieredStore) or over a client (RedisStore) add
+  // theirs. Called by larder::for_each_metric (metrics.h).
+  virtual void for_each_metric(std::span<const MetricLabel> labels, std::string_view store_label,
+                               MetricCallback out) const {
+    const internal::MetricLabels<8> l(labels, {{"store", store_label}});
+    internal::report_store_counters(counters(), l.span(), out);
+  }
 };
 
 }  // namespace larder

@@ -396,6 +396,34 @@ class TieredStore : public Store<K, V> {
     return c;
   }
 
+  // for_each_metric: its own counters (store=<store_label>), each tier's
+  // (store="l1", store="l2") and the tier and bus counters (metrics.h).
+  void for_each_metric(std::span<const MetricLabel> labels, std::string_view store_label,
+                       MetricCallback out) const override {
+    Store<K, V>::for_each_metric(labels, store_label, out);
+    l1_->for_each_metric(labels, "l1", out);
+    l2_->for_each_metric(labels, "l2", out);
+    const TieredCounters c = tiered_counters();
+    const internal::MetricLabels<8> l(labels, {{"store", store_label}});
+    using internal::emit_counter;
+    emit_counter(out, "larder_tiered_l1_hits_total", "Gets answered from L1", l.span(), c.l1_hits);
+    emit_counter(out, "larder_tiered_l2_hits_total", "Gets answered from L2", l.span(), c.l2_hits);
+    emit_counter(out, "larder_tiered_fills_voided_total",
+                 "L1 copies withdrawn because a concurrent change may have overtaken them",
+                 l.span(), c.fills_voided);
+    emit_counter(out, "larder_tiered_published_total", "Keys and clears published on the bus",
+                 l.span(), c.published);
+    emit_counter(out, "larder_tiered_invalidations_total",
+                 "Keys received from other instances (L1 erased)", l.span(), c.invalidations);
+    emit_counter(out, "larder_tiered_gaps_total", "Bus gaps and clears received (L1 cleared)",
+                 l.span(), c.gaps);
+    emit_counter(out, "larder_tiered_bus_errors_total",
+                 "Failed publishes and undecodable keys", l.span(), c.bus_errors);
+    internal::emit_gauge(out, "larder_tiered_publishes_pending",
+                         "Keys waiting to be published again", l.span(),
+                         static_cast<double>(c.publishes_pending));
+  }
+
   TieredCounters tiered_counters() const {
     TieredCounters c;
     c.l1 = l1_->counters();

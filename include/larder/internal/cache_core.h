@@ -91,7 +91,7 @@ class CacheCore : public TaskOwner {
     if (ABSL_PREDICT_FALSE(recovery_.any()) && recovery_.suspect(key, now)) {
       return loads_.load_one(key, loader, std::nullopt, now);
     }
-    absl::StatusOr<std::optional<Entry<V>>> got = state_.store->get(key);
+    absl::StatusOr<std::optional<Entry<V>>> got = timed_get(key);
     std::optional<Entry<V>> stale;
     if (ABSL_PREDICT_TRUE(got.ok())) {
       if (got->has_value()) {
@@ -130,7 +130,7 @@ class CacheCore : public TaskOwner {
       state_.counters.misses.add();
       return std::nullopt;
     }
-    absl::StatusOr<std::optional<Entry<V>>> got = state_.store->get(key);
+    absl::StatusOr<std::optional<Entry<V>>> got = timed_get(key);
     if (!got.ok()) {
       state_.counters.store_errors.add();
     } else if (got->has_value()) {
@@ -211,6 +211,10 @@ class CacheCore : public TaskOwner {
   const CacheOptions<K, V>& options() const { return state_.opt; }
   WriteBack<K, V>* write_back_queue() { return writes_.write_back_queue(); }
 
+  // For metrics.h: the state (store, latency histograms) and the write-back.
+  const CacheState<K, V>& state() const { return state_; }
+  const WriteBack<K, V>* write_back_queue() const { return writes_.write_back_queue(); }
+
  private:
   // get_many's first step: duplicates dropped, dirty keys answered by the
   // write-back, one Store::get_many, each entry classified.
@@ -281,6 +285,15 @@ class CacheCore : public TaskOwner {
       }
     }
     return r;
+  }
+
+  // timed_get: Store::get, timed one call in LatencySampler::kSampleEvery.
+  absl::StatusOr<std::optional<Entry<V>>> timed_get(const K& key) {
+    if (ABSL_PREDICT_TRUE(!state_.latency.sample())) return state_.store->get(key);
+    const auto t0 = CacheLatency::Steady::now();
+    absl::StatusOr<std::optional<Entry<V>>> got = state_.store->get(key);
+    state_.latency.store_get.record_since(t0);
+    return got;
   }
 
   static absl::Status erased() {

@@ -23,6 +23,7 @@
 #include "larder/internal/freshness.h"
 #include "larder/internal/striped_counter.h"
 #include "larder/internal/task_gate.h"
+#include "larder/metric.h"
 #include "larder/single_flight.h"
 #include "larder/store.h"
 
@@ -38,6 +39,22 @@ struct CacheCounters {
   StripedCounter hits, misses, stale_hits, loads, load_failures, coalesced, refreshes,
       store_errors, writes, write_failures, refreshes_dropped, refresh_failures,
       negative_hits, load_timeouts, invalidations_deferred, invalidations_reapplied;
+};
+
+// The cache's latency histograms (metric.h). Store operations are sampled
+// (LatencySampler); loads, flushes and fsyncs are timed every time.
+struct CacheLatency {
+  using Steady = std::chrono::steady_clock;
+  explicit CacheLatency(bool enabled) : on(enabled) {}
+  const bool on;
+  LatencyHistogram load, batch_load, store_get, store_put, flush, fsync;
+  // sample: whether to time this store operation.
+  bool sample() const { return on && LatencySampler::sample(); }
+  // start: now when timing (every call), else a null time point.
+  Steady::time_point start() const { return on ? Steady::now() : Steady::time_point{}; }
+  static void record(LatencyHistogram& h, Steady::time_point t0) {
+    if (t0 != Steady::time_point{}) h.record_since(t0);
+  }
 };
 
 template <class K, class V>
@@ -61,7 +78,8 @@ struct CacheState {
               clock_or_default(opt.clock)),
         tasks(owner, executor),
         load_timeout(std::chrono::duration_cast<Dur>(opt.load_timeout)),
-        negative_ttl(std::chrono::duration_cast<Dur>(opt.negative_ttl)) {
+        negative_ttl(std::chrono::duration_cast<Dur>(opt.negative_ttl)),
+        latency(opt.record_latency) {
     opt.executor = nullptr;
     if (opt.negative_ttl.count() > 0) {
       negative = std::make_unique<ExpiringKeySet<K>>(opt.negative_max_entries);
@@ -109,6 +127,7 @@ struct CacheState {
   const Dur load_timeout, negative_ttl;
   std::unique_ptr<ExpiringKeySet<K>> negative;        // negative_ttl > 0
   std::unique_ptr<ExpiringKeySet<K>> refresh_paused;  // error_backoff > 0
+  CacheLatency latency;                               // metrics (metric.h)
 };
 
 }  // namespace larder::internal

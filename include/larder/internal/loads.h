@@ -191,8 +191,10 @@ class Loads {
     flight->publish_if_current([&] {
       if (dirty_now(key)) return;  // read before a write not yet written
       const auto mark = recovery_.mark();
+      const auto t0 = s_.latency.sample() ? CacheLatency::Steady::now() : CacheLatency::Steady::time_point{};
       absl::Status st =
           changed ? s_.store->put(key, std::move(entry)) : s_.store->fill(key, std::move(entry));
+      CacheLatency::record(s_.latency.store_put, t0);
       if (!st.ok()) {
         s_.counters.store_errors.add();
         // A fill that timed out may still land, after a later put: deferred
@@ -426,7 +428,9 @@ class Loads {
         return *std::move(v);
       }
     }
+    const auto t0 = s_.latency.start();
     absl::StatusOr<V> r = invoke_loader<V>(loader, key);
+    CacheLatency::record(s_.latency.load, t0);
     const TimePoint now = s_.fresh.now();
     if (r.ok()) {
       s_.counters.loads.add();
@@ -481,7 +485,9 @@ class Loads {
   void load_batch(BatchLoader& load, std::vector<Led>& mine, Answers* a) {
     if (mine.empty()) return;
     const std::vector<K> keys = keys_of(mine);
+    const auto t0 = s_.latency.start();
     absl::StatusOr<Map> loaded = invoke_batch_loader<K, V>(load, std::span<const K>(keys));
+    CacheLatency::record(s_.latency.batch_load, t0);
     const TimePoint t = s_.fresh.now();
     if (loaded.ok()) {
       s_.counters.loads.add();

@@ -158,7 +158,9 @@ class Refresher {
       }
       if (acquired.ok()) lease = *std::move(acquired);
     }
+    const auto t0 = s_.latency.start();
     absl::StatusOr<V> r = invoke_loader<V>(loader, key);
+    CacheLatency::record(s_.latency.load, t0);
     finish_refresh(key, flight, current, std::move(r), s_.fresh.now());
     lease.reset();  // after publishing: a waiting process then finds the value
   }
@@ -166,7 +168,9 @@ class Refresher {
   template <class BatchLoader>
   void run_batch(BatchLoader& load, Batch& b) {
     const std::size_t n = b.keys.size();
+    const auto t0 = s_.latency.start();
     absl::StatusOr<Map> r = invoke_batch_loader<K, V>(load, std::span<const K>(b.keys));
+    CacheLatency::record(s_.latency.batch_load, t0);
     const TimePoint now = s_.fresh.now();
     if (r.ok()) {
       s_.counters.loads.add();

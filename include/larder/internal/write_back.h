@@ -180,6 +180,7 @@
 #include "larder/internal/invoke.h"
 #include "larder/internal/journal.h"
 #include "larder/internal/mutex.h"
+#include "larder/metric.h"
 #include "larder/writer.h"
 
 namespace larder::internal {
@@ -245,6 +246,11 @@ struct WriteBackOptions {
   // their loads in progress here: a load that read the system of record
   // before the write must not be stored after it. May be empty.
   std::function<void(std::span<const K>)> before_clean{};
+  // Metrics (metric.h): when set, each flush batch's Writer calls are timed
+  // into flush_latency and the journal's fdatasyncs into fsync_latency. Both
+  // must outlive the WriteBack. Null: not timed.
+  LatencyHistogram* flush_latency = nullptr;
+  LatencyHistogram* fsync_latency = nullptr;
 };
 
 // WriteBackStats: counters since construction (dirty: now).
@@ -408,6 +414,16 @@ class WriteBack {
     });
   }
 
+  // oldest_dirty_age: about how long the longest-waiting scheduled key has
+  // been dirty at `now` (its due time minus delay; for a key being retried,
+  // since its retry was scheduled); 0 when none waits. For metrics.
+  TimePoint::duration oldest_dirty_age(TimePoint now) const {
+    MutexLock l(&mu_);
+    if (schedule_.empty()) return TimePoint::duration::zero();
+    const TimePoint since = schedule_.begin()->first.first - options_.delay;
+    return now > since ? now - since : TimePoint::duration::zero();
+  }
+
   // dirty: keys not yet written, now.
   std::size_t dirty() const {
     MutexLock l(&mu_);
@@ -502,7 +518,8 @@ class WriteBack {
                         .fsync_interval = options_.fsync_interval,
                         .segment_bytes = options_.journal_segment_bytes,
                         .segment_age = options_.journal_segment_age,
-                        .clock = clock_};
+                        .clock = clock_,
+                        .fsync_latency = options_.fsync_latency};
       const TimePoint now = clock_->now();
       MutexLock l(&mu_);  // not shared yet; taken for uniformity
       auto j = Journal::open(options_.journal_path, jo, [&](JournalRecord&& r) {
@@ -765,6 +782,8 @@ class WriteBack {
     absl::Status ws, es;
     l.unlocked([&] {
       if (journal_ && b.max_jseq != 0) (void)journal_->wait_durable(b.max_jseq);
+      const auto t0 = options_.flush_latency != nullptr ? std::chrono::steady_clock::now()
+                                                        : std::chrono::steady_clock::time_point{};
       if (!b.puts.empty()) {
         ws = call_user(kWriterWhat, [&] {
           return writer_.write(std::span<const std::pair<K, V>>(b.puts.data(), b.puts.size()));
@@ -775,6 +794,7 @@ class WriteBack {
           return writer_.erase(std::span<const K>(b.erases.data(), b.erases.size()));
         });
       }
+      if (options_.flush_latency != nullptr) options_.flush_latency->record_since(t0);
       if (options_.before_clean) {
         if (ws.ok() && !b.put_keys.empty()) options_.before_clean(b.put_keys);
         if (es.ok() && !b.erases.empty()) options_.before_clean(b.erases);

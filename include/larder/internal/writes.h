@@ -90,7 +90,9 @@ class Writes {
                                           .journal_segment_age = o.write_back_journal_segment_age,
                                           .before_clean = [&s](std::span<const K> keys) {
                                             for (const K& k : keys) s.flights.supersede(k);
-                                          }});
+                                          },
+                                          .flush_latency = s_.latency.on ? &s_.latency.flush : nullptr,
+                                          .fsync_latency = s_.latency.on ? &s_.latency.fsync : nullptr});
       // Loads do not store what they read while a key is dirty (loads.h).
       s_.dirty_now = [wb = wb_.get()](const K& key) { return wb->is_dirty(key); };
     }
@@ -234,6 +236,7 @@ class Writes {
   }
 
   WriteBack<K, V>* write_back_queue() { return wb_.get(); }
+  const WriteBack<K, V>* write_back_queue() const { return wb_.get(); }
 
  private:
   // reentrant_write: a put/erase of key from inside the Writer call that
@@ -249,7 +252,10 @@ class Writes {
   // its old copy may remain: the drop is deferred.
   absl::Status put_local(const K& key, V value) {
     return change(key, [&] {
-      return s_.store->put(key, s_.fresh.make_entry(std::move(value), s_.fresh.now()));
+      const auto t0 = s_.latency.sample() ? CacheLatency::Steady::now() : CacheLatency::Steady::time_point{};
+      absl::Status st = s_.store->put(key, s_.fresh.make_entry(std::move(value), s_.fresh.now()));
+      CacheLatency::record(s_.latency.store_put, t0);
+      return st;
     });
   }
 

@@ -98,6 +98,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "larder/clock.h"
+#include "larder/metric.h"
 
 namespace larder {
 
@@ -234,6 +235,16 @@ class RedisClient {
 
   RedisClientStats stats() const;
   bool breaker_open() const;
+
+  // for_each_metric: the client's metrics (metrics.h), each labelled with
+  // `labels`: larder_redis_<stat>_total for the counters of RedisClientStats;
+  // per node larder_redis_breaker_open{node} (1: open) and
+  // larder_redis_pool_connections{node,state="in_use"|"idle"}; and
+  // larder_redis_command_duration_seconds{command,pipeline}: every command()
+  // and pipeline() call, by its first command's name (GET, MGET, SET, DEL,
+  // UNLINK, EVALSHA, EVAL, PUBLISH, SCAN, or "other"; pipeline="1" for a
+  // pipeline of more than one command), breaker refusals included.
+  void for_each_metric(std::span<const MetricLabel> labels, MetricCallback out) const;
 
  private:
   friend struct internal::RedisClientAccess;

@@ -283,6 +283,15 @@ class RedisStore : public Store<K, V> {
     return c;
   }
 
+  // for_each_metric: the store's counters and its client's metrics
+  // (metrics.h), all labelled store=<store_label>.
+  void for_each_metric(std::span<const MetricLabel> labels, std::string_view store_label,
+                       MetricCallback out) const override {
+    Store<K, V>::for_each_metric(labels, store_label, out);
+    const internal::MetricLabels<8> l(labels, {{"store", store_label}});
+    client_->for_each_metric(l.span(), out);
+  }
+
   // client: the client this store talks through (share it with a RedisLock
   // or RedisLoadGuard).
   const std::shared_ptr<RedisClient>& client() const { return client_; }
