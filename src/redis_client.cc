@@ -96,7 +96,6 @@ extern "C" {
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "larder/internal/absl_compat.h"
 #include "larder/internal/mutex.h"
@@ -571,7 +570,13 @@ struct RedisClient::Impl {
   static std::size_t command_kind(const RedisArgs& args) {
     if (args.empty()) return kKinds - 1;
     for (std::size_t i = 0; i + 1 < kKinds; ++i) {
-      if (absl::EqualsIgnoreCase(args[0], kCommandKinds[i])) return i;
+      const std::string_view a = args[0], b = kCommandKinds[i];
+      if (a.size() == b.size() &&
+          std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+            return std::toupper(static_cast<unsigned char>(x)) == y;
+          })) {
+        return i;
+      }
     }
     return kKinds - 1;
   }
