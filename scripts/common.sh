@@ -4,7 +4,9 @@
 LARDER_PACKAGES=(cmake ninja-build g++ pkg-config ccache libabsl-dev libgtest-dev libgmock-dev
                  libbenchmark-dev libhiredis-dev redis-server redis-sentinel redis-tools libtbb-dev zlib1g-dev
                  clang-14 libclang-rt-14-dev  # clang-14 + libclang-rt: the fuzz preset
-                 postgresql libpqxx-dev)  # the PostgreSQL example, tests/pg, bench/pg_bench
+                 postgresql libpqxx-dev  # the PostgreSQL example, tests/pg, bench/pg_bench
+                 prometheus-cpp-dev  # larder::prometheus, examples/metrics, tests/prometheus
+                 python3-matplotlib)  # scripts/report.sh: the charts of docs/benchmarks.md
 
 # larder_install_missing: apt-get installs the packages above that are not
 # installed yet; silent when everything is there.
