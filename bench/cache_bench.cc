@@ -5,6 +5,8 @@
 //
 //   BM_StoreGet / BM_CacheHit    LocalStore::get versus Cache::get_or_load on a
 //                                fresh key (the hit path), 1 and 2 threads.
+//   BM_CacheHitMetrics/metrics:  the hit path with CacheOptions::record_latency
+//                                off (0) and on (1): what metrics cost.
 //   BM_Stampede/<mode>           8 reader threads on one hot key whose ttl is
 //                                100 ms, a loader taking 10 ms, for 2 s:
 //                                  0 naive cache-aside (get; on miss load; put)
@@ -89,6 +91,41 @@ void BM_CacheHit(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_CacheHit)->Threads(1)->Threads(2)->UseRealTime();
+
+// ---- metrics cost: the hit path with latency recording off (0) and on (1) ----
+// Same binary, same store contents; CacheOptions::record_latency is the only
+// difference (counters are always kept). Reported as a ratio in
+// bench/results/metrics_overhead.txt.
+
+struct MetricsHitFixture {
+  std::shared_ptr<LocalStore<std::string, std::string>> store =
+      std::make_shared<LocalStore<std::string, std::string>>(LocalStoreOptions{.max_entries = 4096});
+  Cache<std::string, std::string> off{store, options(false)};
+  Cache<std::string, std::string> on{store, options(true)};
+  static CacheOptions<std::string, std::string> options(bool record) {
+    CacheOptions<std::string, std::string> o{.ttl = std::chrono::hours(1)};
+    o.record_latency = record;
+    return o;
+  }
+  MetricsHitFixture() {
+    for (const auto& k : bench_keys()) (void)off.put(k, "value-of-" + k);
+  }
+};
+
+void BM_CacheHitMetrics(benchmark::State& state) {
+  static MetricsHitFixture f;
+  Cache<std::string, std::string>& cache = state.range(0) != 0 ? f.on : f.off;
+  const auto& keys = bench_keys();
+  auto loader = [](const std::string& k) { return "loaded-" + k; };
+  std::size_t i = static_cast<std::size_t>(state.thread_index()) * 97;
+  for (auto _ : state) {
+    auto got = cache.get_or_load(keys[i++ & (kKeys - 1)], loader);
+    benchmark::DoNotOptimize(got);
+  }
+}
+// Run with --benchmark_repetitions and --benchmark_enable_random_interleaving
+// so drift on a loaded machine hits both (scripts/bench_metrics.sh).
+BENCHMARK(BM_CacheHitMetrics)->ArgName("metrics")->Arg(0)->Arg(1)->Threads(1)->Threads(2)->UseRealTime();
 
 // ---- stampede ----
 
