@@ -20,6 +20,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -169,8 +171,28 @@ struct Histogram {
   }
 };
 
+// Timeline: with LARDER_BENCH_TIMELINE=DIR set, BM_Stampede also writes
+// DIR/stampede_<mode>.csv: per 10 ms of the run, requests started, loader calls
+// started, mean and max request latency (scripts/report.sh plots them).
+constexpr auto kSlot = std::chrono::milliseconds(10);
+constexpr std::size_t kSlots = static_cast<std::size_t>(kRun / kSlot) + 1;
+struct Timeline {
+  std::vector<std::uint64_t> requests = std::vector<std::uint64_t>(kSlots);
+  std::vector<double> sum_us = std::vector<double>(kSlots), max_us = std::vector<double>(kSlots);
+  std::size_t slot(Clock::time_point start, Clock::time_point t) const {
+    return std::min<std::size_t>(static_cast<std::size_t>((t - start) / kSlot), kSlots - 1);
+  }
+  void add(std::size_t i, Clock::duration d) {
+    const double us = std::chrono::duration<double, std::micro>(d).count();
+    ++requests[i];
+    sum_us[i] += us;
+    max_us[i] = std::max(max_us[i], us);
+  }
+};
+
 void BM_Stampede(benchmark::State& state) {
   const int mode = static_cast<int>(state.range(0));
+  const char* timeline_dir = std::getenv("LARDER_BENCH_TIMELINE");
   for (auto _ : state) {
     auto store = std::make_shared<LocalStore<std::string, std::string>>(
         LocalStoreOptions{.max_entries = 16});
@@ -178,8 +200,12 @@ void BM_Stampede(benchmark::State& state) {
     if (mode == 2) o.stale_while_revalidate = std::chrono::seconds(1);
     auto cache = std::make_unique<Cache<std::string, std::string>>(store, o);
     std::atomic<int> loads{0};
+    std::vector<std::atomic<std::uint32_t>> load_slots(kSlots);
+    std::vector<Timeline> timelines(kReaders);
+    const auto start = Clock::now();
     auto loader = [&](const std::string&) {
       loads.fetch_add(1);
+      load_slots[timelines[0].slot(start, Clock::now())].fetch_add(1);
       std::this_thread::sleep_for(kLoad);
       return std::string("row");
     };
@@ -202,7 +228,9 @@ void BM_Stampede(benchmark::State& state) {
             auto got = cache->get_or_load("hot", loader);
             benchmark::DoNotOptimize(got);
           }
-          lat[t].add(Clock::now() - t0);
+          const auto t1 = Clock::now();
+          lat[t].add(t1 - t0);
+          timelines[t].add(timelines[t].slot(start, t0), t1 - t0);
         }
       });
     }
@@ -221,6 +249,25 @@ void BM_Stampede(benchmark::State& state) {
     state.counters["p99_us"] = pct(0.99);
     state.counters["p999_us"] = pct(0.999);
     state.counters["max_us"] = all.max_us;
+    if (timeline_dir != nullptr) {
+      const std::string path = std::string(timeline_dir) + "/stampede_" + std::to_string(mode) + ".csv";
+      if (std::FILE* f = std::fopen(path.c_str(), "w")) {
+        std::fprintf(f, "t_ms,requests,loader_calls,mean_us,max_us\n");
+        for (std::size_t i = 0; i + 1 < kSlots; ++i) {
+          std::uint64_t n = 0;
+          double sum = 0, mx = 0;
+          for (const Timeline& tl : timelines) {
+            n += tl.requests[i];
+            sum += tl.sum_us[i];
+            mx = std::max(mx, tl.max_us[i]);
+          }
+          std::fprintf(f, "%lld,%llu,%u,%.2f,%.2f\n",
+                       static_cast<long long>(i * static_cast<std::size_t>(kSlot.count())),
+                       static_cast<unsigned long long>(n), load_slots[i].load(), n ? sum / n : 0.0, mx);
+        }
+        std::fclose(f);
+      }
+    }
   }
 }
 BENCHMARK(BM_Stampede)->Arg(0)->Arg(1)->Arg(2)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
