@@ -101,7 +101,8 @@ BENCHMARK(BM_CacheHit)->Threads(1)->Threads(2)->UseRealTime();
 
 struct MetricsHitFixture {
   std::shared_ptr<LocalStore<std::string, std::string>> store =
-      std::make_shared<LocalStore<std::string, std::string>>(LocalStoreOptions{.max_entries = 4096});
+      std::make_shared<LocalStore<std::string, std::string>>(
+          LocalStoreOptions{.max_entries = 4096});
   Cache<std::string, std::string> off{store, options(false)};
   Cache<std::string, std::string> on{store, options(true)};
   static CacheOptions<std::string, std::string> options(bool record) {
@@ -127,7 +128,13 @@ void BM_CacheHitMetrics(benchmark::State& state) {
 }
 // Run with --benchmark_repetitions and --benchmark_enable_random_interleaving
 // so drift on a loaded machine hits both (scripts/bench_metrics.sh).
-BENCHMARK(BM_CacheHitMetrics)->ArgName("metrics")->Arg(0)->Arg(1)->Threads(1)->Threads(2)->UseRealTime();
+BENCHMARK(BM_CacheHitMetrics)
+    ->ArgName("metrics")
+    ->Arg(0)
+    ->Arg(1)
+    ->Threads(1)
+    ->Threads(2)
+    ->UseRealTime();
 
 // ---- stampede ----
 
@@ -250,7 +257,8 @@ void BM_Stampede(benchmark::State& state) {
     state.counters["p999_us"] = pct(0.999);
     state.counters["max_us"] = all.max_us;
     if (timeline_dir != nullptr) {
-      const std::string path = std::string(timeline_dir) + "/stampede_" + std::to_string(mode) + ".csv";
+      const std::string path =
+          std::string(timeline_dir) + "/stampede_" + std::to_string(mode) + ".csv";
       if (std::FILE* f = std::fopen(path.c_str(), "w")) {
         std::fprintf(f, "t_ms,requests,loader_calls,mean_us,max_us\n");
         for (std::size_t i = 0; i + 1 < kSlots; ++i) {
@@ -263,7 +271,8 @@ void BM_Stampede(benchmark::State& state) {
           }
           std::fprintf(f, "%lld,%llu,%u,%.2f,%.2f\n",
                        static_cast<long long>(i * static_cast<std::size_t>(kSlot.count())),
-                       static_cast<unsigned long long>(n), load_slots[i].load(), n ? sum / n : 0.0, mx);
+                       static_cast<unsigned long long>(n), load_slots[i].load(), n ? sum / n : 0.0,
+                       mx);
         }
         std::fclose(f);
       }

@@ -562,17 +562,15 @@ struct RedisClient::Impl {
       refresh_failures{0}, master_switches{0};
 
   // Command latency (metrics): by the first command's kind, single or pipeline.
-  static constexpr std::string_view kCommandKinds[] = {"GET",     "MGET", "SET",     "DEL",
-                                                       "UNLINK",  "EVALSHA", "EVAL", "PUBLISH",
-                                                       "SCAN",    "other"};
+  static constexpr std::string_view kCommandKinds[] = {
+      "GET", "MGET", "SET", "DEL", "UNLINK", "EVALSHA", "EVAL", "PUBLISH", "SCAN", "other"};
   static constexpr std::size_t kKinds = std::size(kCommandKinds);
   LatencyHistogram command_latency[kKinds][2];
   static std::size_t command_kind(const RedisArgs& args) {
     if (args.empty()) return kKinds - 1;
     for (std::size_t i = 0; i + 1 < kKinds; ++i) {
       const std::string_view a = args[0], b = kCommandKinds[i];
-      if (a.size() == b.size() &&
-          std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+      if (a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
             return std::toupper(static_cast<unsigned char>(x)) == y;
           })) {
         return i;
@@ -1813,7 +1811,8 @@ void RedisClient::for_each_metric(std::span<const MetricLabel> labels, MetricCal
   };
   const Field counters[] = {
       {"larder_redis_connects_total", "Connections opened", s.connects},
-      {"larder_redis_connect_failures_total", "Connection attempts that failed", s.connect_failures},
+      {"larder_redis_connect_failures_total", "Connection attempts that failed",
+       s.connect_failures},
       {"larder_redis_failures_total", "Calls that failed on the network", s.failures},
       {"larder_redis_fast_failures_total", "Calls refused without I/O (breaker, backoff)",
        s.fast_failures},
@@ -1848,7 +1847,8 @@ void RedisClient::for_each_metric(std::span<const MetricLabel> labels, MetricCal
     const internal::MetricLabels<8> idle_l(nl.span(), {{"state", "idle"}});
     constexpr std::string_view kPool = "larder_redis_pool_connections";
     constexpr std::string_view kPoolHelp = "Pooled connections open now, by state";
-    emit_gauge(out, kPool, kPoolHelp, busy.span(), static_cast<double>(open - std::min(open, idle)));
+    emit_gauge(out, kPool, kPoolHelp, busy.span(),
+               static_cast<double>(open - std::min(open, idle)));
     emit_gauge(out, kPool, kPoolHelp, idle_l.span(), static_cast<double>(idle));
   }
   for (std::size_t k = 0; k < Impl::kKinds; ++k) {

@@ -6,6 +6,8 @@
 // run under TSan too.
 #include "larder/metrics.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <barrier>
 #include <chrono>
@@ -14,7 +16,6 @@
 #include <memory>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <utility>
 #include <vector>
 
@@ -84,7 +85,8 @@ TEST(LatencyHistogramTest, BucketsAreLog2FromOneMicrosecond) {
   EXPECT_DOUBLE_EQ(HistogramData::upper_bound_seconds(0), 1024e-9);
   for (std::size_t i = 0; i + 1 < HistogramData::kFiniteBuckets; ++i) {
     // Every value lands in the bucket whose bound is the first >= it.
-    const auto bound = static_cast<std::uint64_t>(HistogramData::upper_bound_seconds(i) * 1e9 + 0.5);
+    const auto bound =
+        static_cast<std::uint64_t>(HistogramData::upper_bound_seconds(i) * 1e9 + 0.5);
     EXPECT_EQ(HistogramData::bucket_of(bound), i);
     EXPECT_EQ(HistogramData::bucket_of(bound + 1), i + 1);
   }
@@ -92,10 +94,10 @@ TEST(LatencyHistogramTest, BucketsAreLog2FromOneMicrosecond) {
 
 TEST(LatencyHistogramTest, SnapshotCountsSumsAndQuantiles) {
   LatencyHistogram h;
-  for (int i = 0; i < 90; ++i) h.record(500ns);      // bucket 0
-  for (int i = 0; i < 10; ++i) h.record(3ms);        // 2^22 ns = 4.19 ms: bucket 12
-  h.record(-5ns);                                    // negative: counted as 0
-  h.record(std::chrono::hours(1));                   // +Inf
+  for (int i = 0; i < 90; ++i) h.record(500ns);  // bucket 0
+  for (int i = 0; i < 10; ++i) h.record(3ms);    // 2^22 ns = 4.19 ms: bucket 12
+  h.record(-5ns);                                // negative: counted as 0
+  h.record(std::chrono::hours(1));               // +Inf
   const HistogramData d = h.snapshot();
   EXPECT_EQ(d.count, 102u);
   EXPECT_EQ(d.counts[0], 91u);
@@ -148,9 +150,11 @@ TEST(MetricsTest, CacheCountersAndGaugesMatchStats) {
   };
   // One fresh thread: its sampler starts at 0, so exactly 1 in 16 is timed.
   std::thread t([&] {
-    for (int i = 0; i < 10; ++i) ASSERT_TRUE(cache.get_or_load("k" + std::to_string(i), loader).ok());
+    for (int i = 0; i < 10; ++i)
+      ASSERT_TRUE(cache.get_or_load("k" + std::to_string(i), loader).ok());
     for (int r = 0; r < 15; ++r) {
-      for (int i = 0; i < 10; ++i) ASSERT_TRUE(cache.get_or_load("k" + std::to_string(i), loader).ok());
+      for (int i = 0; i < 10; ++i)
+        ASSERT_TRUE(cache.get_or_load("k" + std::to_string(i), loader).ok());
     }
     EXPECT_FALSE(cache.get_or_load("gone", loader).ok());
   });
@@ -216,8 +220,8 @@ TEST(MetricsTest, RecordLatencyOffReportsNoHistograms) {
 
 TEST(MetricsTest, WriteBackDirtyGaugesFlushAndFsyncLatency) {
   CacheEnv<std::string, std::string> env;
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("larder_metrics_test_" + std::to_string(::getpid()));
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("larder_metrics_test_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   {
@@ -316,12 +320,14 @@ TEST(MetricsTest, ScrapesRaceTheCache) {
   const Scraped s = Scraped::of(cache);
   EXPECT_EQ(s.at("larder_cache_hits_total{cache=stress}"), st.hits);
   EXPECT_EQ(s.at("larder_cache_misses_total{cache=stress}"), st.misses);
-  EXPECT_EQ(s.at("larder_store_evictions_total{cache=stress,store=store}"), store->counters().evictions);
+  EXPECT_EQ(s.at("larder_store_evictions_total{cache=stress,store=store}"),
+            store->counters().evictions);
   // Store operations are timed 1 in 16 per thread: at least the gets' share
   // and no more than every store call's.
   const std::uint64_t gets = st.hits + st.misses + st.stale_hits;
-  const std::uint64_t sampled = s.hist("larder_cache_store_get_duration_seconds{cache=stress}").count +
-                                s.hist("larder_cache_store_put_duration_seconds{cache=stress}").count;
+  const std::uint64_t sampled =
+      s.hist("larder_cache_store_get_duration_seconds{cache=stress}").count +
+      s.hist("larder_cache_store_put_duration_seconds{cache=stress}").count;
   EXPECT_GE(sampled + kThreads, gets / 16);
   EXPECT_LE(sampled, (2 * gets + kThreads * kOps) / 16 + kThreads);
 }

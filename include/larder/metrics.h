@@ -91,8 +91,7 @@ void for_each_metric(const Cache<K, V>& cache, MetricCallback out) {
       {"larder_cache_refreshes_total", "Background refreshes started", s.refreshes},
       {"larder_cache_evictions_total", "Entries the store dropped to respect its bound",
        s.evictions},
-      {"larder_cache_expirations_total", "Entries the store dropped at stale_until",
-       s.expirations},
+      {"larder_cache_expirations_total", "Entries the store dropped at stale_until", s.expirations},
       {"larder_cache_store_errors_total", "Store operations that failed", s.store_errors},
       {"larder_cache_writes_total", "Entries written to the system of record", s.writes},
       {"larder_cache_write_failures_total", "Writer calls that failed", s.write_failures},
@@ -135,8 +134,8 @@ void for_each_metric(const Cache<K, V>& cache, MetricCallback out) {
              "About how long the longest-waiting dirty key has waited", base, oldest);
   emit_gauge(out, "larder_cache_journal_bytes", "Bytes in the write-back journal's live segments",
              base, journal_bytes);
-  emit_gauge(out, "larder_cache_journal_segments", "Write-back journal segment files alive",
-             base, journal_segments);
+  emit_gauge(out, "larder_cache_journal_segments", "Write-back journal segment files alive", base,
+             journal_segments);
 
   if (st.latency.on) {
     const internal::MetricLabels<4> single(base, {{"loader", "single"}});
@@ -149,8 +148,7 @@ void for_each_metric(const Cache<K, V>& cache, MetricCallback out) {
                    "Store::get on the read path (sampled, 1 in 16 per thread)", base,
                    st.latency.store_get);
     emit_histogram(out, "larder_cache_store_put_duration_seconds",
-                   "Store::put and fill (sampled, 1 in 16 per thread)", base,
-                   st.latency.store_put);
+                   "Store::put and fill (sampled, 1 in 16 per thread)", base, st.latency.store_put);
     emit_histogram(out, "larder_cache_write_back_flush_duration_seconds",
                    "Writer calls of one write-back flush batch", base, st.latency.flush);
     emit_histogram(out, "larder_cache_journal_fsync_duration_seconds",

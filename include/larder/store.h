@@ -85,8 +85,8 @@ inline void report_store_counters(const StoreCounters& c, std::span<const Metric
   emit_counter(out, "larder_store_hits_total", "Store gets answered with an entry", labels, c.hits);
   emit_counter(out, "larder_store_misses_total", "Store gets answered with no entry", labels,
                c.misses);
-  emit_counter(out, "larder_store_evictions_total", "Entries the store dropped to respect its bound",
-               labels, c.evictions);
+  emit_counter(out, "larder_store_evictions_total",
+               "Entries the store dropped to respect its bound", labels, c.evictions);
   emit_counter(out, "larder_store_expirations_total", "Entries the store dropped at stale_until",
                labels, c.expirations);
   emit_counter(out, "larder_store_errors_total",

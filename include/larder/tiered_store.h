@@ -417,8 +417,8 @@ class TieredStore : public Store<K, V> {
                  "Keys received from other instances (L1 erased)", l.span(), c.invalidations);
     emit_counter(out, "larder_tiered_gaps_total", "Bus gaps and clears received (L1 cleared)",
                  l.span(), c.gaps);
-    emit_counter(out, "larder_tiered_bus_errors_total",
-                 "Failed publishes and undecodable keys", l.span(), c.bus_errors);
+    emit_counter(out, "larder_tiered_bus_errors_total", "Failed publishes and undecodable keys",
+                 l.span(), c.bus_errors);
     internal::emit_gauge(out, "larder_tiered_publishes_pending",
                          "Keys waiting to be published again", l.span(),
                          static_cast<double>(c.publishes_pending));

@@ -47,9 +47,9 @@ class Families {
         std::uint64_t cum = 0;
         for (std::size_t i = 0; i < HistogramData::kBuckets; ++i) {
           cum += h.counts[i];
-          cm.histogram.bucket.push_back(
-              {cum, i < HistogramData::kFiniteBuckets ? HistogramData::upper_bound_seconds(i)
-                                                      : std::numeric_limits<double>::infinity()});
+          cm.histogram.bucket.push_back({cum, i < HistogramData::kFiniteBuckets
+                                                  ? HistogramData::upper_bound_seconds(i)
+                                                  : std::numeric_limits<double>::infinity()});
         }
         // count and buckets are summed separately while writers run: the
         // +Inf bucket must equal the count.

@@ -21,7 +21,6 @@ namespace {
 
 using testing::options_for;
 
-
 // scrape: name{labels...} -> value (histograms: their count).
 template <class K, class V>
 std::map<std::string, double> scrape(const Cache<K, V>& c) {
@@ -55,7 +54,8 @@ TEST(RedisMetricsTest, CommandsPoolAndCountersThroughTheCache) {
     Cache<std::string, std::string> cache(store, o);
     auto loader = [](const std::string& k) { return "v" + k; };
     for (int round = 0; round < 2; ++round) {
-      for (int i = 0; i < 5; ++i) ASSERT_TRUE(cache.get_or_load("k" + std::to_string(i), loader).ok());
+      for (int i = 0; i < 5; ++i)
+        ASSERT_TRUE(cache.get_or_load("k" + std::to_string(i), loader).ok());
     }
     const std::vector<std::string> keys{"k0", "k1", "k9"};
     ASSERT_TRUE(cache
@@ -78,14 +78,24 @@ TEST(RedisMetricsTest, CommandsPoolAndCountersThroughTheCache) {
     EXPECT_GE(at(m, h + ",command=MGET,pipeline=0}"), 1);
     EXPECT_EQ(at(m, h + ",command=EVAL,pipeline=1}"), 0);
     // Exactly one record per call, by the first command's kind, any case.
-    const std::string ka = client->options().key_prefix + "a", kb = client->options().key_prefix + "b";
+    const std::string ka = client->options().key_prefix + "a",
+                      kb = client->options().key_prefix + "b";
     const std::string_view get[] = {"get", ka};
     const std::string_view set1[] = {"SET", ka, "1"}, set2[] = {"SET", kb, "2"};
     const RedisArgs pipe[] = {set1, set2};
-    ASSERT_TRUE(client->command(get, [](std::size_t, RedisReplyRef) {}, "GET").ok());
-    ASSERT_TRUE(client->pipeline(pipe, [](std::size_t, RedisReplyRef) {}, "SET").ok());
+    ASSERT_TRUE(client
+                    ->command(
+                        get, [](std::size_t, RedisReplyRef) {}, "GET")
+                    .ok());
+    ASSERT_TRUE(client
+                    ->pipeline(
+                        pipe, [](std::size_t, RedisReplyRef) {}, "SET")
+                    .ok());
     const std::string_view del[] = {"DEL", ka, kb};
-    ASSERT_TRUE(client->command(del, [](std::size_t, RedisReplyRef) {}, "DEL").ok());
+    ASSERT_TRUE(client
+                    ->command(
+                        del, [](std::size_t, RedisReplyRef) {}, "DEL")
+                    .ok());
     const auto m2 = scrape(cache);
     EXPECT_EQ(at(m2, h + ",command=GET,pipeline=0}"), at(m, h + ",command=GET,pipeline=0}") + 1);
     EXPECT_EQ(at(m2, h + ",command=SET,pipeline=1}"), at(m, h + ",command=SET,pipeline=1}") + 1);
@@ -93,7 +103,8 @@ TEST(RedisMetricsTest, CommandsPoolAndCountersThroughTheCache) {
     EXPECT_EQ(at(m2, h + ",command=DEL,pipeline=0}"), at(m, h + ",command=DEL,pipeline=0}") + 1);
     // Pool: nothing borrowed between calls; idle connections are the open ones.
     const RedisClientStats cs = client->stats();
-    EXPECT_EQ(at(m, "larder_redis_pool_connections{" + base + ",node=" + node + ",state=in_use}"), 0);
+    EXPECT_EQ(at(m, "larder_redis_pool_connections{" + base + ",node=" + node + ",state=in_use}"),
+              0);
     EXPECT_EQ(at(m, "larder_redis_pool_connections{" + base + ",node=" + node + ",state=idle}"),
               static_cast<double>(cs.open_connections));
     EXPECT_GE(cs.open_connections, 1u);
@@ -124,7 +135,9 @@ TEST(RedisMetricsTest, BreakerStatePerNode) {
   EXPECT_GE(at(m, "larder_redis_breaker_opens_total{cache=down,store=store}"), 1);
   EXPECT_GE(at(m, "larder_cache_store_errors_total{cache=down}"), 1);
   // Refused calls are timed too (fast failures are part of what callers see).
-  EXPECT_GE(at(m, "larder_redis_command_duration_seconds{cache=down,store=store,command=GET,pipeline=0}"), 1);
+  EXPECT_GE(
+      at(m, "larder_redis_command_duration_seconds{cache=down,store=store,command=GET,pipeline=0}"),
+      1);
 }
 
 }  // namespace

@@ -140,9 +140,11 @@ TEST(MetricsScrapeTest, ServesFamiliesMatchingCacheStats) {
   EXPECT_GE(writes, static_cast<double>(orders_before.writes));
   EXPECT_LE(writes, static_cast<double>(orders_after.writes));
   // A histogram: cumulative buckets ending in +Inf = _count; loads were timed.
-  const double count = e.at("larder_cache_load_duration_seconds_count{cache=\"users\",loader=\"single\"}");
+  const double count =
+      e.at("larder_cache_load_duration_seconds_count{cache=\"users\",loader=\"single\"}");
   EXPECT_GT(count, 0);
-  EXPECT_EQ(e.at("larder_cache_load_duration_seconds_bucket{cache=\"users\",loader=\"single\",le=\"+Inf\"}"),
+  EXPECT_EQ(e.at("larder_cache_load_duration_seconds_bucket{cache=\"users\",loader=\"single\",le="
+                 "\"+Inf\"}"),
             count);
   EXPECT_GT(e.at("larder_cache_load_duration_seconds_sum{cache=\"users\",loader=\"single\"}"), 0);
   // The store's occupancy: the bound holds.

@@ -55,6 +55,9 @@ struct CacheLatency {
   static void record(LatencyHistogram& h, Steady::time_point t0) {
     if (t0 != Steady::time_point{}) h.record_since(t0);
   }
+  // For the write-back's options: the histogram, or null when off.
+  LatencyHistogram* flush_or_null() { return on ? &flush : nullptr; }
+  LatencyHistogram* fsync_or_null() { return on ? &fsync : nullptr; }
 };
 
 template <class K, class V>

@@ -952,7 +952,8 @@ class Journal {
     l.unlocked([&] {
       s = journal_internal::write_all(fd, batch, active_.path);
       if (s.ok() && sync) {
-        if (timed_fdatasync(fd) != 0) s = journal_internal::errno_status("fdatasync", active_.path, errno);
+        if (timed_fdatasync(fd) != 0)
+          s = journal_internal::errno_status("fdatasync", active_.path, errno);
       }
     });
     ++stats_.commits;

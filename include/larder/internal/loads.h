@@ -191,7 +191,8 @@ class Loads {
     flight->publish_if_current([&] {
       if (dirty_now(key)) return;  // read before a write not yet written
       const auto mark = recovery_.mark();
-      const auto t0 = s_.latency.sample() ? CacheLatency::Steady::now() : CacheLatency::Steady::time_point{};
+      const auto t0 =
+          s_.latency.sample() ? CacheLatency::Steady::now() : CacheLatency::Steady::time_point{};
       absl::Status st =
           changed ? s_.store->put(key, std::move(entry)) : s_.store->fill(key, std::move(entry));
       CacheLatency::record(s_.latency.store_put, t0);

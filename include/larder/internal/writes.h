@@ -91,8 +91,8 @@ class Writes {
                                           .before_clean = [&s](std::span<const K> keys) {
                                             for (const K& k : keys) s.flights.supersede(k);
                                           },
-                                          .flush_latency = s_.latency.on ? &s_.latency.flush : nullptr,
-                                          .fsync_latency = s_.latency.on ? &s_.latency.fsync : nullptr});
+                                          .flush_latency = s_.latency.flush_or_null(),
+                                          .fsync_latency = s_.latency.fsync_or_null()});
       // Loads do not store what they read while a key is dirty (loads.h).
       s_.dirty_now = [wb = wb_.get()](const K& key) { return wb->is_dirty(key); };
     }
