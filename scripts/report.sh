@@ -46,6 +46,8 @@ cleanup() {
 trap cleanup EXIT
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 load_start=$(load)
+# The commit the binaries are built from (+uncommitted when the sources differ).
+commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- include src bench || echo '+uncommitted')"
 
 # ---- 1. hit ratios: one larder-sim run per trace, all its README capacities ----
 echo "report.sh: larder-sim over $TRACES"
@@ -103,7 +105,7 @@ fi
 # ---- the charts and the page ----
 cpu=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo)
 {
-  echo "commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- include src bench || echo '+uncommitted')"
+  echo "commit=$commit"
   echo "date=$(date -u +%Y-%m-%d)"
   echo "machine=$(nproc) vCPU $cpu, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, $(. /etc/os-release; echo "$PRETTY_NAME"), Linux $(uname -r)"
   echo "load=load average $load_start at the start, $(load) at the end (1, 5, 15 min)"
