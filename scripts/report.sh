@@ -13,7 +13,9 @@
 # Usage: scripts/report.sh [BUILD_DIR]     (default build/release; configured
 #        with the release preset and built here when it is the default)
 # Env:   TRACES (default ../shared/traces relative to the checkout),
-#        MIN_TIME (default 0.1 s per benchmark), JOBS (parallel larder-sim runs, default 2)
+#        MIN_TIME (default 0.1 s per benchmark), JOBS (parallel larder-sim runs, default 2),
+#        PYTHON (default: the first of python3, /usr/bin/python3 that imports matplotlib),
+#        CHARTS_ONLY=1 (redraw from the raw results of the last run, kept in BUILD_DIR/report)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -35,13 +37,28 @@ for t in larder-sim local_store_bench cache_bench write_bench; do
 done
 [[ -f $TRACES/README.md ]] || { echo "report.sh: no traces in $TRACES (set TRACES)" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/larder-report.XXXXXX)
+PYTHON=${PYTHON:-}
+if [[ -z $PYTHON ]]; then
+  for p in python3 /usr/bin/python3; do
+    if command -v "$p" >/dev/null && "$p" -c 'import matplotlib' 2>/dev/null; then PYTHON=$p; break; fi
+  done
+fi
+[[ -n $PYTHON ]] || { echo "report.sh: no python3 with matplotlib (apt-get install python3-matplotlib)" >&2; exit 1; }
+
+# Raw results stay in $work (the charts can be redrawn with CHARTS_ONLY=1).
+work=$BUILD/report
+if [[ ${CHARTS_ONLY:-0} == 1 ]]; then
+  "$PYTHON" scripts/report_charts.py "$work" docs
+  exit 0
+fi
+rm -rf "$work"
+mkdir -p "$work"
 redis_dir=""
 redis_pid=""
 cleanup() {
   if [[ -n $redis_pid ]] && kill -0 "$redis_pid" 2>/dev/null; then kill "$redis_pid" || true; fi
   [[ -n $redis_dir ]] && rm -rf "$redis_dir"
-  rm -rf "$work"
+  return 0
 }
 trap cleanup EXIT
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -114,5 +131,5 @@ cpu=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo
   echo "elapsed=$(( $(date +%s) - start ))"
   echo "min_time=$MIN_TIME"
 } > "$work/meta.env"
-python3 scripts/report_charts.py "$work" docs
+"$PYTHON" scripts/report_charts.py "$work" docs
 echo "report.sh: done in $(( $(date +%s) - start )) s; commit docs/benchmarks.md and docs/img/"
