@@ -180,11 +180,13 @@ struct Histogram {
 
 // Timeline: with LARDER_BENCH_TIMELINE=DIR set, BM_Stampede also writes
 // DIR/stampede_<mode>.csv: per 10 ms of the run, requests started, loader calls
-// started, mean and max request latency (scripts/report.sh plots them).
+// started, mean and max request latency, and requests that took >= 5 ms (half
+// a load: they waited for one, or were descheduled) (scripts/report.sh plots them).
 constexpr auto kSlot = std::chrono::milliseconds(10);
 constexpr std::size_t kSlots = static_cast<std::size_t>(kRun / kSlot) + 1;
 struct Timeline {
   std::vector<std::uint64_t> requests = std::vector<std::uint64_t>(kSlots);
+  std::vector<std::uint64_t> slow = std::vector<std::uint64_t>(kSlots);
   std::vector<double> sum_us = std::vector<double>(kSlots), max_us = std::vector<double>(kSlots);
   std::size_t slot(Clock::time_point start, Clock::time_point t) const {
     return std::min<std::size_t>(static_cast<std::size_t>((t - start) / kSlot), kSlots - 1);
@@ -192,6 +194,7 @@ struct Timeline {
   void add(std::size_t i, Clock::duration d) {
     const double us = std::chrono::duration<double, std::micro>(d).count();
     ++requests[i];
+    if (d >= kLoad / 2) ++slow[i];
     sum_us[i] += us;
     max_us[i] = std::max(max_us[i], us);
   }
@@ -260,19 +263,20 @@ void BM_Stampede(benchmark::State& state) {
       const std::string path =
           std::string(timeline_dir) + "/stampede_" + std::to_string(mode) + ".csv";
       if (std::FILE* f = std::fopen(path.c_str(), "w")) {
-        std::fprintf(f, "t_ms,requests,loader_calls,mean_us,max_us\n");
+        std::fprintf(f, "t_ms,requests,loader_calls,mean_us,max_us,slow\n");
         for (std::size_t i = 0; i + 1 < kSlots; ++i) {
-          std::uint64_t n = 0;
+          std::uint64_t n = 0, slow = 0;
           double sum = 0, mx = 0;
           for (const Timeline& tl : timelines) {
             n += tl.requests[i];
+            slow += tl.slow[i];
             sum += tl.sum_us[i];
             mx = std::max(mx, tl.max_us[i]);
           }
-          std::fprintf(f, "%lld,%llu,%u,%.2f,%.2f\n",
+          std::fprintf(f, "%lld,%llu,%u,%.2f,%.2f,%llu\n",
                        static_cast<long long>(i * static_cast<std::size_t>(kSlot.count())),
                        static_cast<unsigned long long>(n), load_slots[i].load(), n ? sum / n : 0.0,
-                       mx);
+                       mx, static_cast<unsigned long long>(slow));
         }
         std::fclose(f);
       }

@@ -148,7 +148,7 @@ TEST(MetricsTest, CacheCountersAndGaugesMatchStats) {
     if (k == "gone") return absl::NotFoundError("gone");
     return "v" + k;
   };
-  // One fresh thread: its sampler starts at 0, so exactly 1 in 16 is timed.
+  // One fresh thread: its sampler starts at 0, so exactly 1 in kSampleEvery is timed.
   std::thread t([&] {
     for (int i = 0; i < 10; ++i)
       ASSERT_TRUE(cache.get_or_load("k" + std::to_string(i), loader).ok());
@@ -171,15 +171,17 @@ TEST(MetricsTest, CacheCountersAndGaugesMatchStats) {
   EXPECT_EQ(s.at("larder_cache_dirty_keys{cache=users}"), 0);
   EXPECT_EQ(s.types.at("larder_cache_hits_total{cache=users}"), MetricType::kCounter);
   EXPECT_EQ(s.types.at("larder_cache_dirty_keys{cache=users}"), MetricType::kGauge);
-  // Every load is timed; store gets and puts one in 16 per thread (on a fresh
-  // thread, 161 gets and 10 fills: 171 operations, 10 timed).
+  // Every load is timed; store gets and puts one in kSampleEvery per thread
+  // (on a fresh thread: 161 gets and 10 fills, 171 operations).
+  constexpr std::uint64_t kEvery = internal::LatencySampler::kSampleEvery;
   EXPECT_EQ(s.hist("larder_cache_load_duration_seconds{cache=users,loader=single}").count,
             st.loads + st.load_failures);
   EXPECT_EQ(s.hist("larder_cache_load_duration_seconds{cache=users,loader=batch}").count, 0u);
   EXPECT_EQ(s.hist("larder_cache_store_get_duration_seconds{cache=users}").count +
                 s.hist("larder_cache_store_put_duration_seconds{cache=users}").count,
-            10u);
-  EXPECT_GE(s.hist("larder_cache_store_get_duration_seconds{cache=users}").count, 9u);
+            171 / kEvery);
+  EXPECT_GE(s.hist("larder_cache_store_get_duration_seconds{cache=users}").count,
+            171 / kEvery - 1);
   // The store's own counters, labelled store="store".
   const StoreCounters sc = env.store->counters();
   EXPECT_EQ(s.at("larder_store_hits_total{cache=users,store=store}"), sc.hits);
@@ -280,7 +282,7 @@ TEST(MetricsTest, TieredStoreReportsEachTier) {
 }
 
 // Stress (TSan): readers, loaders and writers race scrapes; afterwards the
-// scraped counters equal CacheStats and the sampled histogram saw about 1/16.
+// scraped counters equal CacheStats and the sampled histograms saw 1/kSampleEvery.
 TEST(MetricsTest, ScrapesRaceTheCache) {
   auto store = std::make_shared<LocalStore<int, int>>(LocalStoreOptions{.max_entries = 64});
   CacheOptions<int, int> o;
@@ -322,14 +324,15 @@ TEST(MetricsTest, ScrapesRaceTheCache) {
   EXPECT_EQ(s.at("larder_cache_misses_total{cache=stress}"), st.misses);
   EXPECT_EQ(s.at("larder_store_evictions_total{cache=stress,store=store}"),
             store->counters().evictions);
-  // Store operations are timed 1 in 16 per thread: at least the gets' share
+  // Store operations are timed 1 in kSampleEvery per thread: at least the gets' share
   // and no more than every store call's.
   const std::uint64_t gets = st.hits + st.misses + st.stale_hits;
   const std::uint64_t sampled =
       s.hist("larder_cache_store_get_duration_seconds{cache=stress}").count +
       s.hist("larder_cache_store_put_duration_seconds{cache=stress}").count;
-  EXPECT_GE(sampled + kThreads, gets / 16);
-  EXPECT_LE(sampled, (2 * gets + kThreads * kOps) / 16 + kThreads);
+  constexpr std::uint64_t kEvery = internal::LatencySampler::kSampleEvery;
+  EXPECT_GE(sampled + kThreads, gets / kEvery);
+  EXPECT_LE(sampled, (2 * gets + kThreads * kOps) / kEvery + kThreads);
 }
 
 }  // namespace

@@ -20,7 +20,7 @@
 //             (every loader call, refreshes included),
 //             larder_cache_store_get_duration_seconds and
 //             larder_cache_store_put_duration_seconds (sampled: one call in
-//             16 per thread, see metric.h), larder_cache_write_back_flush_duration_seconds
+//             64 per thread, see metric.h), larder_cache_write_back_flush_duration_seconds
 //             (each flush batch's Writer calls), larder_cache_journal_fsync_duration_seconds
 //             (each fdatasync of the write-back journal); only while
 //             CacheOptions::record_latency is true (the default)
@@ -36,7 +36,7 @@
 // Cost: counters and gauges are read only when metrics are collected (a
 // stats() snapshot, a store's counters(), a lock or two for the write-back
 // and the Redis pools); recording costs the hit path one thread-local
-// increment, and one call in 16 two steady_clock reads
+// increment, and one call in 64 two steady_clock reads
 // (bench/cache_bench.cc: BM_CacheHitMetrics, results in bench/results/).
 //
 // Thread-safety: for_each_metric may run concurrently with every Cache
@@ -145,10 +145,10 @@ void for_each_metric(const Cache<K, V>& cache, MetricCallback out) {
     emit_histogram(out, kLoad, kLoadHelp, single.span(), st.latency.load);
     emit_histogram(out, kLoad, kLoadHelp, batch.span(), st.latency.batch_load);
     emit_histogram(out, "larder_cache_store_get_duration_seconds",
-                   "Store::get on the read path (sampled, 1 in 16 per thread)", base,
+                   "Store::get on the read path (sampled, 1 in 64 per thread)", base,
                    st.latency.store_get);
     emit_histogram(out, "larder_cache_store_put_duration_seconds",
-                   "Store::put and fill (sampled, 1 in 16 per thread)", base, st.latency.store_put);
+                   "Store::put and fill (sampled, 1 in 64 per thread)", base, st.latency.store_put);
     emit_histogram(out, "larder_cache_write_back_flush_duration_seconds",
                    "Writer calls of one write-back flush batch", base, st.latency.flush);
     emit_histogram(out, "larder_cache_journal_fsync_duration_seconds",
