@@ -25,18 +25,6 @@ MIN_TIME=${MIN_TIME:-0.1}
 JOBS=${JOBS:-2}
 targets=(larder-sim local_store_bench cache_bench write_bench redis_bench)
 
-if [[ $BUILD == build/release ]]; then
-  if command -v ccache >/dev/null; then
-    export CMAKE_CXX_COMPILER_LAUNCHER=ccache CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
-  fi
-  [[ -f $BUILD/build.ninja ]] || cmake --preset release >/dev/null
-  cmake --build "$BUILD" --target "${targets[@]}" -j 2
-fi
-for t in larder-sim local_store_bench cache_bench write_bench; do
-  [[ -x $BUILD/bench/$t ]] || { echo "report.sh: $BUILD/bench/$t is missing" >&2; exit 1; }
-done
-[[ -f $TRACES/README.md ]] || { echo "report.sh: no traces in $TRACES (set TRACES)" >&2; exit 1; }
-
 PYTHON=${PYTHON:-}
 if [[ -z $PYTHON ]]; then
   for p in python3 /usr/bin/python3; do
@@ -51,6 +39,18 @@ if [[ ${CHARTS_ONLY:-0} == 1 ]]; then
   "$PYTHON" scripts/report_charts.py "$work" docs
   exit 0
 fi
+if [[ $BUILD == build/release ]]; then
+  if command -v ccache >/dev/null; then
+    export CMAKE_CXX_COMPILER_LAUNCHER=ccache CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+  fi
+  [[ -f $BUILD/build.ninja ]] || cmake --preset release >/dev/null
+  cmake --build "$BUILD" --target "${targets[@]}" -j 2
+fi
+for t in larder-sim local_store_bench cache_bench write_bench; do
+  [[ -x $BUILD/bench/$t ]] || { echo "report.sh: $BUILD/bench/$t is missing" >&2; exit 1; }
+done
+[[ -f $TRACES/README.md ]] || { echo "report.sh: no traces in $TRACES (set TRACES)" >&2; exit 1; }
+
 rm -rf "$work"
 mkdir -p "$work"
 redis_dir=""
