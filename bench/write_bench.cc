@@ -127,11 +127,11 @@ std::unique_ptr<WritePath> make_path(Mode mode, std::size_t max_batch, Layer lay
     larder::CacheOptions<K, V> o;
     o.write_mode = mode == kThrough ? larder::WriteMode::kWriteThrough : larder::WriteMode::kWriteBack;
     o.writer = w;
-    o.write_back_delay = std::chrono::milliseconds(100);
-    o.write_back_batch = max_batch;
-    o.write_back_journal = journal;
-    o.write_back_fsync = fsync;
-    o.write_back_fsync_interval = std::chrono::milliseconds(100);
+    o.write_back.delay = std::chrono::milliseconds(100);
+    o.write_back.batch = max_batch;
+    o.write_back.journal = journal;
+    o.write_back.fsync = fsync;
+    o.write_back.fsync_interval = std::chrono::milliseconds(100);
     return std::make_unique<CachePath>(std::move(o));
   }
   if (mode == kThrough) return std::make_unique<WriteThroughPath>(w);

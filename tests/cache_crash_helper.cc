@@ -51,14 +51,14 @@ std::unique_ptr<Cache> make_cache(const std::string& journal, const std::string&
   larder::CacheOptions<std::string, std::int64_t> o;
   o.write_mode = larder::WriteMode::kWriteBack;
   o.writer = larder::testing::file_sor_writer(sor);
-  o.write_back_delay = std::chrono::milliseconds(2);
-  o.write_back_batch = 8;
-  o.write_back_max_dirty = 1000;
-  o.write_back_journal = journal;
-  o.write_back_fsync = policy;
-  o.write_back_fsync_interval = std::chrono::milliseconds(5);
-  o.write_back_retry_base = std::chrono::milliseconds(1);
-  o.write_back_retry_max = std::chrono::milliseconds(10);
+  o.write_back.delay = std::chrono::milliseconds(2);
+  o.write_back.batch = 8;
+  o.write_back.max_dirty = 1000;
+  o.write_back.journal = journal;
+  o.write_back.fsync = policy;
+  o.write_back.fsync_interval = std::chrono::milliseconds(5);
+  o.write_back.retry_base = std::chrono::milliseconds(1);
+  o.write_back.retry_max = std::chrono::milliseconds(10);
   return std::make_unique<Cache>(store, o);
 }
 
@@ -96,9 +96,9 @@ int flushed(const std::string& journal, const std::string& sor, int n, int stuck
   larder::CacheOptions<std::string, std::int64_t> o;
   o.write_mode = larder::WriteMode::kWriteBack;
   o.writer = larder::testing::failing_for_stuck(larder::testing::file_sor_writer(sor));
-  o.write_back_journal = journal;
-  o.write_back_fsync = larder::FsyncPolicy::kEveryInterval;  // SIGKILL: all policies survive it
-  o.write_back_fsync_interval = std::chrono::milliseconds(5);
+  o.write_back.journal = journal;
+  o.write_back.fsync = larder::FsyncPolicy::kEveryInterval;  // SIGKILL: all policies survive it
+  o.write_back.fsync_interval = std::chrono::milliseconds(5);
   Cache cache(store, o);
   std::vector<std::thread> ts;
   for (int t = 0; t < 4; ++t) {  // concurrent puts share group commits

@@ -80,7 +80,7 @@ TEST(CacheManyTest, DuplicatesAreLoadedOnce) {
 TEST(CacheManyTest, KeysTheLoaderDoesNotReturnAreAbsentAndCanBeNegativelyCached) {
   Env env;
   auto o = env.options();
-  o.negative_ttl = seconds(5);
+  o.negative.ttl = seconds(5);
   SCache cache(env.store, o);
   Batch load([](std::span<const std::string> keys) -> absl::StatusOr<Map> {
     Map m;

@@ -190,7 +190,7 @@ TEST_F(CacheRecoveryTest, EraseAndWriteBackPutDuringAnOutageAreOkAndRecover) {
   wo.late_write_window = milliseconds(0);
   wo.write_mode = WriteMode::kWriteBack;
   wo.writer = wb_db.writer();
-  wo.write_back_delay = milliseconds(0);
+  wo.write_back.delay = milliseconds(0);
   Cache<std::string, std::string> wb(wb_env.store, wo);
   ASSERT_TRUE(wb.put("views", "1").ok());
   ASSERT_TRUE(wb.flush().ok());

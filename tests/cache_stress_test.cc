@@ -58,7 +58,7 @@ void run_mixed_operations(std::chrono::milliseconds load_timeout) {
   o.stale_if_error = milliseconds(300);
   o.ttl_jitter = 0.1;
   o.refresh_ahead = 0.5;
-  o.negative_ttl = milliseconds(50);
+  o.negative.ttl = milliseconds(50);
   o.error_backoff = milliseconds(10);
   o.load_timeout = load_timeout;
   o.clock = clock;

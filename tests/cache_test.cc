@@ -220,7 +220,7 @@ TEST(CacheTest, NegativeCachingIsOffByDefault) {
 TEST(CacheTest, NegativeCachingRemembersNotFound) {
   Env env;
   auto o = env.options();
-  o.negative_ttl = seconds(5);
+  o.negative.ttl = seconds(5);
   SCache cache(env.store, o);
   Loader loader([](const std::string&) -> absl::StatusOr<std::string> {
     return absl::NotFoundError("no such row");
@@ -345,7 +345,7 @@ TEST(CacheTest, RejectsBadOptionsNamingTheField) {
   expect_throw([](O& o) { o.refresh_ahead = 1.0; }, "refresh_ahead");
   expect_throw([](O& o) { o.stale_while_revalidate = milliseconds(-1); }, "stale_while_revalidate");
   expect_throw([](O& o) { o.stale_if_error = milliseconds(-1); }, "stale_if_error");
-  expect_throw([](O& o) { o.negative_ttl = milliseconds(-1); }, "negative_ttl");
+  expect_throw([](O& o) { o.negative.ttl = milliseconds(-1); }, "negative.ttl");
   expect_throw([](O& o) { o.load_timeout = milliseconds(-1); }, "load_timeout");
   expect_throw([](O& o) { o.write_mode = WriteMode::kWriteThrough; },
                "write_mode = kWriteThrough needs writer.write");
@@ -355,9 +355,9 @@ TEST(CacheTest, RejectsBadOptionsNamingTheField) {
         o.writer.write = [](std::span<const std::pair<std::string, std::string>>) {
           return absl::OkStatus();
         };
-        o.write_back_batch = 0;
+        o.write_back.batch = 0;
       },
-      "write_back_batch must be > 0");
+      "write_back.batch must be > 0");
   EXPECT_THROW(SCache(nullptr, env.options()), std::invalid_argument);
 }
 
@@ -366,22 +366,26 @@ TEST(CacheTest, DesignatedInitializersFollowTheApiOrder) {
   CacheOptions<std::string, int> o{.ttl = seconds(5),
                                    .stale_while_revalidate = seconds(1),
                                    .stale_if_error = seconds(2),
-                                   .ttl_jitter = 0.1,
-                                   .refresh_ahead = 0.5,
-                                   .negative_ttl = seconds(1),
-                                   .load_timeout = milliseconds(10),
+                                   .loader = nullptr,
+                                   .batch_loader = nullptr,
                                    .write_mode = WriteMode::kNone,
                                    .writer = {},
-                                   .write_back_delay = milliseconds(100),
-                                   .write_back_batch = 16,
-                                   .write_back_max_dirty = 100,
-                                   .write_back_journal = "",
+                                   .write_back = {.delay = milliseconds(100),
+                                                  .journal = "",
+                                                  .max_dirty = 100,
+                                                  .batch = 16},
+                                   .negative = {.ttl = seconds(1), .max_entries = 10},
+                                   .ttl_jitter = 0.1,
+                                   .refresh_ahead = 0.5,
+                                   .load_timeout = milliseconds(10),
+                                   .load_guard = nullptr,
                                    .clock = clock,
                                    .executor = nullptr,
-                                   .load_guard = nullptr,
                                    .on_refresh_error = nullptr};
   Cache<std::string, int> cache(std::make_shared<testing::MapStore<std::string, int>>(clock), o);
   EXPECT_EQ(cache.options().ttl, seconds(5));
+  EXPECT_EQ(cache.options().write_back.batch, 16u);
+  EXPECT_EQ(cache.options().negative.ttl, seconds(1));
 }
 
 TEST(CacheTest, EvictionsAndExpirationsComeFromTheStore) {

@@ -109,7 +109,7 @@ CacheOptions<std::string, std::string> write_back(const Env& env, Db& db) {
   auto o = env.options();
   o.write_mode = WriteMode::kWriteBack;
   o.writer = db.writer();
-  o.write_back_delay = milliseconds(100);
+  o.write_back.delay = milliseconds(100);
   return o;
 }
 
@@ -138,25 +138,25 @@ TEST(CacheWriteTest, WriteBackOptionsAreValidated) {
   };
   using O = CacheOptions<std::string, std::string>;
   expect_throw([](O& o) { o.writer.write = nullptr; }, "write_mode = kWriteBack needs writer.write");
-  expect_throw([](O& o) { o.write_back_batch = 0; }, "write_back_batch");
-  expect_throw([](O& o) { o.write_back_max_dirty = 0; }, "write_back_max_dirty");
-  expect_throw([](O& o) { o.write_back_delay = milliseconds(-1); }, "write_back_delay");
-  expect_throw([](O& o) { o.write_back_wait = milliseconds(-1); }, "write_back_wait");
-  expect_throw([](O& o) { o.write_back_retry_base = milliseconds(0); }, "write_back_retry_base");
-  expect_throw([](O& o) { o.write_back_retry_max = milliseconds(1); }, "write_back_retry_max");
+  expect_throw([](O& o) { o.write_back.batch = 0; }, "write_back.batch");
+  expect_throw([](O& o) { o.write_back.max_dirty = 0; }, "write_back.max_dirty");
+  expect_throw([](O& o) { o.write_back.delay = milliseconds(-1); }, "write_back.delay");
+  expect_throw([](O& o) { o.write_back.wait = milliseconds(-1); }, "write_back.wait");
+  expect_throw([](O& o) { o.write_back.retry_base = milliseconds(0); }, "write_back.retry_base");
+  expect_throw([](O& o) { o.write_back.retry_max = milliseconds(1); }, "write_back.retry_max");
   expect_throw(
       [](O& o) {
-        o.write_back_journal = "/tmp/x";
-        o.write_back_fsync = FsyncPolicy::kEveryInterval;
-        o.write_back_fsync_interval = milliseconds(0);
+        o.write_back.journal = "/tmp/x";
+        o.write_back.fsync = FsyncPolicy::kEveryInterval;
+        o.write_back.fsync_interval = milliseconds(0);
       },
-      "write_back_fsync_interval");
+      "write_back.fsync_interval");
   expect_throw(
       [](O& o) {
         o.write_mode = WriteMode::kWriteThrough;
-        o.write_back_journal = "/tmp/x";
+        o.write_back.journal = "/tmp/x";
       },
-      "write_back_journal is set but write_mode is not kWriteBack");
+      "write_back.journal is set but write_mode is not kWriteBack");
 
   struct NoCodec {  // not trivially copyable: no built-in larder::Codec
     int x = 0;
@@ -167,17 +167,17 @@ TEST(CacheWriteTest, WriteBackOptionsAreValidated) {
   o.clock = clock;
   o.write_mode = WriteMode::kWriteBack;
   o.writer.write = [](std::span<const std::pair<std::string, NoCodec>>) { return absl::OkStatus(); };
-  o.write_back_journal = "/tmp/never-created";
+  o.write_back.journal = "/tmp/never-created";
   try {
     Cache<std::string, NoCodec> c(std::make_shared<testing::MapStore<std::string, NoCodec>>(clock),
                                   o);
     ADD_FAILURE() << "no exception for a journal without a codec";
   } catch (const std::invalid_argument& e) {
-    EXPECT_THAT(std::string(e.what()), HasSubstr("write_back_journal"));
+    EXPECT_THAT(std::string(e.what()), HasSubstr("write_back.journal"));
     EXPECT_THAT(std::string(e.what()), HasSubstr("Codec"));
   }
   // Without a journal, a type without a codec is fine.
-  o.write_back_journal.clear();
+  o.write_back.journal.clear();
   Cache<std::string, NoCodec> c(std::make_shared<testing::MapStore<std::string, NoCodec>>(clock), o);
   EXPECT_TRUE(c.put("k", NoCodec{1, {}}).ok());
   EXPECT_EQ(c.get_if_present("k")->x, 1);
@@ -243,7 +243,7 @@ TEST(CacheWriteTest, WriterFailuresAreRetriedReportedAndRecover) {
   internal::Mutex mu;
   std::vector<std::string> reported;
   auto o = write_back(env, db);
-  o.on_write_error = [&](std::span<const std::string> keys, const absl::Status& s) {
+  o.write_back.on_error = [&](std::span<const std::string> keys, const absl::Status& s) {
     internal::MutexLock l(&mu);
     EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
     reported.insert(reported.end(), keys.begin(), keys.end());
@@ -286,8 +286,8 @@ TEST(CacheWriteTest, BackpressureRefusesAndLeavesTheCacheUnchanged) {
   Db db;
   db.fail_next = 1'000'000;  // the system of record is down
   auto o = write_back(env, db);
-  o.write_back_max_dirty = 2;
-  o.write_back_wait = milliseconds(0);
+  o.write_back.max_dirty = 2;
+  o.write_back.wait = milliseconds(0);
   SCache cache(env.store, o);
   ASSERT_TRUE(cache.put("a", "1").ok());
   ASSERT_TRUE(cache.put("b", "1").ok());
@@ -315,8 +315,8 @@ TEST(CacheWriteTest, BackpressureWaitsForRoom) {
   Env env;
   Db db;
   auto o = write_back(env, db);
-  o.write_back_max_dirty = 1;
-  o.write_back_wait = milliseconds(60'000);  // real time; the flusher frees room first
+  o.write_back.max_dirty = 1;
+  o.write_back.wait = milliseconds(60'000);  // real time; the flusher frees room first
   SCache cache(env.store, o);
   ASSERT_TRUE(cache.put("a", "1").ok());
   // The flusher waives the delay for a waiting put, so this returns once "a"
@@ -386,9 +386,9 @@ TEST(CacheWriteTest, DestructorReportsWhatItCouldNotWrite) {
   std::vector<std::string> aborted;
   {
     auto o = write_back(env, db);
-    o.write_back_retry_base = milliseconds(1);  // the destructor pauses this long (real time)
-    o.write_back_retry_max = milliseconds(2);
-    o.on_write_error = [&](std::span<const std::string> keys, const absl::Status& s) {
+    o.write_back.retry_base = milliseconds(1);  // the destructor pauses this long (real time)
+    o.write_back.retry_max = milliseconds(2);
+    o.write_back.on_error = [&](std::span<const std::string> keys, const absl::Status& s) {
       if (s.code() == absl::StatusCode::kAborted) aborted.assign(keys.begin(), keys.end());
     };
     SCache cache(env.store, o);
@@ -409,7 +409,7 @@ TEST(CacheWriteTest, DirtyKeysAreNeverLostToEviction) {
   o.executor = executor;
   o.write_mode = WriteMode::kWriteBack;
   o.writer = db.writer();
-  o.write_back_max_dirty = 10'000;
+  o.write_back.max_dirty = 10'000;
   {
     SCache cache(store, o);
     constexpr int kKeys = 1000;
@@ -536,11 +536,11 @@ TEST(CacheWriteTest, JournalIsReplayedByTheNextCache) {
   std::atomic<int> aborted{0};
   {
     auto o = write_back(env, db);
-    o.write_back_journal = journal;
-    o.write_back_fsync = FsyncPolicy::kNever;
-    o.write_back_retry_base = milliseconds(1);
-    o.write_back_retry_max = milliseconds(1);
-    o.on_write_error = [&](std::span<const std::string> keys, const absl::Status& s) {
+    o.write_back.journal = journal;
+    o.write_back.fsync = FsyncPolicy::kNever;
+    o.write_back.retry_base = milliseconds(1);
+    o.write_back.retry_max = milliseconds(1);
+    o.write_back.on_error = [&](std::span<const std::string> keys, const absl::Status& s) {
       if (s.code() == absl::StatusCode::kAborted) aborted += static_cast<int>(keys.size());
     };
     SCache cache(env.store, o);
@@ -552,7 +552,7 @@ TEST(CacheWriteTest, JournalIsReplayedByTheNextCache) {
   EXPECT_EQ(db.row("a"), std::nullopt);
   Env env2;
   auto o = write_back(env2, db);
-  o.write_back_journal = journal;
+  o.write_back.journal = journal;
   SCache cache(env2.store, o);  // the Writer still fails: replayed keys stay dirty
   // a=1 is not replayed: a=3 superseded it (the journal's checkpoint says so).
   EXPECT_EQ(cache.stats().journal_replayed, 2u);
@@ -562,7 +562,7 @@ TEST(CacheWriteTest, JournalIsReplayedByTheNextCache) {
     // While this cache owns the journal, a second one on the path is refused.
     Env env3;
     auto o3 = write_back(env3, db);
-    o3.write_back_journal = journal;
+    o3.write_back.journal = journal;
     EXPECT_THROW(SCache(env3.store, o3), std::runtime_error);
   }
   {
@@ -583,8 +583,8 @@ TEST(CacheWriteTest, WriteBackStressKeepsCacheAndSystemOfRecordInAgreement) {
   CacheOptions<std::string, std::string> o;
   o.write_mode = WriteMode::kWriteBack;
   o.writer = db.writer();
-  o.write_back_delay = milliseconds(1);
-  o.write_back_batch = 4;
+  o.write_back.delay = milliseconds(1);
+  o.write_back.batch = 4;
   o.executor = std::make_shared<testing::ManualExecutor>();
   constexpr int kThreads = 4, kOps = 1500, kKeys = 20;
   {

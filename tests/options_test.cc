@@ -25,10 +25,10 @@ TEST(OptionsTest, CacheOptionsTakeAnySubsetInApiOrder) {
   EXPECT_EQ(a.ttl, seconds(5));
   EXPECT_EQ(a.stale_while_revalidate, milliseconds(0));
   EXPECT_EQ(b.ttl, std::chrono::minutes(1));  // API default
-  EXPECT_EQ(b.negative_ttl, seconds(2));
-  EXPECT_EQ(b.write_back_batch, 256u);
-  EXPECT_EQ(b.write_back_max_dirty, 100'000u);
-  EXPECT_EQ(b.write_back_delay, milliseconds(100));
+  EXPECT_EQ(b.negative.ttl, seconds(2));
+  EXPECT_EQ(b.write_back.batch, 256u);
+  EXPECT_EQ(b.write_back.max_dirty, 100'000u);
+  EXPECT_EQ(b.write_back.delay, milliseconds(100));
   EXPECT_EQ(b.clock, nullptr);
 }
 

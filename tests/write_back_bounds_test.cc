@@ -66,7 +66,7 @@ TEST(WriteBackBounds, FailingWriterKeepsDirtyKeysAndJournalBounded) {
           }};
   constexpr std::size_t kMaxDirty = 200;
   constexpr std::size_t kSegment = 64 << 10;
-  WriteBackOptions<std::string> o;
+  WriteBackConfig<std::string> o;
   o.delay = std::chrono::milliseconds(0);
   o.max_dirty = kMaxDirty;
   o.backpressure_wait = std::chrono::milliseconds(0);
@@ -124,7 +124,7 @@ TEST(WriteBackBounds, OneStuckKeyDoesNotPinTheJournal) {
           },
       .erase = [&](std::span<const std::string>) { return absl::OkStatus(); }};
   constexpr std::size_t kSegment = 32 << 10;
-  WriteBackOptions<std::string> o;
+  WriteBackConfig<std::string> o;
   o.delay = std::chrono::milliseconds(0);
   o.max_batch = 1;
   o.max_dirty = 1000;

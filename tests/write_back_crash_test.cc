@@ -24,7 +24,7 @@ TEST(WriteBackCrashTest, EveryAcknowledgedPutSurvivesSigkill) {
 TEST(WriteBackCrashTest, FlushedPutsAreNotReplayedAfterSigkill) {
   const std::uint64_t replayed = larder::testing::run_flushed_then_killed(
       "write_back_crash_helper", 30'000, 20,
-      larder::internal::WriteBackOptions<std::string>{}.journal_checkpoint_every);
+      larder::internal::WriteBackConfig<std::string>{}.journal_checkpoint_every);
   std::printf("replayed %llu records after 30000 flushed + 20 unflushed puts\n",
               static_cast<unsigned long long>(replayed));
 }

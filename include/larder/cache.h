@@ -2,9 +2,9 @@
 //
 // Cache<K, V>: the policy core. Cache-aside reads with single-flight loading,
 // TTL with jitter, stale-while-revalidate, refresh-ahead, stale-if-error,
-// load_timeout, negative caching and batch loads, over any Store<K, V>
-// (DESIGN.md, "Read path"); cache-aside, write-through and write-back writes
-// (DESIGN.md, "Write path").
+// load_timeout, negative caching and batch loads, over any Store<K, V>;
+// cache-aside, write-through and write-back writes; atomic read-modify-write
+// (compute, merge) in every write mode.
 //
 // How it differs from the obvious cache-aside loop (get; on miss load; put):
 //   * One load per key, however many callers miss it at once (single-flight),
@@ -19,7 +19,7 @@
 //   * No exception from a loader escapes; every failure is an absl::Status.
 //   * Write-back does not lose acknowledged writes to eviction (a dirty key
 //     the store dropped is still read from, and written by, the write-back)
-//     nor, with write_back_journal, to a crash (the journal is replayed by the
+//     nor, with write_back.journal, to a crash (the journal is replayed by the
 //     next Cache on the same path).
 //
 // Thread-safety: every method may be called concurrently from any thread.
@@ -32,12 +32,15 @@
 // the Cache (the destructor waits for background work that has started and
 // cancels work still queued).
 //
-// Example:
+// Example (local_cache.h; redis/tiered_cache.h for the two-tier form):
 //
-//   auto store = std::make_shared<larder::LocalStore<int, User>>();
-//   larder::Cache<int, User> users(store, {.ttl = std::chrono::seconds(30),
-//                                          .stale_while_revalidate = std::chrono::seconds(30)});
-//   absl::StatusOr<User> u = users.get_or_load(42, [&](int id) { return db.load_user(id); });
+//   auto users = larder::make_local_cache<int, User>(
+//       {.max_entries = 100'000},
+//       {.ttl = std::chrono::seconds(30), .stale_while_revalidate = std::chrono::seconds(30),
+//        .loader = [&](int id) { return db.load_user(id); }});
+//   absl::StatusOr<User> u = users.get(42);
+//   auto some = users.get_many({1, 2, 3});         // one batch; failures per key
+//   (void)users.merge(42, User{.visits = 1}, add_visits);   // atomic read-modify-write
 //
 // ---------------------------------------------------------------------------
 // Implementation: internal/cache_core.h (CacheCore, the shared_ptr-owned core,
@@ -52,12 +55,18 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
+#include <ranges>
 #include <span>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -74,20 +83,84 @@
 namespace larder {
 
 // FsyncPolicy: when the write-back journal forces its records to disk
-// (CacheOptions::write_back_fsync). What an acknowledged put survives:
+// (WriteBackOptions::fsync). What an acknowledged put survives:
 //
 //   policy          process crash (SIGKILL, abort)   machine crash (power loss, panic)
 //   kEveryWrite     yes                              yes: fdatasync before put returns
 //                                                    (group commit: concurrent puts share one)
-//   kEveryInterval  yes                              all but the last write_back_fsync_interval
+//   kEveryInterval  yes                              all but the last fsync_interval
 //   kNever          yes                              whatever the OS had written back
 using FsyncPolicy = internal::FsyncPolicy;
 
+// WriteBackOptions: CacheOptions::write_back, used by WriteMode::kWriteBack
+// only. A plain aggregate; fields in order of how often they are set.
+template <class K>
+struct WriteBackOptions {
+  // Longest time (Clock time) a key stays dirty before the flusher writes it.
+  // 0: as soon as the flusher gets to it.
+  std::chrono::milliseconds delay{100};
+  // Journal path prefix (files "<path>.NNNNNNNNNNNN" in an existing
+  // directory); every put is appended before it returns, and the journal is
+  // replayed through the Writer at construction. Needs larder::Codec<K> and
+  // larder::Codec<V>. Empty: no journal (acknowledged puts not yet written
+  // are lost if the process dies). One Cache per path: the constructor throws
+  // std::runtime_error if another (in any process) has it open ("<path>.lock"
+  // is flock'ed). Replay after a crash is AT-LEAST-ONCE for the unflushed
+  // window (puts written shortly before the crash may come back; checkpoints
+  // bound them: with the defaults, at most 512 records when nothing was
+  // dirty; see internal/write_back.h), so the Writer must be idempotent: a
+  // versioned upsert ("... SET v = $2, version = $3 WHERE version < $3"),
+  // never an increment ("SET n = n + $delta").
+  std::string journal{};
+  // With a journal: when appended records are forced to disk (see
+  // FsyncPolicy above for what each survives).
+  FsyncPolicy fsync = FsyncPolicy::kEveryWrite;
+  // Most dirty keys; a put of a further key waits up to `wait`, then fails
+  // with kResourceExhausted. Must be > 0.
+  std::size_t max_dirty = 100'000;
+  // How long (real time) a put waits for room when max_dirty keys are dirty,
+  // before kResourceExhausted. 0: fail at once.
+  std::chrono::milliseconds wait{1000};
+  // Most keys per Writer::write (or Writer::erase) call. Must be > 0.
+  std::size_t batch = 256;
+  // Called on the flusher thread, under no lock, with the keys of every
+  // failed Writer call and its error (the keys stay dirty and are retried),
+  // and from ~Cache with keys it could not write (kAborted; with a journal
+  // they are replayed by the next Cache on it). Must not call flush() or the
+  // destructor. Failures are also counted (CacheStats::write_failures).
+  // Null: counted only.
+  std::function<void(std::span<const K>, const absl::Status&)> on_error = nullptr;
+  // A failed Writer call is retried after retry_base * 2^(failures-1) (Clock
+  // time), capped at retry_max, minus up to half of it at random (jitter).
+  // retry_base must be > 0, retry_max >= retry_base.
+  std::chrono::milliseconds retry_base{100};
+  std::chrono::milliseconds retry_max{30'000};
+  // fsync = kEveryInterval: real time between fdatasyncs. Must be > 0.
+  std::chrono::milliseconds fsync_interval{1000};
+  // The journal is a chain of segment files; the active one is sealed and a
+  // new one started once it holds journal_segment_bytes (must be > 0), or
+  // once its first record is journal_segment_age old (Clock time; 0: by size
+  // only). Sealed segments whose records were all written are deleted.
+  std::size_t journal_segment_bytes = std::size_t{64} << 20;
+  std::chrono::milliseconds journal_segment_age{std::chrono::minutes(1)};
+};
+
+// NegativeCacheOptions: CacheOptions::negative: remembering that the loader
+// found nothing, so a missing key does not reach the database on every call.
+struct NegativeCacheOptions {
+  // Remember a loader's NotFound this long (in this process). 0: off.
+  std::chrono::milliseconds ttl{0};
+  // Most keys remembered as NotFound at once; past it, new NotFound answers
+  // are not remembered. Must be > 0 when ttl > 0.
+  std::size_t max_entries = 10'000;
+};
+
 // CacheOptions: a plain aggregate; every field has a default (written out, so
-// designated initializers that skip fields compile warning-free). The first
-// fields are API (API.md) in a fixed order; later ones are appended.
-// Cache's constructor validates them and throws std::invalid_argument naming
-// the field.
+// designated initializers that skip fields compile warning-free). Fields are
+// in order of how often a service sets them; the write-back and
+// negative-caching knobs are grouped in their own structs. Cache's
+// constructor validates them and throws std::invalid_argument naming the
+// field.
 template <class K, class V>
 struct CacheOptions {
   // Fresh this long after a load or put. Must be > 0.
@@ -97,44 +170,45 @@ struct CacheOptions {
   std::chrono::milliseconds stale_while_revalidate{0};
   // After ttl, kept this long as the answer when the loader fails. 0: off.
   std::chrono::milliseconds stale_if_error{0};
+  // The bound loader, used by get(key) and, without batch_loader, by
+  // get_many(keys) key by key: (const K&) -> V | absl::StatusOr<V>; may throw
+  // (kInternal with what()). Null: get(key) is kFailedPrecondition; the
+  // per-call get_or_load(key, loader) works either way. Without loader but
+  // with batch_loader, get(key) calls batch_loader with the one key.
+  std::function<absl::StatusOr<V>(const K&)> loader = nullptr;
+  // The bound batch loader, used by get_many(keys): the keys to load ->
+  // their values (keys it leaves out are NotFound).
+  std::function<absl::StatusOr<absl::flat_hash_map<K, V>>(std::span<const K>)> batch_loader =
+      nullptr;
+  WriteMode write_mode = WriteMode::kNone;
+  // kWriteThrough and kWriteBack need writer.write; erase() uses writer.erase
+  // when set (without it, erase() only drops the key from the cache).
+  Writer<K, V> writer{};
+  // kWriteBack: delay, journal, backpressure, retries (see WriteBackOptions).
+  WriteBackOptions<K> write_back{};
+  // Negative caching (see NegativeCacheOptions). Off by default.
+  NegativeCacheOptions negative{};
   // Each entry's ttl is ttl * (1 + u), u uniform in [-ttl_jitter, +ttl_jitter].
   // In [0, 1); 0: no jitter.
   double ttl_jitter = 0.0;
   // Past refresh_ahead * ttl, a hit also starts one background refresh.
   // In [0, 1); 0: off.
   double refresh_ahead = 0.0;
-  // Remember a loader's NotFound this long (in this process). 0: off.
-  std::chrono::milliseconds negative_ttl{0};
   // With a stale value to fall back on, a caller waits at most this long
   // (Clock time: a ManualClock must be advanced past it) for a load, then gets
   // the stale value; the load goes on in the background and its result is
   // stored. 0: off (wait for the load).
   std::chrono::milliseconds load_timeout{0};
-  WriteMode write_mode = WriteMode::kNone;
-  // kWriteThrough and kWriteBack need writer.write; erase() uses writer.erase
-  // when set (without it, erase() only drops the key from the cache).
-  Writer<K, V> writer{};
-  // kWriteBack: longest time (Clock time) a key stays dirty before the
-  // flusher writes it. 0: as soon as the flusher gets to it.
-  std::chrono::milliseconds write_back_delay{100};
-  // kWriteBack: most keys per Writer::write (or Writer::erase) call. Must be > 0.
-  std::size_t write_back_batch = 256;
-  // kWriteBack: most dirty keys; a put of a further key waits up to
-  // write_back_wait, then fails with kResourceExhausted. Must be > 0.
-  std::size_t write_back_max_dirty = 100'000;
-  // kWriteBack: journal path prefix (files "<path>.NNNNNNNNNNNN" in an
-  // existing directory); every put is appended before it returns, and the
-  // journal is replayed through the Writer at construction. Needs
-  // larder::Codec<K> and larder::Codec<V>. Empty: no journal (acknowledged
-  // puts not yet written are lost if the process dies). One Cache per path:
-  // the constructor throws std::runtime_error if another (in any process)
-  // has it open ("<path>.lock" is flock'ed).
-  std::string write_back_journal{};
-  std::shared_ptr<Clock> clock = nullptr;        // null: system_clock()
-  std::shared_ptr<Executor> executor = nullptr;  // null: default_executor()
-  // --- appended after the API fields ---
   // Cross-process single-flight (load_guard.h). Null: in-process only.
   std::shared_ptr<LoadGuard<K>> load_guard = nullptr;
+  // The time source, set once for the cache and its store. Null: the store's
+  // clock (Store::clock()), or system_clock() when the store has none. Set
+  // while the store reads another clock: the constructor throws
+  // std::invalid_argument (make_local_cache / make_tiered_cache hand this
+  // clock to the stores they build).
+  std::shared_ptr<Clock> clock = nullptr;
+  // Where background refreshes run. Null: default_executor().
+  std::shared_ptr<Executor> executor = nullptr;
   // Called (on an Executor thread, under no lock) when a background refresh
   // fails; exceptions it throws are swallowed. Failures are also counted in
   // CacheStats::refresh_failures.
@@ -146,47 +220,10 @@ struct CacheOptions {
   // value they have and no new refresh of that key starts for this long.
   // 0: ask the loader on every call.
   std::chrono::milliseconds error_backoff{std::chrono::seconds(1)};
-  // Most keys remembered as NotFound at once (negative caching); past it, new
-  // NotFound answers are not remembered.
-  std::size_t negative_max_entries = 10'000;
-  // kWriteBack with a journal: when appended records are forced to disk (see
-  // FsyncPolicy above for what each survives). Default kEveryWrite.
-  FsyncPolicy write_back_fsync = FsyncPolicy::kEveryWrite;
-  // write_back_fsync = kEveryInterval: real time between fdatasyncs. Must be > 0.
-  std::chrono::milliseconds write_back_fsync_interval{1000};
-  // kWriteBack: how long (real time) a put waits for room when
-  // write_back_max_dirty keys are dirty, before kResourceExhausted.
-  // 0: fail at once.
-  std::chrono::milliseconds write_back_wait{1000};
-  // kWriteBack: a failed Writer call is retried after write_back_retry_base *
-  // 2^(failures-1) (Clock time), capped at write_back_retry_max, minus up to
-  // half of it at random (jitter). base must be > 0, max >= base.
-  std::chrono::milliseconds write_back_retry_base{100};
-  std::chrono::milliseconds write_back_retry_max{30'000};
-  // kWriteBack: called on the flusher thread, under no lock, with the keys of
-  // every failed Writer call and its error (the keys stay dirty and are
-  // retried), and from ~Cache with keys it could not write (kAborted; with a
-  // journal they are replayed by the next Cache on it). Must not call flush()
-  // or the destructor. Failures are also counted (CacheStats::write_failures).
-  // Null: counted only.
-  std::function<void(std::span<const K>, const absl::Status&)> on_write_error = nullptr;
   // Most keys remembered one by one whose old copy the store could not drop
   // (see "Auto-recovery" in the notes above). Past it, every key is treated
   // as possibly stale until one Store::clear() succeeds. Must be > 0.
   std::size_t max_pending_invalidations = 10'000;
-  // kWriteBack with a journal: the journal is a chain of segment files; the
-  // active one is sealed and a new one started once it holds
-  // write_back_journal_segment_bytes (must be > 0), or once its first record
-  // is write_back_journal_segment_age old (Clock time; 0: by size only; must
-  // be >= 0). Sealed segments whose records were all written are deleted.
-  // Replay after a crash is AT-LEAST-ONCE for the unflushed window: every put
-  // not yet written comes back, and so may puts written shortly before the
-  // crash (checkpoints bound them: with the defaults, at most 512 records
-  // when nothing was dirty; see internal/write_back.h). So the Writer must be
-  // idempotent: a versioned upsert ("... SET v = $2, version = $3 WHERE
-  // version < $3"), never an increment ("SET n = n + $delta").
-  std::size_t write_back_journal_segment_bytes = std::size_t{64} << 20;
-  std::chrono::milliseconds write_back_journal_segment_age{std::chrono::minutes(1)};
   // Where time-driven work runs when no call comes along: auto-recovery's
   // retries (see "Auto-recovery" above). It must read the same Clock as the
   // cache. null: default_scheduler() with the system clock; none with any
@@ -209,6 +246,51 @@ struct CacheOptions {
   bool record_latency = true;
 };
 
+// GetManyResult: what get_many returns: the values of every key that has one,
+// and the error of each key that failed (NotFound is not an error: such a key
+// is simply absent). A failing key does not cost the others their values.
+// Shaped like absl::StatusOr<Map> (ok(), status(), *, ->, value()) so that
+// `if (!r.ok()) return r.status();` reads as usual, but *r is the values
+// found even when !ok().
+template <class K, class V>
+class GetManyResult {
+ public:
+  using Map = absl::flat_hash_map<K, V>;
+  using Errors = absl::flat_hash_map<K, absl::Status>;
+
+  GetManyResult() = default;
+  GetManyResult(Map values, Errors errors, absl::Status first_error)
+      : values_(std::move(values)), errors_(std::move(errors)), first_(std::move(first_error)) {}
+
+  // ok: no key failed.
+  bool ok() const { return first_.ok(); }
+  // status: OK, or the first error met (errors() has each key's).
+  const absl::Status& status() const { return first_; }
+  // values: every key that has a value (with a stale fallback, the stale value).
+  Map& value() & { return values_; }
+  const Map& value() const& { return values_; }
+  Map&& value() && { return std::move(values_); }
+  Map& operator*() & { return values_; }
+  const Map& operator*() const& { return values_; }
+  Map&& operator*() && { return std::move(values_); }
+  Map* operator->() { return &values_; }
+  const Map* operator->() const { return &values_; }
+  // errors: the keys that failed, each with its error.
+  const Errors& errors() const { return errors_; }
+
+  // As an absl::StatusOr<Map>: the values when no key failed, else the first
+  // error (the values are dropped).
+  operator absl::StatusOr<Map>() && {
+    if (!first_.ok()) return first_;
+    return std::move(values_);
+  }
+
+ private:
+  Map values_;
+  Errors errors_;
+  absl::Status first_;
+};
+
 namespace internal {
 // CacheTestPeer: tests reach the write-back through it (no test-only public
 // methods). Defined by tests.
@@ -221,33 +303,56 @@ template <class K, class V>
 class Cache {
  public:
   using Map = absl::flat_hash_map<K, V>;
+  using key_type = K;
+  using mapped_type = V;
 
   // Throws std::invalid_argument, naming the field, when store is null or an
   // option is out of range or inconsistent ("write_mode = kWriteBack needs
-  // writer.write"; a write_back_journal for a K or V without larder::Codec);
+  // writer.write"; a write_back.journal for a K or V without larder::Codec;
+  // options.clock set while the store reads another clock);
   // std::runtime_error when the write-back journal cannot be opened (I/O).
   // With a journal, every record left by an earlier Cache on the same path is
   // replayed: its keys are dirty (and readable) at once and the flusher
-  // writes them through the Writer.
+  // writes them through the Writer. make_local_cache (local_cache.h) and
+  // make_tiered_cache (redis/tiered_cache.h) build the store too.
   explicit Cache(std::shared_ptr<Store<K, V>> store, CacheOptions<K, V> options = {})
-      : executor_(options.executor ? options.executor : default_executor()),
-        core_(std::make_shared<internal::CacheCore<K, V>>(std::move(store), std::move(options),
-                                                          executor_.get())) {}
+      : executor_(options.executor ? options.executor : default_executor()) {
+    resolve_clock(store, options);
+    bind_loaders(options);
+    core_ = std::make_shared<internal::CacheCore<K, V>>(std::move(store), std::move(options),
+                                                        executor_.get());
+  }
 
   // kWriteBack: drains first: flushes every dirty key (up to 3 attempts,
   // pausing the retry backoff in real time between them), stops the flusher,
-  // and reports keys it could not write to on_write_error (kAborted; with a
-  // journal they stay in it for the next Cache on the path; with nothing left
-  // the journal segments are deleted; the empty <path>.lock stays). Then
-  // waits for background refreshes already running and cancels queued ones.
-  ~Cache() {
-    core_->stop_write_back();
-    core_->repair_now();
-    core_->close();
-  }
+  // and reports keys it could not write to write_back.on_error (kAborted;
+  // with a journal they stay in it for the next Cache on the path; with
+  // nothing left the journal segments are deleted; the empty <path>.lock
+  // stays). Then waits for background refreshes already running and cancels
+  // queued ones.
+  ~Cache() { shut_down(); }
 
+  // Movable: the moved-from Cache may only be destroyed or assigned to.
+  // Moving is not thread-safe against calls on either Cache. Assigning shuts
+  // the target's old cache down first (as its destructor would).
+  Cache(Cache&& other) noexcept = default;
+  Cache& operator=(Cache&& other) noexcept {
+    if (this != &other) {
+      shut_down();
+      core_ = std::move(other.core_);
+      executor_ = std::move(other.executor_);
+    }
+    return *this;
+  }
   Cache(const Cache&) = delete;
   Cache& operator=(const Cache&) = delete;
+
+  // get: get_or_load(key, options.loader) (the loader bound at construction).
+  // kFailedPrecondition when neither loader nor batch_loader was given.
+  absl::StatusOr<V> get(const K& key) {
+    if (!core_->options().loader) return no_loader("get(key)", "loader");
+    return core_->get_or_load(key, core_->options().loader);
+  }
 
   // get_or_load: key's value. kWriteBack: a key not yet written is answered
   // from the write-back (its newest put, or NotFound for a pending erase)
@@ -257,7 +362,7 @@ class Cache {
   // concurrent callers of key; its value is stored and returned to each.
   // loader: (const K&) -> V | absl::StatusOr<V>; may throw (kInternal with
   // what()); must be copyable. Errors: the loader's Status (kNotFound is
-  // remembered for negative_ttl when set); with a stale value inside
+  // remembered for negative.ttl when set); with a stale value inside
   // stale_if_error, the stale value instead of the error. A store that fails
   // is counted (store_errors) and bypassed.
   template <class Loader>
@@ -271,24 +376,55 @@ class Cache {
   // value (nullopt for a pending erase), whether or not the store kept it.
   std::optional<V> get_if_present(const K& key) { return core_->get_if_present(key); }
 
-  // get_many: the values for keys (duplicates allowed). Hits come from one
+  // get_many: the values for keys, any range of K (a vector, a span, an
+  // initializer list; duplicates allowed). Hits come from one
   // Store::get_many; every key needing a load that is not already loading goes
   // to ONE load(missing) call; keys already loading (by get_or_load or another
   // get_many) are awaited. Keys load() does not return are absent from the
   // result (and treated as NotFound). Stale keys are served and refreshed in
-  // one background batch call. Errors: the first load error for a key without
-  // a stale fallback. With a load_guard, each key to load is guarded: the
-  // keys this process wins go to the one batch call (leases released after
-  // the values are stored); keys another process holds are waited for
-  // afterwards (one shared LoadGuard::wait() deadline), and those it does not
-  // deliver in time are loaded here in a second batch call. With
+  // one background batch call. A key that fails (its load failed and it has
+  // no stale fallback) is reported in result.errors(); the other keys keep
+  // their values (see GetManyResult). With a load_guard, each key to load is
+  // guarded: the keys this process wins go to the one batch call (leases
+  // released after the values are stored); keys another process holds are
+  // waited for afterwards (one shared LoadGuard::wait() deadline), and those
+  // it does not deliver in time are loaded here in a second batch call. With
   // load_timeout, when some key to load has a stale value to fall back on,
   // the batch runs on the executor and those keys get their stale values
   // once load_timeout passes (the batch goes on and is stored); the others
   // wait for it.
+  // load: (std::span<const K> missing) -> Map | absl::StatusOr<Map>.
+  template <class Keys, class BatchLoader>
+    requires std::ranges::input_range<const Keys&>
+  GetManyResult<K, V> get_many(const Keys& keys, BatchLoader&& load) {
+    return with_span(keys, [&](std::span<const K> s) { return core_->get_many(s, load); });
+  }
   template <class BatchLoader>
-  absl::StatusOr<Map> get_many(std::span<const K> keys, BatchLoader&& load) {
-    return core_->get_many(keys, load);
+  GetManyResult<K, V> get_many(std::initializer_list<K> keys, BatchLoader&& load) {
+    return core_->get_many(std::span<const K>(keys.begin(), keys.size()), load);
+  }
+
+  // get_many (bound): with options.batch_loader as above; without it, each
+  // key through options.loader (get(key), one after the other).
+  // kFailedPrecondition (for every key) when neither was given.
+  template <class Keys>
+    requires std::ranges::input_range<const Keys&>
+  GetManyResult<K, V> get_many(const Keys& keys) {
+    return with_span(keys, [&](std::span<const K> s) { return get_many_bound(s); });
+  }
+  GetManyResult<K, V> get_many(std::initializer_list<K> keys) {
+    return get_many_bound(std::span<const K>(keys.begin(), keys.size()));
+  }
+
+  // refresh: loads key now with the bound loader (even when a fresh value is
+  // cached), stores the result and returns it; a load of key already in
+  // flight is joined instead. Forgets a remembered NotFound first. The
+  // cached value is served to readers meanwhile. kWriteBack: a dirty key is
+  // not loaded (its pending value is the newest); its pending value is
+  // returned. kFailedPrecondition without a bound loader.
+  absl::StatusOr<V> refresh(const K& key) {
+    if (!core_->options().loader) return no_loader("refresh(key)", "loader");
+    return core_->refresh(key, core_->options().loader);
   }
 
   // put: honours write_mode. A load of key in flight will not overwrite value.
@@ -304,9 +440,9 @@ class Cache {
   //     meanwhile), so the cache ends with the value the system of record got
   //     last. Cost: the Writer call.
   //   kWriteBack: marks key dirty with value (with a journal: appended, and
-  //     durable per write_back_fsync, before put returns), then caches it;
+  //     durable per write_back.fsync, before put returns), then caches it;
   //     the Writer is called later by the flusher. Errors: kResourceExhausted
-  //     when write_back_max_dirty keys stayed dirty for write_back_wait
+  //     when write_back.max_dirty keys stayed dirty for write_back.wait
   //     (backpressure; nothing changed); the journal's kDataLoss (the value
   //     may still be written but is not crash-safe; the cached copy is
   //     dropped, reads still see the value); kFailedPrecondition while the
@@ -321,6 +457,51 @@ class Cache {
   // would deadlock) and nothing changes.
   absl::Status put(const K& key, V value) { return core_->put(key, std::move(value)); }
 
+  // put_many: put() of each (key, value) pair, in order (any range of pairs,
+  // or an initializer list); every pair is tried; the first error is returned.
+  template <class Pairs>
+    requires std::ranges::input_range<const Pairs&>
+  absl::Status put_many(const Pairs& pairs) {
+    absl::Status first;
+    for (const auto& [k, v] : pairs) keep_first(first, put(k, v));
+    return first;
+  }
+  absl::Status put_many(std::initializer_list<std::pair<K, V>> pairs) {
+    return put_many(std::span<const std::pair<K, V>>(pairs.begin(), pairs.size()));
+  }
+
+  // compute: an atomic read-modify-write of key, in every write mode. fn:
+  // (std::optional<V> current) -> std::optional<V> (nullopt: erase the key);
+  // it may throw (kInternal, nothing changed). current is the cached value,
+  // the write-back's pending one, or (with a bound loader) the loaded one;
+  // nullopt when the key has none. The result is written as put() (or
+  // erase()) would, honouring write_mode; returns it. Atomic against every
+  // other compute/merge/put/erase of key on this Cache in kWriteThrough and
+  // kWriteBack, and against other compute/merge of key in kNone (a plain put
+  // there is not ordered against it): they wait for its turn, so N threads
+  // merging +1 sum exactly. Not atomic across processes: give the Writer a
+  // versioned update for that. fn runs under no larder lock but holds key's
+  // turn: it must not call put/erase/compute of key itself
+  // (kFailedPrecondition). Errors: the read's (not NotFound) or the write's.
+  template <class Fn>
+  absl::StatusOr<std::optional<V>> compute(const K& key, Fn&& fn) {
+    return core_->compute(key, fn);
+  }
+
+  // merge: compute(key) with fn(current, delta) when key has a value, delta
+  // otherwise: the counter idiom, `views.merge(id, 1, std::plus<>())`.
+  // fn: (const V& current, const V& delta) -> V. Returns the new value.
+  template <class Fn>
+  absl::StatusOr<V> merge(const K& key, V delta, Fn&& fn) {
+    absl::StatusOr<std::optional<V>> r =
+        core_->compute(key, [&](std::optional<V> cur) -> std::optional<V> {
+          if (!cur) return delta;
+          return static_cast<V>(fn(std::as_const(*cur), std::as_const(delta)));
+        });
+    if (!r.ok()) return r.status();
+    return **std::move(r);
+  }
+
   // invalidate: drops key from the cache; a load of key in flight is not
   // stored after it. Errors: the store's; the drop is then deferred (this
   // process does not serve key from the store until it is re-applied, see
@@ -330,6 +511,19 @@ class Cache {
   // it until it is written (they never load the older value the system of
   // record holds meanwhile).
   absl::Status invalidate(const K& key) { return core_->invalidate(key); }
+
+  // invalidate_many: invalidate() of each key (any range, or an initializer
+  // list); every key is tried; the first error is returned.
+  template <class Keys>
+    requires std::ranges::input_range<const Keys&>
+  absl::Status invalidate_many(const Keys& keys) {
+    absl::Status first;
+    for (const K& k : keys) keep_first(first, invalidate(k));
+    return first;
+  }
+  absl::Status invalidate_many(std::initializer_list<K> keys) {
+    return invalidate_many(std::span<const K>(keys.begin(), keys.size()));
+  }
 
   // invalidate_all: drops everything (Store::clear); loads in flight are not
   // stored after it. kUnimplemented when the store cannot clear.
@@ -351,22 +545,118 @@ class Cache {
   // one attempt it made per key (retry/backoff delays are waived; failing keys
   // stay dirty). Puts may run concurrently; they are not waited for. OK at
   // once in the other write modes. Must not be called from the Writer or
-  // on_write_error.
+  // on_error.
   absl::Status flush() { return core_->flush(); }
 
   // stats: a snapshot of the counters (stats.h). O(stripes); lock-free.
+  // stats().since(earlier) is the change between two snapshots.
   CacheStats stats() const { return core_->stats(); }
 
-  // options: as given to the constructor, except `executor`, which is null
-  // here (see executor()).
-  const CacheOptions<K, V>& options() const { return core_->options(); }
+  // estimated_size: entries the store holds now (StoreCounters::size: exact
+  // for a LocalStore, best effort for remote stores; a TieredStore's L1).
+  std::uint64_t estimated_size() const { return core_->estimated_size(); }
+
+  // options: as given to the constructor, with the clock and executor the
+  // cache uses filled in (and loader filled in from batch_loader when only
+  // that was given).
+  CacheOptions<K, V> options() const {
+    CacheOptions<K, V> o = core_->options();
+    o.executor = executor_;
+    return o;
+  }
 
   // executor: where this cache runs background work.
   const std::shared_ptr<Executor>& executor() const { return executor_; }
 
+  // clock: the clock this cache (and its store) reads.
+  const std::shared_ptr<Clock>& clock() const { return core_->options().clock; }
+
  private:
   friend struct internal::CacheTestPeer;
   friend struct internal::CacheMetricsPeer;
+
+  void shut_down() {
+    if (!core_) return;
+    core_->stop_write_back();
+    core_->repair_now();
+    core_->close();
+    core_.reset();
+  }
+
+  static void keep_first(absl::Status& first, absl::Status s) {
+    if (!s.ok() && first.ok()) first = std::move(s);
+  }
+
+  static absl::Status no_loader(const char* call, const char* field) {
+    return absl::FailedPreconditionError(std::string("Cache::") + call + " needs CacheOptions::" +
+                                         field + " (or use the per-call loader overload)");
+  }
+
+  // with_span: keys as a contiguous span of K (copied when they are not one).
+  template <class Keys, class Fn>
+  static GetManyResult<K, V> with_span(const Keys& keys, Fn&& fn) {
+    if constexpr (std::ranges::contiguous_range<const Keys&> &&
+                  std::is_same_v<std::ranges::range_value_t<const Keys&>, K>) {
+      return fn(std::span<const K>(std::ranges::data(keys), std::ranges::size(keys)));
+    } else {
+      std::vector<K> v;
+      if constexpr (std::ranges::sized_range<const Keys&>) v.reserve(std::ranges::size(keys));
+      for (auto&& k : keys) v.emplace_back(k);
+      return fn(std::span<const K>(v));
+    }
+  }
+
+  GetManyResult<K, V> get_many_bound(std::span<const K> keys) {
+    const CacheOptions<K, V>& o = core_->options();
+    if (o.batch_loader) return core_->get_many(keys, o.batch_loader);
+    Map values;
+    typename GetManyResult<K, V>::Errors errors;
+    absl::Status first;
+    if (!o.loader) {
+      first = no_loader("get_many(keys)", "batch_loader or loader");
+      for (const K& k : keys) errors.emplace(k, first);
+      return GetManyResult<K, V>(std::move(values), std::move(errors), std::move(first));
+    }
+    for (const K& k : keys) {
+      if (values.contains(k) || errors.contains(k)) continue;
+      absl::StatusOr<V> r = core_->get_or_load(k, o.loader);
+      if (r.ok()) {
+        values.emplace(k, *std::move(r));
+      } else if (!absl::IsNotFound(r.status())) {
+        keep_first(first, r.status());
+        errors.emplace(k, r.status());
+      }
+    }
+    return GetManyResult<K, V>(std::move(values), std::move(errors), std::move(first));
+  }
+
+  // resolve_clock: "set the clock once": the store's clock when options has
+  // none; a clock that differs from the store's is refused.
+  static void resolve_clock(const std::shared_ptr<Store<K, V>>& store, CacheOptions<K, V>& o) {
+    if (!store) throw std::invalid_argument("store must not be null");
+    std::shared_ptr<Clock> store_clock = store->clock();
+    if (o.clock == nullptr) {
+      o.clock = store_clock != nullptr ? std::move(store_clock) : system_clock();
+    } else if (store_clock != nullptr && !same_clock(*o.clock, *store_clock)) {
+      throw std::invalid_argument(
+          "clock: CacheOptions::clock is not the clock the store reads (Store::clock()); set the "
+          "clock once: leave CacheOptions::clock null to use the store's, or give the store "
+          "(LocalStoreOptions / RedisOptions / TieredStoreOptions ::clock) the same clock");
+    }
+  }
+
+  // bind_loaders: without loader but with batch_loader, get(key) asks the
+  // batch loader for the one key.
+  static void bind_loaders(CacheOptions<K, V>& o) {
+    if (o.loader || !o.batch_loader) return;
+    o.loader = [batch = o.batch_loader](const K& key) -> absl::StatusOr<V> {
+      absl::StatusOr<Map> m = batch(std::span<const K>(&key, 1));
+      if (!m.ok()) return m.status();
+      auto it = m->find(key);
+      if (it == m->end()) return absl::NotFoundError("the batch loader returned no value for the key");
+      return std::move(it->second);
+    };
+  }
 
   // The Cache, not the core, owns the executor: queued tasks keep the core
   // alive, and if the core owned the only reference to a ThreadPoolExecutor,

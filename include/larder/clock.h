@@ -10,7 +10,7 @@
 //
 // Time is wall-clock (`std::chrono::system_clock`) because instants leave the
 // process: a Redis entry's fresh_until is read by other processes on other
-// machines (DESIGN.md, "The entry and its three ages").
+// machines (store.h, Entry).
 //
 // Thread-safety: every method of every Clock here may be called concurrently.
 //
@@ -83,6 +83,15 @@ class ManualClock final : public Clock {
  private:
   std::atomic<TimePoint::duration::rep> ticks_;
 };
+
+// same_clock: whether a and b tell the same time: one object, or both the
+// system clock. Cache and TieredStore refuse a store that reads another clock
+// than theirs (time is set once).
+inline bool same_clock(const Clock& a, const Clock& b) {
+  return &a == &b ||
+         (dynamic_cast<const SystemClock*>(&a) != nullptr &&
+          dynamic_cast<const SystemClock*>(&b) != nullptr);
+}
 
 // clock_or_default: the clock to use when an options struct may hold null.
 inline std::shared_ptr<Clock> clock_or_default(std::shared_ptr<Clock> clock) {

@@ -15,6 +15,7 @@
 #include "larder/executor.h"
 #include "larder/single_flight.h"
 #include "larder/cache.h"
+#include "larder/local_cache.h"
 #include "larder/local_store.h"
 #include "larder/bytes_weigher.h"
 #include "larder/invalidation_bus.h"

@@ -4,8 +4,8 @@
 // processes miss the same key at once, one of them asks the system of record
 // and the others wait for its value to appear in the shared store.
 //
-// Cache<K, V> uses it when CacheOptions::load_guard is set (DESIGN.md, "Read
-// path": "the same key can be guarded by a Redis lock"). The in-process
+// Cache<K, V> uses it when CacheOptions::load_guard is set (cache.h): the
+// same key can be guarded by a Redis lock across processes. The in-process
 // single-flight runs first, so one thread per process reaches the guard:
 //
 //   try_acquire(k) -> lease      : this process loads, stores, then drops the lease

@@ -260,6 +260,18 @@ struct LocalStoreOptions {
   std::optional<std::uint64_t> hash_seed = std::nullopt;
 };
 
+// LocalStoreCallbacks: a LocalStore's user functions, for its K and V (the
+// rest of its options, LocalStoreOptions, do not depend on them).
+template <class K, class V>
+struct LocalStoreCallbacks {
+  // The weight of an entry, for max_weight > 0 (then required); called once
+  // per put, outside the store's locks. bytes_weigher.h has one in bytes.
+  std::function<std::size_t(const K&, const V&)> weigher = nullptr;
+  // Called outside the store's locks for every entry that leaves (see
+  // RemovalCause); on the scheduler's thread for scheduled maintenance.
+  std::function<void(const K&, const V&, RemovalCause)> on_removal = nullptr;
+};
+
 namespace internal {
 
 // Finalises a user hash so shard selection and the hash table see well-mixed
@@ -320,26 +332,15 @@ class LocalStore : public Store<K, V> {
 
   // Constructs an empty store. Throws std::invalid_argument naming the field
   // when the options conflict (max_entries = 0 without max_weight; max_weight
-  // > 0 without a weigher; shards larger than the bound).
-  explicit LocalStore(LocalStoreOptions options = {})
-      : LocalStore(std::move(options), Weigher(), RemovalListener()) {}
-
-  // With a weigher: needs options.max_weight > 0 (and a weigher needs it).
-  LocalStore(LocalStoreOptions options, Weigher weigher)
-      : LocalStore(std::move(options), std::move(weigher), RemovalListener()) {}
-
-  // With a removal listener, called outside the store's locks for every entry
-  // that leaves (see RemovalCause).
-  LocalStore(LocalStoreOptions options, RemovalListener listener)
-      : LocalStore(std::move(options), Weigher(), std::move(listener)) {}
-
-  // With both (weigher may be empty when max_weight == 0).
-  LocalStore(LocalStoreOptions options, Weigher weigher, RemovalListener listener)
+  // > 0 without a weigher; shards larger than the bound). callbacks: the
+  // weigher (needed when max_weight > 0) and the removal listener (see
+  // LocalStoreCallbacks).
+  explicit LocalStore(LocalStoreOptions options = {}, LocalStoreCallbacks<K, V> callbacks = {})
       : options_(std::move(options)),
         clock_(clock_or_default(options_.clock)),
         seed_(options_.hash_seed ? *options_.hash_seed : internal::random_hash_seed()),
-        weigher_(std::move(weigher)),
-        listener_(std::move(listener)) {
+        weigher_(std::move(callbacks.weigher)),
+        listener_(std::move(callbacks.on_removal)) {
     validate();
     if (options_.maintenance) tether_ = std::make_shared<internal::SchedulerTether>();
     const std::uint64_t bound = weighted() ? options_.max_weight : options_.max_entries;
@@ -531,6 +532,8 @@ class LocalStore : public Store<K, V> {
 
   // counters: hits, misses, evictions, expirations since construction; size
   // and weight now (weight is 0 without a weigher). Lock-free; O(shards).
+  std::shared_ptr<Clock> clock() const override { return clock_; }
+
   StoreCounters counters() const override {
     StoreCounters c;
     c.hits = hits_.load();

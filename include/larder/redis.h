@@ -31,5 +31,6 @@
 #include "larder/redis/store.h"
 #include "larder/redis/uri.h"
 #include "larder/redis/invalidation_bus.h"
+#include "larder/redis/tiered_cache.h"
 
 #endif  // LARDER_REDIS_H_

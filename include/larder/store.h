@@ -3,7 +3,7 @@
 // Store<K, V>: the small storage interface under Cache<K, V>.
 //
 // A store keeps entries: a value with two instants, `fresh_until` and
-// `stale_until` (DESIGN.md, "The entry and its three ages"). It knows nothing
+// `stale_until` (see Entry below). It knows nothing
 // of loaders, refreshes or write modes; Cache does. Stores: LocalStore (in
 // process), RedisStore (Redis through hiredis), TieredStore (L1 + L2).
 //
@@ -32,6 +32,7 @@
 #define LARDER_STORE_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -182,6 +183,11 @@ class Store {
     const internal::MetricLabels<8> l(labels, {{"store", store_label}});
     internal::report_store_counters(counters(), l.span(), out);
   }
+
+  // clock: the clock the store judges ages by; null when it reads none.
+  // A Cache over the store takes it as its own when CacheOptions::clock is
+  // null, and refuses a different one.
+  virtual std::shared_ptr<Clock> clock() const { return nullptr; }
 };
 
 }  // namespace larder

@@ -162,7 +162,7 @@ class TieredStore : public Store<K, V> {
         l2_(std::move(l2)),
         bus_(std::move(bus)),
         options_(std::move(options)),
-        clock_(clock_or_default(options_.clock)),
+        clock_(tier_clock(options_.clock, l1_.get(), l2_.get())),
         origin_(InvalidationBus::new_origin()),
         unsent_(std::max<std::size_t>(options_.max_pending_publishes, 1)),
         scheduler_(options_.scheduler != nullptr ? options_.scheduler
@@ -187,6 +187,27 @@ class TieredStore : public Store<K, V> {
             [this] { on_gap(); });
       }
     }
+  }
+
+  // tier_clock: the one clock of the tiers: options.clock, else the tiers'
+  // (Store::clock()), else system_clock(). Throws std::invalid_argument when
+  // two of them read different clocks.
+  static std::shared_ptr<Clock> tier_clock(std::shared_ptr<Clock> own, const Store<K, V>* l1,
+                                           const Store<K, V>* l2) {
+    std::shared_ptr<Clock> c = std::move(own);
+    for (const Store<K, V>* tier : {l1, l2}) {
+      if (tier == nullptr) continue;
+      std::shared_ptr<Clock> tc = tier->clock();
+      if (tc == nullptr) continue;
+      if (c == nullptr) {
+        c = std::move(tc);
+      } else if (!same_clock(*c, *tc)) {
+        throw std::invalid_argument(
+            "TieredStore: clock: l1, l2 and TieredStoreOptions::clock read different clocks; set "
+            "the clock once (leave TieredStoreOptions::clock null to use the tiers')");
+      }
+    }
+    return c != nullptr ? c : system_clock();
   }
 
   // Unsubscribes first: no bus callback runs once the destructor is past it;
@@ -381,6 +402,8 @@ class TieredStore : public Store<K, V> {
     publish_clear();
     return s.ok() ? s1 : s;
   }
+
+  std::shared_ptr<Clock> clock() const override { return clock_; }
 
   StoreCounters counters() const override {
     const StoreCounters a = l1_->counters();

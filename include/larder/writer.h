@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // WriteMode and Writer<K, V>: how Cache<K, V> reaches the system of record for
-// writes (DESIGN.md, "Write path").
+// writes (cache.h, put and erase).
 //
 //   kNone          cache-aside: the service writes the system of record itself,
 //                  then calls Cache::invalidate(k). Cache::put only caches.

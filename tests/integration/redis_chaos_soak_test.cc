@@ -382,12 +382,12 @@ TEST(RedisChaosSoak, OracleHoldsUnderFaults) {
   co.ttl = kTtl;
   co.write_mode = WriteMode::kWriteBack;
   co.writer = writer;
-  co.write_back_delay = 20ms;
-  co.write_back_journal = dir + "/journal";
-  co.write_back_fsync = FsyncPolicy::kNever;
-  co.write_back_retry_base = 10ms;
-  co.write_back_retry_max = 200ms;
-  co.write_back_max_dirty = 1000;
+  co.write_back.delay = 20ms;
+  co.write_back.journal = dir + "/journal";
+  co.write_back.fsync = FsyncPolicy::kNever;
+  co.write_back.retry_base = 10ms;
+  co.write_back.retry_max = 200ms;
+  co.write_back.max_dirty = 1000;
   auto cache = std::make_unique<Cache<std::string, std::string>>(tiered, co);
 
   // Zipf(0.99) over kKeys.

@@ -83,7 +83,7 @@ struct Instance {
     co.ttl = std::chrono::minutes(5);  // long: the ttl must not be what hides a stale value
     co.write_mode = mode;
     if (mode != WriteMode::kNone) co.writer = db.writer();
-    if (mode == WriteMode::kWriteBack) co.write_back_delay = milliseconds(0);
+    if (mode == WriteMode::kWriteBack) co.write_back.delay = milliseconds(0);
     cache = std::make_unique<Cache<Str, Str>>(store, co);
   }
 };

@@ -64,6 +64,8 @@ class MapStore : public Store<K, V> {
     map_.clear();
     return absl::OkStatus();
   }
+  std::shared_ptr<Clock> clock() const override { return clock_; }
+
   StoreCounters counters() const override {
     StoreCounters c;
     c.hits = hits_.load();

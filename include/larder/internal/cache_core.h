@@ -38,6 +38,7 @@
 #define LARDER_INTERNAL_CACHE_CORE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -153,10 +154,10 @@ class CacheCore : public TaskOwner {
 
   // get_many: the script (loads.h explains each step).
   template <class BatchLoader>
-  absl::StatusOr<Map> get_many(std::span<const K> keys, BatchLoader& load) {
+  GetManyResult<K, V> get_many(std::span<const K> keys, BatchLoader& load) {
     ReadMany r = read_many(keys);
     if (!r.to_refresh.empty()) refresher_.start_batch(std::move(r.to_refresh), load, r.now);
-    if (r.need.empty()) return std::move(r.answers.out);
+    if (r.need.empty()) return GetManyResult<K, V>(std::move(r.answers.out), {}, absl::OkStatus());
     typename Loads<K, V>::Answers& a = r.answers;
     typename Loads<K, V>::Flights f = loads_.lead_or_join(std::move(r.need), r.now);
     loads_.reread(f.mine, a);
@@ -164,9 +165,42 @@ class CacheCore : public TaskOwner {
     loads_.load_mine(load, f.mine, leases, a);
     loads_.await_deferred(load, leases, a);
     loads_.await_theirs(f.theirs, a);
-    if (a.first_error) return *std::move(a.first_error);
-    return std::move(a.out);
+    absl::Status first = a.first_error ? *std::move(a.first_error) : absl::OkStatus();
+    return GetManyResult<K, V>(std::move(a.out), std::move(a.errors), std::move(first));
   }
+
+  // refresh: a load of key now (joining one in flight), stored; see
+  // Cache::refresh.
+  template <class Loader>
+  absl::StatusOr<V> refresh(const K& key, Loader& loader) {
+    if (writes_.write_back()) {
+      if (std::optional<std::optional<V>> p = writes_.dirty_value(key)) {
+        if (*p) return **std::move(p);
+        return erased();
+      }
+    }
+    state_.forget(key);
+    return loads_.load_one(key, loader, std::nullopt, state_.fresh.now());
+  }
+
+  // compute: see Cache::compute. The current value is read under key's turn:
+  // the write-back's pending value, else the store's (fresh or stale), else
+  // the bound loader's; NotFound reads as nullopt.
+  template <class Fn>
+  absl::StatusOr<std::optional<V>> compute(const K& key, Fn& fn) {
+    auto read = [&]() -> absl::StatusOr<std::optional<V>> {
+      if (state_.opt.loader) {
+        absl::StatusOr<V> r = get_or_load(key, state_.opt.loader);
+        if (r.ok()) return std::optional<V>(*std::move(r));
+        if (absl::IsNotFound(r.status())) return std::optional<V>();
+        return r.status();
+      }
+      return current_value(key);
+    };
+    return writes_.compute(key, read, fn);
+  }
+
+  std::uint64_t estimated_size() const { return state_.store->counters().size; }
 
   // ---- writes (writes.h) ----
 
@@ -296,6 +330,26 @@ class CacheCore : public TaskOwner {
     return got;
   }
 
+  // current_value: without a loader, what compute() starts from: the pending
+  // value, or the store's live entry (fresh or stale); a store error is an
+  // error (compute must not overwrite a value it could not read).
+  absl::StatusOr<std::optional<V>> current_value(const K& key) {
+    if (writes_.write_back()) {
+      if (std::optional<std::optional<V>> p = writes_.dirty_value(key)) return *std::move(p);
+    }
+    const TimePoint now = state_.fresh.read_now();
+    if (ABSL_PREDICT_FALSE(recovery_.any()) && recovery_.suspect(key, now)) {
+      return std::optional<V>();
+    }
+    absl::StatusOr<std::optional<Entry<V>>> got = state_.store->get(key);
+    if (!got.ok()) {
+      state_.counters.store_errors.add();
+      return got.status();
+    }
+    if (!got->has_value() || (*got)->age(now) == Age::kExpired) return std::optional<V>();
+    return std::optional<V>(std::move((*got)->value));
+  }
+
   static absl::Status erased() {
     return absl::NotFoundError("erased (the delete is not yet written to the system of record)");
   }
@@ -311,14 +365,15 @@ class CacheCore : public TaskOwner {
     if (!(o.refresh_ahead >= 0.0 && o.refresh_ahead < 1.0)) {
       bad("refresh_ahead must be in [0, 1) (0: off)");
     }
-    if (o.negative_ttl.count() < 0) bad("negative_ttl must be >= 0");
+    if (o.negative.ttl.count() < 0) bad("negative.ttl must be >= 0");
     if (o.load_timeout.count() < 0) bad("load_timeout must be >= 0");
     if (o.error_backoff.count() < 0) bad("error_backoff must be >= 0");
     if (o.max_pending_invalidations == 0) bad("max_pending_invalidations must be > 0");
     if (o.late_write_window.count() < 0) bad("late_write_window must be >= 0");
-    if (o.negative_ttl.count() > 0 && o.negative_max_entries == 0) {
-      bad("negative_ttl > 0 needs negative_max_entries > 0");
+    if (o.negative.ttl.count() > 0 && o.negative.max_entries == 0) {
+      bad("negative.ttl > 0 needs negative.max_entries > 0");
     }
+    const WriteBackOptions<K>& w = o.write_back;
     switch (o.write_mode) {
       case WriteMode::kNone:
         break;
@@ -327,34 +382,29 @@ class CacheCore : public TaskOwner {
         break;
       case WriteMode::kWriteBack:
         if (!o.writer.write) bad("write_mode = kWriteBack needs writer.write");
-        if (o.write_back_delay.count() < 0) bad("write_back_delay must be >= 0");
-        if (o.write_back_batch == 0) bad("write_back_batch must be > 0");
-        if (o.write_back_max_dirty == 0) bad("write_back_max_dirty must be > 0");
-        if (o.write_back_wait.count() < 0) bad("write_back_wait must be >= 0");
-        if (o.write_back_retry_base.count() <= 0) bad("write_back_retry_base must be > 0");
-        if (o.write_back_retry_max < o.write_back_retry_base) {
-          bad("write_back_retry_max must be >= write_back_retry_base");
-        }
-        if (!o.write_back_journal.empty()) {
+        if (w.delay.count() < 0) bad("write_back.delay must be >= 0");
+        if (w.batch == 0) bad("write_back.batch must be > 0");
+        if (w.max_dirty == 0) bad("write_back.max_dirty must be > 0");
+        if (w.wait.count() < 0) bad("write_back.wait must be >= 0");
+        if (w.retry_base.count() <= 0) bad("write_back.retry_base must be > 0");
+        if (w.retry_max < w.retry_base) bad("write_back.retry_max must be >= write_back.retry_base");
+        if (!w.journal.empty()) {
           if (!Writes<K, V>::kJournalable) {
-            bad("write_back_journal is set but K or V has no larder::Codec (specialise "
-                "larder::Codec, or leave write_back_journal empty)");
+            bad("write_back.journal is set but K or V has no larder::Codec (specialise "
+                "larder::Codec, or leave write_back.journal empty)");
           }
-          if (o.write_back_fsync == FsyncPolicy::kEveryInterval &&
-              o.write_back_fsync_interval.count() <= 0) {
-            bad("write_back_fsync = kEveryInterval needs write_back_fsync_interval > 0");
+          if (w.fsync == FsyncPolicy::kEveryInterval && w.fsync_interval.count() <= 0) {
+            bad("write_back.fsync = kEveryInterval needs write_back.fsync_interval > 0");
           }
-          if (o.write_back_journal_segment_bytes == 0) {
-            bad("write_back_journal_segment_bytes must be > 0");
-          }
-          if (o.write_back_journal_segment_age.count() < 0) {
-            bad("write_back_journal_segment_age must be >= 0");
+          if (w.journal_segment_bytes == 0) bad("write_back.journal_segment_bytes must be > 0");
+          if (w.journal_segment_age.count() < 0) {
+            bad("write_back.journal_segment_age must be >= 0");
           }
         }
         break;
     }
-    if (o.write_mode != WriteMode::kWriteBack && !o.write_back_journal.empty()) {
-      bad("write_back_journal is set but write_mode is not kWriteBack");
+    if (o.write_mode != WriteMode::kWriteBack && !w.journal.empty()) {
+      bad("write_back.journal is set but write_mode is not kWriteBack");
     }
   }
 

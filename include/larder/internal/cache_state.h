@@ -30,6 +30,10 @@
 namespace larder {
 template <class K, class V>
 struct CacheOptions;  // cache.h
+template <class K, class V>
+class GetManyResult;  // cache.h
+template <class K>
+struct WriteBackOptions;  // cache.h
 }  // namespace larder
 
 namespace larder::internal {
@@ -81,15 +85,15 @@ struct CacheState {
               clock_or_default(opt.clock)),
         tasks(owner, executor),
         load_timeout(std::chrono::duration_cast<Dur>(opt.load_timeout)),
-        negative_ttl(std::chrono::duration_cast<Dur>(opt.negative_ttl)),
+        negative_ttl(std::chrono::duration_cast<Dur>(opt.negative.ttl)),
         latency(opt.record_latency) {
     opt.executor = nullptr;
-    if (opt.negative_ttl.count() > 0) {
-      negative = std::make_unique<ExpiringKeySet<K>>(opt.negative_max_entries);
+    if (opt.negative.ttl.count() > 0) {
+      negative = std::make_unique<ExpiringKeySet<K>>(opt.negative.max_entries);
     }
     if (opt.error_backoff.count() > 0) {
       refresh_paused =
-          std::make_unique<ExpiringKeySet<K>>(std::max<std::size_t>(opt.negative_max_entries, 1024));
+          std::make_unique<ExpiringKeySet<K>>(std::max<std::size_t>(opt.negative.max_entries, 1024));
     }
   }
 
@@ -128,7 +132,7 @@ struct CacheState {
   SingleFlight<K, V> flights;
   CacheCounters counters;
   const Dur load_timeout, negative_ttl;
-  std::unique_ptr<ExpiringKeySet<K>> negative;        // negative_ttl > 0
+  std::unique_ptr<ExpiringKeySet<K>> negative;        // negative.ttl > 0
   std::unique_ptr<ExpiringKeySet<K>> refresh_paused;  // error_backoff > 0
   CacheLatency latency;                               // metrics (metric.h)
 };

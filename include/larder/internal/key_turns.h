@@ -18,7 +18,7 @@
 // stripe's condition variable. A slow Writer call for key A therefore delays
 // later writes of A (which is the point) but nothing else; a striped mutex
 // would also stall every key hashing to A's stripe, and would be a larder
-// lock around user code (CONVENTIONS.md forbids that).
+// lock around user code (larder never holds a lock around user code).
 //
 // Thread-safety: acquire() may be called from any thread; a Turn is released
 // by its destructor, on the thread holding it. Re-entering acquire() for a key

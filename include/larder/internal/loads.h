@@ -97,11 +97,16 @@ class Loads {
     std::vector<std::unique_ptr<LoadLease>> held;
     std::vector<Led> deferred;
   };
-  // get_many's result so far: the values, and the first load error for a
-  // key without a stale fallback.
+  // get_many's result so far: the values, and the load error of each key
+  // without a stale fallback (the first one kept apart).
   struct Answers {
     Map out;
+    absl::flat_hash_map<K, absl::Status> errors;
     std::optional<absl::Status> first_error;
+    void add_error(const K& key, const absl::Status& st) {
+      errors.insert_or_assign(key, st);
+      if (!first_error) first_error = st;
+    }
   };
 
   Loads(CacheState<K, V>& s, Recovery<K, V>& recovery) : s_(s), recovery_(recovery) {}
@@ -379,8 +384,8 @@ class Loads {
       absl::StatusOr<V> r = await(l.flight, l.stale, deadline);
       if (r.ok()) {
         a.out.insert_or_assign(l.key, *std::move(r));
-      } else if (r.status().code() != absl::StatusCode::kNotFound && !a.first_error) {
-        a.first_error = r.status();
+      } else if (r.status().code() != absl::StatusCode::kNotFound) {
+        a.add_error(l.key, r.status());
       }
     }
   }
@@ -464,8 +469,8 @@ class Loads {
     if (s_.fresh.can_fall_back(l.stale, s_.fresh.now())) {
       s_.counters.stale_hits.add();
       a.out.insert_or_assign(l.key, l.stale->value);
-    } else if (!a.first_error) {
-      a.first_error = st;
+    } else {
+      a.add_error(l.key, st);
     }
   }
 

@@ -3,7 +3,7 @@
 // larder::internal::Mutex: a std::mutex carrying abseil's thread-safety
 // annotations.
 //
-// Why not absl::Mutex, which CONVENTIONS.md prefers? larder is tested under
+// Why not absl::Mutex, the usual choice? larder is tested under
 // ThreadSanitizer against the abseil that Debian ships, which is not built
 // with -fsanitize=thread. absl::Mutex synchronises inside that uninstrumented
 // library, so TSan cannot see its happens-before edges and reports every

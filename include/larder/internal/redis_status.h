@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// The one place where hiredis errors become absl::Status (CONVENTIONS.md:
+// The one place where hiredis errors become absl::Status (one rule:
 // "Hiredis errors are turned into Status in one function").
 //
 // Needs hiredis: included only from larder/redis.h and src/.

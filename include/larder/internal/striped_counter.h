@@ -9,7 +9,7 @@
 // and contention-free as long as threads <= kStripes. This is the
 // LongAdder/Striped64 idea without its dynamic growth: larder's counters are
 // bumped on the hit path, where a single shared atomic would bounce one line
-// between every core (CONVENTIONS.md, "No shared counter ... on the hit path").
+// between every core (no shared counter on the hit path).
 //
 // Thread-safety: add() and load() may run concurrently; load() is a sum of
 // relaxed reads, exact once writers are quiet.

@@ -195,7 +195,7 @@ concept HasCodec = requires(const T& v, std::string& out, std::string_view in) {
 };
 
 template <class K>
-struct WriteBackOptions {
+struct WriteBackConfig {
   // Longest time a key stays dirty before the flusher writes it (Clock time).
   // 0: write as soon as the flusher gets to it.
   std::chrono::milliseconds delay{100};
@@ -278,7 +278,7 @@ struct WriteBackStats {
 template <class K, class V, class Hash = absl::Hash<K>, class Eq = std::equal_to<K>>
 class WriteBack {
  public:
-  using Options = WriteBackOptions<K>;
+  using Options = WriteBackConfig<K>;
   static constexpr bool kJournalable = HasCodec<K> && HasCodec<V>;
 
   // Validates options, opens and replays the journal (if any) into the dirty

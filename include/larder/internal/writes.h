@@ -71,28 +71,29 @@ class Writes {
  public:
   Writes(CacheState<K, V>& s, Recovery<K, V>& recovery) : s_(s), recovery_(recovery) {
     const CacheOptions<K, V>& o = s_.opt;
-    if (o.write_mode != WriteMode::kNone) turns_ = std::make_unique<KeyTurns<K>>();
+    turns_ = std::make_unique<KeyTurns<K>>();
     if (o.write_mode == WriteMode::kWriteBack) {
       // Last: the flusher starts (and replays the journal) at once.
+      const WriteBackOptions<K>& w = o.write_back;
       wb_ = std::make_unique<WriteBack<K, V>>(
-          o.writer, WriteBackOptions<K>{.delay = o.write_back_delay,
-                                          .max_batch = o.write_back_batch,
-                                          .max_dirty = o.write_back_max_dirty,
-                                          .backpressure_wait = o.write_back_wait,
-                                          .journal_path = o.write_back_journal,
-                                          .fsync = o.write_back_fsync,
-                                          .fsync_interval = o.write_back_fsync_interval,
-                                          .journal_segment_bytes = o.write_back_journal_segment_bytes,
-                                          .retry_base = o.write_back_retry_base,
-                                          .retry_max = o.write_back_retry_max,
-                                          .clock = s_.fresh.clock(),
-                                          .on_error = o.on_write_error,
-                                          .journal_segment_age = o.write_back_journal_segment_age,
-                                          .before_clean = [&s](std::span<const K> keys) {
-                                            for (const K& k : keys) s.flights.supersede(k);
-                                          },
-                                          .flush_latency = s_.latency.flush_or_null(),
-                                          .fsync_latency = s_.latency.fsync_or_null()});
+          o.writer, WriteBackConfig<K>{.delay = w.delay,
+                                       .max_batch = w.batch,
+                                       .max_dirty = w.max_dirty,
+                                       .backpressure_wait = w.wait,
+                                       .journal_path = w.journal,
+                                       .fsync = w.fsync,
+                                       .fsync_interval = w.fsync_interval,
+                                       .journal_segment_bytes = w.journal_segment_bytes,
+                                       .retry_base = w.retry_base,
+                                       .retry_max = w.retry_max,
+                                       .clock = s_.fresh.clock(),
+                                       .on_error = w.on_error,
+                                       .journal_segment_age = w.journal_segment_age,
+                                       .before_clean = [&s](std::span<const K> keys) {
+                                         for (const K& k : keys) s.flights.supersede(k);
+                                       },
+                                       .flush_latency = s_.latency.flush_or_null(),
+                                       .fsync_latency = s_.latency.fsync_or_null()});
       // Loads do not store what they read while a key is dirty (loads.h).
       s_.dirty_now = [wb = wb_.get()](const K& key) { return wb->is_dirty(key); };
     }
@@ -122,14 +123,42 @@ class Writes {
   }
 
   absl::Status put(const K& key, V value) {
+    if (s_.opt.write_mode == WriteMode::kNone) return put_local(key, std::move(value));
+    // The key's turn orders this put against other puts/erases of key:
+    // their Writer calls never overlap, and the store sees them in the
+    // order the system of record did. No lock is held while it waits or
+    // while the Writer runs (key_turns.h).
+    auto turn = turns_->acquire(key);
+    if (!turn) return reentrant_write();
+    return put_in_turn(key, std::move(value));
+  }
+
+  // compute: key's turn (in every mode), then read = the current value
+  // (StatusOr<optional<V>>), then fn(current), then put or erase in the same
+  // turn. Concurrent compute/put/erase of key wait for the turn (in kNone only
+  // compute does: there put/erase take no turn).
+  template <class Read, class Fn>
+  absl::StatusOr<std::optional<V>> compute(const K& key, Read&& read, Fn& fn) {
+    auto turn = turns_->acquire(key);
+    if (!turn) return reentrant_write();
+    absl::StatusOr<std::optional<V>> cur = read();
+    if (!cur.ok()) return cur.status();
+    std::optional<V> next;
+    absl::Status thrown = call_user("compute function", [&] {
+      next = fn(*std::move(cur));
+      return absl::OkStatus();
+    });
+    if (!thrown.ok()) return thrown;
+    absl::Status st = next ? put_in_turn(key, *next) : erase_in_turn(key);
+    if (!st.ok()) return st;
+    return next;
+  }
+
+ private:
+  // put_in_turn: put() with key's turn held (or no turn needed: kNone).
+  absl::Status put_in_turn(const K& key, V value) {
     switch (s_.opt.write_mode) {
       case WriteMode::kWriteThrough: {
-        // The key's turn orders this put against other puts/erases of key:
-        // their Writer calls never overlap, and the store sees them in the
-        // order the system of record did. No lock is held while it waits or
-        // while the Writer runs (key_turns.h).
-        auto turn = turns_->acquire(key);
-        if (!turn) return reentrant_write();
         const std::pair<K, V> kv(key, value);
         absl::Status st = call_user("writer", [&] {
           return s_.opt.writer.write(std::span<const std::pair<K, V>>(&kv, 1));
@@ -142,8 +171,6 @@ class Writes {
         return store_after_write(key, std::move(value));
       }
       case WriteMode::kWriteBack: {
-        auto turn = turns_->acquire(key);
-        if (!turn) return reentrant_write();
         absl::Status st = wb_->put(key, value);
         if (!st.ok()) {
           // kResourceExhausted (backpressure) and kFailedPrecondition
@@ -165,22 +192,16 @@ class Writes {
     return put_local(key, std::move(value));
   }
 
-  absl::Status erase(const K& key) {
-    // Without writer.erase there is no delete to order: drop the cached copy
-    // (in kWriteBack a pending put of key stays pending and is written).
+  // erase_in_turn: erase() with key's turn held (or none needed).
+  absl::Status erase_in_turn(const K& key) {
     if (!s_.opt.writer.erase) return invalidate(key);
     if (s_.opt.write_mode == WriteMode::kWriteBack) {
       // Queued behind every earlier put of key (the flusher calls
       // writer.erase); a pending value can never be written after it.
-      auto turn = turns_->acquire(key);
-      if (!turn) return reentrant_write();
       absl::Status st = wb_->erase(key);
       if (!st.ok()) return st;  // nothing changed (see put)
       return drop_after_write(key);
     }
-    std::optional<typename KeyTurns<K>::Turn> turn =
-        turns_ ? turns_->acquire(key) : std::optional<typename KeyTurns<K>::Turn>();
-    if (turns_ && !turn) return reentrant_write();
     absl::Status st =
         call_user("writer", [&] { return s_.opt.writer.erase(std::span<const K>(&key, 1)); });
     if (!st.ok()) {
@@ -189,6 +210,18 @@ class Writes {
     }
     s_.counters.writes.add();
     return drop_after_write(key);
+  }
+
+ public:
+  absl::Status erase(const K& key) {
+    // Without writer.erase there is no delete to order: drop the cached copy
+    // (in kWriteBack a pending put of key stays pending and is written).
+    if (!s_.opt.writer.erase) return invalidate(key);
+    // kNone with writer.erase takes the turn too: the Writer calls of one key
+    // never overlap.
+    auto turn = turns_->acquire(key);
+    if (!turn) return reentrant_write();
+    return erase_in_turn(key);
   }
 
   // invalidate: drops key's cached copy. When the store fails, the drop is
@@ -296,7 +329,7 @@ class Writes {
 
   CacheState<K, V>& s_;
   Recovery<K, V>& recovery_;
-  std::unique_ptr<KeyTurns<K>> turns_;     // kWriteThrough / kWriteBack: per-key write order
+  std::unique_ptr<KeyTurns<K>> turns_;     // per-key write order (compute in every mode)
   std::unique_ptr<WriteBack<K, V>> wb_;  // kWriteBack; reset by stop_write_back()
 };
 

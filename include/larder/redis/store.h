@@ -274,6 +274,8 @@ class RedisStore : public Store<K, V> {
     return absl::OkStatus();
   }
 
+  std::shared_ptr<Clock> clock() const override { return clock_; }
+
   StoreCounters counters() const override {
     StoreCounters c;
     c.hits = hits_.load();
