@@ -8,24 +8,27 @@
 int main() {
   using namespace std::chrono_literals;
   auto clock = std::make_shared<larder::ManualClock>();  // time moves only when told
-  auto store = std::make_shared<larder::LocalStore<int, std::string>>(
-      larder::LocalStoreOptions{.max_entries = 10'000, .clock = clock});
-  larder::Cache<int, std::string> users(store, {.ttl = 30s, .clock = clock});
-
   int queries = 0;
-  auto load_user = [&](int id) -> absl::StatusOr<std::string> {
-    ++queries;  // stands in for the slow database query
-    return "user-" + std::to_string(id);
-  };
+  auto users = larder::make_local_cache<int, std::string>(
+      {.max_entries = 10'000},
+      {.ttl = 30s,
+       .loader = [&](int id) -> absl::StatusOr<std::string> {
+         ++queries;  // stands in for the slow database query
+         return "user-" + std::to_string(id);
+       },
+       .clock = clock});
+
   for (int i = 1; i <= 3; ++i) {
-    absl::StatusOr<std::string> u = users.get_or_load(42, load_user);
+    absl::StatusOr<std::string> u = users.get(42);
     std::printf("read %d: %s (database queries: %d)\n", i, u.ok() ? u->c_str() : "error", queries);
   }
   clock->advance(31s);  // past the ttl: the next read loads again
-  (void)users.get_or_load(42, load_user);
+  (void)users.get(42);
+  auto some = users.get_many({1, 2, 42});  // the loader, key by key (give .batch_loader for one query)
   larder::CacheStats s = users.stats();
-  std::printf("after expiry: database queries: %d; hits=%llu misses=%llu hit_ratio=%.2f\n", queries,
-              static_cast<unsigned long long>(s.hits), static_cast<unsigned long long>(s.misses),
-              s.hit_ratio());
-  return queries == 2 ? 0 : 1;
+  std::printf("after expiry: database queries: %d; %zu of 3 in get_many; hits=%llu misses=%llu "
+              "hit_ratio=%.2f\n",
+              queries, some->size(), static_cast<unsigned long long>(s.hits),
+              static_cast<unsigned long long>(s.misses), s.hit_ratio());
+  return queries == 4 ? 0 : 1;
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // A Cache in front of Redis, shared by every process of a service:
-//   * RedisStore with a user's type and codec (a protobuf would call
+//   * make_tiered_cache: a LocalStore in front of a RedisStore, with a
+//     user's type and value codec (a protobuf would call
 //     SerializeToString / ParseFromArray in the same two functions),
 //   * RedisLoadGuard, so that when many processes miss one key, one of them
 //     asks the database and the others wait for its value,
@@ -14,7 +15,6 @@
 #include <memory>
 #include <string>
 
-#include "larder/cache.h"
 #include "larder/redis.h"
 
 struct Profile {
@@ -51,22 +51,17 @@ int main(int argc, char** argv) {
   opts.log = [](larder::RedisLogLevel, std::string_view m) {
     std::fprintf(stderr, "[redis] %.*s\n", static_cast<int>(m.size()), m.data());
   };
-  auto client = std::make_shared<larder::RedisClient>(opts);
-  auto store = std::make_shared<
-      larder::RedisStore<std::string, Profile, larder::Codec<std::string>, ProfileCodec>>(client);
-
-  larder::CacheOptions<std::string, Profile> co;
-  co.ttl = std::chrono::seconds(30);
-  co.load_guard = std::make_shared<larder::RedisLoadGuard<std::string>>(client);
-  larder::Cache<std::string, Profile> cache(store, co);
-
   int db_calls = 0;
-  auto load_from_db = [&](const std::string& user) {
-    ++db_calls;
-    return Profile{user, 42};
-  };
+  // Two tiers (LocalStore in front of Redis, L1 copies kept coherent across
+  // processes by a pub/sub bus, one process loading a missing key while the
+  // others wait) with the user's value codec, in one statement.
+  auto cache = larder::make_tiered_cache<std::string, Profile, ProfileCodec>(
+      opts, {.ttl = std::chrono::seconds(30), .loader = [&](const std::string& user) {
+               ++db_calls;
+               return Profile{user, 42};
+             }});
   for (int i = 0; i < 3; ++i) {
-    absl::StatusOr<Profile> p = cache.get_or_load("ada", load_from_db);
+    absl::StatusOr<Profile> p = cache.get("ada");
     if (!p.ok()) {
       std::fprintf(stderr, "error: %s\n", p.status().ToString().c_str());
       return 1;
@@ -77,6 +72,6 @@ int main(int argc, char** argv) {
   std::printf("database calls: %d, store errors: %llu (Redis %s)\n", db_calls,
               static_cast<unsigned long long>(s.store_errors),
               s.store_errors == 0 ? "reachable" : "unreachable: served from the loader");
-  (void)store->erase("ada");
+  (void)cache.invalidate("ada");
   return 0;
 }

@@ -86,7 +86,7 @@ void expect_heap_matches_weight(Fill fill, std::size_t entries) {
   const std::size_t before = heap_in_use();
   auto store = std::make_unique<LocalStore<std::string, std::string>>(
       LocalStoreOptions{.max_entries = entries, .max_weight = std::size_t{1} << 32, .shards = 4, .policy = EvictionPolicy::kTinyLfu},
-      bytes_weigher<std::string, std::string>());
+      LocalStoreCallbacks<std::string, std::string>{.weigher = bytes_weigher<std::string, std::string>()});
   const std::size_t empty = heap_in_use();
   fill(*store);
   store->cleanup();
@@ -134,7 +134,7 @@ TEST(BytesWeigher, MaxWeightBoundsTheHeap) {
   malloc_trim(0);
   auto store = std::make_unique<LocalStore<std::string, std::string>>(
       LocalStoreOptions{.max_entries = 8'000, .max_weight = kBudget, .shards = 4, .policy = EvictionPolicy::kTinyLfu},
-      bytes_weigher<std::string, std::string>());
+      LocalStoreCallbacks<std::string, std::string>{.weigher = bytes_weigher<std::string, std::string>()});
   const std::size_t empty = heap_in_use();
   std::mt19937_64 rng(5);
   std::size_t offered = 0;
@@ -180,7 +180,7 @@ TEST(BytesWeigher, EvictedValuesDoNotOutliveTheBudget) {
   const std::size_t before = g_live_bytes.load();
   {
     LocalStore<std::uint64_t, Tracked> store(
-        {.max_entries = 64, .max_weight = kBudget, .shards = 4}, bytes_weigher<std::uint64_t, Tracked>());
+        {.max_entries = 64, .max_weight = kBudget, .shards = 4}, LocalStoreCallbacks<std::uint64_t, Tracked>{.weigher = bytes_weigher<std::uint64_t, Tracked>()});
     std::size_t peak = 0;
     for (std::uint64_t i = 0; i < 200; ++i) {
       ASSERT_TRUE(store.put(i, {Tracked(256 << 10), TimePoint::max(), TimePoint::max()}).ok());

@@ -6,9 +6,9 @@
 #include <stdexcept>
 #include <utility>
 
+#include "larder/local_cache.h"
 #if LARDER_HAS_REDIS
 #include "larder/redis.h"
-#include "larder/tiered_store.h"
 #endif
 
 namespace catalog {
@@ -184,47 +184,49 @@ Catalog::Catalog(CatalogOptions options) : opt_(std::move(options)) {
         db::prepare(c);
       }});
 
-  // Products: cache-aside reads, write-through price changes.
-  std::shared_ptr<larder::Store<Id, Product>> store =
-      std::make_shared<larder::LocalStore<Id, Product>>(
-          larder::LocalStoreOptions{.max_entries = opt_.max_entries, .clock = opt_.clock});
-  if (!opt_.redis_host.empty()) {
+  // Products: cache-aside reads (loaders bound here), write-through price changes.
+  PgPool* pool = pool_.get();
+  larder::CacheOptions<Id, Product> products{
+      .ttl = opt_.ttl,
+      .stale_while_revalidate = opt_.stale_while_revalidate,
+      .stale_if_error = opt_.stale_if_error,
+      .loader = [pool](Id k) { return db::load_product(*pool, k); },
+      .batch_loader = [pool](std::span<const Id> missing) {
+        return db::load_products(*pool, missing);  // ONE query for every product not cached
+      },
+      .write_mode = larder::WriteMode::kWriteThrough,
+      .writer = {.write = [pool](auto rows) { return db::update_prices(*pool, rows); },
+                 .erase = nullptr},
+      .ttl_jitter = opt_.ttl_jitter,
+      .clock = opt_.clock};
+  const larder::LocalStoreOptions local{.max_entries = opt_.max_entries};
+  if (opt_.redis_host.empty()) {
+    products_ = std::make_unique<larder::Cache<Id, Product>>(
+        larder::make_local_cache<Id, Product>(local, std::move(products)));
+  } else {
 #if LARDER_HAS_REDIS
-    larder::RedisOptions ro{.host = opt_.redis_host, .port = opt_.redis_port,
-                            .key_prefix = opt_.redis_prefix, .clock = opt_.clock};
-    auto client = std::make_shared<larder::RedisClient>(ro);
-    auto l2 = std::make_shared<larder::RedisStore<Id, Product>>(client);
-    auto bus = std::make_shared<larder::RedisInvalidationBus>(client, opt_.redis_prefix + "invalidate");
-    store = std::make_shared<larder::TieredStore<Id, Product>>(store, l2, bus);
+    auto client = std::make_shared<larder::RedisClient>(
+        larder::RedisOptions{.host = opt_.redis_host, .port = opt_.redis_port,
+                             .key_prefix = opt_.redis_prefix, .clock = opt_.clock});
+    products_ = std::make_unique<larder::Cache<Id, Product>>(larder::make_tiered_cache<Id, Product>(
+        client, std::move(products),
+        {.local = local, .load_guard = false, .channel = opt_.redis_prefix + "invalidate"}));
     redis_ = client;
 #else
     throw std::invalid_argument("CatalogOptions::redis_host: larder was built without Redis");
 #endif
   }
-  PgPool* pool = pool_.get();
-  products_ = std::make_unique<larder::Cache<Id, Product>>(
-      store, larder::CacheOptions<Id, Product>{
-                 .ttl = opt_.ttl,
-                 .stale_while_revalidate = opt_.stale_while_revalidate,
-                 .stale_if_error = opt_.stale_if_error,
-                 .ttl_jitter = opt_.ttl_jitter,
-                 .write_mode = larder::WriteMode::kWriteThrough,
-                 .writer = {.write = [pool](auto rows) { return db::update_prices(*pool, rows); },
-                            .erase = nullptr},
-                 .clock = opt_.clock});
 
-  // View counters: write-back with a journal, batched idempotent upserts.
-  views_ = std::make_unique<larder::Cache<Id, ViewCount>>(
-      std::make_shared<larder::LocalStore<Id, ViewCount>>(
-          larder::LocalStoreOptions{.max_entries = opt_.max_entries, .clock = opt_.clock}),
-      larder::CacheOptions<Id, ViewCount>{
-          .ttl = std::chrono::minutes(10),
-          .write_mode = larder::WriteMode::kWriteBack,
-          .writer = {.write = [pool](auto rows) { return db::upsert_views(*pool, rows); },
-                     .erase = nullptr},
-          .write_back_delay = opt_.views_write_delay,
-          .write_back_journal = opt_.views_journal,
-          .clock = opt_.clock});
+  // View counters: write-back with a journal, batched idempotent upserts;
+  // record_view is an atomic merge.
+  views_ = std::make_unique<larder::Cache<Id, ViewCount>>(larder::make_local_cache<Id, ViewCount>(
+      local, {.ttl = std::chrono::minutes(10),
+              .loader = [pool](Id k) { return db::load_views(*pool, k); },
+              .write_mode = larder::WriteMode::kWriteBack,
+              .writer = {.write = [pool](auto rows) { return db::upsert_views(*pool, rows); },
+                         .erase = nullptr},
+              .write_back = {.delay = opt_.views_write_delay, .journal = opt_.views_journal},
+              .clock = opt_.clock}));
 }
 
 Catalog::~Catalog() {
@@ -232,18 +234,14 @@ Catalog::~Catalog() {
   products_.reset();
 }
 
-absl::StatusOr<Product> Catalog::product(Id id) {
-  return products_->get_or_load(id, [this](Id k) { return db::load_product(*pool_, k); });
-}
+absl::StatusOr<Product> Catalog::product(Id id) { return products_->get(id); }
 
 absl::StatusOr<OrderPage> Catalog::order_page(Id order_id) {
   absl::StatusOr<std::vector<std::pair<Id, int>>> items = db::load_order_items(*pool_, order_id);
   if (!items.ok()) return items.status();
   std::vector<Id> ids;
   for (const auto& it : *items) ids.push_back(it.first);
-  auto got = products_->get_many(ids, [this](std::span<const Id> missing) {
-    return db::load_products(*pool_, missing);  // ONE query for every product not cached
-  });
+  auto got = products_->get_many(ids);  // ONE query for every product not cached
   if (!got.ok()) return got.status();
   OrderPage page{order_id, {}, 0};
   for (const auto& [pid, qty] : *items) {
@@ -275,16 +273,18 @@ absl::Status Catalog::set_price(Id id, std::int64_t cents) {
 }
 
 absl::Status Catalog::record_view(Id id) {
-  std::lock_guard<std::mutex> lock(view_locks_[static_cast<std::size_t>(id) % view_locks_.size()]);
-  absl::StatusOr<ViewCount> cur =
-      views_->get_or_load(id, [this](Id k) { return db::load_views(*pool_, k); });
-  if (!cur.ok()) return cur.status();
-  return views_->put(id, ViewCount{cur->views + 1, cur->version + 1});
+  // Atomic read-modify-write: the current count (cached, pending or loaded),
+  // plus one; every version bump makes the flusher's upsert idempotent.
+  return views_
+      ->merge(id, ViewCount{1, 1},
+              [](const ViewCount& cur, const ViewCount& d) {
+                return ViewCount{cur.views + d.views, cur.version + d.version};
+              })
+      .status();
 }
 
 absl::StatusOr<std::int64_t> Catalog::views(Id id) {
-  absl::StatusOr<ViewCount> v =
-      views_->get_or_load(id, [this](Id k) { return db::load_views(*pool_, k); });
+  absl::StatusOr<ViewCount> v = views_->get(id);
   if (!v.ok()) return v.status();
   return v->views;
 }

@@ -40,11 +40,9 @@
 #ifndef LARDER_EXAMPLES_CATALOG_CATALOG_H_
 #define LARDER_EXAMPLES_CATALOG_CATALOG_H_
 
-#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -155,7 +153,6 @@ class Catalog {
   std::shared_ptr<void> redis_;  // keeps the RedisClient alive (tiered only)
   std::unique_ptr<larder::Cache<std::int64_t, Product>> products_;
   std::unique_ptr<larder::Cache<std::int64_t, ViewCount>> views_;
-  std::array<std::mutex, 64> view_locks_;  // record_view's read-modify-write, per product
 };
 
 }  // namespace catalog

@@ -6,7 +6,7 @@
 //   larder::LocalStore<std::string, std::vector<int>> store(
 //       {.max_entries = 100'000 /* expected count: sizes the sketch */,
 //        .max_weight = 64 << 20 /* 64 MiB */},
-//       larder::bytes_weigher<std::string, std::vector<int>>());
+//       {.weigher = larder::bytes_weigher<std::string, std::vector<int>>()});
 //
 // An entry weighs
 //

@@ -493,11 +493,11 @@ class Cache {
   // fn: (const V& current, const V& delta) -> V. Returns the new value.
   template <class Fn>
   absl::StatusOr<V> merge(const K& key, V delta, Fn&& fn) {
-    absl::StatusOr<std::optional<V>> r =
-        core_->compute(key, [&](std::optional<V> cur) -> std::optional<V> {
-          if (!cur) return delta;
-          return static_cast<V>(fn(std::as_const(*cur), std::as_const(delta)));
-        });
+    auto update = [&](std::optional<V> cur) -> std::optional<V> {
+      if (!cur) return delta;
+      return static_cast<V>(fn(std::as_const(*cur), std::as_const(delta)));
+    };
+    absl::StatusOr<std::optional<V>> r = core_->compute(key, update);
     if (!r.ok()) return r.status();
     return **std::move(r);
   }

@@ -58,12 +58,14 @@
 #define LARDER_CODEC_H_
 
 #include <bit>
+#include <charconv>
 #include <concepts>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <vector>
 
@@ -267,6 +269,76 @@ struct Codec<std::shared_ptr<const T>> {
     return std::shared_ptr<const T>(std::make_shared<const T>(*std::move(inner)));
   }
 };
+
+// DefaultKeyCodec<K>: how keys leave the process by default (RedisStore,
+// TieredStore's invalidation bus, RedisLoadGuard): integers (and enums with
+// a fixed underlying type) as DECIMAL TEXT, so Redis holds "users:v1:42"
+// (not 8 raw bytes) and redis-cli, a database trigger's PUBLISH or another
+// language can name a key; every other type through Codec<K> (std::string:
+// the bytes themselves). A key type with no Codec is a compile error naming
+// the fix (a struct never gets raw bytes silently: specialise Codec<K> or
+// pass a KeyCodec). Decimal decoding accepts exactly what encode writes
+// ("-12", not "+12", " 12" or "012"); anything else is kDataLoss.
+template <class K, class Enable = void>
+struct DefaultKeyCodec {
+  static_assert(CodecFor<Codec<K>, K>,
+                "larder: this key type has no codec. Keys that leave the process (RedisStore, "
+                "TieredStore with an InvalidationBus, RedisLoadGuard) need one: specialise "
+                "larder::Codec<K> for it (encode/decode, see codec.h), or pass a KeyCodec "
+                "template argument. Structs get no raw-bytes codec by default.");
+  static void encode(const K& k, std::string& out) { Codec<K>::encode(k, out); }
+  static absl::StatusOr<K> decode(std::string_view bytes) { return Codec<K>::decode(bytes); }
+};
+
+template <class K>
+struct DefaultKeyCodec<K, std::enable_if_t<std::is_integral_v<K> && !std::is_same_v<K, bool>>> {
+  static void encode(const K& k, std::string& out) {
+    char buf[24];
+    const std::to_chars_result r = std::to_chars(buf, buf + sizeof(buf), k);
+    out.append(buf, r.ptr);
+  }
+  static absl::StatusOr<K> decode(std::string_view bytes) {
+    K k{};
+    const char* end = bytes.data() + bytes.size();
+    const std::from_chars_result r = std::from_chars(bytes.data(), end, k);
+    if (bytes.empty() || r.ec != std::errc() || r.ptr != end) {
+      return absl::DataLossError("codec: key is not a decimal integer of its type");
+    }
+    // Only the canonical form: what encode would have written.
+    std::string again;
+    encode(k, again);
+    if (again != bytes) return absl::DataLossError("codec: key is not in canonical decimal form");
+    return k;
+  }
+};
+
+template <class K>
+struct DefaultKeyCodec<K, std::enable_if_t<internal::FixedUnderlyingEnum<K>>> {
+  using U = std::underlying_type_t<K>;
+  static void encode(const K& k, std::string& out) {
+    DefaultKeyCodec<U>::encode(static_cast<U>(k), out);
+  }
+  static absl::StatusOr<K> decode(std::string_view bytes) {
+    absl::StatusOr<U> u = DefaultKeyCodec<U>::decode(bytes);
+    if (!u.ok()) return u.status();
+    return static_cast<K>(*u);
+  }
+};
+
+namespace internal {
+// HasKeyCodec<K, KeyCodec>: whether KeyCodec can encode K, asked without
+// instantiating DefaultKeyCodec's static_assert (TieredStore checks it at run
+// time: only a bus needs the key as bytes).
+template <class K, class KC>
+consteval bool has_key_codec() {
+  if constexpr (std::is_same_v<KC, DefaultKeyCodec<K>>) {
+    return (std::is_integral_v<K> && !std::is_same_v<K, bool>) || FixedUnderlyingEnum<K> ||
+           CodecFor<Codec<K>, K>;
+  } else {
+    return CodecFor<KC, K>;
+  }
+}
+}  // namespace internal
 
 // encode_to_string / decode_from: conveniences over Codec<T>.
 template <class T, class C = Codec<T>>

@@ -57,7 +57,44 @@ struct CacheStats {
     const double total = served + static_cast<double>(misses);
     return total == 0 ? 0.0 : served / total;
   }
+
+  // since: what changed from `earlier` (a previous snapshot of the same
+  // cache) to this one: each counter's difference (0 if it went down, which
+  // only a snapshot of another cache would show); the gauges (dirty,
+  // invalidations_pending) are this snapshot's. For dashboards and tests:
+  // `auto d = cache.stats().since(before); d.hit_ratio()`.
+  CacheStats since(const CacheStats& earlier) const {
+    auto sub = [](std::uint64_t a, std::uint64_t b) { return a >= b ? a - b : 0; };
+    CacheStats d = *this;
+    d.hits = sub(hits, earlier.hits);
+    d.misses = sub(misses, earlier.misses);
+    d.stale_hits = sub(stale_hits, earlier.stale_hits);
+    d.loads = sub(loads, earlier.loads);
+    d.load_failures = sub(load_failures, earlier.load_failures);
+    d.coalesced = sub(coalesced, earlier.coalesced);
+    d.refreshes = sub(refreshes, earlier.refreshes);
+    d.evictions = sub(evictions, earlier.evictions);
+    d.expirations = sub(expirations, earlier.expirations);
+    d.store_errors = sub(store_errors, earlier.store_errors);
+    d.writes = sub(writes, earlier.writes);
+    d.write_failures = sub(write_failures, earlier.write_failures);
+    d.flushes = sub(flushes, earlier.flushes);
+    d.write_coalesced = sub(write_coalesced, earlier.write_coalesced);
+    d.refreshes_dropped = sub(refreshes_dropped, earlier.refreshes_dropped);
+    d.refresh_failures = sub(refresh_failures, earlier.refresh_failures);
+    d.negative_hits = sub(negative_hits, earlier.negative_hits);
+    d.load_timeouts = sub(load_timeouts, earlier.load_timeouts);
+    d.write_rejected = sub(write_rejected, earlier.write_rejected);
+    d.journal_replayed = sub(journal_replayed, earlier.journal_replayed);
+    d.journal_bad_tails = sub(journal_bad_tails, earlier.journal_bad_tails);
+    d.invalidations_deferred = sub(invalidations_deferred, earlier.invalidations_deferred);
+    d.invalidations_reapplied = sub(invalidations_reapplied, earlier.invalidations_reapplied);
+    return d;
+  }
 };
+
+// a - b: a.since(b).
+inline CacheStats operator-(const CacheStats& a, const CacheStats& b) { return a.since(b); }
 
 }  // namespace larder
 

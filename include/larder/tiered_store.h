@@ -31,8 +31,8 @@
 // fill in flight. When invalidations can be lost without the bus noticing,
 // TieredStoreOptions::l1_max_ttl bounds how long an L1 copy may be served.
 //
-// Keys travel on the bus as KeyCodec bytes (Codec<K> by default); the
-// constructor throws std::invalid_argument when a bus is given and K has no
+// Keys travel on the bus as KeyCodec bytes (DefaultKeyCodec<K> by default:
+// integers as decimal text, as RedisStore writes them); the constructor throws std::invalid_argument when a bus is given and K has no
 // codec, or when l1 or l2 is null.
 //
 // Errors on the bus are never returned from put/erase (the write itself
@@ -146,7 +146,7 @@ struct TieredCounters {
   std::uint64_t publishes_pending = 0;   // keys waiting to be sent again, now
 };
 
-template <class K, class V, class KeyCodec = Codec<K>>
+template <class K, class V, class KeyCodec = DefaultKeyCodec<K>>
 class TieredStore : public Store<K, V> {
  public:
   // TieredStore: l1 in front of l2; with a bus, coherent with every other
@@ -497,7 +497,7 @@ class TieredStore : public Store<K, V> {
   // collision on a stripe only voids a copy (a later miss), never keeps a
   // stale one. Without a codec (so without a bus) all keys share stripe 0:
   // still correct for this instance's own writes.
-  static constexpr bool kHasCodec = CodecFor<KeyCodec, K>;
+  static constexpr bool kHasCodec = internal::has_key_codec<K, KeyCodec>();
   static constexpr std::size_t kStripes = 256;
 
   struct Guard {

@@ -6,10 +6,10 @@
 #define LARDER_VERSION_H_
 
 #define LARDER_VERSION_MAJOR 0
-#define LARDER_VERSION_MINOR 1
+#define LARDER_VERSION_MINOR 2
 #define LARDER_VERSION_PATCH 0
 
-#define LARDER_VERSION_STRING "0.1.0"
+#define LARDER_VERSION_STRING "0.2.0"
 
 namespace larder {
 inline constexpr int kVersionMajor = LARDER_VERSION_MAJOR;

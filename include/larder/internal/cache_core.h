@@ -180,7 +180,12 @@ class CacheCore : public TaskOwner {
       }
     }
     state_.forget(key);
-    return loads_.load_one(key, loader, std::nullopt, state_.fresh.now());
+    typename SingleFlight<K, V>::Joined j = state_.flights.join(key);
+    if (!j.leader) {
+      state_.counters.coalesced.add();
+      return detach_result(j.flight->wait());
+    }
+    return loads_.run_load(key, loader, std::nullopt, j.flight);
   }
 
   // compute: see Cache::compute. The current value is read under key's turn:

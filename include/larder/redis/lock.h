@@ -114,7 +114,7 @@ struct RedisLoadGuardOptions {
 // client's key_prefix + lock_prefix, so give the guard's client the same
 // key_prefix as the store it guards (or share one client) and pick a
 // lock_prefix that no cache key's encoding starts with.
-template <class K, class KeyCodec = Codec<K>>
+template <class K, class KeyCodec = DefaultKeyCodec<K>>
 class RedisLoadGuard : public LoadGuard<K> {
  public:
   RedisLoadGuard(std::shared_ptr<RedisClient> client, RedisLoadGuardOptions options = {})

@@ -3,7 +3,11 @@
 // RedisStore<K, V>: a Store (larder/store.h) in Redis, shared by every process
 // that points at the same server and key_prefix.
 //
-// Keys are key_prefix + KeyCodec's bytes. Values are an 18-byte header
+// Keys are key_prefix + KeyCodec's bytes (DefaultKeyCodec: integers as
+// decimal text, "users:v1:42"; strings as themselves; other types through
+// their larder::Codec, and a compile error without one). The value codec
+// comes first among the template arguments (RedisStore<K, V, MyValueCodec>):
+// values get their own codecs far more often than keys. Values are an 18-byte header
 // (format version, fresh_until, stale_until in wall-clock ms) followed by
 // ValueCodec's bytes (internal/redis_entry.h), and the Redis key expires at
 // stale_until (SET ... PX), so Redis frees what no process may read.
@@ -81,7 +85,7 @@ inline std::string redis_glob_escape(std::string_view s) {
 }
 }  // namespace internal
 
-template <class K, class V, class KeyCodec = Codec<K>, class ValueCodec = Codec<V>>
+template <class K, class V, class ValueCodec = Codec<V>, class KeyCodec = DefaultKeyCodec<K>>
 class RedisStore : public Store<K, V> {
  public:
   // RedisStore: a store with a client (and pool) of its own. Throws

@@ -61,7 +61,7 @@ struct TieredCacheOptions {
 };
 
 // make_tiered_cache over a RedisClient (shared with other caches).
-template <class K, class V, class KeyCodec = Codec<K>, class ValueCodec = Codec<V>>
+template <class K, class V, class ValueCodec = Codec<V>, class KeyCodec = DefaultKeyCodec<K>>
 Cache<K, V> make_tiered_cache(std::shared_ptr<RedisClient> client, CacheOptions<K, V> options = {},
                               TieredCacheOptions<K, V> tiers = {}) {
   if (client == nullptr) throw std::invalid_argument("make_tiered_cache: client is null");
@@ -74,7 +74,7 @@ Cache<K, V> make_tiered_cache(std::shared_ptr<RedisClient> client, CacheOptions<
   internal::share_clock(tiers.tiered.clock, options.clock, "TieredStoreOptions::clock");
   auto l1 = std::make_shared<LocalStore<K, V>>(std::move(tiers.local),
                                                std::move(tiers.local_callbacks));
-  auto l2 = std::make_shared<RedisStore<K, V, KeyCodec, ValueCodec>>(client);
+  auto l2 = std::make_shared<RedisStore<K, V, ValueCodec, KeyCodec>>(client);
   std::shared_ptr<InvalidationBus> bus;
   if (tiers.invalidation_bus) {
     bus = std::make_shared<RedisInvalidationBus>(client, std::move(tiers.channel));
@@ -89,25 +89,25 @@ Cache<K, V> make_tiered_cache(std::shared_ptr<RedisClient> client, CacheOptions<
 
 // make_tiered_cache over RedisOptions: builds the RedisClient (with the
 // cache's clock when RedisOptions::clock is null).
-template <class K, class V, class KeyCodec = Codec<K>, class ValueCodec = Codec<V>>
+template <class K, class V, class ValueCodec = Codec<V>, class KeyCodec = DefaultKeyCodec<K>>
 Cache<K, V> make_tiered_cache(RedisOptions redis, CacheOptions<K, V> options = {},
                               TieredCacheOptions<K, V> tiers = {}) {
   internal::share_clock(redis.clock, options.clock, "RedisOptions::clock");
   if (!tiers.key_prefix.empty()) redis.key_prefix = std::move(tiers.key_prefix);
   tiers.key_prefix.clear();
-  return make_tiered_cache<K, V, KeyCodec, ValueCodec>(
+  return make_tiered_cache<K, V, ValueCodec, KeyCodec>(
       std::make_shared<RedisClient>(std::move(redis)), std::move(options), std::move(tiers));
 }
 
 // make_tiered_cache over a URI (redis://, unix://, redis-cluster://,
 // redis-sentinel://; see redis/uri.h). Throws std::invalid_argument for a
 // malformed URI (the message never shows the password).
-template <class K, class V, class KeyCodec = Codec<K>, class ValueCodec = Codec<V>>
+template <class K, class V, class ValueCodec = Codec<V>, class KeyCodec = DefaultKeyCodec<K>>
 Cache<K, V> make_tiered_cache(std::string_view uri, CacheOptions<K, V> options = {},
                               TieredCacheOptions<K, V> tiers = {}) {
   absl::StatusOr<RedisOptions> redis = parse_redis_uri(uri);
   if (!redis.ok()) throw std::invalid_argument(std::string(redis.status().message()));
-  return make_tiered_cache<K, V, KeyCodec, ValueCodec>(*std::move(redis), std::move(options),
+  return make_tiered_cache<K, V, ValueCodec, KeyCodec>(*std::move(redis), std::move(options),
                                                        std::move(tiers));
 }
 
