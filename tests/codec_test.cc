@@ -197,5 +197,35 @@ TEST(CodecTest, UserSpecialisationPlugsIn) {
   EXPECT_EQ(decode_from<User>("ab").status().code(), absl::StatusCode::kDataLoss);
 }
 
+// ---- DefaultKeyCodec: how keys leave the process ----
+
+enum class Shard : std::uint16_t { kA = 3 };
+
+TEST(DefaultKeyCodecTest, IntegersAreDecimalText) {
+  EXPECT_EQ((encode_to_string<std::int64_t, DefaultKeyCodec<std::int64_t>>(42)), "42");
+  EXPECT_EQ((encode_to_string<std::int64_t, DefaultKeyCodec<std::int64_t>>(-7)), "-7");
+  EXPECT_EQ((encode_to_string<std::uint64_t, DefaultKeyCodec<std::uint64_t>>(
+                std::numeric_limits<std::uint64_t>::max())),
+            "18446744073709551615");
+  EXPECT_EQ((encode_to_string<int, DefaultKeyCodec<int>>(0)), "0");
+  EXPECT_EQ((encode_to_string<Shard, DefaultKeyCodec<Shard>>(Shard::kA)), "3");
+  EXPECT_EQ((encode_to_string<std::string, DefaultKeyCodec<std::string>>("k")), "k");
+  EXPECT_EQ(DefaultKeyCodec<std::int64_t>::decode("-9223372036854775808").value(),
+            std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(DefaultKeyCodec<Shard>::decode("3").value(), Shard::kA);
+}
+
+TEST(DefaultKeyCodecTest, OnlyTheCanonicalFormDecodes) {
+  for (const char* bad : {"", "+1", " 1", "1 ", "01", "-0", "1x", "0x10", "99999999999"}) {
+    EXPECT_EQ(DefaultKeyCodec<std::int32_t>::decode(bad).status().code(),
+              absl::StatusCode::kDataLoss)
+        << "'" << bad << "'";
+  }
+  EXPECT_EQ(DefaultKeyCodec<std::uint8_t>::decode("256").status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DefaultKeyCodec<std::uint32_t>::decode("-1").status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
 }  // namespace
 }  // namespace larder

@@ -29,10 +29,10 @@ template <class K, class V>
 struct Writer {
   // write: upserts a batch into the system of record. All-or-nothing from
   // larder's point of view: a non-OK Status means the whole batch is retried.
-  std::function<absl::Status(std::span<const std::pair<K, V>>)> write;
+  std::function<absl::Status(std::span<const std::pair<K, V>>)> write = nullptr;
   // erase: deletes a batch of keys from the system of record. May be empty, in
   // which case Cache::erase only drops the key from the cache.
-  std::function<absl::Status(std::span<const K>)> erase;
+  std::function<absl::Status(std::span<const K>)> erase = nullptr;
 };
 
 }  // namespace larder

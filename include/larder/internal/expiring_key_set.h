@@ -2,7 +2,7 @@
 //
 // ExpiringKeySet<K>: a bounded set of keys, each remembered until an instant.
 // The cache keeps two:
-//   * negative caching (CacheOptions::negative_ttl): the loader said NotFound
+//   * negative caching (CacheOptions::negative.ttl): the loader said NotFound
 //     for a key, so a stream of requests for an absent key does not reach the
 //     system of record every time;
 //   * the refresh back-off (CacheOptions::error_backoff): a background refresh

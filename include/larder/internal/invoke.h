@@ -10,7 +10,7 @@
 //     calls and, through invoke_loader / invoke_batch_loader, for loaders,
 //     which may return V or absl::StatusOr<V>.
 //   * notify_user(fn, args...): a callback whose result is ignored
-//     (on_refresh_error, on_write_error, on_bus_error). A null callback is a
+//     (on_refresh_error, write_back.on_error, on_bus_error). A null callback is a
 //     no-op; a throw is swallowed, because the failure it reports is already
 //     counted in stats and the caller (an executor, flusher or bus thread, or
 //     a put() that only wanted to report) must go on.

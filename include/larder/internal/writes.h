@@ -250,7 +250,7 @@ class Writes {
   absl::Status flush() { return wb_ != nullptr ? wb_->flush() : absl::OkStatus(); }
 
   // stop_write_back: drains and stops the write-back (its destructor: flush
-  // with retries, report leftovers to on_write_error). ~Cache only, before
+  // with retries, report leftovers to write_back.on_error). ~Cache only, before
   // the gate closes: nothing else may run concurrently.
   void stop_write_back() { wb_.reset(); }
 
