@@ -5,8 +5,8 @@
 //
 //   BM_PutLatency/<layer>/<mode>   put() latency p50/p99 (counters p50_us, p99_us)
 //     layer: cache  = larder::Cache<K, V> over a LocalStore, configured by
-//                     CacheOptions (write_mode, write_back_journal,
-//                     write_back_fsync, ...): what users get;
+//                     CacheOptions (write_mode, write_back.journal,
+//                     write_back.fsync, ...): what users get;
 //            engine = internal::WriteBack alone (write-through: the bare
 //                     Writer call), to see what the Cache layer adds.
 //     mode:  write_through        one Writer call per put (kWriteThrough)

@@ -83,7 +83,7 @@ TEST(LocalStoreBounds, WeightBoundHoldsExactlyUnderCollidingKeysAndScan) {
   auto weigher = [](const std::uint64_t& k, const std::uint64_t&) -> std::size_t {
     return 1 + (k % 97);
   };
-  Store store({.max_entries = 400, .max_weight = kMaxWeight, .shards = 4}, weigher);
+  Store store({.max_entries = 400, .max_weight = kMaxWeight, .shards = 4}, {.weigher = weigher});
   const auto keys = colliding_keys(4000, 4);
   std::vector<std::uint64_t> all = keys;
   for (int round = 0; round < 2; ++round) {

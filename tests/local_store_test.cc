@@ -69,7 +69,7 @@ TEST(LocalStoreTest, RejectsConflictingOptions) {
     EXPECT_NE(std::string(e.what()).find("max_weight"), std::string::npos) << e.what();
   }
   EXPECT_THROW((LocalStore<int, int>(LocalStoreOptions{.max_entries = 10},
-                                     [](const int&, const int&) { return std::size_t{1}; })),
+                                     {.weigher = [](const int&, const int&) { return std::size_t{1}; }})),
                std::invalid_argument);
   EXPECT_THROW((LocalStore<int, int>(LocalStoreOptions{.max_entries = 4, .shards = 8})),
                std::invalid_argument);
@@ -167,7 +167,7 @@ TEST(LocalStoreTest, LruIsFlushedByScan) {
 TEST(LocalStoreTest, ExpiredIsMissAndCounted) {
   Fixture f;
   Recorder rec;
-  LocalStore<int, int> s({.max_entries = 10, .shards = 1, .clock = f.clock}, rec.listener());
+  LocalStore<int, int> s({.max_entries = 10, .shards = 1, .clock = f.clock}, {.on_removal = rec.listener()});
   ASSERT_TRUE(s.put(1, f.entry(1, seconds(10))).ok());
   f.clock->advance(seconds(6));  // stale, returned
   auto got = s.get(1);
@@ -187,7 +187,7 @@ TEST(LocalStoreTest, ExpiredIsMissAndCounted) {
 TEST(LocalStoreTest, ExpiredEntriesAreReclaimedWithoutBeingRead) {
   Fixture f;
   Recorder rec;
-  LocalStore<int, int> s({.max_entries = 10'000, .shards = 2, .clock = f.clock}, rec.listener());
+  LocalStore<int, int> s({.max_entries = 10'000, .shards = 2, .clock = f.clock}, {.on_removal = rec.listener()});
   for (int k = 0; k < 1000; ++k) ASSERT_TRUE(s.put(k, f.entry(k, seconds(5 + k % 50))).ok());
   for (int k = 1000; k < 1100; ++k) ASSERT_TRUE(s.put(k, f.entry(k, hours(10))).ok());
   EXPECT_EQ(s.size(), 1100u);
@@ -233,7 +233,7 @@ TEST(LocalStoreTest, FarFutureAndUpdatedDeadlines) {
 TEST(LocalStoreTest, PutsWithoutDeadlinesStillDriveTheWheel) {
   Fixture f;
   Recorder rec;
-  LocalStore<int, int> s({.max_entries = 100, .shards = 1, .clock = f.clock}, rec.listener());
+  LocalStore<int, int> s({.max_entries = 100, .shards = 1, .clock = f.clock}, {.on_removal = rec.listener()});
   for (int k = 0; k < 10; ++k) ASSERT_TRUE(s.put(k, {k, TimePoint::max(), TimePoint::max()}).ok());
   f.clock->advance(hours(5));  // the wheel was not advanced meanwhile
   ASSERT_TRUE(s.put(100, f.entry(100, seconds(5))).ok());
@@ -274,7 +274,7 @@ TEST(LocalStoreTest, MissesAloneReclaimExpiredEntries) {
 TEST(LocalStoreTest, HitOnExpiringEntryReclaimsOthers) {
   Fixture f;
   Recorder rec;
-  LocalStore<int, int> s({.max_entries = 1'000, .shards = 1, .clock = f.clock}, rec.listener());
+  LocalStore<int, int> s({.max_entries = 1'000, .shards = 1, .clock = f.clock}, {.on_removal = rec.listener()});
   for (int k = 0; k < 100; ++k) ASSERT_TRUE(s.put(k, f.entry(k, seconds(2))).ok());
   ASSERT_TRUE(s.put(500, f.entry(500, hours(1))).ok());
   ASSERT_TRUE(s.put(501, {501, TimePoint::max(), TimePoint::max()}).ok());
@@ -316,11 +316,11 @@ TEST(LocalStoreTest, ScheduledMaintenanceReclaimsAnIdleStore) {
   std::map<int, TimePoint> reclaimed_at;
   LocalStore<int, int> s(
       {.max_entries = 10'000, .shards = 4, .clock = f.clock, .maintenance = scheduler},
-      [&](const int& k, const int&, RemovalCause c) {
+      {.on_removal = [&](const int& k, const int&, RemovalCause c) {
         EXPECT_EQ(c, RemovalCause::kExpired);
         internal::MutexLock l(&mu);
         reclaimed_at.emplace(k, f.clock->now());
-      });
+      }});
   const TimePoint start = f.clock->now();
   std::map<int, TimePoint> deadline;
   for (int k = 0; k < 600; ++k) {
@@ -411,8 +411,8 @@ TEST(LocalStoreTest, WeigherBoundsTotalWeight) {
   Fixture f;
   Recorder rec;
   LocalStore<int, int> s({.max_entries = 100, .max_weight = 100, .shards = 1, .clock = f.clock},
-                         [](const int&, const int& v) { return static_cast<std::size_t>(v); },
-                         rec.listener());
+                         {.weigher = [](const int&, const int& v) { return static_cast<std::size_t>(v); },
+                          .on_removal = rec.listener()});
   for (int k = 0; k < 50; ++k) {
     ASSERT_TRUE(s.put(k, f.entry(1 + k % 10)).ok());
     ASSERT_LE(s.weight(), 100u);
@@ -437,11 +437,11 @@ TEST(LocalStoreTest, ListenerSeesEveryCauseOutsideTheLock) {
   s = std::make_unique<LocalStore<int, int>>(
       LocalStoreOptions{.max_entries = 2, .shards = 1, .clock = f.clock,
                         .policy = EvictionPolicy::kLru},
-      [&](const int& k, const int& v, RemovalCause c) {
+      LocalStoreCallbacks<int, int>{.on_removal = [&](const int& k, const int& v, RemovalCause c) {
         events.emplace_back(k, v, c);
         // Calling back into the store from the listener must not deadlock.
         (void)s->peek(k);
-      });
+      }});
   ASSERT_TRUE(s->put(1, f.entry(10)).ok());
   ASSERT_TRUE(s->put(1, f.entry(11)).ok());         // replaced 10
   ASSERT_TRUE(s->put(2, f.entry(20, seconds(2))).ok());
@@ -512,7 +512,7 @@ TEST(LocalStoreTest, ConcurrentStress) {
   std::atomic<std::uint64_t> removed{0};
   LocalStore<int, std::string> s(
       LocalStoreOptions{.max_entries = 128, .shards = 4, .clock = f.clock},
-      [&](const int&, const std::string&, RemovalCause) { removed.fetch_add(1); });
+      {.on_removal = [&](const int&, const std::string&, RemovalCause) { removed.fetch_add(1); }});
   constexpr int kThreads = 4;
   constexpr int kOps = 3000;
   std::barrier start(kThreads + 1);
@@ -576,9 +576,9 @@ TEST(LocalStoreTest, ConcurrentMissesAndScheduledMaintenance) {
   std::atomic<std::uint64_t> expired{0};
   LocalStore<int, std::string> s(
       LocalStoreOptions{.max_entries = 4'096, .shards = 4, .clock = f.clock, .maintenance = scheduler},
-      [&](const int&, const std::string&, RemovalCause c) {
+      {.on_removal = [&](const int&, const std::string&, RemovalCause c) {
         if (c == RemovalCause::kExpired) expired.fetch_add(1);
-      });
+      }});
   constexpr int kReaders = 2;
   constexpr int kPuts = 20'000;
   std::barrier start(kReaders + 2);
@@ -644,7 +644,7 @@ TEST(LocalStoreTest, DestroyedWhileMaintenanceRuns) {
   for (int round = 0; round < 40; ++round) {
     auto s = std::make_unique<LocalStore<int, std::string>>(
         LocalStoreOptions{.max_entries = 1'000, .shards = 2, .clock = f.clock, .maintenance = scheduler},
-        [&](const int&, const std::string&, RemovalCause) { expired.fetch_add(1); });
+        LocalStoreCallbacks<int, std::string>{.on_removal = [&](const int&, const std::string&, RemovalCause) { expired.fetch_add(1); }});
     for (int k = 0; k < 500; ++k) {
       ASSERT_TRUE(s->put(k, {std::string(32, 'x'), f.clock->now(), f.clock->now() + seconds(1)}).ok());
     }
@@ -745,9 +745,9 @@ TEST(LocalStoreTest, InPlaceReplacementsAreNeverTorn) {
   Fixture f;
   std::atomic<std::uint64_t> replaced{0};
   LocalStore<int, Pair> s(LocalStoreOptions{.max_entries = 64, .shards = 2, .clock = f.clock},
-                          [&](const int&, const Pair& p, RemovalCause c) {
+                          {.on_removal = [&](const int&, const Pair& p, RemovalCause c) {
                             if (c == RemovalCause::kReplaced && p.a == p.b) replaced.fetch_add(1);
-                          });
+                          }});
   constexpr int kKeys = 8;
   const TimePoint base = f.clock->now() + hours(1);
   auto make = [&](std::uint64_t i) {
@@ -915,7 +915,7 @@ TEST(LocalStoreTest, UnlockedAndLockedUpdatesRaceWithEvictionsAndReaders) {
 TEST(LocalStoreTest, InPlaceReplacementReschedulesExpiry) {
   Fixture f;
   Recorder rec;
-  LocalStore<int, int> s({.max_entries = 10, .shards = 1, .clock = f.clock}, rec.listener());
+  LocalStore<int, int> s({.max_entries = 10, .shards = 1, .clock = f.clock}, {.on_removal = rec.listener()});
   ASSERT_TRUE(s.put(1, f.entry(1, hours(10))).ok());
   ASSERT_TRUE(s.put(1, f.entry(2, seconds(5))).ok());     // shortened
   ASSERT_TRUE(s.put(2, f.entry(3, seconds(5))).ok());

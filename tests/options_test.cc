@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Options are plain aggregates that users fill with designated initializers
-// naming only the fields they care about (CONVENTIONS.md). This file compiles
+// naming only the fields they care about. This file compiles
 // under the dev preset's -Wall -Wextra -Werror, which turns a member without a
 // default initializer into an error (-Wmissing-field-initializers): building
 // it is most of the test. Redis options are checked in
@@ -20,8 +20,9 @@ using std::chrono::seconds;
 
 TEST(OptionsTest, CacheOptionsTakeAnySubsetInApiOrder) {
   CacheOptions<std::string, int> a{.ttl = seconds(5)};
-  CacheOptions<std::string, int> b{.stale_while_revalidate = seconds(1), .negative_ttl = seconds(2),
-                                   .write_mode = WriteMode::kNone};
+  CacheOptions<std::string, int> b{.stale_while_revalidate = seconds(1),
+                                   .write_mode = WriteMode::kNone,
+                                   .negative = {.ttl = seconds(2)}};
   EXPECT_EQ(a.ttl, seconds(5));
   EXPECT_EQ(a.stale_while_revalidate, milliseconds(0));
   EXPECT_EQ(b.ttl, std::chrono::minutes(1));  // API default
@@ -30,6 +31,14 @@ TEST(OptionsTest, CacheOptionsTakeAnySubsetInApiOrder) {
   EXPECT_EQ(b.write_back.max_dirty, 100'000u);
   EXPECT_EQ(b.write_back.delay, milliseconds(100));
   EXPECT_EQ(b.clock, nullptr);
+  // The grouped options take any subset too.
+  WriteBackOptions<std::string> w{.journal = "views", .batch = 8};
+  EXPECT_EQ(w.delay, milliseconds(100));
+  EXPECT_EQ(w.max_dirty, 100'000u);
+  NegativeCacheOptions n{.max_entries = 5};
+  EXPECT_EQ(n.ttl, milliseconds(0));
+  Writer<std::string, int> wr{.write = nullptr};
+  EXPECT_EQ(wr.erase, nullptr);
 }
 
 TEST(OptionsTest, StoreOptionsTakeAnySubset) {
@@ -41,6 +50,8 @@ TEST(OptionsTest, StoreOptionsTakeAnySubset) {
   EXPECT_EQ(l2.max_entries, 10'000u);
   TieredStoreOptions t{.l1_max_ttl = seconds(3)};
   EXPECT_EQ(t.l1_max_ttl, seconds(3));
+  LocalStoreCallbacks<std::string, int> cb{.on_removal = nullptr};
+  EXPECT_EQ(cb.weigher, nullptr);
   ThreadPoolOptions p{.threads = 3};
   EXPECT_EQ(p.threads, 3u);
 }

@@ -485,11 +485,13 @@ TEST_F(TieredStoreTest, AKeyThatDoesNotDecodeIsReportedAndIgnored) {
   auto l1 = std::make_shared<MapStore<std::int64_t, std::string>>(clock_);
   IT t(l1, std::make_shared<MapStore<std::int64_t, std::string>>(clock_), bus, o);
   ASSERT_TRUE(t.put(7, entry("v")).ok());
-  ASSERT_TRUE(bus->publish("abc").ok());  // 3 bytes: not an int64
-  ASSERT_EQ(reported.size(), 1u);
+  ASSERT_TRUE(bus->publish("abc").ok());  // not a decimal int64
+  ASSERT_TRUE(bus->publish(encode_to_string<std::int64_t>(7)).ok());  // 8 raw bytes: neither
+  ASSERT_EQ(reported.size(), 2u);
   EXPECT_EQ(reported[0].code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(reported[1].code(), absl::StatusCode::kDataLoss);
   EXPECT_TRUE(l1->raw(7).has_value());
-  ASSERT_TRUE(bus->publish(encode_to_string<std::int64_t>(7)).ok());
+  ASSERT_TRUE(bus->publish("7").ok());  // integer keys travel as decimal text
   EXPECT_FALSE(l1->raw(7).has_value());
 }
 
