@@ -426,16 +426,22 @@ TEST_P(CacheComputeTest, ConcurrentMergesSumExactly) {
   Counters db;
   auto cache = make_local_cache<std::string, long>({.max_entries = 1000},
                                                    counter_options(GetParam(), db, clock));
-  constexpr int kThreads = 4;
-  constexpr int kPerThread = 500;
-  const std::vector<std::string> keys{"a", "b", "c"};
+  constexpr int kThreads = 6;
+  constexpr int kPerThread = 400;
+  const std::vector<std::string> keys{"a", "b"};
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
         const std::string& k = keys[static_cast<std::size_t>(i + t) % keys.size()];
-        if (!cache.merge(k, 1L, std::plus<>()).ok()) ++failures;
+        // The yield inside the update widens the read-modify-write window:
+        // without the key's turn, another thread's merge lands inside it.
+        auto add = [](long cur, long d) {
+          std::this_thread::yield();
+          return cur + d;
+        };
+        if (!cache.merge(k, 1L, add).ok()) ++failures;
       }
     });
   }
