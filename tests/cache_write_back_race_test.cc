@@ -146,7 +146,7 @@ class CacheWriteBackRaceTest : public ::testing::Test {
     o.executor = executor;
     o.write_mode = WriteMode::kWriteBack;
     o.writer = db.writer();
-    o.write_back_delay = hours(1);  // only flush() writes
+    o.write_back.delay = hours(1);  // only flush() writes
     return o;
   }
   ~CacheWriteBackRaceTest() override { executor->run_all(); }
