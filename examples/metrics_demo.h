@@ -74,7 +74,7 @@ class MetricsDemo {
     larder::CacheOptions<int, std::string> o;
     o.name = "orders";
     o.write_mode = larder::WriteMode::kWriteBack;
-    o.write_back_delay = std::chrono::milliseconds(50);
+    o.write_back.delay = std::chrono::milliseconds(50);
     o.writer.write = [](std::span<const std::pair<int, std::string>>) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the database
       return absl::OkStatus();

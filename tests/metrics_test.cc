@@ -235,8 +235,8 @@ TEST(MetricsTest, WriteBackDirtyGaugesFlushAndFsyncLatency) {
       written += static_cast<int>(b.size());
       return absl::OkStatus();
     };
-    o.write_back_delay = 10s;  // Clock time: nothing is written until the clock moves
-    o.write_back_journal = (dir / "j").string();
+    o.write_back.delay = 10s;  // Clock time: nothing is written until the clock moves
+    o.write_back.journal = (dir / "j").string();
     Cache<std::string, std::string> cache(env.store, o);
     ASSERT_TRUE(cache.put("a", "1").ok());
     env.clock->advance(1s);
