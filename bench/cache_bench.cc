@@ -52,9 +52,10 @@ std::vector<std::string>& bench_keys() {
 
 struct HitFixture {
   std::shared_ptr<LocalStore<std::string, std::string>> store =
-      std::make_shared<LocalStore<std::string, std::string>>(LocalStoreOptions{.max_entries = 4096});
-  Cache<std::string, std::string> cache{store, CacheOptions<std::string, std::string>{
-                                                   .ttl = std::chrono::hours(1)}};
+      std::make_shared<LocalStore<std::string, std::string>>(
+          LocalStoreOptions{.max_entries = 4096});
+  Cache<std::string, std::string> cache{
+      store, CacheOptions<std::string, std::string>{.ttl = std::chrono::hours(1)}};
   HitFixture() {
     for (const auto& k : bench_keys()) (void)cache.put(k, "value-of-" + k);
   }
@@ -283,7 +284,13 @@ void BM_Stampede(benchmark::State& state) {
     }
   }
 }
-BENCHMARK(BM_Stampede)->Arg(0)->Arg(1)->Arg(2)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Stampede)
+    ->Arg(0)
+    ->Arg(1)
+    ->Arg(2)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

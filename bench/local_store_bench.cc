@@ -37,8 +37,8 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -126,9 +126,7 @@ class ShardedLru {
   void put(std::uint64_t k, std::uint64_t v) { shard(k).put(k, v); }
 
  private:
-  MutexLru& shard(std::uint64_t k) {
-    return *shards_[larder::internal::mix_hash(k) >> 60];
-  }
+  MutexLru& shard(std::uint64_t k) { return *shards_[larder::internal::mix_hash(k) >> 60]; }
   std::unique_ptr<MutexLru> shards_[16];
 };
 
@@ -149,9 +147,7 @@ struct LocalAdapter {
     v = (*got)->value;
     return true;
   }
-  void put(std::uint64_t k, std::uint64_t v) {
-    (void)store.put(k, {v, until, until});
-  }
+  void put(std::uint64_t k, std::uint64_t v) { (void)store.put(k, {v, until, until}); }
   larder::LocalStore<std::uint64_t, std::uint64_t> store;
   larder::TimePoint until;
 };
@@ -267,8 +263,9 @@ void BM_Store(benchmark::State& state) {
   }
   benchmark::DoNotOptimize(sum);
   state.SetItemsProcessed(static_cast<std::int64_t>(ops));
-  state.counters["hit_ratio"] = benchmark::Counter(
-      static_cast<double>(hits) / static_cast<double>(ops ? ops : 1), benchmark::Counter::kAvgThreads);
+  state.counters["hit_ratio"] =
+      benchmark::Counter(static_cast<double>(hits) / static_cast<double>(ops ? ops : 1),
+                         benchmark::Counter::kAvgThreads);
 }
 
 template <class Impl>
@@ -413,13 +410,23 @@ const bool registered = [] {
     }
   }
   benchmark::RegisterBenchmark("BM_BytesPerEntry/LocalStore", BM_BytesPerEntry<LocalStoreImpl>)
-      ->Arg(0)->Arg(1)->Iterations(1)->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("BM_BytesPerEntry/LocalStoreLru", BM_BytesPerEntry<LocalStoreLruImpl>)
-      ->Arg(0)->Iterations(1)->Unit(benchmark::kMillisecond);
+      ->Arg(0)
+      ->Arg(1)
+      ->Iterations(1)
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("BM_BytesPerEntry/LocalStoreLru",
+                               BM_BytesPerEntry<LocalStoreLruImpl>)
+      ->Arg(0)
+      ->Iterations(1)
+      ->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("BM_BytesPerEntry/MutexLru", BM_BytesPerEntry<MutexLru>)
-      ->Arg(0)->Iterations(1)->Unit(benchmark::kMillisecond);
+      ->Arg(0)
+      ->Iterations(1)
+      ->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("BM_BytesPerEntry/RawFlatHashMap", BM_BytesPerEntry<RawFind>)
-      ->Arg(0)->Iterations(1)->Unit(benchmark::kMillisecond);
+      ->Arg(0)
+      ->Iterations(1)
+      ->Unit(benchmark::kMillisecond);
   return true;
 }();
 

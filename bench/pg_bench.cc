@@ -9,16 +9,15 @@
 // percent price changes on the same distribution, `threads` client threads,
 // `seconds` per row after a warm-up of `warmup` seconds (not measured). The
 // cached rows start with every product loaded by get_many (--prewarm=0: cold),
-// so they show the steady state of a long-running service. Reported per row: throughput, read p50/p99/p99.9,
-// update p50/p99, PostgreSQL statements per 1,000 requests (counted by
-// PgPool), hit ratio (of the row's reads, including its warm-up), and failed
-// requests (for the cached rows: set_price calls that lost the optimistic
-// version check 8 times in a row on a hot product, kAborted, nothing written).
-// The ceiling: a cache whose reads cost nothing is bound by its updates. The
-// "updates" row measures UPDATE throughput U at `threads` threads alone, so
-// such a cache reaches U / (update_pct / 100) requests per second.
-// Then the N+1 page (100 items): the uncached page (1 + 100 queries) against
-// Catalog::order_page cold (1 + 1) and warm (1 items query + 0).
+// so they show the steady state of a long-running service. Reported per row: throughput, read
+// p50/p99/p99.9, update p50/p99, PostgreSQL statements per 1,000 requests (counted by PgPool), hit
+// ratio (of the row's reads, including its warm-up), and failed requests (for the cached rows:
+// set_price calls that lost the optimistic version check 8 times in a row on a hot product,
+// kAborted, nothing written). The ceiling: a cache whose reads cost nothing is bound by its
+// updates. The "updates" row measures UPDATE throughput U at `threads` threads alone, so such a
+// cache reaches U / (update_pct / 100) requests per second. Then the N+1 page (100 items): the
+// uncached page (1 + 100 queries) against Catalog::order_page cold (1 + 1) and warm (1 items query
+// + 0).
 //
 // Not a Google Benchmark binary: the rows are timed phases of a mixed
 // multi-threaded workload, not a loop of one operation.
@@ -78,12 +77,14 @@ class Zipf {
  public:
   Zipf(std::size_t n, double s) : cdf_(n) {
     double sum = 0;
-    for (std::size_t i = 0; i < n; ++i) cdf_[i] = (sum += 1.0 / std::pow(static_cast<double>(i + 1), s));
+    for (std::size_t i = 0; i < n; ++i)
+      cdf_[i] = (sum += 1.0 / std::pow(static_cast<double>(i + 1), s));
     for (double& c : cdf_) c /= sum;
   }
   std::int64_t operator()(std::mt19937_64& rng) const {
     const double u = std::uniform_real_distribution<double>(0, 1)(rng);
-    return static_cast<std::int64_t>(std::lower_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin()) + 1;
+    return static_cast<std::int64_t>(std::lower_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin()) +
+           1;
   }
 
  private:
@@ -124,8 +125,10 @@ Row run_row(const std::string& name, const Workload& w, PgPool& pool,
         const std::int64_t id = (*w.zipf)(rng);
         const bool is_update = u(rng) < w.update_frac;
         const auto t0 = Clock::now();
-        const bool ok = is_update ? update(id, static_cast<std::int64_t>(rng() % 100000)) : read(id);
-        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
+        const bool ok =
+            is_update ? update(id, static_cast<std::int64_t>(rng() % 100000)) : read(id);
+        const auto ns =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
         if (measuring.load(std::memory_order_relaxed)) {
           (is_update ? uh[t] : rh[t]).add(ns);
           ++ops[t];
@@ -152,7 +155,8 @@ Row run_row(const std::string& name, const Workload& w, PgPool& pool,
     row.errors += errs[t];
   }
   row.ops_per_s = static_cast<double>(total) / elapsed;
-  row.queries_per_1000 = total == 0 ? 0 : 1000.0 * static_cast<double>(q1 - q0) / static_cast<double>(total);
+  row.queries_per_1000 =
+      total == 0 ? 0 : 1000.0 * static_cast<double>(q1 - q0) / static_cast<double>(total);
   return row;
 }
 
@@ -197,32 +201,35 @@ int main(int argc, char** argv) {
   // ---- data ----
   {
     PgPool admin({.conninfo = uri, .size = 1});
-    auto st = admin.run<bool>("setup", PgPool::Retry::kNo, [&](pqxx::connection& c) -> absl::StatusOr<bool> {
-      pqxx::nontransaction tx(c);
-      tx.exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
-      tx.exec("CREATE SCHEMA " + schema);
-      tx.exec("SET search_path TO " + schema);
-      return true;
-    });
+    auto st = admin.run<bool>("setup", PgPool::Retry::kNo,
+                              [&](pqxx::connection& c) -> absl::StatusOr<bool> {
+                                pqxx::nontransaction tx(c);
+                                tx.exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE");
+                                tx.exec("CREATE SCHEMA " + schema);
+                                tx.exec("SET search_path TO " + schema);
+                                return true;
+                              });
     if (!st.ok()) {
       std::fprintf(stderr, "%s\n", st.status().ToString().c_str());
       return 1;
     }
   }
-  catalog::CatalogOptions base{.conninfo = uri, .search_path = schema,
-                               .pool_size = static_cast<std::size_t>(w.threads)};
+  catalog::CatalogOptions base{
+      .conninfo = uri, .search_path = schema, .pool_size = static_cast<std::size_t>(w.threads)};
   {
     catalog::Catalog setup(base);
-    absl::Status s = catalog::db::run_sql_file(setup.pool(), std::string(LARDER_CATALOG_SQL_DIR) + "/schema.sql");
+    absl::Status s = catalog::db::run_sql_file(setup.pool(),
+                                               std::string(LARDER_CATALOG_SQL_DIR) + "/schema.sql");
     if (s.ok()) {
       s = setup.pool()
-              .run<bool>("seed", PgPool::Retry::kNo,
-                         [&](pqxx::connection& c) -> absl::StatusOr<bool> {
-                           pqxx::nontransaction tx(c);
-                           tx.exec("SELECT catalog_seed(" + std::to_string(products) + ", 100, 100)");
-                           tx.exec("VACUUM ANALYZE products");
-                           return true;
-                         })
+              .run<bool>(
+                  "seed", PgPool::Retry::kNo,
+                  [&](pqxx::connection& c) -> absl::StatusOr<bool> {
+                    pqxx::nontransaction tx(c);
+                    tx.exec("SELECT catalog_seed(" + std::to_string(products) + ", 100, 100)");
+                    tx.exec("VACUUM ANALYZE products");
+                    return true;
+                  })
               .status();
     }
     if (!s.ok()) {
@@ -232,10 +239,11 @@ int main(int argc, char** argv) {
   }
   const Zipf zipf(static_cast<std::size_t>(products), 0.99);
   w.zipf = &zipf;
-  std::printf("pg_bench: %d products, Zipf 0.99, %.0f%% price updates, %d client threads, "
-              "%.0f s per row after %.0f s warm-up; cached rows %s\n",
-              products, w.update_frac * 100, w.threads, w.seconds, w.warmup,
-              flag(argc, argv, "--prewarm", 1) != 0 ? "pre-warmed (every product loaded)" : "cold");
+  std::printf(
+      "pg_bench: %d products, Zipf 0.99, %.0f%% price updates, %d client threads, "
+      "%.0f s per row after %.0f s warm-up; cached rows %s\n",
+      products, w.update_frac * 100, w.threads, w.seconds, w.warmup,
+      flag(argc, argv, "--prewarm", 1) != 0 ? "pre-warmed (every product loaded)" : "cold");
   std::printf("%-10s %12s %9s %9s %9s %9s %9s %10s %8s %7s\n", "row", "requests/s", "rd p50us",
               "rd p99us", "rd p999us", "up p50us", "up p99us", "q/1000req", "hit", "failed");
 
@@ -250,9 +258,10 @@ int main(int argc, char** argv) {
           .run<bool>("set_price", PgPool::Retry::kNo,
                      [&](pqxx::connection& c) -> absl::StatusOr<bool> {
                        pqxx::work tx(c);
-                       tx.exec_params("UPDATE products SET price_cents = $2, version = version + 1, "
-                                      "updated_at = now() WHERE id = $1",
-                                      id, cents);
+                       tx.exec_params(
+                           "UPDATE products SET price_cents = $2, version = version + 1, "
+                           "updated_at = now() WHERE id = $1",
+                           id, cents);
                        tx.commit();
                        return true;
                      })
@@ -308,12 +317,14 @@ int main(int argc, char** argv) {
     std::printf("tiered     (skipped: set LARDER_BENCH_REDIS_HOST/PORT)\n");
   }
 
-  std::printf("\nceiling (reads free, updates at the 'updates' row's rate / %.2f): %.0f requests/s\n",
-              w.update_frac, ceiling);
+  std::printf(
+      "\nceiling (reads free, updates at the 'updates' row's rate / %.2f): %.0f requests/s\n",
+      w.update_frac, ceiling);
   const Row& direct = rows[0];
   for (std::size_t i = 2; i < rows.size(); ++i) {
     std::printf("%-7s %.2fx the ceiling, %.1fx direct throughput, read p99 %.3fx direct\n",
-                rows[i].name.c_str(), rows[i].ops_per_s / ceiling, rows[i].ops_per_s / direct.ops_per_s,
+                rows[i].name.c_str(), rows[i].ops_per_s / ceiling,
+                rows[i].ops_per_s / direct.ops_per_s,
                 rows[i].reads.quantile_us(0.99) / direct.reads.quantile_us(0.99));
   }
 
@@ -341,16 +352,20 @@ int main(int argc, char** argv) {
       }
     }
     std::printf("\nN+1 page, 100 items, %d pages, one thread (p50 / p99 us):\n", kPages);
-    std::printf("  direct N+1 (1 + 100 queries)     %9.1f / %9.1f\n", naive.quantile_us(0.5), naive.quantile_us(0.99));
+    std::printf("  direct N+1 (1 + 100 queries)     %9.1f / %9.1f\n", naive.quantile_us(0.5),
+                naive.quantile_us(0.99));
     std::printf("  get_many cold (1 + 1 queries)    %9.1f / %9.1f   %.1fx faster (p50)\n",
-                cold.quantile_us(0.5), cold.quantile_us(0.99), naive.quantile_us(0.5) / cold.quantile_us(0.5));
+                cold.quantile_us(0.5), cold.quantile_us(0.99),
+                naive.quantile_us(0.5) / cold.quantile_us(0.5));
     std::printf("  get_many warm (1 + 0 queries)    %9.1f / %9.1f   %.1fx faster (p50)\n",
-                warm.quantile_us(0.5), warm.quantile_us(0.99), naive.quantile_us(0.5) / warm.quantile_us(0.5));
+                warm.quantile_us(0.5), warm.quantile_us(0.99),
+                naive.quantile_us(0.5) / warm.quantile_us(0.5));
   }
   PgPool admin({.conninfo = uri, .size = 1});
-  (void)admin.run<bool>("cleanup", PgPool::Retry::kNo, [&](pqxx::connection& c) -> absl::StatusOr<bool> {
-    pqxx::nontransaction(c).exec("DROP SCHEMA " + schema + " CASCADE");
-    return true;
-  });
+  (void)admin.run<bool>("cleanup", PgPool::Retry::kNo,
+                        [&](pqxx::connection& c) -> absl::StatusOr<bool> {
+                          pqxx::nontransaction(c).exec("DROP SCHEMA " + schema + " CASCADE");
+                          return true;
+                        });
   return 0;
 }

@@ -97,8 +97,8 @@ void BM_PolicyMiss(benchmark::State& state) {
       p.evict([](PolicyHook*) {});
     }
   }
-  state.counters["miss%"] = benchmark::Counter(
-      100.0 * static_cast<double>(misses) / static_cast<double>(state.iterations()));
+  state.counters["miss%"] = benchmark::Counter(100.0 * static_cast<double>(misses) /
+                                               static_cast<double>(state.iterations()));
 }
 BENCHMARK(BM_PolicyMiss)->Arg(0)->Arg(1)->Arg(2);
 

@@ -68,7 +68,8 @@ struct RawConn {
 void BM_RawHiredisGet(benchmark::State& state) {
   RawConn raw;
   const std::string key = kPrefix + "raw-get";
-  freeReplyObject(redisCommand(raw.c, "SET %b %b", key.data(), key.size(), kValue.data(), kValue.size()));
+  freeReplyObject(
+      redisCommand(raw.c, "SET %b %b", key.data(), key.size(), kValue.data(), kValue.size()));
   const char* argv[] = {"GET", key.data()};
   const size_t lens[] = {3, key.size()};
   for (auto _ : state) {
@@ -209,7 +210,8 @@ void BM_RawHiredisGetOwner(benchmark::State& state) {
     redisContext* c = redisConnect(host.c_str(), port);
     if (c == nullptr || c->err) return state.SkipWithError("connect failed");
     auto* r = static_cast<redisReply*>(redisCommand(c, "GET %b", key.data(), key.size()));
-    const bool moved = r != nullptr && r->type == REDIS_REPLY_ERROR && std::string(r->str).rfind("MOVED", 0) == 0;
+    const bool moved =
+        r != nullptr && r->type == REDIS_REPLY_ERROR && std::string(r->str).rfind("MOVED", 0) == 0;
     if (moved) {
       const std::string where = std::string(r->str).substr(std::string(r->str).rfind(' ') + 1);
       host = where.substr(0, where.rfind(':'));
@@ -225,7 +227,8 @@ void BM_RawHiredisGetOwner(benchmark::State& state) {
   const size_t lens[] = {3, key.size()};
   for (auto _ : state) {
     auto* r = static_cast<redisReply*>(redisCommandArgv(c, 2, argv, lens));
-    if (r == nullptr || r->type != REDIS_REPLY_STRING) state.SkipWithError("GET failed (run BM_ClusterGet first)");
+    if (r == nullptr || r->type != REDIS_REPLY_STRING)
+      state.SkipWithError("GET failed (run BM_ClusterGet first)");
     if (r != nullptr) freeReplyObject(r);
   }
   redisFree(c);

@@ -47,14 +47,16 @@ using Wb = larder::internal::WriteBack<K, V>;
 
 // A system of record that takes `latency` per call, batch or not.
 larder::Writer<K, V> slow_writer(std::chrono::microseconds latency) {
-  return {.write = [latency](std::span<const std::pair<K, V>>) {
-            std::this_thread::sleep_for(latency);
-            return absl::OkStatus();
-          },
-          .erase = [latency](std::span<const K>) {
-            std::this_thread::sleep_for(latency);
-            return absl::OkStatus();
-          }};
+  return {.write =
+              [latency](std::span<const std::pair<K, V>>) {
+                std::this_thread::sleep_for(latency);
+                return absl::OkStatus();
+              },
+          .erase =
+              [latency](std::span<const K>) {
+                std::this_thread::sleep_for(latency);
+                return absl::OkStatus();
+              }};
 }
 
 // The seam for moving to Cache (see the file comment).
@@ -110,7 +112,8 @@ std::unique_ptr<WritePath> g_path;
 
 std::string bench_dir() {
   if (g_dir.empty()) {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "larder_write_bench_XXXXXX").string();
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "larder_write_bench_XXXXXX").string();
     g_dir = ::mkdtemp(tmpl.data());
   }
   return g_dir;
@@ -119,13 +122,15 @@ std::string bench_dir() {
 std::unique_ptr<WritePath> make_path(Mode mode, std::size_t max_batch, Layer layer = kEngine) {
   auto w = slow_writer(std::chrono::milliseconds(1));
   static int n = 0;
-  const std::string journal = mode >= kJournalNever ? bench_dir() + "/wb" + std::to_string(n++) : "";
+  const std::string journal =
+      mode >= kJournalNever ? bench_dir() + "/wb" + std::to_string(n++) : "";
   const FsyncPolicy fsync = mode == kJournalNever      ? FsyncPolicy::kNever
                             : mode == kJournalInterval ? FsyncPolicy::kEveryInterval
                                                        : FsyncPolicy::kEveryWrite;
   if (layer == kCache) {
     larder::CacheOptions<K, V> o;
-    o.write_mode = mode == kThrough ? larder::WriteMode::kWriteThrough : larder::WriteMode::kWriteBack;
+    o.write_mode =
+        mode == kThrough ? larder::WriteMode::kWriteThrough : larder::WriteMode::kWriteBack;
     o.writer = w;
     o.write_back.delay = std::chrono::milliseconds(100);
     o.write_back.batch = max_batch;
@@ -151,7 +156,8 @@ void teardown(const benchmark::State&) { g_path.reset(); }
 
 double percentile(std::vector<double>& v, double p) {
   if (v.empty()) return 0;
-  const std::size_t i = std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())));
+  const std::size_t i =
+      std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())));
   std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
   return v[i];
 }
@@ -170,8 +176,10 @@ void BM_PutLatency(benchmark::State& state) {
     us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
     ++i;
   }
-  state.counters["p50_us"] = benchmark::Counter(percentile(us, 0.50), benchmark::Counter::kAvgThreads);
-  state.counters["p99_us"] = benchmark::Counter(percentile(us, 0.99), benchmark::Counter::kAvgThreads);
+  state.counters["p50_us"] =
+      benchmark::Counter(percentile(us, 0.50), benchmark::Counter::kAvgThreads);
+  state.counters["p99_us"] =
+      benchmark::Counter(percentile(us, 0.99), benchmark::Counter::kAvgThreads);
   state.SetItemsProcessed(state.iterations());
 }
 
@@ -180,7 +188,8 @@ const char* kModeNames[] = {"write_through", "write_back", "wb_journal_never",
 
 void register_put(Layer layer, Mode m, int threads, benchmark::IterationCount iters) {
   benchmark::RegisterBenchmark(
-      (std::string("BM_PutLatency/") + (layer == kCache ? "cache/" : "engine/") + kModeNames[m]).c_str(),
+      (std::string("BM_PutLatency/") + (layer == kCache ? "cache/" : "engine/") + kModeNames[m])
+          .c_str(),
       BM_PutLatency)
       ->Args({m, layer})
       ->Setup(setup_put)
@@ -204,8 +213,8 @@ void BM_FlushThroughput(benchmark::State& state) {
     if (!s.ok()) state.SkipWithError(s.ToString().c_str());
   }
   state.SetItemsProcessed(state.iterations() * kKeys);
-  state.counters["keys_per_s"] =
-      benchmark::Counter(static_cast<double>(state.iterations() * kKeys), benchmark::Counter::kIsRate);
+  state.counters["keys_per_s"] = benchmark::Counter(static_cast<double>(state.iterations() * kKeys),
+                                                    benchmark::Counter::kIsRate);
 }
 
 int register_all() {
@@ -222,8 +231,12 @@ int register_all() {
         (std::string("BM_FlushThroughput/") + (layer == kCache ? "cache" : "engine")).c_str(),
         BM_FlushThroughput)
         ->ArgNames({"max_batch", "layer"})
-        ->Args({1, layer})->Args({16, layer})->Args({256, layer})
-        ->Iterations(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+        ->Args({1, layer})
+        ->Args({16, layer})
+        ->Args({256, layer})
+        ->Iterations(2)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
   }
   return 0;
 }

@@ -12,52 +12,66 @@
 #              build/dev; configured with the dev preset when missing)
 #   --fix      rewrite the files with clang-format instead of checking
 # Sourced by scripts/test.sh (larder_lint BUILD_DIR); non-zero on findings.
-set -uo pipefail
-
 larder_lint_files() {
   git ls-files '*.h' '*.cc' | grep -v '^tests/fuzz/corpus/'
 }
 
-larder_lint() {
-  local build=${1:-build/dev} rc=0
-  local fmt=clang-format-14 tidy=clang-tidy-14
+larder_lint_tools() {
+  fmt=clang-format-14 tidy=clang-tidy-14
   command -v $fmt >/dev/null || fmt=clang-format
   command -v $tidy >/dev/null || tidy=clang-tidy
-  local bad=()
+}
+
+# larder_lint_format: clang-format --dry-run over every C++ file.
+larder_lint_format() {
+  local fmt tidy bad=()
+  larder_lint_tools
   while IFS= read -r f; do
     $fmt --dry-run -Werror "$f" >/dev/null 2>&1 || bad+=("$f")
   done < <(larder_lint_files)
   if ((${#bad[@]} > 0)); then
     echo "lint: clang-format: ${#bad[@]} file(s) not formatted (scripts/lint.sh --fix):" >&2
     printf '  %s\n' "${bad[@]}" >&2
-    rc=1
-  else
-    echo "lint: clang-format: $(larder_lint_files | wc -l) files formatted"
+    return 1
   fi
+  echo "lint: clang-format: $(larder_lint_files | wc -l) files formatted"
+}
+
+# larder_lint_tidy BUILD_DIR: clang-tidy over src/ and examples/ .cc files
+# that BUILD_DIR compiles.
+larder_lint_tidy() {
+  local build=${1:-build/dev} fmt tidy out srcs n=0
+  larder_lint_tools
   if [[ ! -f $build/compile_commands.json ]]; then
     cmake --preset dev >/dev/null || return 1
     build=build/dev
   fi
-  local out
   out=$(mktemp)
-  local srcs
   mapfile -t srcs < <(git ls-files 'src/*.cc' 'examples/*.cc' 'examples/**/*.cc')
   for f in "${srcs[@]}"; do
     grep -q "\"file\": \".*/$f\"" "$build/compile_commands.json" || continue
+    n=$((n + 1))
     $tidy -p "$build" --quiet "$f" >>"$out" 2>/dev/null
   done
   if grep -q "warning:" "$out"; then
-    echo "lint: clang-tidy: $(grep -c 'warning:' "$out") finding(s):" >&2
+    echo "lint: clang-tidy: $(grep -c 'warning:' "$out") finding(s) in $n files:" >&2
     grep -A3 "warning:" "$out" >&2
-    rc=1
-  else
-    echo "lint: clang-tidy: ${#srcs[@]} files clean"
+    rm -f "$out"
+    return 1
   fi
+  echo "lint: clang-tidy: $n files clean"
   rm -f "$out"
+}
+
+larder_lint() {
+  local rc=0
+  larder_lint_format || rc=1
+  larder_lint_tidy "${1:-build/dev}" || rc=1
   return $rc
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  set -uo pipefail
   cd "$(dirname "$0")/.."
   if [[ ${1:-} == --fix ]]; then
     shift

@@ -26,8 +26,10 @@
 #      (default 60; 0 skips; scripts/soak_ci.sh); the clang preset
 #      (clang-14, -Wthread-safety -Werror: the lock annotations) is
 #      configured and built only (LARDER_TEST_CLANG_RUN=1 runs its tests too),
-#   6. builds the libFuzzer targets (fuzz preset) and runs each for
-#      LARDER_FUZZ_SECONDS (default 30; 0 skips) when no preset is named.
+#   6. when no preset is named: scripts/lint.sh (clang-format in check mode
+#      over every C++ file, failing the run; clang-tidy over src/ and
+#      examples/, printed), then builds the libFuzzer targets (fuzz preset)
+#      and runs each for LARDER_FUZZ_SECONDS (default 30; 0 skips).
 #
 # Usage: scripts/test.sh [preset ...]     (default: dev asan tsan clang, then fuzz)
 # Exits non-zero when anything fails.
@@ -39,6 +41,7 @@ source scripts/redis_topologies.sh
 source scripts/fuzz_ci.sh
 source scripts/pg.sh
 source scripts/soak_ci.sh
+source scripts/lint.sh
 
 start=$(date +%s)
 presets=("$@")
@@ -157,6 +160,15 @@ for preset in "${presets[@]}"; do
   fi
   echo "==== preset $preset took $(( $(date +%s) - t0 )) s ===="
 done
+
+# ---- lint: clang-format check (fails the run); clang-tidy findings over
+# src/ and examples/ are printed, not fatal yet (LARDER_LINT=0 skips) ----
+if [[ ${LARDER_LINT:-1} != 0 && $# -eq 0 ]]; then
+  t0=$(date +%s)
+  larder_lint_format || failed+=("lint (clang-format)")
+  larder_lint_tidy build/dev || echo "larder: clang-tidy findings above (not fatal yet)"
+  echo "==== lint took $(( $(date +%s) - t0 )) s ===="
+fi
 
 # ---- fuzz targets, LARDER_FUZZ_SECONDS each (default 30; 0 skips) ----
 if [[ $# -eq 0 ]]; then

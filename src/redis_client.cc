@@ -68,11 +68,11 @@
 //
 // References: Redis pipelining, https://redis.io/docs/manual/pipelining/;
 // circuit breaker, M. Nygard, "Release It!" (2007), ch. 5.
+#include <fcntl.h>
+
 #include "larder/internal/errno_text.h"
 #include "larder/redis/client.h"
 #include "larder/redis/uri.h"
-
-#include <fcntl.h>
 // hiredis 0.14's sds.h has no extern "C" of its own, and hiredis.h includes it
 // outside its own: include it first, with C linkage (we call sdsrange & co.).
 extern "C" {
@@ -86,10 +86,10 @@ extern "C" {
 #include <array>
 #include <atomic>
 #include <cctype>
-#include <deque>
-#include <random>
 #include <cerrno>
 #include <cstring>
+#include <deque>
+#include <random>
 #include <stdexcept>
 #include <thread>
 #include <utility>
@@ -164,8 +164,8 @@ absl::Status write_some(redisContext* c, int* done, std::string_view what) {
 }  // namespace
 
 // run_on: the I/O loop of the design essay, on one connection.
-absl::Status internal::run_on(redisContext* c, std::span<const RedisArgs> commands, RedisReplyFn on_reply,
-                    std::string_view what, milliseconds timeout) {
+absl::Status internal::run_on(redisContext* c, std::span<const RedisArgs> commands,
+                              RedisReplyFn on_reply, std::string_view what, milliseconds timeout) {
   // argv/lens on the stack for ordinary commands; the heap only for long ones (MGET).
   constexpr std::size_t kInline = 8;
   const char* argv_inline[kInline];
@@ -338,7 +338,8 @@ std::uint16_t redis_key_slot(std::string_view key) {
   const std::size_t open = key.find('{');
   if (open != std::string_view::npos) {
     const std::size_t close = key.find('}', open + 1);
-    if (close != std::string_view::npos && close > open + 1) key = key.substr(open + 1, close - open - 1);
+    if (close != std::string_view::npos && close > open + 1)
+      key = key.substr(open + 1, close - open - 1);
   }
   std::uint16_t crc = 0;
   for (unsigned char ch : key) {
@@ -354,11 +355,12 @@ namespace {
 // Node: one server and its pool (design essay, part 2), breaker (part 3)
 // and reconnect backoff. Nodes are never deleted while the client lives.
 struct Node {
-  Node(std::string h, int p, std::string us) : host(std::move(h)), port(p), unix_socket(std::move(us)) {
-    label = unix_socket.empty() ? (host.find(':') != std::string::npos
-                                       ? absl::StrCat("[", host, "]:", port)
-                                       : absl::StrCat(host, ":", port))
-                                : absl::StrCat("unix:", unix_socket);
+  Node(std::string h, int p, std::string us)
+      : host(std::move(h)), port(p), unix_socket(std::move(us)) {
+    label = unix_socket.empty()
+                ? (host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port)
+                                                       : absl::StrCat(host, ":", port))
+                : absl::StrCat("unix:", unix_socket);
   }
   const std::string host;
   const int port;
@@ -381,15 +383,15 @@ struct Node {
 // Sub: one command as sent to one node (a caller's command, or the part of
 // a multi-key command whose keys share a slot).
 struct Sub {
-  std::size_t cmd = 0;               // the caller's command
-  std::vector<std::uint32_t> keys;   // split parts: argument positions of its keys
+  std::size_t cmd = 0;              // the caller's command
+  std::vector<std::uint32_t> keys;  // split parts: argument positions of its keys
   RedisArgs args;
   std::uint16_t slot = 0;
   bool keyless = false;
-  int forced = -1;                   // run on this node (SCAN of one master)
-  int ask = -1;                      // ASK target for the next attempt
+  int forced = -1;  // run on this node (SCAN of one master)
+  int ask = -1;     // ASK target for the next attempt
   std::size_t redirects = 0;
-  bool replaced = false;             // split again into single-key subs
+  bool replaced = false;  // split again into single-key subs
   ReplyPtr reply;
   absl::Status failed;
 };
@@ -398,7 +400,7 @@ struct Sub {
 struct Flight {
   Node* node = nullptr;
   std::unique_ptr<Conn> conn;
-  std::vector<int> order;            // sub index per reply; -1: ASKING's +OK
+  std::vector<int> order;  // sub index per reply; -1: ASKING's +OK
   std::size_t got = 0;
   Steady::time_point deadline{};
   absl::Status status;
@@ -432,7 +434,8 @@ void run_flights(std::vector<Flight>& fl, std::vector<Sub>& subs, std::string_vi
     if (pfd.empty()) return;
     const auto left = soonest - Steady::now();
     const long long ms = std::max<long long>(0, std::chrono::ceil<milliseconds>(left).count());
-    const int r = ::poll(pfd.data(), pfd.size(), static_cast<int>(std::min<long long>(ms, 1 << 30)));
+    const int r =
+        ::poll(pfd.data(), pfd.size(), static_cast<int>(std::min<long long>(ms, 1 << 30)));
     if (r < 0 && errno != EINTR) {
       for (std::size_t k : idx) {
         fl[k].status = poll_error(what);
@@ -617,8 +620,10 @@ struct RedisClient::Impl {
 
   std::string where() const {
     switch (mode) {
-      case Mode::kStandalone: return node(0)->label;
-      case Mode::kCluster: return absl::StrCat("cluster ", opts.cluster_nodes.front(), ",...");
+      case Mode::kStandalone:
+        return node(0)->label;
+      case Mode::kCluster:
+        return absl::StrCat("cluster ", opts.cluster_nodes.front(), ",...");
       case Mode::kSentinel: {
         const std::uint16_t m = master.load(std::memory_order_acquire);
         return absl::StrCat("sentinel master ", opts.sentinel_master,
@@ -666,8 +671,8 @@ struct RedisClient::Impl {
             if (!first.ok()) return;
             first = r.status(names[i]);
             if (first.ok() && names[i] == "ROLE" && r[0].str() != "master") {
-              first = absl::UnavailableError(absl::StrCat("redis: ", n.label, " is a ", internal::av(r[0].str()),
-                                                          ", not the master"));
+              first = absl::UnavailableError(absl::StrCat(
+                  "redis: ", n.label, " is a ", internal::av(r[0].str()), ", not the master"));
             }
           },
           "connect", opts.command_timeout);
@@ -718,9 +723,9 @@ struct RedisClient::Impl {
           if (Steady::now() < n.next_connect) {
             fast_failures.fetch_add(1, std::memory_order_relaxed);
             blame = Blame::kBackoff;
-            result = absl::UnavailableError(absl::StrCat(
-                "redis: ", n.label, " unreachable; reconnecting after ", n.backoff.count(),
-                " ms backoff"));
+            result = absl::UnavailableError(absl::StrCat("redis: ", n.label,
+                                                         " unreachable; reconnecting after ",
+                                                         n.backoff.count(), " ms backoff"));
             break;
           }
           ++n.open;
@@ -729,8 +734,9 @@ struct RedisClient::Impl {
           l.unlocked([&] { c = connect(n); });
           if (!c.ok()) {
             --n.open;
-            n.backoff = n.backoff.count() == 0 ? opts.reconnect_backoff_min
-                                               : std::min(n.backoff * 2, opts.reconnect_backoff_max);
+            n.backoff = n.backoff.count() == 0
+                            ? opts.reconnect_backoff_min
+                            : std::min(n.backoff * 2, opts.reconnect_backoff_max);
             n.next_connect = Steady::now() + n.backoff;
             n.slot_cv.notify_one();
             blame = Blame::kNetwork;
@@ -748,9 +754,9 @@ struct RedisClient::Impl {
         if (!n.slot_cv.wait_until(l, borrow_deadline, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(n.mu) {
               return !n.idle.empty() || n.open < opts.pool_size;
             })) {
-          result = absl::DeadlineExceededError(absl::StrCat(
-              "redis: no pooled connection free within borrow_timeout (",
-              opts.borrow_timeout.count(), " ms, pool_size ", opts.pool_size, ")"));
+          result = absl::DeadlineExceededError(
+              absl::StrCat("redis: no pooled connection free within borrow_timeout (",
+                           opts.borrow_timeout.count(), " ms, pool_size ", opts.pool_size, ")"));
           break;
         }
       }
@@ -932,20 +938,20 @@ struct RedisClient::Impl {
       const RedisArgs cmd(kArgs);
       std::vector<std::uint16_t> table;
       absl::Status parsed = absl::InternalError("no reply");
-      absl::Status s = run_on(
-          (*conn)->ctx.get(), std::span<const RedisArgs>(&cmd, 1),
-          [&](std::size_t, RedisReplyRef r) { parsed = parse_slots(r, n, table); }, "CLUSTER SLOTS",
-          opts.command_timeout);
+      absl::Status s =
+          run_on((*conn)->ctx.get(), std::span<const RedisArgs>(&cmd, 1),
+                 [&](std::size_t, RedisReplyRef r) { parsed = parse_slots(r, n, table); },
+                 "CLUSTER SLOTS", opts.command_timeout);
       give_back(n, *std::move(conn), s.ok());
       if (!s.ok() || !parsed.ok()) {
         if (opts.log) {
-          log(RedisLogLevel::kWarning,
-              absl::StrCat("larder redis: CLUSTER SLOTS from ", n.label, " failed: ",
-                           (s.ok() ? parsed : s).ToString()));
+          log(RedisLogLevel::kWarning, absl::StrCat("larder redis: CLUSTER SLOTS from ", n.label,
+                                                    " failed: ", (s.ok() ? parsed : s).ToString()));
         }
         continue;
       }
-      for (std::size_t sl = 0; sl < kSlots; ++sl) slots[sl].store(table[sl], std::memory_order_relaxed);
+      for (std::size_t sl = 0; sl < kSlots; ++sl)
+        slots[sl].store(table[sl], std::memory_order_relaxed);
       refreshes.fetch_add(1, std::memory_order_relaxed);
       // Nodes that own nothing now stop being probed (their breaker resets;
       // a later use starts over with connect backoff).
@@ -965,7 +971,8 @@ struct RedisClient::Impl {
   // bounds, reversed or overlapping, and masters without an address.
   absl::Status parse_slots(RedisReplyRef r, const Node& asked, std::vector<std::uint16_t>& table) {
     if (absl::Status e = r.status("CLUSTER SLOTS"); !e.ok()) return e;
-    if (r.type() != RedisReplyType::kArray) return absl::InternalError("CLUSTER SLOTS: not an array");
+    if (r.type() != RedisReplyType::kArray)
+      return absl::InternalError("CLUSTER SLOTS: not an array");
     table.assign(kSlots, kNoNode);
     std::vector<bool> seen(kSlots, false);
     for (std::size_t i = 0; i < r.size(); ++i) {
@@ -980,11 +987,13 @@ struct RedisClient::Impl {
       if (host == "?") continue;  // unreachable endpoint: leave uncovered
       if (host.empty()) host = asked.host;
       const long long port = e[2][1].integer();
-      if (port < 1 || port > 65535) return absl::InternalError("CLUSTER SLOTS: master without an address");
+      if (port < 1 || port > 65535)
+        return absl::InternalError("CLUSTER SLOTS: master without an address");
       const int idx = node_for(host, static_cast<int>(port));
       if (idx < 0) return absl::ResourceExhaustedError("CLUSTER SLOTS: too many nodes");
       for (long long s = lo; s <= hi; ++s) {
-        if (seen[static_cast<std::size_t>(s)]) return absl::InternalError("CLUSTER SLOTS: overlapping ranges");
+        if (seen[static_cast<std::size_t>(s)])
+          return absl::InternalError("CLUSTER SLOTS: overlapping ranges");
         seen[static_cast<std::size_t>(s)] = true;
         table[static_cast<std::size_t>(s)] = static_cast<std::uint16_t>(idx);
       }
@@ -1001,7 +1010,8 @@ struct RedisClient::Impl {
     std::string last;
     for (std::size_t i = 0; i < sentinel_addrs.size(); ++i) {
       const auto [h, p] = sentinel_addrs[i];
-      absl::StatusOr<ContextPtr> c = internal::connect_nonblocking_to(h, p, {}, opts.connect_timeout);
+      absl::StatusOr<ContextPtr> c =
+          internal::connect_nonblocking_to(h, p, {}, opts.connect_timeout);
       if (!c.ok()) {
         last = c.status().ToString();
         continue;
@@ -1016,7 +1026,8 @@ struct RedisClient::Impl {
             if (r.type() == RedisReplyType::kArray && r.size() == 2) {
               mh = std::string(r[0].str());
               int v = 0;
-              for (char ch : r[1].str()) v = (ch >= '0' && ch <= '9') ? v * 10 + (ch - '0') : -1000000;
+              for (char ch : r[1].str())
+                v = (ch >= '0' && ch <= '9') ? v * 10 + (ch - '0') : -1000000;
               mp = v;
             }
           },
@@ -1033,16 +1044,17 @@ struct RedisClient::Impl {
       }
       const int idx = node_for(mh, mp);
       if (idx < 0) return absl::ResourceExhaustedError("redis sentinel: too many nodes");
-      const std::uint16_t old = master.exchange(static_cast<std::uint16_t>(idx), std::memory_order_acq_rel);
+      const std::uint16_t old =
+          master.exchange(static_cast<std::uint16_t>(idx), std::memory_order_acq_rel);
       if (old != idx) {
         master_epoch.fetch_add(1, std::memory_order_acq_rel);
         if (old != kNoNode) {
           master_switches.fetch_add(1, std::memory_order_relaxed);
           close_pool(*node(old));
           if (opts.log) {
-            log(RedisLogLevel::kWarning, absl::StrCat("larder redis: sentinel master ",
-                                                      opts.sentinel_master, " moved from ",
-                                                      node(old)->label, " to ", node(idx)->label));
+            log(RedisLogLevel::kWarning,
+                absl::StrCat("larder redis: sentinel master ", opts.sentinel_master, " moved from ",
+                             node(old)->label, " to ", node(idx)->label));
           }
         }
         // A node that was master before may have an open breaker from its outage.
@@ -1059,7 +1071,8 @@ struct RedisClient::Impl {
     }
     refresh_failures.fetch_add(1, std::memory_order_relaxed);
     return absl::UnavailableError(
-        reached ? absl::StrCat("redis sentinel: no sentinel knows master \"", opts.sentinel_master, "\"")
+        reached ? absl::StrCat("redis sentinel: no sentinel knows master \"", opts.sentinel_master,
+                               "\"")
                 : absl::StrCat("redis sentinel: no sentinel reachable (last: ", last, ")"));
   }
 
@@ -1084,7 +1097,8 @@ struct RedisClient::Impl {
       if (stopping.load(std::memory_order_acquire)) return;
       kicked = false;
       const Steady::time_point now = Steady::now();
-      Steady::time_point wake = mode == Mode::kStandalone ? now + std::chrono::hours(1) : next_timer_refresh;
+      Steady::time_point wake =
+          mode == Mode::kStandalone ? now + std::chrono::hours(1) : next_timer_refresh;
       bool do_refresh = false;
       if (mode != Mode::kStandalone) {
         if (now >= next_timer_refresh) do_refresh = true;
@@ -1113,8 +1127,9 @@ struct RedisClient::Impl {
           if (do_refresh) ok = refresh();
         });
         if (do_refresh) {
-          refresh_backoff = ok ? milliseconds(200)
-                               : std::min(milliseconds(1000), std::max(milliseconds(200), refresh_backoff * 2));
+          refresh_backoff =
+              ok ? milliseconds(200)
+                 : std::min(milliseconds(1000), std::max(milliseconds(200), refresh_backoff * 2));
           refresh_not_before = Steady::now() + refresh_backoff;
           next_timer_refresh = Steady::now() + timer();
         }
@@ -1134,15 +1149,15 @@ struct RedisClient::Impl {
     Node& n = *node(0);
     if (n.breaker.load(std::memory_order_acquire)) {
       fast_failures.fetch_add(1, std::memory_order_relaxed);
-      return absl::UnavailableError(absl::StrCat("redis ", internal::av(what), ": ", n.label,
-                                                 " circuit breaker open"));
+      return absl::UnavailableError(
+          absl::StrCat("redis ", internal::av(what), ": ", n.label, " circuit breaker open"));
     }
     Blame blame = Blame::kNone;
     absl::StatusOr<std::unique_ptr<Conn>> conn = borrow(n, blame);
     if (!conn.ok()) {
       if (blame != Blame::kNone) record_failure(n, conn.status(), blame == Blame::kNetwork);
-      return absl::Status(conn.status().code(),
-                          absl::StrCat("redis ", internal::av(what), ": ", conn.status().message()));
+      return absl::Status(conn.status().code(), absl::StrCat("redis ", internal::av(what), ": ",
+                                                             conn.status().message()));
     }
     // If on_reply throws, the connection still owes replies: close it.
     struct Returner {
@@ -1172,7 +1187,8 @@ struct RedisClient::Impl {
     if (n == 0) return -1;
     if (mode == Mode::kCluster) {
       // Cheap: the owner of a few spread slots.
-      for (std::uint16_t s : {std::uint16_t{0}, std::uint16_t{5461}, std::uint16_t{10923}, std::uint16_t{16383}}) {
+      for (std::uint16_t s :
+           {std::uint16_t{0}, std::uint16_t{5461}, std::uint16_t{10923}, std::uint16_t{16383}}) {
         const std::uint16_t i = slots[s].load(std::memory_order_relaxed);
         if (i < n && !node(i)->breaker.load(std::memory_order_acquire)) return i;
       }
@@ -1221,8 +1237,12 @@ struct RedisClient::Impl {
       }
       switch (kind) {
         case CmdKind::kKeyless:
-        case CmdKind::kScan: s.keyless = true; break;
-        case CmdKind::kKeyed: s.slot = internal::redis_key_slot(cmd[1]); break;
+        case CmdKind::kScan:
+          s.keyless = true;
+          break;
+        case CmdKind::kKeyed:
+          s.slot = internal::redis_key_slot(cmd[1]);
+          break;
         case CmdKind::kEval:
           if (cmd.size() >= 4 && cmd[2] != "0") {
             s.slot = internal::redis_key_slot(cmd[3]);
@@ -1236,7 +1256,8 @@ struct RedisClient::Impl {
           std::vector<std::pair<std::uint16_t, std::vector<std::uint32_t>>> groups;
           for (std::uint32_t k = 1; k < cmd.size(); ++k) {
             const std::uint16_t sl = internal::redis_key_slot(cmd[k]);
-            auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == sl; });
+            auto it = std::find_if(groups.begin(), groups.end(),
+                                   [&](const auto& g) { return g.first == sl; });
             if (it == groups.end()) {
               groups.push_back({sl, {k}});
             } else {
@@ -1275,14 +1296,15 @@ struct RedisClient::Impl {
 
   // round: sends every pending sub to its node (one pipeline per node, all
   // nodes at once) and collects the replies or the failure.
-  void round(std::vector<Sub>& subs, const std::vector<std::size_t>& pending, std::string_view what) {
+  void round(std::vector<Sub>& subs, const std::vector<std::size_t>& pending,
+             std::string_view what) {
     std::vector<std::pair<int, std::size_t>> targets;  // (node, sub)
     targets.reserve(pending.size());
     for (std::size_t i : pending) {
       const int n = route(subs[i]);
       if (n < 0) {
-        subs[i].failed = absl::UnavailableError(absl::StrCat("redis ", internal::av(what), ": ",
-                                                             where(), ": no node known"));
+        subs[i].failed = absl::UnavailableError(
+            absl::StrCat("redis ", internal::av(what), ": ", where(), ": no node known"));
         continue;
       }
       targets.emplace_back(n, i);
@@ -1301,8 +1323,8 @@ struct RedisClient::Impl {
       };
       if (n.breaker.load(std::memory_order_acquire)) {
         fast_failures.fetch_add(1, std::memory_order_relaxed);
-        fail_group(absl::UnavailableError(absl::StrCat("redis ", internal::av(what), ": ", n.label,
-                                                       " circuit breaker open")));
+        fail_group(absl::UnavailableError(
+            absl::StrCat("redis ", internal::av(what), ": ", n.label, " circuit breaker open")));
         b = e;
         continue;
       }
@@ -1310,8 +1332,8 @@ struct RedisClient::Impl {
       absl::StatusOr<std::unique_ptr<Conn>> conn = borrow(n, blame);
       if (!conn.ok()) {
         if (blame != Blame::kNone) record_failure(n, conn.status(), blame == Blame::kNetwork);
-        fail_group(absl::Status(conn.status().code(), absl::StrCat("redis ", internal::av(what), ": ",
-                                                                   conn.status().message())));
+        fail_group(absl::Status(conn.status().code(), absl::StrCat("redis ", internal::av(what),
+                                                                   ": ", conn.status().message())));
         b = e;
         continue;
       }
@@ -1414,9 +1436,9 @@ struct RedisClient::Impl {
         if (kind == Redirect::kNone) continue;
         const std::string text(r->str, r->len);
         if (++subs[i].redirects > opts.max_redirects) {
-          subs[i].failed = absl::UnavailableError(absl::StrCat(
-              "redis ", internal::av(what), ": gave up after ", opts.max_redirects,
-              " redirects/retries; last reply: ", text));
+          subs[i].failed = absl::UnavailableError(
+              absl::StrCat("redis ", internal::av(what), ": gave up after ", opts.max_redirects,
+                           " redirects/retries; last reply: ", text));
           continue;
         }
         switch (kind) {
@@ -1431,7 +1453,8 @@ struct RedisClient::Impl {
             if (idx < 0) continue;
             if (kind == Redirect::kMoved) {
               moved.fetch_add(1, std::memory_order_relaxed);
-              if (mode == Mode::kCluster) slots[slot].store(static_cast<std::uint16_t>(idx), std::memory_order_relaxed);
+              if (mode == Mode::kCluster)
+                slots[slot].store(static_cast<std::uint16_t>(idx), std::memory_order_relaxed);
               subs[i].ask = -1;
               request_refresh();
             } else {
@@ -1443,7 +1466,8 @@ struct RedisClient::Impl {
           case Redirect::kTryAgain:
             tryagains.fetch_add(1, std::memory_order_relaxed);
             subs[i].ask = -1;
-            if (subs[i].keys.size() > 1 || (subs[i].keys.empty() && is_multi(commands[subs[i].cmd]))) {
+            if (subs[i].keys.size() > 1 ||
+                (subs[i].keys.empty() && is_multi(commands[subs[i].cmd]))) {
               // A multi-key command mid-migration: single-key commands follow ASK.
               split_single(subs, i, commands, arena, next);
               continue;
@@ -1465,7 +1489,8 @@ struct RedisClient::Impl {
               pause = true;
             }
             break;
-          case Redirect::kNone: break;
+          case Redirect::kNone:
+            break;
         }
         subs[i].reply.reset();
         next.push_back(i);
@@ -1477,7 +1502,8 @@ struct RedisClient::Impl {
           for (std::size_t i : next) {
             if (subs[i].replaced) continue;
             subs[i].failed = absl::UnavailableError(absl::StrCat(
-                "redis ", internal::av(what), ": cluster busy (TRYAGAIN/CLUSTERDOWN/LOADING) past the call's deadline"));
+                "redis ", internal::av(what),
+                ": cluster busy (TRYAGAIN/CLUSTERDOWN/LOADING) past the call's deadline"));
           }
           next.clear();
         } else {
@@ -1494,7 +1520,8 @@ struct RedisClient::Impl {
   }
 
   void split_single(std::vector<Sub>& subs, std::size_t i, std::span<const RedisArgs> commands,
-                    std::deque<std::vector<std::string_view>>& arena, std::vector<std::size_t>& next) {
+                    std::deque<std::vector<std::string_view>>& arena,
+                    std::vector<std::size_t>& next) {
     const RedisArgs cmd = commands[subs[i].cmd];
     std::vector<std::uint32_t> keys = subs[i].keys;
     if (keys.empty()) {
@@ -1564,7 +1591,8 @@ struct RedisClient::Impl {
             odd = odd != nullptr ? odd : r;
             continue;
           }
-          for (std::size_t j = 0; j < subs[i].keys.size(); ++j) elems[subs[i].keys[j] - 1] = r->element[j];
+          for (std::size_t j = 0; j < subs[i].keys.size(); ++j)
+            elems[subs[i].keys[j] - 1] = r->element[j];
         }
       }
       if (odd != nullptr) {
@@ -1645,7 +1673,7 @@ struct RedisClient::Impl {
       return absl::OkStatus();
     }
     const std::string_view next(rr->element[0]->str, rr->element[0]->len);
-    std::string c = next != "0"           ? absl::StrCat(m, ":", internal::av(next))
+    std::string c = next != "0"         ? absl::StrCat(m, ":", internal::av(next))
                     : m + 1 < ms.size() ? absl::StrCat(m + 1, ":0")
                                         : std::string("0");
     redisReply cs{};
@@ -1679,7 +1707,8 @@ void validate(const RedisOptions& o) {
     if (o.host.empty()) bad("host is empty and unix_socket is not set");
     if (o.port <= 0 || o.port > 65535) bad("port must be in 1..65535");
   }
-  if (!o.username.empty() && o.password.empty()) bad("username needs a password (AUTH username password)");
+  if (!o.username.empty() && o.password.empty())
+    bad("username needs a password (AUTH username password)");
   if (o.db < 0) bad("db must be >= 0");
   if (o.pool_size == 0) bad("pool_size must be >= 1");
   if (o.connect_timeout.count() <= 0) bad("connect_timeout must be > 0");
@@ -1697,7 +1726,8 @@ void validate(const RedisOptions& o) {
   std::string h;
   int p = 0;
   for (const std::string& n : o.cluster_nodes) {
-    if (!split_host_port(n, h, p) || h.empty()) bad("cluster_nodes: \"" + n + "\" is not host:port");
+    if (!split_host_port(n, h, p) || h.empty())
+      bad("cluster_nodes: \"" + n + "\" is not host:port");
   }
   for (const std::string& n : o.sentinels) {
     if (!split_host_port(n, h, p) || h.empty()) bad("sentinels: \"" + n + "\" is not host:port");
@@ -1893,7 +1923,8 @@ absl::StatusOr<internal::RedisEndpoint> internal::RedisClientAccess::subscribe_e
       std::vector<bool> m = im.mapped_nodes();
       std::vector<std::size_t> cand;
       for (std::size_t i = 0; i < m.size(); ++i) {
-        if ((m[i] || i < im.seeds) && !im.node(i)->breaker.load(std::memory_order_acquire)) cand.push_back(i);
+        if ((m[i] || i < im.seeds) && !im.node(i)->breaker.load(std::memory_order_acquire))
+          cand.push_back(i);
       }
       if (cand.empty()) {
         for (std::size_t i = 0; i < im.seeds; ++i) cand.push_back(i);
@@ -1919,13 +1950,20 @@ const redisReply* as_reply(const void* r) { return static_cast<const redisReply*
 
 RedisReplyType RedisReplyRef::type() const {
   switch (as_reply(reply_)->type) {
-    case REDIS_REPLY_STRING: return RedisReplyType::kString;
-    case REDIS_REPLY_ARRAY: return RedisReplyType::kArray;
-    case REDIS_REPLY_INTEGER: return RedisReplyType::kInteger;
-    case REDIS_REPLY_NIL: return RedisReplyType::kNil;
-    case REDIS_REPLY_STATUS: return RedisReplyType::kStatus;
-    case REDIS_REPLY_ERROR: return RedisReplyType::kError;
-    default: return RedisReplyType::kOther;
+    case REDIS_REPLY_STRING:
+      return RedisReplyType::kString;
+    case REDIS_REPLY_ARRAY:
+      return RedisReplyType::kArray;
+    case REDIS_REPLY_INTEGER:
+      return RedisReplyType::kInteger;
+    case REDIS_REPLY_NIL:
+      return RedisReplyType::kNil;
+    case REDIS_REPLY_STATUS:
+      return RedisReplyType::kStatus;
+    case REDIS_REPLY_ERROR:
+      return RedisReplyType::kError;
+    default:
+      return RedisReplyType::kOther;
   }
 }
 

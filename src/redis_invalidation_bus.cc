@@ -43,10 +43,10 @@
 //
 // References: Redis pub/sub, https://redis.io/docs/manual/pubsub/ (delivery is
 // at most once; nothing is kept for disconnected subscribers).
+#include <fcntl.h>
+
 #include "larder/internal/errno_text.h"
 #include "larder/redis/invalidation_bus.h"
-
-#include <fcntl.h>
 extern "C" {
 #include <hiredis/sds.h>
 }
@@ -81,8 +81,8 @@ using std::chrono::milliseconds;
 
 constexpr char kKindKey = internal::kBusKindKey;
 constexpr char kKindClear = internal::kBusKindClear;
-using internal::encode_bus_message;
 using internal::decode_bus_message;
+using internal::encode_bus_message;
 
 using ContextPtr = internal::RedisContextPtr;
 using ReplyPtr = internal::RedisReplyPtr;
@@ -101,7 +101,8 @@ struct RedisInvalidationBus::Impl {
     if (ch.empty()) throw std::invalid_argument("RedisInvalidationBus: channel is empty");
     channel = client->options().key_prefix + ch;
     if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-      throw std::runtime_error(absl::StrCat("RedisInvalidationBus: pipe2: ", internal::errno_text(errno)));
+      throw std::runtime_error(
+          absl::StrCat("RedisInvalidationBus: pipe2: ", internal::errno_text(errno)));
     }
   }
 
@@ -164,8 +165,7 @@ struct RedisInvalidationBus::Impl {
 
   // ---- subscribing ----
 
-  std::unique_ptr<Subscription> subscribe(Origin self, Listener on_invalidate,
-                                          GapListener on_gap) {
+  std::unique_ptr<Subscription> subscribe(Origin self, Listener on_invalidate, GapListener on_gap) {
     const internal::ListenerSet::Sub* sub = nullptr;
     std::unique_ptr<Subscription> handle =
         set->add(self, std::move(on_invalidate), std::move(on_gap), false, &sub);
@@ -175,7 +175,8 @@ struct RedisInvalidationBus::Impl {
       thread = std::thread([this] { run(); });
     }
     const milliseconds patience = opts().connect_timeout + opts().command_timeout;
-    if (!listening_cv.wait_for(l, patience, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return listening; })) {
+    if (!listening_cv.wait_for(l, patience,
+                               [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return listening; })) {
       set->mark_missed(sub);  // on_gap once it listens
     }
     return handle;
@@ -213,7 +214,8 @@ struct RedisInvalidationBus::Impl {
         }
         const Wait w = wait_on(c->fd, POLLOUT, deadline);
         if (w == Wait::kWoken) return absl::CancelledError("stopping");
-        if (w == Wait::kTimeout) return internal::redis_timeout_status(what, opts().command_timeout);
+        if (w == Wait::kTimeout)
+          return internal::redis_timeout_status(what, opts().command_timeout);
         if (w == Wait::kError) return absl::UnavailableError("redis subscribe: poll failed");
         continue;
       }
@@ -375,7 +377,8 @@ struct RedisInvalidationBus::Impl {
         ping_deadline = now + timeout;
         continue;
       }
-      if (redisBufferRead(c) != REDIS_OK) return internal::status_from_redis(c, nullptr, "SUBSCRIBE");
+      if (redisBufferRead(c) != REDIS_OK)
+        return internal::status_from_redis(c, nullptr, "SUBSCRIBE");
       last_rx = Steady::now();
       for (;;) {
         void* raw = nullptr;
@@ -410,7 +413,9 @@ struct RedisInvalidationBus::Impl {
         continue;
       }
       connect_failures.fetch_add(1, std::memory_order_relaxed);
-      backoff = backoff.count() == 0 ? floor : std::min(backoff * 2, std::max(floor, opts().reconnect_backoff_max));
+      backoff = backoff.count() == 0
+                    ? floor
+                    : std::min(backoff * 2, std::max(floor, opts().reconnect_backoff_max));
       log(RedisLogLevel::kWarning,
           absl::StrCat("larder redis: invalidation subscription to ", where(), " failed (",
                        s.ToString(), "); retrying in ", backoff.count(), " ms"));
@@ -424,8 +429,7 @@ RedisInvalidationBus::RedisInvalidationBus(RedisOptions options, std::string cha
     : RedisInvalidationBus(std::make_shared<RedisClient>(std::move(options)), std::move(channel),
                            bus_options) {}
 
-RedisInvalidationBus::RedisInvalidationBus(std::shared_ptr<RedisClient> client,
-                                           std::string channel,
+RedisInvalidationBus::RedisInvalidationBus(std::shared_ptr<RedisClient> client, std::string channel,
                                            RedisInvalidationBusOptions bus_options)
     : impl_(std::make_unique<Impl>(std::move(client), std::move(channel), bus_options)) {}
 
@@ -443,7 +447,8 @@ absl::Status RedisInvalidationBus::publish_many_from(Origin origin,
                                                      std::span<const std::string> keys_bytes) {
   std::vector<std::string> payloads;
   payloads.reserve(keys_bytes.size());
-  for (const std::string& k : keys_bytes) payloads.push_back(encode_bus_message(origin, kKindKey, k));
+  for (const std::string& k : keys_bytes)
+    payloads.push_back(encode_bus_message(origin, kKindKey, k));
   return impl_->publish_payloads(payloads);
 }
 
@@ -465,9 +470,8 @@ const std::string& RedisInvalidationBus::channel() const { return impl_->channel
 
 bool RedisInvalidationBus::wait_listening(std::chrono::milliseconds timeout) const {
   internal::MutexLock l(&impl_->mu);
-  return impl_->listening_cv.wait_for(l, timeout, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) {
-    return impl_->listening;
-  });
+  return impl_->listening_cv.wait_for(
+      l, timeout, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl_->mu) { return impl_->listening; });
 }
 
 RedisInvalidationBusStats RedisInvalidationBus::stats() const {

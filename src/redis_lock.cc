@@ -6,8 +6,6 @@
 // client-side GET followed by DEL could delete a lease another process took
 // in between. Scripts are sent with EVAL each time: they are under 150 bytes,
 // so EVALSHA's saving is not worth its NOSCRIPT fallback path.
-#include "larder/redis/lock.h"
-
 #include <algorithm>
 #include <random>
 #include <stdexcept>
@@ -16,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "larder/clock.h"
 #include "larder/internal/absl_compat.h"
+#include "larder/redis/lock.h"
 
 namespace larder {
 namespace {
@@ -109,17 +108,16 @@ absl::StatusOr<bool> RedisLock::lock() {
                                                       // the deadline anyway
   const auto deadline = saturating_add(std::chrono::steady_clock::now(), options_.wait);
   const long long interval_ms = std::max<long long>(0, options_.retry_interval.count());
-  const long long base =
-      std::clamp<long long>(interval_ms > kMaxPause / 1000 ? kMaxPause : interval_ms * 1000, 1,
-                            kMaxPause);
+  const long long base = std::clamp<long long>(
+      interval_ms > kMaxPause / 1000 ? kMaxPause : interval_ms * 1000, 1, kMaxPause);
   for (;;) {
     absl::StatusOr<bool> got = try_lock();
     if (!got.ok() || *got) return got;
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return false;
     std::uniform_int_distribution<long long> jitter(base / 2, base + base / 2);
-    const auto pause = std::min<std::chrono::steady_clock::duration>(microseconds(jitter(rng())),
-                                                                     deadline - now);
+    const auto pause =
+        std::min<std::chrono::steady_clock::duration>(microseconds(jitter(rng())), deadline - now);
     std::this_thread::sleep_for(pause);
   }
 }
@@ -136,8 +134,8 @@ absl::Status RedisLock::unlock() {
   if (!s.ok()) return s;
   if (!n.ok()) return n.status();
   if (*n == 0) {
-    return absl::AbortedError(absl::StrCat("redis lock ", key_,
-                                           ": lease had expired before release"));
+    return absl::AbortedError(
+        absl::StrCat("redis lock ", key_, ": lease had expired before release"));
   }
   return absl::OkStatus();
 }

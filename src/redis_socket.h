@@ -137,8 +137,7 @@ struct RedisClientAccess {
   // session: standalone, the server; Sentinel, the current master (resolved
   // if unknown); Cluster, a node with a closed breaker, a different one for
   // each attempt (pub/sub is broadcast cluster-wide, any node hears all).
-  static absl::StatusOr<RedisEndpoint> subscribe_endpoint(RedisClient& client,
-                                                          std::size_t attempt);
+  static absl::StatusOr<RedisEndpoint> subscribe_endpoint(RedisClient& client, std::size_t attempt);
   // epoch: changes whenever the Sentinel master changes (0 otherwise); a
   // subscriber connected under another epoch should move.
   static std::uint64_t epoch(const RedisClient& client);

@@ -24,14 +24,14 @@ absl::Status status_from_redis(const redisContext* ctx, const redisReply* reply,
     if (ctx->err == REDIS_ERR_OOM) {
       return absl::ResourceExhaustedError(absl::StrCat("redis ", av(what), ": out of memory"));
     }
-    const bool timed_out =
-        absl::StrContains(err, "Resource temporarily unavailable") ||
-        absl::StrContains(err, "timed out") || absl::StrContains(err, "Timeout");
+    const bool timed_out = absl::StrContains(err, "Resource temporarily unavailable") ||
+                           absl::StrContains(err, "timed out") || absl::StrContains(err, "Timeout");
     if (timed_out) {
-      return absl::DeadlineExceededError(absl::StrCat("redis ", av(what), ": timed out (", err, ")"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("redis ", av(what), ": timed out (", err, ")"));
     }
-    return absl::UnavailableError(
-        absl::StrCat("redis ", av(what), ": ", err.empty() ? absl::string_view("connection error") : err));
+    return absl::UnavailableError(absl::StrCat(
+        "redis ", av(what), ": ", err.empty() ? absl::string_view("connection error") : err));
   }
   if (reply->type != REDIS_REPLY_ERROR) return absl::OkStatus();
   const absl::string_view text(reply->str, reply->len);
@@ -55,8 +55,8 @@ absl::Status redis_io_status(std::string_view what, int err) {
 }
 
 absl::Status redis_timeout_status(std::string_view what, std::chrono::milliseconds timeout) {
-  return absl::DeadlineExceededError(absl::StrCat("redis ", av(what), ": no reply within ",
-                                                  timeout.count(), " ms"));
+  return absl::DeadlineExceededError(
+      absl::StrCat("redis ", av(what), ": no reply within ", timeout.count(), " ms"));
 }
 
 }  // namespace larder::internal

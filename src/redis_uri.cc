@@ -9,8 +9,6 @@
 // scheme's own grammar for hosts and path. Every message quotes the URI
 // through redact_redis_uri, which uses the same credentials rule, so what a
 // parse error shows can never contain the password.
-#include "larder/redis/uri.h"
-
 #include <cctype>
 #include <string>
 #include <utility>
@@ -20,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "larder/internal/absl_compat.h"
+#include "larder/redis/uri.h"
 
 namespace larder {
 namespace {
@@ -27,11 +26,11 @@ namespace {
 using internal::av;
 
 struct Split {
-  std::string_view scheme;     // lower-cased by the caller
-  std::string_view userinfo;   // without '@'; empty when absent
+  std::string_view scheme;    // lower-cased by the caller
+  std::string_view userinfo;  // without '@'; empty when absent
   bool has_userinfo = false;
-  std::string_view rest;       // hosts and path, without the query
-  std::string_view query;      // without '?'
+  std::string_view rest;   // hosts and path, without the query
+  std::string_view query;  // without '?'
   bool has_query = false;
   std::size_t userinfo_pos = 0;  // offset of userinfo in the URI
 };
@@ -165,7 +164,8 @@ class Parser {
 
   absl::StatusOr<RedisOptions> parse(RedisOptions o) {
     Split sp;
-    if (!split(uri_, sp)) return bad("no scheme (expected redis://, unix://, redis-cluster:// or redis-sentinel://)");
+    if (!split(uri_, sp))
+      return bad("no scheme (expected redis://, unix://, redis-cluster:// or redis-sentinel://)");
     const std::string scheme = absl::AsciiStrToLower(av(sp.scheme));
     enum { kTcp, kUnix, kCluster, kSentinel } kind;
     if (scheme == "redis") {
@@ -213,7 +213,8 @@ class Parser {
         if (kv.empty()) continue;
         const std::size_t eq = kv.find('=');
         const std::string_view k = kv.substr(0, eq);
-        const std::string_view v = eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
+        const std::string_view v =
+            eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
         if (k != "db") {
           std::string shown(k.substr(0, 32));
           return bad(absl::StrCat("unknown query parameter \"", shown, "\" (only db=N)"));
@@ -239,7 +240,8 @@ class Parser {
         std::string_view hp = rest.substr(0, slash);
         if (hp.empty()) return bad("no host");
         if (hp.find(',') != std::string_view::npos) {
-          return bad("redis:// takes one host (use redis-cluster:// or redis-sentinel:// for several)");
+          return bad(
+              "redis:// takes one host (use redis-cluster:// or redis-sentinel:// for several)");
         }
         if (absl::Status s = host_port(hp, 6379, "host", o.host, o.port); !s.ok()) return s;
         if (slash != std::string_view::npos) {
@@ -262,14 +264,16 @@ class Parser {
           if (hp.empty()) return bad(absl::StrCat(name, " is empty"));
           std::string h;
           int p = 0;
-          if (absl::Status s = host_port(hp, kind == kCluster ? 6379 : 26379, name, h, p); !s.ok()) {
+          if (absl::Status s = host_port(hp, kind == kCluster ? 6379 : 26379, name, h, p);
+              !s.ok()) {
             return s;
           }
           const bool v6 = h.find(':') != std::string::npos;
           (kind == kCluster ? o.cluster_nodes : o.sentinels)
               .push_back(v6 ? absl::StrCat("[", h, "]:", p) : absl::StrCat(h, ":", p));
         }
-        std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+        std::string_view path =
+            slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
         if (kind == kCluster) {
           if (!path.empty()) {
             if (absl::Status s = db_number(path, "db (the path)", path_db); !s.ok()) return s;
@@ -278,10 +282,12 @@ class Parser {
           const std::size_t s2 = path.find('/');
           std::string_view master = path.substr(0, s2);
           if (master.empty()) return bad("no master name (redis-sentinel://s1:26379/mymaster)");
-          if (!percent_decode(master, o.sentinel_master)) return bad("malformed %-escape in the master name");
+          if (!percent_decode(master, o.sentinel_master))
+            return bad("malformed %-escape in the master name");
           if (s2 != std::string_view::npos) {
             std::string_view d = path.substr(s2 + 1);
-            if (absl::Status s = db_number(d, "db (after the master name)", path_db); !s.ok()) return s;
+            if (absl::Status s = db_number(d, "db (after the master name)", path_db); !s.ok())
+              return s;
           }
         }
         break;
@@ -291,7 +297,8 @@ class Parser {
       return bad("db in the path and db in the query disagree");
     }
     o.db = path_db >= 0 ? path_db : (query_db >= 0 ? query_db : 0);
-    if (kind == kCluster && o.db != 0) return bad("db on a cluster must be 0 (Redis Cluster has only db 0)");
+    if (kind == kCluster && o.db != 0)
+      return bad("db on a cluster must be 0 (Redis Cluster has only db 0)");
     return o;
   }
 

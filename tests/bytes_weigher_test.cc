@@ -85,8 +85,12 @@ void expect_heap_matches_weight(Fill fill, std::size_t entries) {
   malloc_trim(0);
   const std::size_t before = heap_in_use();
   auto store = std::make_unique<LocalStore<std::string, std::string>>(
-      LocalStoreOptions{.max_entries = entries, .max_weight = std::size_t{1} << 32, .shards = 4, .policy = EvictionPolicy::kTinyLfu},
-      LocalStoreCallbacks<std::string, std::string>{.weigher = bytes_weigher<std::string, std::string>()});
+      LocalStoreOptions{.max_entries = entries,
+                        .max_weight = std::size_t{1} << 32,
+                        .shards = 4,
+                        .policy = EvictionPolicy::kTinyLfu},
+      LocalStoreCallbacks<std::string, std::string>{.weigher =
+                                                        bytes_weigher<std::string, std::string>()});
   const std::size_t empty = heap_in_use();
   fill(*store);
   store->cleanup();
@@ -94,8 +98,8 @@ void expect_heap_matches_weight(Fill fill, std::size_t entries) {
   ASSERT_EQ(store->size(), entries);
   const double used = static_cast<double>(full - empty);
   const double weight = static_cast<double>(store->weight());
-  std::cout << "entries " << entries << ": heap " << used << " B, weight " << weight
-            << " B, ratio " << used / weight << " (empty store " << (empty - before) << " B)\n";
+  std::cout << "entries " << entries << ": heap " << used << " B, weight " << weight << " B, ratio "
+            << used / weight << " (empty store " << (empty - before) << " B)\n";
   EXPECT_NEAR(used / weight, 1.0, 0.10);
 }
 
@@ -119,7 +123,8 @@ TEST(BytesWeigher, MatchesMallinfoForSmallStrings) {
   expect_heap_matches_weight(
       [](LocalStore<std::string, std::string>& s) {
         for (std::size_t i = 0; i < kN; ++i) {
-          ASSERT_TRUE(s.put("k" + std::to_string(i), {"v", TimePoint::max(), TimePoint::max()}).ok());
+          ASSERT_TRUE(
+              s.put("k" + std::to_string(i), {"v", TimePoint::max(), TimePoint::max()}).ok());
         }
       },
       kN);
@@ -133,20 +138,27 @@ TEST(BytesWeigher, MaxWeightBoundsTheHeap) {
   constexpr std::size_t kBudget = 4 << 20;
   malloc_trim(0);
   auto store = std::make_unique<LocalStore<std::string, std::string>>(
-      LocalStoreOptions{.max_entries = 8'000, .max_weight = kBudget, .shards = 4, .policy = EvictionPolicy::kTinyLfu},
-      LocalStoreCallbacks<std::string, std::string>{.weigher = bytes_weigher<std::string, std::string>()});
+      LocalStoreOptions{.max_entries = 8'000,
+                        .max_weight = kBudget,
+                        .shards = 4,
+                        .policy = EvictionPolicy::kTinyLfu},
+      LocalStoreCallbacks<std::string, std::string>{.weigher =
+                                                        bytes_weigher<std::string, std::string>()});
   const std::size_t empty = heap_in_use();
   std::mt19937_64 rng(5);
   std::size_t offered = 0;
   for (std::size_t i = 0; offered < 10 * kBudget; ++i) {
     std::string v(rng() % 1000, 'v');
     offered += v.size();
-    ASSERT_TRUE(store->put("key:" + std::to_string(i), {std::move(v), TimePoint::max(), TimePoint::max()}).ok());
+    ASSERT_TRUE(
+        store->put("key:" + std::to_string(i), {std::move(v), TimePoint::max(), TimePoint::max()})
+            .ok());
     ASSERT_LE(store->weight(), kBudget);
   }
   for (int i = 0; i < 3; ++i) store->cleanup();
   const std::size_t used = heap_in_use() - empty;
-  std::cout << "budget " << kBudget << " B, heap " << used << " B, weight " << store->weight() << " B, entries " << store->size() << "\n";
+  std::cout << "budget " << kBudget << " B, heap " << used << " B, weight " << store->weight()
+            << " B, entries " << store->size() << "\n";
   EXPECT_LE(static_cast<double>(used), 1.10 * kBudget);
 }
 
@@ -180,7 +192,9 @@ TEST(BytesWeigher, EvictedValuesDoNotOutliveTheBudget) {
   const std::size_t before = g_live_bytes.load();
   {
     LocalStore<std::uint64_t, Tracked> store(
-        {.max_entries = 64, .max_weight = kBudget, .shards = 4}, LocalStoreCallbacks<std::uint64_t, Tracked>{.weigher = bytes_weigher<std::uint64_t, Tracked>()});
+        {.max_entries = 64, .max_weight = kBudget, .shards = 4},
+        LocalStoreCallbacks<std::uint64_t, Tracked>{.weigher =
+                                                        bytes_weigher<std::uint64_t, Tracked>()});
     std::size_t peak = 0;
     for (std::uint64_t i = 0; i < 200; ++i) {
       ASSERT_TRUE(store.put(i, {Tracked(256 << 10), TimePoint::max(), TimePoint::max()}).ok());

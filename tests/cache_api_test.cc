@@ -82,8 +82,8 @@ TEST(CacheApiTest, BatchLoaderAloneServesGetAndGetMany) {
   SCache cache(env.store, o);
   EXPECT_EQ(cache.get("a").value(), "v-a");
   EXPECT_EQ(cache.get("missing").status().code(), absl::StatusCode::kNotFound);
-  auto r = cache.get_many({std::string("a"), std::string("b"), std::string("c"),
-                           std::string("missing")});
+  auto r = cache.get_many(
+      {std::string("a"), std::string("b"), std::string("c"), std::string("missing")});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->size(), 3u);  // a (hit), b, c; missing is absent
   EXPECT_EQ(r->at("c"), "v-c");
@@ -238,13 +238,14 @@ TEST(CacheApiTest, TheStoresClockIsTheCachesWhenNoneIsGiven) {
 TEST(CacheApiTest, MakeLocalCacheHandsTheCachesClockToTheStore) {
   auto clock = std::make_shared<ManualClock>(from_unix_millis(1'700'000'000'000));
   int calls = 0;
-  auto users = make_local_cache<int, std::string>(
-      {.max_entries = 100}, {.ttl = seconds(30),
-                             .loader = [&](int id) {
-                               ++calls;
-                               return "user-" + std::to_string(id);
-                             },
-                             .clock = clock});
+  auto users = make_local_cache<int, std::string>({.max_entries = 100},
+                                                  {.ttl = seconds(30),
+                                                   .loader =
+                                                       [&](int id) {
+                                                         ++calls;
+                                                         return "user-" + std::to_string(id);
+                                                       },
+                                                   .clock = clock});
   EXPECT_EQ(users.get(42).value(), "user-42");
   clock->advance(seconds(31));
   EXPECT_EQ(users.get(42).value(), "user-42");
@@ -256,12 +257,12 @@ TEST(CacheApiTest, MakeLocalCacheHandsTheCachesClockToTheStore) {
 
 TEST(CacheApiTest, MakeLocalCacheRemovalListenerSeesEvictionsAndErases) {
   std::atomic<int> explicit_removals{0}, evictions{0};
-  auto cache = make_local_cache<int, int>(
-      {.max_entries = 4, .shards = 1}, {.ttl = seconds(60)},
-      {.on_removal = [&](const int&, const int&, RemovalCause cause) {
-        if (cause == RemovalCause::kExplicit) ++explicit_removals;
-        if (cause == RemovalCause::kEvicted) ++evictions;
-      }});
+  auto cache =
+      make_local_cache<int, int>({.max_entries = 4, .shards = 1}, {.ttl = seconds(60)},
+                                 {.on_removal = [&](const int&, const int&, RemovalCause cause) {
+                                   if (cause == RemovalCause::kExplicit) ++explicit_removals;
+                                   if (cause == RemovalCause::kEvicted) ++evictions;
+                                 }});
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(cache.put(i, i).ok());
   ASSERT_TRUE(cache.invalidate(99).ok());
   EXPECT_GT(evictions.load() + explicit_removals.load(), 90);
@@ -324,16 +325,18 @@ struct Counters {
   internal::Mutex mu;
   std::map<std::string, long> rows ABSL_GUARDED_BY(mu);
   Writer<std::string, long> writer() {
-    return {.write = [this](std::span<const std::pair<std::string, long>> batch) {
-              internal::MutexLock l(&mu);
-              for (const auto& [k, v] : batch) rows[k] = v;
-              return absl::OkStatus();
-            },
-            .erase = [this](std::span<const std::string> keys) {
-              internal::MutexLock l(&mu);
-              for (const auto& k : keys) rows.erase(k);
-              return absl::OkStatus();
-            }};
+    return {.write =
+                [this](std::span<const std::pair<std::string, long>> batch) {
+                  internal::MutexLock l(&mu);
+                  for (const auto& [k, v] : batch) rows[k] = v;
+                  return absl::OkStatus();
+                },
+            .erase =
+                [this](std::span<const std::string> keys) {
+                  internal::MutexLock l(&mu);
+                  for (const auto& k : keys) rows.erase(k);
+                  return absl::OkStatus();
+                }};
   }
   std::optional<long> row(const std::string& k) {
     internal::MutexLock l(&mu);
@@ -380,9 +383,8 @@ TEST_P(CacheComputeTest, ComputeReadsModifiesAndWrites) {
   EXPECT_EQ(cache.get_if_present("k"), std::nullopt);
   // A throwing function changes nothing.
   ASSERT_TRUE(cache.put("t", 1).ok());
-  auto thrown = cache.compute("t", [](std::optional<long>) -> std::optional<long> {
-    throw std::runtime_error("boom");
-  });
+  auto thrown = cache.compute(
+      "t", [](std::optional<long>) -> std::optional<long> { throw std::runtime_error("boom"); });
   EXPECT_EQ(thrown.status().code(), absl::StatusCode::kInternal);
   EXPECT_EQ(cache.get("t").value(), 1);
   // A function that writes its own key gets kFailedPrecondition (not a deadlock).

@@ -91,8 +91,9 @@ int run(const std::string& journal, const std::string& sor, std::int64_t first,
 }
 
 int flushed(const std::string& journal, const std::string& sor, int n, int stuck) {
-  auto store = std::make_shared<larder::LocalStore<std::string, std::int64_t>>(
-      larder::LocalStoreOptions{.max_entries = 1000, .max_weight = 0, .shards = 1, .clock = nullptr});
+  auto store =
+      std::make_shared<larder::LocalStore<std::string, std::int64_t>>(larder::LocalStoreOptions{
+          .max_entries = 1000, .max_weight = 0, .shards = 1, .clock = nullptr});
   larder::CacheOptions<std::string, std::int64_t> o;
   o.write_mode = larder::WriteMode::kWriteBack;
   o.writer = larder::testing::failing_for_stuck(larder::testing::file_sor_writer(sor));
@@ -147,7 +148,9 @@ int main(int argc, char** argv) {
   if (argc >= 6 && std::strcmp(argv[1], "flushed") == 0) {
     return flushed(argv[2], argv[3], std::atoi(argv[4]), std::atoi(argv[5]));
   }
-  std::fprintf(stderr, "usage: %s run <journal> <sor> <first> <every|interval|never>\n"
-                       "       %s recover <journal> <sor>\n", argv[0], argv[0]);
+  std::fprintf(stderr,
+               "usage: %s run <journal> <sor> <first> <every|interval|never>\n"
+               "       %s recover <journal> <sor>\n",
+               argv[0], argv[0]);
   return 2;
 }

@@ -7,11 +7,11 @@
 #include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "gtest/gtest.h"
 #include "larder/cache.h"
 #include "tests/testing/cache_env.h"
 #include "tests/testing/recording_loader.h"
-#include "absl/container/flat_hash_map.h"
 
 namespace larder {
 namespace {
@@ -134,7 +134,9 @@ TEST(CacheGuardTest, LoserLoadsAnywayAfterWait) {
 TEST(CacheGuardTest, GuardDownMeansLoadWithoutIt) {
   GuardEnv env;
   SCache cache(env.store, env.guarded());
-  env.guard->acquire = []() -> absl::StatusOr<bool> { return absl::UnavailableError("redis down"); };
+  env.guard->acquire = []() -> absl::StatusOr<bool> {
+    return absl::UnavailableError("redis down");
+  };
   Loader loader([](const std::string&) -> absl::StatusOr<std::string> { return "v"; });
   EXPECT_EQ(*cache.get_or_load("k", loader), "v");
   EXPECT_EQ(loader.calls(), 1);
@@ -238,7 +240,9 @@ TEST(CacheGuardTest, GetManyLoadsAKeyItsHolderDoesNotDeliverInTime) {
 TEST(CacheGuardTest, GetManyWithTheGuardDownLoadsEverythingInOneBatch) {
   GuardEnv env;
   SCache cache(env.store, env.guarded());
-  env.guard->acquire = []() -> absl::StatusOr<bool> { return absl::UnavailableError("redis down"); };
+  env.guard->acquire = []() -> absl::StatusOr<bool> {
+    return absl::UnavailableError("redis down");
+  };
   const std::vector<std::string> keys = {"a", "b"};
   Batch load(ours);
   auto got = cache.get_many(std::span<const std::string>(keys), load);

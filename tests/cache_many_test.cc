@@ -14,8 +14,8 @@
 #include "larder/cache.h"
 #include "tests/testing/blocking_loader.h"
 #include "tests/testing/cache_env.h"
-#include "tests/testing/testing.h"
 #include "tests/testing/recording_loader.h"
+#include "tests/testing/testing.h"
 
 namespace larder {
 namespace {
@@ -122,10 +122,9 @@ TEST(CacheManyTest, ThrowingBatchLoaderBecomesInternal) {
   Env env;
   SCache cache(env.store, env.options());
   std::vector<std::string> keys{"a"};
-  auto got = cache.get_many(std::span<const std::string>(keys),
-                            [](std::span<const std::string>) -> Map {
-                              throw std::runtime_error("query failed");
-                            });
+  auto got = cache.get_many(
+      std::span<const std::string>(keys),
+      [](std::span<const std::string>) -> Map { throw std::runtime_error("query failed"); });
   EXPECT_EQ(got.status().code(), absl::StatusCode::kInternal);
   EXPECT_THAT(std::string(got.status().message()), ::testing::HasSubstr("query failed"));
 }

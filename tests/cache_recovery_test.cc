@@ -216,13 +216,13 @@ TEST_F(CacheRecoveryTest, InvalidateDuringAnOutageReturnsTheErrorAndIsReappliedL
   EXPECT_EQ(cache.invalidate("k").code(), absl::StatusCode::kUnavailable);
   env.store->set_down(absl::OkStatus());
   std::vector<std::string> keys{"k"};
-  auto many = cache.get_many(std::span<const std::string>(keys),
-                             [&](std::span<const std::string> ks) {
-                               absl::flat_hash_map<std::string, std::string> m;
-                               for (const auto& k : ks) m[k] = db.rows[k];
-                               ++db.loads;
-                               return m;
-                             });
+  auto many =
+      cache.get_many(std::span<const std::string>(keys), [&](std::span<const std::string> ks) {
+        absl::flat_hash_map<std::string, std::string> m;
+        for (const auto& k : ks) m[k] = db.rows[k];
+        ++db.loads;
+        return m;
+      });
   ASSERT_TRUE(many.ok()) << many.status();
   EXPECT_EQ(many->at("k"), "v2");  // the store's "v1" was not used
   env.executor->run_all();
@@ -278,7 +278,7 @@ TEST_F(CacheRecoveryTest, APutThatFailedAndLandsLateIsDroppedAgainAfterTheWindow
   env.store->set_down(absl::DeadlineExceededError("SET timed out"));
   ASSERT_TRUE(cache.put("k", "v1").ok());  // reached the db; its SET may still land
   env.store->set_down(absl::OkStatus());
-  ASSERT_TRUE(cache.put("k", "v2").ok());  // the store takes v2...
+  ASSERT_TRUE(cache.put("k", "v2").ok());       // the store takes v2...
   ASSERT_TRUE(env.store->put("k", late).ok());  // ...and the SET of v1 lands after it
   // Inside the window the key stays suspect: never served from the store.
   EXPECT_EQ(cache.stats().invalidations_pending, 1u);
@@ -312,8 +312,9 @@ TEST_F(CacheRecoveryTest, AFillThatTimedOutIsHeldLikeAFailedPut) {
   EXPECT_EQ(cache.stats().invalidations_deferred, 1u);
   env.store->set_down(absl::OkStatus());
   ASSERT_TRUE(cache.put("k", "v2").ok());
-  ASSERT_TRUE(env.store->put("k", Entry<std::string>{"v1", env.clock->now() + seconds(10),
-                                                     env.clock->now() + seconds(10)})
+  ASSERT_TRUE(env.store
+                  ->put("k", Entry<std::string>{"v1", env.clock->now() + seconds(10),
+                                                env.clock->now() + seconds(10)})
                   .ok());  // the fill lands late
   EXPECT_EQ(read(cache, "k"), "v2");
   env.clock->advance(seconds(2));
@@ -373,8 +374,9 @@ TEST_F(CacheRecoveryTest, WithASchedulerTheSecondDropRunsWhenTheWindowEnds) {
   EXPECT_EQ(cache.stats().invalidations_reapplied, 1u);
   EXPECT_EQ(cache.stats().invalidations_pending, 1u);
   EXPECT_EQ(scheduler->pending(), 1u);  // a wake-up for the window's end
-  ASSERT_TRUE(env.store->put("k", Entry<std::string>{"old", env.clock->now() + seconds(10),
-                                                     env.clock->now() + seconds(10)})
+  ASSERT_TRUE(env.store
+                  ->put("k", Entry<std::string>{"old", env.clock->now() + seconds(10),
+                                                env.clock->now() + seconds(10)})
                   .ok());  // the late SET
   env.clock->advance(milliseconds(1000));
   EXPECT_EQ(scheduler->run_due(env.clock->now()), 1u);
@@ -420,11 +422,13 @@ TEST_F(CacheRecoveryTest, AColdLoadInOneInstanceLeavesTheOtherInstancesL1Alone) 
   auto bus = std::make_shared<InProcessInvalidationBus>();
   Instance a(env, bus, env.options()), b(env, bus, env.options());
   for (int i = 0; i < 1000; ++i) db.rows["k" + std::to_string(i)] = "v" + std::to_string(i);
-  for (int i = 0; i < 1000; ++i) ASSERT_EQ(read(*b.cache, "k" + std::to_string(i)), "v" + std::to_string(i));
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_EQ(read(*b.cache, "k" + std::to_string(i)), "v" + std::to_string(i));
   ASSERT_EQ(b.l1->size(), 1000u);
   ASSERT_TRUE(env.store->clear().ok());  // L2 lost them: A has to load every key
   const int loads = db.loads;
-  for (int i = 0; i < 1000; ++i) ASSERT_EQ(read(*a.cache, "k" + std::to_string(i)), "v" + std::to_string(i));
+  for (int i = 0; i < 1000; ++i)
+    ASSERT_EQ(read(*a.cache, "k" + std::to_string(i)), "v" + std::to_string(i));
   EXPECT_EQ(db.loads, loads + 1000);
   EXPECT_EQ(b.l1->size(), 1000u);
   EXPECT_EQ(b.store->tiered_counters().invalidations, 0u);
@@ -485,8 +489,8 @@ TEST_F(CacheRecoveryTest, APublishThatFailedIsSentAgainOnceTheBusTakesMessages) 
   auto bus = std::make_shared<SwitchableBus>();
   Instance a(env, bus, env.options()), b(env, bus, env.options());
   db.rows["k"] = "v1";
-  ASSERT_EQ(read(*b.cache, "k"), "v1");  // B holds v1 in L1
-  bus->down = true;  // a short stall: B's subscriber never noticed a gap
+  ASSERT_EQ(read(*b.cache, "k"), "v1");       // B holds v1 in L1
+  bus->down = true;                           // a short stall: B's subscriber never noticed a gap
   ASSERT_TRUE(a.cache->put("k", "v2").ok());  // L2 took it; the publish failed
   EXPECT_EQ(a.store->tiered_counters().publishes_pending, 1u);
   EXPECT_EQ(read(*b.cache, "k"), "v1");  // B cannot know yet
@@ -506,8 +510,8 @@ TEST_F(CacheRecoveryTest, WithASchedulerAFailedPublishIsSentAgainWithoutAnyCall)
   auto bus = std::make_shared<SwitchableBus>();
   auto scheduler = std::make_shared<testing::ManualScheduler>();
   auto l1a = std::make_shared<MapStore<std::string, std::string>>(env.clock);
-  auto a = std::make_shared<Tiered>(
-      l1a, env.store, bus, TieredStoreOptions{.clock = env.clock, .scheduler = scheduler});
+  auto a = std::make_shared<Tiered>(l1a, env.store, bus,
+                                    TieredStoreOptions{.clock = env.clock, .scheduler = scheduler});
   Instance b(env, bus, env.options());
   db.rows["k"] = "v1";
   ASSERT_EQ(read(*b.cache, "k"), "v1");

@@ -13,8 +13,8 @@
 #include "larder/cache.h"
 #include "tests/testing/blocking_loader.h"
 #include "tests/testing/cache_env.h"
-#include "tests/testing/testing.h"
 #include "tests/testing/recording_loader.h"
+#include "tests/testing/testing.h"
 
 namespace larder {
 namespace {
@@ -49,7 +49,7 @@ TEST(CacheRefreshTest, StaleValueIsServedAndRefreshedOnceInTheBackground) {
   env.clock->advance(seconds(15));  // stale
   EXPECT_EQ(*cache.get_or_load("k", loader), "v1");
   EXPECT_EQ(*cache.get_or_load("k", loader), "v1");
-  EXPECT_EQ(loader.calls(), 1);          // nothing ran in the caller
+  EXPECT_EQ(loader.calls(), 1);            // nothing ran in the caller
   EXPECT_EQ(env.executor->pending(), 1u);  // one refresh, not two
   EXPECT_EQ(env.executor->run_all(), 1u);
   EXPECT_EQ(loader.calls(), 2);
@@ -72,7 +72,7 @@ TEST(CacheRefreshTest, StaleReadsReturnWhileTheRefreshIsBlocked) {
   loader.close();
   loader.set_answer([](const std::string&) -> absl::StatusOr<std::string> { return "v2"; });
   env.clock->advance(seconds(12));
-  EXPECT_EQ(*cache.get_or_load("k", loader), "v1");  // queues the refresh
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v1");      // queues the refresh
   std::thread worker([&] { env.executor->run_all(); });  // runs it; it parks in the loader
   loader.wait_entered(2);
   std::vector<std::thread> readers;
@@ -305,7 +305,8 @@ TEST(CacheRefreshTest, WaitersFallBackToStaleWhenTheLoadFails) {
   env.clock->advance(seconds(20));
   std::vector<absl::StatusOr<std::string>> got(8);
   std::vector<std::thread> threads;
-  for (int i = 0; i < 8; ++i) threads.emplace_back([&, i] { got[i] = cache.get_or_load("k", loader); });
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([&, i] { got[i] = cache.get_or_load("k", loader); });
   loader.wait_entered(2);
   EXPECT_TRUE(testing::eventually([&] { return cache.stats().coalesced >= 7; }))
       << "waited 20 s for 7 callers to join the flight";

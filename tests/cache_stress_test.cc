@@ -49,8 +49,8 @@ bool well_formed(const std::string& key, const std::string& value) {
 void run_mixed_operations(std::chrono::milliseconds load_timeout) {
   auto clock = std::make_shared<ManualClock>(from_unix_millis(1'700'000'000'000));
   auto store = std::make_shared<testing::MapStore<std::string, std::string>>(clock);
-  auto pool = std::make_shared<ThreadPoolExecutor>(
-      ThreadPoolOptions{.threads = 2, .queue_capacity = 8});
+  auto pool =
+      std::make_shared<ThreadPoolExecutor>(ThreadPoolOptions{.threads = 2, .queue_capacity = 8});
   Db db;
   CacheOptions<std::string, std::string> o;
   o.ttl = milliseconds(100);
@@ -64,7 +64,9 @@ void run_mixed_operations(std::chrono::milliseconds load_timeout) {
   o.clock = clock;
   o.executor = pool;
   std::atomic<int> refresh_errors{0};
-  o.on_refresh_error = [&](const std::string&, const absl::Status&) { refresh_errors.fetch_add(1); };
+  o.on_refresh_error = [&](const std::string&, const absl::Status&) {
+    refresh_errors.fetch_add(1);
+  };
 
   std::atomic<int> bad{0};
   {
@@ -158,9 +160,8 @@ TEST(CacheStressTest, InvalidateNeverLosesToAnOlderLoad) {
     std::barrier sync(2);
     std::thread reader([&] {
       sync.arrive_and_wait();
-      (void)cache.get_or_load("k", [&](const std::string&) {
-        return std::to_string(version.load());
-      });
+      (void)cache.get_or_load("k",
+                              [&](const std::string&) { return std::to_string(version.load()); });
     });
     sync.arrive_and_wait();
     const int now_version = version.fetch_add(1) + 1;

@@ -16,8 +16,8 @@
 #include "gtest/gtest.h"
 #include "tests/testing/blocking_loader.h"
 #include "tests/testing/cache_env.h"
-#include "tests/testing/testing.h"
 #include "tests/testing/recording_loader.h"
+#include "tests/testing/testing.h"
 
 namespace larder {
 namespace {
@@ -57,8 +57,9 @@ TEST(CacheTest, AcceptsPlainValueLoaders) {
                                   o.executor = env.executor;
                                   return o;
                                 }());
-  EXPECT_EQ(*cache.get_or_load("abc", [](const std::string& k) { return static_cast<int>(k.size()); }),
-            3);
+  EXPECT_EQ(
+      *cache.get_or_load("abc", [](const std::string& k) { return static_cast<int>(k.size()); }),
+      3);
 }
 
 TEST(CacheTest, ExpiredEntryIsLoadedAgain) {
@@ -133,9 +134,8 @@ TEST(CacheTest, LoadErrorFansOutToEveryWaiterAndIsNotCached) {
 TEST(CacheTest, ThrowingLoadersBecomeInternalErrors) {
   Env env;
   SCache cache(env.store, env.options());
-  auto r1 = cache.get_or_load("a", [](const std::string&) -> std::string {
-    throw std::runtime_error("boom");
-  });
+  auto r1 = cache.get_or_load(
+      "a", [](const std::string&) -> std::string { throw std::runtime_error("boom"); });
   EXPECT_EQ(r1.status().code(), absl::StatusCode::kInternal);
   EXPECT_THAT(std::string(r1.status().message()), HasSubstr("boom"));
   auto r2 = cache.get_or_load("b", [](const std::string&) -> std::string { throw 42; });
@@ -148,9 +148,7 @@ TEST(CacheTest, ThrowingLoaderFansOutToWaiters) {
   Env env;
   SCache cache(env.store, env.options());
   testing::BlockingLoader<std::string, std::string> loader(
-      [](const std::string&) -> absl::StatusOr<std::string> {
-        throw std::logic_error("bad row");
-      });
+      [](const std::string&) -> absl::StatusOr<std::string> { throw std::logic_error("bad row"); });
   absl::StatusOr<std::string> a, b;
   std::thread t1([&] { a = cache.get_or_load("k", loader); });
   loader.wait_entered(1);
@@ -290,7 +288,7 @@ TEST(CacheTest, InvalidateDuringLoadDoesNotResurrectTheOldValue) {
   Blocking loader([](const std::string&) -> absl::StatusOr<std::string> { return "old"; });
   absl::StatusOr<std::string> got;
   std::thread t([&] { got = cache.get_or_load("k", loader); });
-  loader.wait_entered(1);  // the loader has read "old" from the database
+  loader.wait_entered(1);                   // the loader has read "old" from the database
   ASSERT_TRUE(cache.invalidate("k").ok());  // the database changed; drop the key
   loader.open();
   t.join();
@@ -363,25 +361,23 @@ TEST(CacheTest, RejectsBadOptionsNamingTheField) {
 
 TEST(CacheTest, DesignatedInitializersFollowTheApiOrder) {
   auto clock = std::make_shared<ManualClock>();
-  CacheOptions<std::string, int> o{.ttl = seconds(5),
-                                   .stale_while_revalidate = seconds(1),
-                                   .stale_if_error = seconds(2),
-                                   .loader = nullptr,
-                                   .batch_loader = nullptr,
-                                   .write_mode = WriteMode::kNone,
-                                   .writer = {},
-                                   .write_back = {.delay = milliseconds(100),
-                                                  .journal = "",
-                                                  .max_dirty = 100,
-                                                  .batch = 16},
-                                   .negative = {.ttl = seconds(1), .max_entries = 10},
-                                   .ttl_jitter = 0.1,
-                                   .refresh_ahead = 0.5,
-                                   .load_timeout = milliseconds(10),
-                                   .load_guard = nullptr,
-                                   .clock = clock,
-                                   .executor = nullptr,
-                                   .on_refresh_error = nullptr};
+  CacheOptions<std::string, int> o{
+      .ttl = seconds(5),
+      .stale_while_revalidate = seconds(1),
+      .stale_if_error = seconds(2),
+      .loader = nullptr,
+      .batch_loader = nullptr,
+      .write_mode = WriteMode::kNone,
+      .writer = {},
+      .write_back = {.delay = milliseconds(100), .journal = "", .max_dirty = 100, .batch = 16},
+      .negative = {.ttl = seconds(1), .max_entries = 10},
+      .ttl_jitter = 0.1,
+      .refresh_ahead = 0.5,
+      .load_timeout = milliseconds(10),
+      .load_guard = nullptr,
+      .clock = clock,
+      .executor = nullptr,
+      .on_refresh_error = nullptr};
   Cache<std::string, int> cache(std::make_shared<testing::MapStore<std::string, int>>(clock), o);
   EXPECT_EQ(cache.options().ttl, seconds(5));
   EXPECT_EQ(cache.options().write_back.batch, 16u);

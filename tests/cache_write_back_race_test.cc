@@ -122,11 +122,12 @@ struct Db {
     return rows[k];
   }
   Writer<std::string, std::string> writer() {
-    return {.write = [this](std::span<const std::pair<std::string, std::string>> batch) {
-      std::lock_guard<std::mutex> l(mu);
-      for (const auto& [k, v] : batch) rows[k] = v;
-      return absl::OkStatus();
-    },
+    return {.write =
+                [this](std::span<const std::pair<std::string, std::string>> batch) {
+                  std::lock_guard<std::mutex> l(mu);
+                  for (const auto& [k, v] : batch) rows[k] = v;
+                  return absl::OkStatus();
+                },
             .erase = nullptr};
   }
 };

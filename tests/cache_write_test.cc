@@ -6,6 +6,8 @@
 // journal across Cache instances) and write-through ordering. Time is a
 // ManualClock; the flusher is driven with WriteBack::poll() through
 // internal::CacheTestPeer. No sleeps wait for time.
+#include <stdlib.h>
+
 #include <atomic>
 #include <barrier>
 #include <chrono>
@@ -21,8 +23,6 @@
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <stdlib.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -66,32 +66,34 @@ struct Db {
   absl::Status fail_with = absl::UnavailableError("db down");
 
   Writer<std::string, std::string> writer() {
-    return {.write = [this](std::span<const std::pair<std::string, std::string>> batch) {
-              internal::MutexLock l(&mu);
-              ++write_calls;
-              if (fail_next > 0) {
-                --fail_next;
-                return fail_with;
-              }
-              for (const auto& [k, v] : batch) {
-                rows[k] = v;
-                log.push_back({k, v});
-              }
-              return absl::OkStatus();
-            },
-            .erase = [this](std::span<const std::string> keys) {
-              internal::MutexLock l(&mu);
-              ++erase_calls;
-              if (fail_next > 0) {
-                --fail_next;
-                return fail_with;
-              }
-              for (const auto& k : keys) {
-                rows.erase(k);
-                log.push_back({k, std::nullopt});
-              }
-              return absl::OkStatus();
-            }};
+    return {.write =
+                [this](std::span<const std::pair<std::string, std::string>> batch) {
+                  internal::MutexLock l(&mu);
+                  ++write_calls;
+                  if (fail_next > 0) {
+                    --fail_next;
+                    return fail_with;
+                  }
+                  for (const auto& [k, v] : batch) {
+                    rows[k] = v;
+                    log.push_back({k, v});
+                  }
+                  return absl::OkStatus();
+                },
+            .erase =
+                [this](std::span<const std::string> keys) {
+                  internal::MutexLock l(&mu);
+                  ++erase_calls;
+                  if (fail_next > 0) {
+                    --fail_next;
+                    return fail_with;
+                  }
+                  for (const auto& k : keys) {
+                    rows.erase(k);
+                    log.push_back({k, std::nullopt});
+                  }
+                  return absl::OkStatus();
+                }};
   }
   std::optional<std::string> row(const std::string& k) {
     internal::MutexLock l(&mu);
@@ -137,7 +139,8 @@ TEST(CacheWriteTest, WriteBackOptionsAreValidated) {
     }
   };
   using O = CacheOptions<std::string, std::string>;
-  expect_throw([](O& o) { o.writer.write = nullptr; }, "write_mode = kWriteBack needs writer.write");
+  expect_throw([](O& o) { o.writer.write = nullptr; },
+               "write_mode = kWriteBack needs writer.write");
   expect_throw([](O& o) { o.write_back.batch = 0; }, "write_back.batch");
   expect_throw([](O& o) { o.write_back.max_dirty = 0; }, "write_back.max_dirty");
   expect_throw([](O& o) { o.write_back.delay = milliseconds(-1); }, "write_back.delay");
@@ -166,7 +169,9 @@ TEST(CacheWriteTest, WriteBackOptionsAreValidated) {
   CacheOptions<std::string, NoCodec> o;
   o.clock = clock;
   o.write_mode = WriteMode::kWriteBack;
-  o.writer.write = [](std::span<const std::pair<std::string, NoCodec>>) { return absl::OkStatus(); };
+  o.writer.write = [](std::span<const std::pair<std::string, NoCodec>>) {
+    return absl::OkStatus();
+  };
   o.write_back.journal = "/tmp/never-created";
   try {
     Cache<std::string, NoCodec> c(std::make_shared<testing::MapStore<std::string, NoCodec>>(clock),
@@ -178,7 +183,8 @@ TEST(CacheWriteTest, WriteBackOptionsAreValidated) {
   }
   // Without a journal, a type without a codec is fine.
   o.write_back.journal.clear();
-  Cache<std::string, NoCodec> c(std::make_shared<testing::MapStore<std::string, NoCodec>>(clock), o);
+  Cache<std::string, NoCodec> c(std::make_shared<testing::MapStore<std::string, NoCodec>>(clock),
+                                o);
   EXPECT_TRUE(c.put("k", NoCodec{1, {}}).ok());
   EXPECT_EQ(c.get_if_present("k")->x, 1);
 }
@@ -426,18 +432,19 @@ TEST(CacheWriteTest, DirtyKeysAreNeverLostToEviction) {
     }
     std::vector<std::string> keys;
     for (int i = 0; i < kKeys; i += 7) keys.push_back("k" + std::to_string(i));
-    auto many = cache.get_many(std::span<const std::string>(keys),
-                               [](std::span<const std::string> missing)
-                                   -> absl::flat_hash_map<std::string, std::string> {
-                                 ADD_FAILURE() << "batch loader called for " << missing.size();
-                                 return {};
-                               });
+    auto many = cache.get_many(
+        std::span<const std::string>(keys),
+        [](std::span<const std::string> missing) -> absl::flat_hash_map<std::string, std::string> {
+          ADD_FAILURE() << "batch loader called for " << missing.size();
+          return {};
+        });
     ASSERT_TRUE(many.ok());
     EXPECT_EQ(many->size(), keys.size());
     ASSERT_TRUE(cache.flush().ok());
     internal::MutexLock l(&db.mu);
     ASSERT_EQ(db.rows.size(), static_cast<std::size_t>(kKeys));
-    for (int i = 0; i < kKeys; ++i) EXPECT_EQ(db.rows["k" + std::to_string(i)], "v" + std::to_string(i));
+    for (int i = 0; i < kKeys; ++i)
+      EXPECT_EQ(db.rows["k" + std::to_string(i)], "v" + std::to_string(i));
   }
   executor->run_all();
 }
@@ -486,12 +493,12 @@ TEST(CacheWriteTest, EraseIsOrderedAfterEarlierPuts) {
   EXPECT_EQ(cache.get_if_present("k"), std::nullopt);
   EXPECT_EQ(cache.get_or_load("k", no_loader()).status().code(), absl::StatusCode::kNotFound);
   std::vector<std::string> keys = {"k"};
-  auto many = cache.get_many(std::span<const std::string>(keys),
-                             [](std::span<const std::string>)
-                                 -> absl::flat_hash_map<std::string, std::string> {
-                               ADD_FAILURE() << "batch loader called";
-                               return {};
-                             });
+  auto many = cache.get_many(
+      std::span<const std::string>(keys),
+      [](std::span<const std::string>) -> absl::flat_hash_map<std::string, std::string> {
+        ADD_FAILURE() << "batch loader called";
+        return {};
+      });
   ASSERT_TRUE(many.ok());
   EXPECT_TRUE(many->empty());
   ASSERT_TRUE(cache.flush().ok());

@@ -93,12 +93,14 @@ TEST(ClockTest, UnixMillisRangeIsWhatATimePointHolds) {
 }
 
 TEST(ClockTest, OutOfRangeMillisAreRefusedOrSaturateNeverOverflow) {
-  for (std::int64_t ms : {kI64Min, kI64Min + 1, kMinUnixMillis - 1, std::int64_t{-9'223'372'036'855}}) {
+  for (std::int64_t ms :
+       {kI64Min, kI64Min + 1, kMinUnixMillis - 1, std::int64_t{-9'223'372'036'855}}) {
     EXPECT_FALSE(from_unix_millis_checked(ms).has_value()) << ms;
     EXPECT_EQ(from_unix_millis(ms), TimePoint::min()) << ms;
   }
   // 1.05e13 ms: the stale_until with bit 43 flipped (after 2262).
-  for (std::int64_t ms : {kI64Max, kI64Max - 1, kMaxUnixMillis + 1, std::int64_t{10'496'376'060'000}}) {
+  for (std::int64_t ms :
+       {kI64Max, kI64Max - 1, kMaxUnixMillis + 1, std::int64_t{10'496'376'060'000}}) {
     EXPECT_FALSE(from_unix_millis_checked(ms).has_value()) << ms;
     EXPECT_EQ(from_unix_millis(ms), TimePoint::max()) << ms;
   }

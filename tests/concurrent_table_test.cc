@@ -44,7 +44,8 @@ class MiniMap {
   // Reader side.
   bool get(std::uint64_t k, std::uint64_t& v) const {
     Epoch::Guard g;
-    const std::uint32_t id = table_.find(hash32(k), [&](std::uint32_t i) { return slab_.payload(i)->key == k; });
+    const std::uint32_t id =
+        table_.find(hash32(k), [&](std::uint32_t i) { return slab_.payload(i)->key == k; });
     if (id == ConcurrentIdTable::kNone) return false;
     v = slab_.payload(id)->value;
     return true;
@@ -54,7 +55,8 @@ class MiniMap {
   void put(std::uint64_t k, std::uint64_t v) {
     const std::uint32_t h = hash32(k);
     const std::uint32_t old = find(k);
-    const std::uint32_t id = slab_.allocate(ConcurrentIdTable::kMaxIds, retire_fn(&Slab::free_directory));
+    const std::uint32_t id =
+        slab_.allocate(ConcurrentIdTable::kMaxIds, retire_fn(&Slab::free_directory));
     Node* n = slab_.payload(id);
     n->key = k;
     n->value = v;
@@ -62,8 +64,9 @@ class MiniMap {
       ASSERT_TRUE(table_.replace(h, old, id));
       retire(old);
     } else {
-      table_.insert(h, id, [&](std::uint32_t i) { return hash32(slab_.payload(i)->key); },
-                    retire_fn(&ConcurrentIdTable::free_array));
+      table_.insert(
+          h, id, [&](std::uint32_t i) { return hash32(slab_.payload(i)->key); },
+          retire_fn(&ConcurrentIdTable::free_array));
     }
     reclaim();
   }
@@ -238,8 +241,8 @@ TEST(ConcurrentTableTest, StressReadersAgainstWriter) {
         const std::uint64_t k = x % kKeys;
         std::uint64_t v = 0;
         const bool hit = m.get(k, v);
-        if (k % 2 == 0 && !hit) bad.fetch_add(1);           // never missing
-        if (hit && v / 3 != k) bad.fetch_add(1);            // never another key's / freed
+        if (k % 2 == 0 && !hit) bad.fetch_add(1);  // never missing
+        if (hit && v / 3 != k) bad.fetch_add(1);   // never another key's / freed
         if (hit) found.fetch_add(1, std::memory_order_relaxed);
       }
     });

@@ -5,11 +5,11 @@
 // TSan and ASan: a use-after-free or a missing happens-before fails it).
 #include "larder/internal/epoch.h"
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <barrier>
-#include <latch>
 #include <cstdint>
+#include <latch>
 #include <memory>
 #include <thread>
 #include <vector>

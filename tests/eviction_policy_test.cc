@@ -246,7 +246,8 @@ TEST(EvictionPolicyTest, ShadowsReplicateFixedWindowPolicies) {
   for (int i = 0; i < 30'000; ++i) {
     // Phases of recency (a sliding range) and of frequency (a hot set + noise).
     const std::uint64_t r = next_random(x);
-    const std::uint64_t k = (i / 5000) % 2 == 0 ? (i / 4) + r % 150 : (r % 3 == 0 ? r % 5000 : r % 250);
+    const std::uint64_t k =
+        (i / 5000) % 2 == 0 ? (i / 4) + r % 150 : (r % 3 == 0 ? r % 5000 : r % 250);
     adaptive.access(k);
     for (auto& h : fixed) h->access(k);
     if (i % 1000 != 999) continue;

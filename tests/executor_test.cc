@@ -29,8 +29,8 @@ TEST(ThreadPoolExecutorTest, RunsEveryTask) {
 }
 
 TEST(ThreadPoolExecutorTest, RejectsWhenTheQueueIsFullWithoutBlocking) {
-  auto pool = std::make_unique<ThreadPoolExecutor>(
-      ThreadPoolOptions{.threads = 1, .queue_capacity = 2});
+  auto pool =
+      std::make_unique<ThreadPoolExecutor>(ThreadPoolOptions{.threads = 1, .queue_capacity = 2});
   std::latch started(1), release(1);
   std::atomic<int> ran{0};
   ASSERT_TRUE(pool->try_execute([&] {

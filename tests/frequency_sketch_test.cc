@@ -54,7 +54,8 @@ TEST(FrequencySketchTest, BlockLayoutBehavesLikeTheSpreadOne) {
   // A load of n distinct keys: few are overestimated.
   for (std::uint64_t k = 1000; k < 1000 + n; ++k) s.increment(mix_hash(k));
   int overestimated = 0;
-  for (std::uint64_t k = 1000; k < 1000 + 10'000; ++k) overestimated += s.frequency(mix_hash(k)) > 2;
+  for (std::uint64_t k = 1000; k < 1000 + 10'000; ++k)
+    overestimated += s.frequency(mix_hash(k)) > 2;
   EXPECT_LT(overestimated, 200);
   // Aging: sample_size increments halve every counter.
   const std::uint64_t hot = mix_hash(1);

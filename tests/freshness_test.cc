@@ -68,8 +68,8 @@ TEST_F(FreshnessTest, FallsBackOnlyWithStaleIfErrorAndBeforeStaleUntil) {
 }
 
 TEST_F(FreshnessTest, FailSafeKeepsTheStaleValueFreshForTheBackoffButNotPastStaleUntil) {
-  Freshness<int> f(
-      {.ttl = seconds(10), .stale_if_error = seconds(5), .error_backoff = seconds(2)}, clock_);
+  Freshness<int> f({.ttl = seconds(10), .stale_if_error = seconds(5), .error_backoff = seconds(2)},
+                   clock_);
   const std::optional<Entry<int>> stale = f.make_entry(9, t0());
   std::optional<Entry<int>> kept = f.fail_safe(stale, t0() + seconds(11));
   ASSERT_TRUE(kept.has_value());

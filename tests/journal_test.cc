@@ -10,11 +10,11 @@
 #include <barrier>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <random>
 #include <set>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,21 +66,22 @@ std::unique_ptr<Journal> open_empty(const std::string& path, JournalOptions o = 
 
 TEST(Crc32cTest, KnownVectors) {
   EXPECT_EQ(crc32c(""), 0u);
-  EXPECT_EQ(crc32c("123456789"), 0xE3069283u);  // the standard check value
+  EXPECT_EQ(crc32c("123456789"), 0xE3069283u);            // the standard check value
   EXPECT_EQ(crc32c(std::string(32, '\0')), 0x8A9136AAu);  // RFC 3720 B.4
   EXPECT_EQ(crc32c(std::string(32, '\xff')), 0x62A8AB43u);
   const std::string s = "The quick brown fox jumps over the lazy dog";
   for (std::size_t cut = 0; cut <= s.size(); ++cut) {
-    EXPECT_EQ(crc32c_extend(crc32c(std::string_view(s).substr(0, cut)),
-                            std::string_view(s).substr(cut)),
-              crc32c(s));
+    EXPECT_EQ(
+        crc32c_extend(crc32c(std::string_view(s).substr(0, cut)), std::string_view(s).substr(cut)),
+        crc32c(s));
   }
 }
 
 TEST(JournalTest, RoundTripInOrder) {
   TempDir dir;
   const std::string path = dir.file("wb");
-  for (FsyncPolicy p : {FsyncPolicy::kEveryWrite, FsyncPolicy::kEveryInterval, FsyncPolicy::kNever}) {
+  for (FsyncPolicy p :
+       {FsyncPolicy::kEveryWrite, FsyncPolicy::kEveryInterval, FsyncPolicy::kNever}) {
     std::error_code ec;
     for (const std::string& f : Journal::segment_files(path)) fs::remove(f, ec);
     JournalOptions o{.fsync = p, .fsync_interval = std::chrono::milliseconds(5)};
@@ -103,7 +104,8 @@ TEST(JournalTest, RoundTripInOrder) {
       EXPECT_EQ(got[static_cast<std::size_t>(i)].type, JournalRecordType::kPut);
       EXPECT_EQ(got[static_cast<std::size_t>(i)].seq, static_cast<std::uint64_t>(i + 1));
       EXPECT_EQ(got[static_cast<std::size_t>(i)].key, "k" + std::to_string(i % 7));
-      EXPECT_EQ(got[static_cast<std::size_t>(i)].value, std::string(static_cast<std::size_t>(i), 'v'));
+      EXPECT_EQ(got[static_cast<std::size_t>(i)].value,
+                std::string(static_cast<std::size_t>(i), 'v'));
     }
     EXPECT_EQ(got[100].type, JournalRecordType::kErase);
     EXPECT_EQ(got[100].key, "k3");
@@ -117,7 +119,10 @@ TEST(JournalTest, RoundTripInOrder) {
 TEST(JournalTest, SequenceContinuesAfterReopen) {
   TempDir dir;
   const std::string path = dir.file("wb");
-  { auto j = open_empty(path); ASSERT_TRUE(j->append(JournalRecordType::kPut, "a", "1").ok()); }
+  {
+    auto j = open_empty(path);
+    ASSERT_TRUE(j->append(JournalRecordType::kPut, "a", "1").ok());
+  }
   std::unique_ptr<Journal> j;
   ASSERT_EQ(replay_all(path, {}, nullptr, &j).size(), 1u);
   auto seq = j->append(JournalRecordType::kPut, "b", "2");
@@ -193,7 +198,8 @@ TEST(JournalTest, GroupCommitSharesOneWrite) {
   for (std::size_t i = 0; i < got.size(); ++i) {
     EXPECT_EQ(got[i].seq, i + 1);
     const int t = got[i].key[1] - '0';
-    EXPECT_EQ(got[i].value, std::to_string(next[static_cast<std::size_t>(t)]++));  // per-thread order kept
+    EXPECT_EQ(got[i].value,
+              std::to_string(next[static_cast<std::size_t>(t)]++));  // per-thread order kept
   }
 }
 
@@ -220,7 +226,8 @@ TEST(JournalTest, ConcurrentAppendsAllLand) {
   }
   EXPECT_LE(s.commits, s.appends);
   std::printf("concurrent appends: %llu records in %llu commits\n",
-              static_cast<unsigned long long>(s.appends), static_cast<unsigned long long>(s.commits));
+              static_cast<unsigned long long>(s.appends),
+              static_cast<unsigned long long>(s.commits));
   std::vector<JournalRecord> got = replay_all(path, {});
   ASSERT_EQ(got.size(), static_cast<std::size_t>(kThreads * kPerThread));
   for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i].seq, i + 1);
@@ -230,7 +237,9 @@ TEST(JournalTest, ConcurrentAppendsAllLand) {
 std::string write_ten(const std::string& path) {
   auto j = open_empty(path);
   for (int i = 0; i < 10; ++i) {
-    EXPECT_TRUE(j->append(JournalRecordType::kPut, "key" + std::to_string(i), "value" + std::to_string(i)).ok());
+    EXPECT_TRUE(
+        j->append(JournalRecordType::kPut, "key" + std::to_string(i), "value" + std::to_string(i))
+            .ok());
   }
   return Journal::segment_files(path).back();
 }
@@ -246,7 +255,8 @@ TEST(JournalTest, TornTailIsCountedAndNeverApplied) {
     std::vector<JournalRecord> got = replay_all(path, {}, &rs);
     // Each open started an empty segment; remove it so this segment stays last.
     std::error_code ec;
-    for (const std::string& f : Journal::segment_files(path)) if (f != seg) fs::remove(f, ec);
+    for (const std::string& f : Journal::segment_files(path))
+      if (f != seg) fs::remove(f, ec);
     ASSERT_EQ(got.size(), 9u) << "cut " << cut;
     EXPECT_EQ(got.back().key, "key8");
     EXPECT_EQ(rs.torn, 1u);
@@ -408,7 +418,6 @@ TEST(JournalTest, OpenRejectsBadOptions) {
   EXPECT_FALSE(Journal::open(dir.file("no/such/dir/x"), {}, noop).ok());
 }
 
-
 // ---- checkpoints: a restart replays only what was not acknowledged ----
 
 std::vector<std::uint64_t> seqs(const std::vector<JournalRecord>& rs) {
@@ -427,7 +436,8 @@ std::vector<std::uint64_t> range(std::uint64_t from, std::uint64_t to) {  // [fr
 std::uint64_t append_n(Journal& j, int n, const std::string& prefix = "k") {
   std::uint64_t last = 0;
   for (int i = 0; i < n; ++i) {
-    auto seq = j.append(JournalRecordType::kPut, prefix + std::to_string(i), "v" + std::to_string(i));
+    auto seq =
+        j.append(JournalRecordType::kPut, prefix + std::to_string(i), "v" + std::to_string(i));
     EXPECT_TRUE(seq.ok()) << seq.status();
     if (seq.ok()) last = *seq;
   }
@@ -612,9 +622,8 @@ TEST(JournalCheckpointTest, ActiveSegmentRollsByAge) {
   TempDir dir;
   const std::string path = dir.file("wb");
   auto clock = std::make_shared<ManualClock>();
-  JournalOptions o{.fsync = FsyncPolicy::kNever,
-                   .segment_age = std::chrono::milliseconds(1000),
-                   .clock = clock};
+  JournalOptions o{
+      .fsync = FsyncPolicy::kNever, .segment_age = std::chrono::milliseconds(1000), .clock = clock};
   auto j = open_empty(path, o);
   const std::uint64_t first = append_n(*j, 3);
   clock->advance(std::chrono::milliseconds(999));
@@ -753,7 +762,8 @@ TEST(JournalTest, RandomDamageIsNeverTrusted) {
   {
     auto j = open_empty(path, {.fsync = FsyncPolicy::kNever});
     for (int i = 0; i < 40; ++i) {
-      auto seq = j->append(JournalRecordType::kPut, "k" + std::to_string(i), std::string(i % 7, 'v'));
+      auto seq =
+          j->append(JournalRecordType::kPut, "k" + std::to_string(i), std::string(i % 7, 'v'));
       ASSERT_TRUE(seq.ok());
       if (i % 10 == 9) {
         ASSERT_TRUE(j->enqueue_checkpoint(*seq - 3));
@@ -782,7 +792,8 @@ TEST(JournalTest, RandomDamageIsNeverTrusted) {
         data.resize(rng() % data.size());
         break;
       default:
-        for (int n = static_cast<int>(rng() % 64); n > 0; --n) data.push_back(static_cast<char>(rng()));
+        for (int n = static_cast<int>(rng() % 64); n > 0; --n)
+          data.push_back(static_cast<char>(rng()));
         break;
     }
     TempDir d2;

@@ -25,7 +25,7 @@ TEST(KeyTurnsTest, ReentryByTheHolderIsRefusedAtOnce) {
   auto t = turns.acquire("k");
   ASSERT_TRUE(t.has_value());
   EXPECT_FALSE(turns.acquire("k").has_value());  // would wait for itself
-  auto other = turns.acquire("j");                // another key: no wait
+  auto other = turns.acquire("j");               // another key: no wait
   EXPECT_TRUE(other.has_value());
 }
 

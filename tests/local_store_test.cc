@@ -6,8 +6,8 @@
 
 #include <atomic>
 #include <barrier>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -68,9 +68,10 @@ TEST(LocalStoreTest, RejectsConflictingOptions) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("max_weight"), std::string::npos) << e.what();
   }
-  EXPECT_THROW((LocalStore<int, int>(LocalStoreOptions{.max_entries = 10},
-                                     {.weigher = [](const int&, const int&) { return std::size_t{1}; }})),
-               std::invalid_argument);
+  EXPECT_THROW(
+      (LocalStore<int, int>(LocalStoreOptions{.max_entries = 10},
+                            {.weigher = [](const int&, const int&) { return std::size_t{1}; }})),
+      std::invalid_argument);
   EXPECT_THROW((LocalStore<int, int>(LocalStoreOptions{.max_entries = 4, .shards = 8})),
                std::invalid_argument);
 }
@@ -106,10 +107,10 @@ TEST(LocalStoreTest, BoundRespectedUnderConcurrentInserts) {
 
 TEST(LocalStoreTest, LruEvictsLeastRecentlyUsedInOrder) {
   Fixture f;
-  LocalStore<int, int> s({.max_entries = 3, .shards = 1, .clock = f.clock,
-                          .policy = EvictionPolicy::kLru});
+  LocalStore<int, int> s(
+      {.max_entries = 3, .shards = 1, .clock = f.clock, .policy = EvictionPolicy::kLru});
   for (int k : {1, 2, 3}) ASSERT_TRUE(s.put(k, f.entry(k)).ok());
-  ASSERT_TRUE(s.get(1)->has_value());  // order now 2, 3, 1
+  ASSERT_TRUE(s.get(1)->has_value());      // order now 2, 3, 1
   ASSERT_TRUE(s.put(4, f.entry(4)).ok());  // evicts 2
   EXPECT_FALSE(has(s, 2));
   ASSERT_TRUE(s.put(5, f.entry(5)).ok());  // evicts 3
@@ -124,8 +125,8 @@ TEST(LocalStoreTest, LruEvictsLeastRecentlyUsedInOrder) {
 
 TEST(LocalStoreTest, PeekIsQuiet) {
   Fixture f;
-  LocalStore<int, int> s({.max_entries = 2, .shards = 1, .clock = f.clock,
-                          .policy = EvictionPolicy::kLru});
+  LocalStore<int, int> s(
+      {.max_entries = 2, .shards = 1, .clock = f.clock, .policy = EvictionPolicy::kLru});
   ASSERT_TRUE(s.put(1, f.entry(1)).ok());
   ASSERT_TRUE(s.put(2, f.entry(2)).ok());
   EXPECT_TRUE(s.peek(1).has_value());  // not an access: 1 stays least recent
@@ -152,13 +153,15 @@ void HotSetSurvivesScan(EvictionPolicy policy) {
   EXPECT_GE(kept, 95) << "hot set flushed by a scan";
 }
 
-TEST(LocalStoreTest, HotSetSurvivesScanAdaptive) { HotSetSurvivesScan(EvictionPolicy::kAdaptiveTinyLfu); }
+TEST(LocalStoreTest, HotSetSurvivesScanAdaptive) {
+  HotSetSurvivesScan(EvictionPolicy::kAdaptiveTinyLfu);
+}
 TEST(LocalStoreTest, HotSetSurvivesScanTinyLfu) { HotSetSurvivesScan(EvictionPolicy::kTinyLfu); }
 
 TEST(LocalStoreTest, LruIsFlushedByScan) {
   Fixture f;
-  LocalStore<int, int> s({.max_entries = 200, .shards = 1, .clock = f.clock,
-                          .policy = EvictionPolicy::kLru});
+  LocalStore<int, int> s(
+      {.max_entries = 200, .shards = 1, .clock = f.clock, .policy = EvictionPolicy::kLru});
   for (int k = 0; k < 100; ++k) (void)s.put(k, f.entry(k));
   for (int k = 1000; k < 1300; ++k) (void)s.put(k, f.entry(k));
   for (int k = 0; k < 100; ++k) EXPECT_FALSE(has(s, k));
@@ -167,7 +170,8 @@ TEST(LocalStoreTest, LruIsFlushedByScan) {
 TEST(LocalStoreTest, ExpiredIsMissAndCounted) {
   Fixture f;
   Recorder rec;
-  LocalStore<int, int> s({.max_entries = 10, .shards = 1, .clock = f.clock}, {.on_removal = rec.listener()});
+  LocalStore<int, int> s({.max_entries = 10, .shards = 1, .clock = f.clock},
+                         {.on_removal = rec.listener()});
   ASSERT_TRUE(s.put(1, f.entry(1, seconds(10))).ok());
   f.clock->advance(seconds(6));  // stale, returned
   auto got = s.get(1);
@@ -187,7 +191,8 @@ TEST(LocalStoreTest, ExpiredIsMissAndCounted) {
 TEST(LocalStoreTest, ExpiredEntriesAreReclaimedWithoutBeingRead) {
   Fixture f;
   Recorder rec;
-  LocalStore<int, int> s({.max_entries = 10'000, .shards = 2, .clock = f.clock}, {.on_removal = rec.listener()});
+  LocalStore<int, int> s({.max_entries = 10'000, .shards = 2, .clock = f.clock},
+                         {.on_removal = rec.listener()});
   for (int k = 0; k < 1000; ++k) ASSERT_TRUE(s.put(k, f.entry(k, seconds(5 + k % 50))).ok());
   for (int k = 1000; k < 1100; ++k) ASSERT_TRUE(s.put(k, f.entry(k, hours(10))).ok());
   EXPECT_EQ(s.size(), 1100u);
@@ -233,7 +238,8 @@ TEST(LocalStoreTest, FarFutureAndUpdatedDeadlines) {
 TEST(LocalStoreTest, PutsWithoutDeadlinesStillDriveTheWheel) {
   Fixture f;
   Recorder rec;
-  LocalStore<int, int> s({.max_entries = 100, .shards = 1, .clock = f.clock}, {.on_removal = rec.listener()});
+  LocalStore<int, int> s({.max_entries = 100, .shards = 1, .clock = f.clock},
+                         {.on_removal = rec.listener()});
   for (int k = 0; k < 10; ++k) ASSERT_TRUE(s.put(k, {k, TimePoint::max(), TimePoint::max()}).ok());
   f.clock->advance(hours(5));  // the wheel was not advanced meanwhile
   ASSERT_TRUE(s.put(100, f.entry(100, seconds(5))).ok());
@@ -274,7 +280,8 @@ TEST(LocalStoreTest, MissesAloneReclaimExpiredEntries) {
 TEST(LocalStoreTest, HitOnExpiringEntryReclaimsOthers) {
   Fixture f;
   Recorder rec;
-  LocalStore<int, int> s({.max_entries = 1'000, .shards = 1, .clock = f.clock}, {.on_removal = rec.listener()});
+  LocalStore<int, int> s({.max_entries = 1'000, .shards = 1, .clock = f.clock},
+                         {.on_removal = rec.listener()});
   for (int k = 0; k < 100; ++k) ASSERT_TRUE(s.put(k, f.entry(k, seconds(2))).ok());
   ASSERT_TRUE(s.put(500, f.entry(500, hours(1))).ok());
   ASSERT_TRUE(s.put(501, {501, TimePoint::max(), TimePoint::max()}).ok());
@@ -331,7 +338,8 @@ TEST(LocalStoreTest, ScheduledMaintenanceReclaimsAnIdleStore) {
     ASSERT_TRUE(s.put(k, f.entry(k, ttl)).ok());
     deadline[k] = start + ttl;
   }
-  for (int k = 1'000; k < 1'010; ++k) ASSERT_TRUE(s.put(k, {k, TimePoint::max(), TimePoint::max()}).ok());
+  for (int k = 1'000; k < 1'010; ++k)
+    ASSERT_TRUE(s.put(k, {k, TimePoint::max(), TimePoint::max()}).ok());
   ASSERT_TRUE(scheduler->next().has_value());
   EXPECT_LE(*scheduler->next(), start + seconds(3));
   const auto step = milliseconds(100);
@@ -387,7 +395,8 @@ TEST(LocalStoreTest, ScheduledMaintenanceFollowsEarlierDeadlinesAndOutlivesNothi
 
   auto closed = std::make_shared<testing::ManualScheduler>();
   closed->close();
-  LocalStore<int, int> s({.max_entries = 100, .shards = 1, .clock = f.clock, .maintenance = closed});
+  LocalStore<int, int> s(
+      {.max_entries = 100, .shards = 1, .clock = f.clock, .maintenance = closed});
   ASSERT_TRUE(s.put(1, f.entry(1, seconds(2))).ok());  // refused: nothing breaks
   ASSERT_TRUE(s.put(2, f.entry(2, seconds(2))).ok());
   EXPECT_EQ(closed->scheduled(), 0u);
@@ -410,9 +419,10 @@ TEST(LocalStoreTest, PutOfExpiredEntryRemovesOld) {
 TEST(LocalStoreTest, WeigherBoundsTotalWeight) {
   Fixture f;
   Recorder rec;
-  LocalStore<int, int> s({.max_entries = 100, .max_weight = 100, .shards = 1, .clock = f.clock},
-                         {.weigher = [](const int&, const int& v) { return static_cast<std::size_t>(v); },
-                          .on_removal = rec.listener()});
+  LocalStore<int, int> s(
+      {.max_entries = 100, .max_weight = 100, .shards = 1, .clock = f.clock},
+      {.weigher = [](const int&, const int& v) { return static_cast<std::size_t>(v); },
+       .on_removal = rec.listener()});
   for (int k = 0; k < 50; ++k) {
     ASSERT_TRUE(s.put(k, f.entry(1 + k % 10)).ok());
     ASSERT_LE(s.weight(), 100u);
@@ -435,22 +445,22 @@ TEST(LocalStoreTest, ListenerSeesEveryCauseOutsideTheLock) {
   std::vector<std::tuple<int, int, RemovalCause>> events;
   std::unique_ptr<LocalStore<int, int>> s;
   s = std::make_unique<LocalStore<int, int>>(
-      LocalStoreOptions{.max_entries = 2, .shards = 1, .clock = f.clock,
-                        .policy = EvictionPolicy::kLru},
+      LocalStoreOptions{
+          .max_entries = 2, .shards = 1, .clock = f.clock, .policy = EvictionPolicy::kLru},
       LocalStoreCallbacks<int, int>{.on_removal = [&](const int& k, const int& v, RemovalCause c) {
         events.emplace_back(k, v, c);
         // Calling back into the store from the listener must not deadlock.
         (void)s->peek(k);
       }});
   ASSERT_TRUE(s->put(1, f.entry(10)).ok());
-  ASSERT_TRUE(s->put(1, f.entry(11)).ok());         // replaced 10
+  ASSERT_TRUE(s->put(1, f.entry(11)).ok());  // replaced 10
   ASSERT_TRUE(s->put(2, f.entry(20, seconds(2))).ok());
-  ASSERT_TRUE(s->put(3, f.entry(30)).ok());         // evicts 1 (LRU)
-  ASSERT_TRUE(s->erase(3).ok());                    // explicit
+  ASSERT_TRUE(s->put(3, f.entry(30)).ok());  // evicts 1 (LRU)
+  ASSERT_TRUE(s->erase(3).ok());             // explicit
   f.clock->advance(seconds(3));
-  s->cleanup();                                     // 2 expired
+  s->cleanup();  // 2 expired
   ASSERT_TRUE(s->put(4, f.entry(40)).ok());
-  ASSERT_TRUE(s->clear().ok());                     // explicit
+  ASSERT_TRUE(s->clear().ok());  // explicit
   using E = std::tuple<int, int, RemovalCause>;
   std::vector<E> want{E{1, 10, RemovalCause::kReplaced}, E{1, 11, RemovalCause::kEvicted},
                       E{3, 30, RemovalCause::kExplicit}, E{2, 20, RemovalCause::kExpired},
@@ -575,7 +585,8 @@ TEST(LocalStoreTest, ConcurrentMissesAndScheduledMaintenance) {
   auto scheduler = std::make_shared<testing::ManualScheduler>();
   std::atomic<std::uint64_t> expired{0};
   LocalStore<int, std::string> s(
-      LocalStoreOptions{.max_entries = 4'096, .shards = 4, .clock = f.clock, .maintenance = scheduler},
+      LocalStoreOptions{
+          .max_entries = 4'096, .shards = 4, .clock = f.clock, .maintenance = scheduler},
       {.on_removal = [&](const int&, const std::string&, RemovalCause c) {
         if (c == RemovalCause::kExpired) expired.fetch_add(1);
       }});
@@ -590,7 +601,8 @@ TEST(LocalStoreTest, ConcurrentMissesAndScheduledMaintenance) {
       start.arrive_and_wait();
       std::uint64_t x = 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(t + 1);
       // At least 5,000 lookups, and on while the writer works (bounded).
-      for (int i = 0; i < 5'000'000 && (i < 5'000 || writing.load(std::memory_order_relaxed)); ++i) {
+      for (int i = 0; i < 5'000'000 && (i < 5'000 || writing.load(std::memory_order_relaxed));
+           ++i) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
@@ -615,7 +627,8 @@ TEST(LocalStoreTest, ConcurrentMissesAndScheduledMaintenance) {
     if (i % 50 == 0) f.clock->advance(milliseconds(10));
     const int k = (i * 7) % 4'096;
     const TimePoint now = f.clock->now();
-    ASSERT_TRUE(s.put(k, {"v" + std::to_string(k), now, now + milliseconds(200 + (i % 2'800))}).ok());
+    ASSERT_TRUE(
+        s.put(k, {"v" + std::to_string(k), now, now + milliseconds(200 + (i % 2'800))}).ok());
   }
   writing.store(false);
   for (int t = 0; t < kReaders; ++t) ts[static_cast<std::size_t>(t)].join();
@@ -643,10 +656,15 @@ TEST(LocalStoreTest, DestroyedWhileMaintenanceRuns) {
   std::atomic<std::uint64_t> expired{0};
   for (int round = 0; round < 40; ++round) {
     auto s = std::make_unique<LocalStore<int, std::string>>(
-        LocalStoreOptions{.max_entries = 1'000, .shards = 2, .clock = f.clock, .maintenance = scheduler},
-        LocalStoreCallbacks<int, std::string>{.on_removal = [&](const int&, const std::string&, RemovalCause) { expired.fetch_add(1); }});
+        LocalStoreOptions{
+            .max_entries = 1'000, .shards = 2, .clock = f.clock, .maintenance = scheduler},
+        LocalStoreCallbacks<int, std::string>{
+            .on_removal = [&](const int&, const std::string&, RemovalCause) {
+              expired.fetch_add(1);
+            }});
     for (int k = 0; k < 500; ++k) {
-      ASSERT_TRUE(s->put(k, {std::string(32, 'x'), f.clock->now(), f.clock->now() + seconds(1)}).ok());
+      ASSERT_TRUE(
+          s->put(k, {std::string(32, 'x'), f.clock->now(), f.clock->now() + seconds(1)}).ok());
     }
     const std::uint64_t before = expired.load();
     f.clock->advance(seconds(3));  // due: the scheduler's thread starts a run
@@ -751,7 +769,8 @@ TEST(LocalStoreTest, InPlaceReplacementsAreNeverTorn) {
   constexpr int kKeys = 8;
   const TimePoint base = f.clock->now() + hours(1);
   auto make = [&](std::uint64_t i) {
-    return Entry<Pair>{{i, i}, base + std::chrono::nanoseconds(i), base + hours(1) + std::chrono::nanoseconds(i)};
+    return Entry<Pair>{
+        {i, i}, base + std::chrono::nanoseconds(i), base + hours(1) + std::chrono::nanoseconds(i)};
   };
   for (int k = 0; k < kKeys; ++k) ASSERT_TRUE(s.put(k, make(0)).ok());
   std::atomic<bool> done{false};
@@ -915,13 +934,14 @@ TEST(LocalStoreTest, UnlockedAndLockedUpdatesRaceWithEvictionsAndReaders) {
 TEST(LocalStoreTest, InPlaceReplacementReschedulesExpiry) {
   Fixture f;
   Recorder rec;
-  LocalStore<int, int> s({.max_entries = 10, .shards = 1, .clock = f.clock}, {.on_removal = rec.listener()});
+  LocalStore<int, int> s({.max_entries = 10, .shards = 1, .clock = f.clock},
+                         {.on_removal = rec.listener()});
   ASSERT_TRUE(s.put(1, f.entry(1, hours(10))).ok());
-  ASSERT_TRUE(s.put(1, f.entry(2, seconds(5))).ok());     // shortened
+  ASSERT_TRUE(s.put(1, f.entry(2, seconds(5))).ok());  // shortened
   ASSERT_TRUE(s.put(2, f.entry(3, seconds(5))).ok());
-  ASSERT_TRUE(s.put(2, f.entry(4, hours(10))).ok());      // extended
+  ASSERT_TRUE(s.put(2, f.entry(4, hours(10))).ok());  // extended
   ASSERT_TRUE(s.put(3, {5, TimePoint::max(), TimePoint::max()}).ok());
-  ASSERT_TRUE(s.put(3, f.entry(6, seconds(5))).ok());     // now finite
+  ASSERT_TRUE(s.put(3, f.entry(6, seconds(5))).ok());  // now finite
   EXPECT_EQ(rec.count(RemovalCause::kReplaced), 3u);
   f.clock->advance(seconds(30));
   s.cleanup();
@@ -938,8 +958,8 @@ TEST(LocalStoreTest, InPlaceReplacementReschedulesExpiry) {
 // keys under LRU evicts the cold ones first, not the keys everyone read).
 TEST(LocalStoreTest, ConcurrentReadersRecordAccessesForThePolicy) {
   Fixture f;
-  LocalStore<int, int> s({.max_entries = 200, .shards = 1, .clock = f.clock,
-                          .policy = EvictionPolicy::kLru});
+  LocalStore<int, int> s(
+      {.max_entries = 200, .shards = 1, .clock = f.clock, .policy = EvictionPolicy::kLru});
   for (int k = 0; k < 200; ++k) ASSERT_TRUE(s.put(k, f.entry(k)).ok());
   constexpr int kReaders = 4;
   constexpr int kReads = 4000;
@@ -988,8 +1008,11 @@ struct LocalStoreFactory {
 };
 struct LocalStoreLruFactory {
   static std::shared_ptr<Store<std::string, std::string>> make(std::shared_ptr<Clock> clock) {
-    return std::make_shared<LocalStore<std::string, std::string>>(LocalStoreOptions{
-        .max_entries = 1000, .shards = 4, .clock = std::move(clock), .policy = EvictionPolicy::kLru});
+    return std::make_shared<LocalStore<std::string, std::string>>(
+        LocalStoreOptions{.max_entries = 1000,
+                          .shards = 4,
+                          .clock = std::move(clock),
+                          .policy = EvictionPolicy::kLru});
   }
 };
 

@@ -180,8 +180,7 @@ TEST(MetricsTest, CacheCountersAndGaugesMatchStats) {
   EXPECT_EQ(s.hist("larder_cache_store_get_duration_seconds{cache=users}").count +
                 s.hist("larder_cache_store_put_duration_seconds{cache=users}").count,
             171 / kEvery);
-  EXPECT_GE(s.hist("larder_cache_store_get_duration_seconds{cache=users}").count,
-            171 / kEvery - 1);
+  EXPECT_GE(s.hist("larder_cache_store_get_duration_seconds{cache=users}").count, 171 / kEvery - 1);
   // The store's own counters, labelled store="store".
   const StoreCounters sc = env.store->counters();
   EXPECT_EQ(s.at("larder_store_hits_total{cache=users,store=store}"), sc.hits);

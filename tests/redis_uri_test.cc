@@ -186,12 +186,12 @@ TEST(RedisUriTest, RejectsEachMalformedPartByName) {
 
 TEST(RedisUriTest, PasswordNeverInAnyMessage) {
   const char* cases[] = {
-      "redis://u:hunter2@h:0",           "redis://u:hunter2@h/x",
-      "redis://:hunter2@h?x=1",          "redis-cluster://u:hunter2@a:1/5",
-      "redis-sentinel://u:hunter2@s1",   "unix://u:hunter2@relative.sock",
-      "rediss://u:hunter2@h",            "redis://u:hunter2@",
-      "redis://u:hun@ter2@h:x",          "redis://hunter2@h",
-      "redis://u:hunter2%zz@h",          "redis-cluster://u:hunter2@a,,b",
+      "redis://u:hunter2@h:0",         "redis://u:hunter2@h/x",
+      "redis://:hunter2@h?x=1",        "redis-cluster://u:hunter2@a:1/5",
+      "redis-sentinel://u:hunter2@s1", "unix://u:hunter2@relative.sock",
+      "rediss://u:hunter2@h",          "redis://u:hunter2@",
+      "redis://u:hun@ter2@h:x",        "redis://hunter2@h",
+      "redis://u:hunter2%zz@h",        "redis-cluster://u:hunter2@a,,b",
   };
   for (const char* uri : cases) {
     absl::StatusOr<RedisOptions> o = parse_redis_uri(uri);

@@ -4,13 +4,12 @@
 // chunks, and the bytes it must refuse rather than misread (issue 10's audit:
 // a key above 2^64-1 used to wrap silently into another key, and any stray
 // byte split a key in two).
-#include "bench/sim/trace_reader.h"
-
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "bench/sim/trace_reader.h"
 #include "gtest/gtest.h"
 
 namespace larder::sim {
@@ -32,8 +31,8 @@ absl::Status parse(const std::string& text, std::vector<std::uint64_t>& keys,
 TEST(TraceParserTest, ReadsKeysAcrossChunkBoundaries) {
   const std::string text = "1\n22\r\n333\n\n18446744073709551615\n0\n 7\t8\n42";
   const std::vector<std::uint64_t> want = {1, 22, 333, 18446744073709551615ull, 0, 7, 8, 42};
-  for (std::size_t chunk : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{7},
-                            text.size()}) {
+  for (std::size_t chunk :
+       {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{7}, text.size()}) {
     std::vector<std::uint64_t> keys;
     ASSERT_TRUE(parse(text, keys, chunk).ok()) << chunk;
     EXPECT_EQ(keys, want) << chunk;

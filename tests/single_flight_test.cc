@@ -52,7 +52,8 @@ TEST(SingleFlightTest, DistinctKeysDoNotWaitOnEachOther) {
   SingleFlight<std::string, int> group;
   auto a = group.join("a");  // held, never finished until the end
   bool joined = true;
-  absl::StatusOr<int> b = group.run("b", [] { return 2; }, &joined);
+  absl::StatusOr<int> b = group.run(
+      "b", [] { return 2; }, &joined);
   EXPECT_FALSE(joined);
   EXPECT_EQ(*b, 2);
   group.finish("a", a.flight, 1);

@@ -258,7 +258,7 @@ TEST_F(TieredStoreTest, OwnPublishDoesNotEraseOwnL1) {
   auto listener = p.bus->subscribe([&](std::string_view k) { heard.emplace_back(k); });
   ASSERT_TRUE(p.a->put("k", entry("v")).ok());
   EXPECT_EQ(heard, std::vector<std::string>{"k"});  // it was published...
-  EXPECT_TRUE(p.l1a->raw("k").has_value());           // ...and A kept its copy
+  EXPECT_TRUE(p.l1a->raw("k").has_value());         // ...and A kept its copy
   EXPECT_EQ(p.a->tiered_counters().invalidations, 0u);
   EXPECT_EQ(p.a->tiered_counters().published, 1u);
   const int l2_gets = p.l2->gets.load();
@@ -269,7 +269,7 @@ TEST_F(TieredStoreTest, OwnPublishDoesNotEraseOwnL1) {
 TEST_F(TieredStoreTest, BatchWritesInvalidateEveryKeyElsewhere) {
   Pair p(clock_);
   std::vector<std::pair<std::string, Entry<std::string>>> items{{"x", entry("1")},
-                                                                 {"y", entry("2")}};
+                                                                {"y", entry("2")}};
   ASSERT_TRUE(p.a->put_many(items).ok());
   const std::vector<std::string> keys{"x", "y"};
   ASSERT_TRUE(p.b->get_many(keys).ok());
@@ -327,7 +327,7 @@ TEST_F(TieredStoreTest, AnInvalidationThatOvertakesAFillVoidsTheFill) {
   // B misses L1 and reads v1 from L2; before B copies it into L1, A writes v2
   // (and publishes, which erases nothing in B yet).
   l2->after_read = [&] { ASSERT_TRUE(p.a->put("k", entry("v2")).ok()); };
-  EXPECT_EQ(value_of(p.b->get("k")), "v1");  // read before the write: fine to return
+  EXPECT_EQ(value_of(p.b->get("k")), "v1");   // read before the write: fine to return
   EXPECT_FALSE(p.l1b->raw("k").has_value());  // but never kept
   EXPECT_EQ(p.b->tiered_counters().fills_voided, 1u);
   EXPECT_EQ(value_of(p.b->get("k")), "v2");
@@ -406,9 +406,9 @@ TEST_F(TieredStoreTest, RejectsNullTiersAndABusWithoutAKeyCodec) {
   EXPECT_NO_THROW(NS(n1, n2));  // no bus: no codec needed
   EXPECT_THROW(NS(n1, n2, std::make_shared<InProcessInvalidationBus>()), std::invalid_argument);
   NS t(n1, n2);
-  ASSERT_TRUE(t.put(NoCodecKey{"k"}, Entry<int>{1, clock_->now() + seconds(1),
-                                                 clock_->now() + seconds(1)})
-                  .ok());
+  ASSERT_TRUE(
+      t.put(NoCodecKey{"k"}, Entry<int>{1, clock_->now() + seconds(1), clock_->now() + seconds(1)})
+          .ok());
   auto got = t.get(NoCodecKey{"k"});
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ((*got)->value, 1);
@@ -485,7 +485,7 @@ TEST_F(TieredStoreTest, AKeyThatDoesNotDecodeIsReportedAndIgnored) {
   auto l1 = std::make_shared<MapStore<std::int64_t, std::string>>(clock_);
   IT t(l1, std::make_shared<MapStore<std::int64_t, std::string>>(clock_), bus, o);
   ASSERT_TRUE(t.put(7, entry("v")).ok());
-  ASSERT_TRUE(bus->publish("abc").ok());  // not a decimal int64
+  ASSERT_TRUE(bus->publish("abc").ok());                              // not a decimal int64
   ASSERT_TRUE(bus->publish(encode_to_string<std::int64_t>(7)).ok());  // 8 raw bytes: neither
   ASSERT_EQ(reported.size(), 2u);
   EXPECT_EQ(reported[0].code(), absl::StatusCode::kDataLoss);

@@ -27,8 +27,8 @@ constexpr std::int64_t kSec = 1'000'000'000;
 
 TEST(TimerWheelTest, ExpiresAtEveryLevelAndNeverEarly) {
   const std::int64_t origin = 1'700'000'000 * kSec;
-  const std::vector<std::int64_t> offsets{kSec / 2, 3 * kSec, 70 * kSec, 2 * 3600 * kSec,
-                                          3 * 86400 * kSec, 30 * 86400 * kSec};
+  const std::vector<std::int64_t> offsets{kSec / 2,        3 * kSec,         70 * kSec,
+                                          2 * 3600 * kSec, 3 * 86400 * kSec, 30 * 86400 * kSec};
   std::vector<Item> items(offsets.size());
   TimerWheel<Items> wheel(origin, Items{&items});
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -127,8 +127,8 @@ TEST(TimerWheelTest, NextDueIsNeverLateAndAdvanceBeforeItDoesNothing) {
   TimerWheel<Items> wheel(origin, Items{&items});
   EXPECT_EQ(wheel.next_due_ns(), kNever);
   std::int64_t now = origin;
-  const std::vector<std::int64_t> spans{kSec, 10 * kSec, 100 * kSec, 2 * 3600 * kSec,
-                                        2 * 86400 * kSec, 20 * 86400 * kSec};
+  const std::vector<std::int64_t> spans{
+      kSec, 10 * kSec, 100 * kSec, 2 * 3600 * kSec, 2 * 86400 * kSec, 20 * 86400 * kSec};
   // eff: the deadline as the wheel files it (a past one counts from the time
   // it was scheduled); tick_end: the end of its level-0 tick.
   std::vector<std::int64_t> eff(items.size(), 0);
@@ -140,7 +140,8 @@ TEST(TimerWheelTest, NextDueIsNeverLateAndAdvanceBeforeItDoesNothing) {
     if (op == 0) {
       if (!it.scheduled()) {
         const std::int64_t span = spans[rng() % spans.size()];
-        it.deadline = now - kSec + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(span));
+        it.deadline =
+            now - kSec + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(span));
         eff[id] = std::max(it.deadline, now);
         wheel.schedule(id);
       }
@@ -154,8 +155,8 @@ TEST(TimerWheelTest, NextDueIsNeverLateAndAdvanceBeforeItDoesNothing) {
         }
       }
       const std::int64_t due = wheel.next_due_ns();
-      std::int64_t to = now + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(
-                                  spans[rng() % spans.size()]));
+      std::int64_t to = now + static_cast<std::int64_t>(
+                                  rng() % static_cast<std::uint64_t>(spans[rng() % spans.size()]));
       if (op == 2 && due != kNever && due > now + 1) to = std::min(to, due - 1);
       int expired = 0;
       wheel.advance(to, [&](std::uint32_t e) {
@@ -182,8 +183,8 @@ TEST(TimerWheelTest, NextDueFollowsTheEarliestBucket) {
   std::vector<Item> items(2);
   TimerWheel<Items> wheel(0, Items{&items});
   constexpr std::int64_t kTick = std::int64_t{1} << 30;
-  items[0].deadline = 5 * kTick + 10;   // level 0, tick 5: due when tick 5 ends
-  items[1].deadline = 100 * kTick;      // level 1 (beyond 64 ticks): cascades when its tick begins
+  items[0].deadline = 5 * kTick + 10;  // level 0, tick 5: due when tick 5 ends
+  items[1].deadline = 100 * kTick;     // level 1 (beyond 64 ticks): cascades when its tick begins
   wheel.schedule(1);
   EXPECT_EQ(wheel.next_due_ns(), 64 * kTick);  // level-1 tick 1 begins at 2^36
   wheel.schedule(0);

@@ -107,7 +107,6 @@ TEST(WriteBackBounds, FailingWriterKeepsDirtyKeysAndJournalBounded) {
   EXPECT_LE(peak, bound);
 }
 
-
 // One key that never writes pins the low-water mark at its record while
 // 20,000 other keys come and go (a Writer slower than the puts, so the dirty
 // set stays full): the journal relogs the stuck key and stays bounded, and

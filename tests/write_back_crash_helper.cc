@@ -41,11 +41,15 @@ using larder::internal::FsyncPolicy;
 using Wb = larder::internal::WriteBack<std::string, std::int64_t>;
 
 Wb::Options options(const std::string& journal, FsyncPolicy policy) {
-  return {.delay = std::chrono::milliseconds(2), .max_batch = 8, .max_dirty = 1000,
-          .journal_path = journal, .fsync = policy,
+  return {.delay = std::chrono::milliseconds(2),
+          .max_batch = 8,
+          .max_dirty = 1000,
+          .journal_path = journal,
+          .fsync = policy,
           .fsync_interval = std::chrono::milliseconds(5),
           .journal_segment_bytes = 4096,  // rotate and compact often
-          .retry_base = std::chrono::milliseconds(1), .retry_max = std::chrono::milliseconds(10)};
+          .retry_base = std::chrono::milliseconds(1),
+          .retry_max = std::chrono::milliseconds(10)};
 }
 
 int run(const std::string& journal, const std::string& sor, std::int64_t first, FsyncPolicy p) {
@@ -96,11 +100,11 @@ int recover(const std::string& journal, const std::string& sor) {
   larder::testing::end_torn_line(sor);
   Wb wb(larder::testing::file_sor_writer(sor), options(journal, FsyncPolicy::kEveryWrite));
   const larder::internal::WriteBackStats st = wb.stats();
-  std::fprintf(stderr, "recover: replayed %llu records, torn %llu, corrupt %llu, undecodable %llu\n",
-               static_cast<unsigned long long>(st.replayed),
-               static_cast<unsigned long long>(st.replay_torn),
-               static_cast<unsigned long long>(st.replay_corrupt),
-               static_cast<unsigned long long>(st.replay_undecodable));
+  std::fprintf(
+      stderr, "recover: replayed %llu records, torn %llu, corrupt %llu, undecodable %llu\n",
+      static_cast<unsigned long long>(st.replayed), static_cast<unsigned long long>(st.replay_torn),
+      static_cast<unsigned long long>(st.replay_corrupt),
+      static_cast<unsigned long long>(st.replay_undecodable));
   larder::testing::report_replayed(st.replayed);
   absl::Status s = wb.flush();
   if (!s.ok()) {
@@ -121,7 +125,9 @@ int main(int argc, char** argv) {
   if (argc >= 6 && std::strcmp(argv[1], "flushed") == 0) {
     return flushed(argv[2], argv[3], std::atoi(argv[4]), std::atoi(argv[5]));
   }
-  std::fprintf(stderr, "usage: %s run <journal> <sor> <first> <every|interval|never>\n"
-                       "       %s recover <journal> <sor>\n", argv[0], argv[0]);
+  std::fprintf(stderr,
+               "usage: %s run <journal> <sor> <first> <every|interval|never>\n"
+               "       %s recover <journal> <sor>\n",
+               argv[0], argv[0]);
   return 2;
 }

@@ -69,25 +69,57 @@ class Recorder {
   }
 
   static bool contains(std::span<const std::pair<std::string, int>> b, const std::string& k) {
-    for (const auto& p : b) if (p.first == k) return true;
+    for (const auto& p : b)
+      if (p.first == k) return true;
     return false;
   }
 
-  std::map<std::string, std::vector<int>> seen() { std::lock_guard l(mu_); return seen_; }
-  std::vector<std::size_t> batches() { std::lock_guard l(mu_); return batches_; }
-  int calls() { std::lock_guard l(mu_); return calls_; }
-  int failed_calls() { std::lock_guard l(mu_); return failed_calls_; }
+  std::map<std::string, std::vector<int>> seen() {
+    std::lock_guard l(mu_);
+    return seen_;
+  }
+  std::vector<std::size_t> batches() {
+    std::lock_guard l(mu_);
+    return batches_;
+  }
+  int calls() {
+    std::lock_guard l(mu_);
+    return calls_;
+  }
+  int failed_calls() {
+    std::lock_guard l(mu_);
+    return failed_calls_;
+  }
   int latest(const std::string& k) {
     std::lock_guard l(mu_);
     auto it = seen_.find(k);
     return it == seen_.end() || it->second.empty() ? -2 : it->second.back();
   }
-  void set_fail_all(bool f) { std::lock_guard l(mu_); fail_all_ = f; }
-  void set_fail_next(int n) { std::lock_guard l(mu_); fail_next_ = n; }
-  void set_fail_key(std::string k) { std::lock_guard l(mu_); fail_key_ = std::move(k); }
-  void close_gate() { std::lock_guard l(mu_); gated_ = true; }
-  void open_gate() { std::lock_guard l(mu_); gated_ = false; cv_.notify_all(); }
-  void wait_inside() { std::unique_lock l(mu_); cv_.wait(l, [&] { return inside_ > 0; }); }
+  void set_fail_all(bool f) {
+    std::lock_guard l(mu_);
+    fail_all_ = f;
+  }
+  void set_fail_next(int n) {
+    std::lock_guard l(mu_);
+    fail_next_ = n;
+  }
+  void set_fail_key(std::string k) {
+    std::lock_guard l(mu_);
+    fail_key_ = std::move(k);
+  }
+  void close_gate() {
+    std::lock_guard l(mu_);
+    gated_ = true;
+  }
+  void open_gate() {
+    std::lock_guard l(mu_);
+    gated_ = false;
+    cv_.notify_all();
+  }
+  void wait_inside() {
+    std::unique_lock l(mu_);
+    cv_.wait(l, [&] { return inside_ > 0; });
+  }
 
  private:
   std::mutex mu_;
@@ -101,8 +133,11 @@ class Recorder {
 };
 
 Wb::Options manual(std::shared_ptr<ManualClock> clock) {
-  return {.delay = milliseconds(100), .retry_base = milliseconds(100),
-          .retry_max = milliseconds(1000), .retry_jitter = 0.0, .clock = std::move(clock),
+  return {.delay = milliseconds(100),
+          .retry_base = milliseconds(100),
+          .retry_max = milliseconds(1000),
+          .retry_jitter = 0.0,
+          .clock = std::move(clock),
           .shutdown_flush_attempts = 1};
 }
 
@@ -112,7 +147,10 @@ class TempDir {
     std::string tmpl = (std::filesystem::temp_directory_path() / "larder_wb_XXXXXX").string();
     path_ = ::mkdtemp(tmpl.data());
   }
-  ~TempDir() { std::error_code ec; std::filesystem::remove_all(path_, ec); }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
   std::string file(const std::string& n) const { return path_ + "/" + n; }
 
  private:
@@ -137,8 +175,8 @@ TEST(WriteBackTest, CoalescesRepeatedPutsAndKeepsPerKeyOrder) {
   for (int k = 0; k < 10; ++k) {
     const std::vector<int>& vs = seen["k" + std::to_string(k)];
     ASSERT_FALSE(vs.empty());
-    EXPECT_EQ(vs.back(), 990 + k);                               // the latest value wins
-    EXPECT_TRUE(std::is_sorted(vs.begin(), vs.end()));           // per-key order
+    EXPECT_EQ(vs.back(), 990 + k);                      // the latest value wins
+    EXPECT_TRUE(std::is_sorted(vs.begin(), vs.end()));  // per-key order
     total += static_cast<int>(vs.size());
   }
   EXPECT_LE(total, 100);  // 1000 puts, at most one write per key per round
@@ -351,8 +389,8 @@ TEST(WriteBackTest, PutDuringWriteStaysDirty) {
   EXPECT_EQ(wb.pending("a"), std::optional<std::optional<int>>(2));
   rec.open_gate();
   flusher_client.join();
-  EXPECT_TRUE(first.ok());          // everything acknowledged before it was written
-  EXPECT_EQ(wb.dirty(), 1u);        // a=2 still dirty
+  EXPECT_TRUE(first.ok());    // everything acknowledged before it was written
+  EXPECT_EQ(wb.dirty(), 1u);  // a=2 still dirty
   EXPECT_EQ(wb.stats().coalesced, 0u);
   ASSERT_TRUE(wb.flush().ok());
   EXPECT_EQ(rec.seen()["a"], (std::vector<int>{1, 2}));
@@ -407,7 +445,8 @@ TEST(WriteBackTest, DestructorDrains) {
   }
   auto seen = rec.seen();
   ASSERT_EQ(seen.size(), 20u);
-  for (int k = 0; k < 20; ++k) EXPECT_EQ(seen["k" + std::to_string(k)].back(), k < 10 ? 40 + k : 20 + k);
+  for (int k = 0; k < 20; ++k)
+    EXPECT_EQ(seen["k" + std::to_string(k)].back(), k < 10 ? 40 + k : 20 + k);
 }
 
 TEST(WriteBackTest, DestructorReportsWhatItCouldNotWrite) {
@@ -440,8 +479,11 @@ TEST(WriteBackTest, ConcurrentPutEraseFlushStress) {
     if (n.fetch_add(1) % 7 == 3) return absl::UnavailableError("flaky");
     return inner(b);
   };
-  Wb wb(w, {.delay = milliseconds(1), .max_batch = 8, .max_dirty = 64,
-            .backpressure_wait = milliseconds(10'000), .retry_base = milliseconds(1),
+  Wb wb(w, {.delay = milliseconds(1),
+            .max_batch = 8,
+            .max_dirty = 64,
+            .backpressure_wait = milliseconds(10'000),
+            .retry_base = milliseconds(1),
             .retry_max = milliseconds(4)});
   constexpr int kThreads = 3, kOps = 1500, kKeys = 10;
   std::vector<std::map<std::string, int>> last(kThreads);
@@ -553,10 +595,12 @@ TEST(WriteBackTest, TypesWithoutCodecWorkWithoutJournal) {
   static_assert(!HasCodec<NoCodec>);
   static_assert(HasCodec<std::string> && HasCodec<int>);
   std::vector<std::string> got;
-  Writer<int, NoCodec> w{.write = [&](std::span<const std::pair<int, NoCodec>> b) {
-    for (const auto& [k, v] : b) got.push_back(v.s);
-    return absl::OkStatus();
-  }, .erase = nullptr};
+  Writer<int, NoCodec> w{.write =
+                             [&](std::span<const std::pair<int, NoCodec>> b) {
+                               for (const auto& [k, v] : b) got.push_back(v.s);
+                               return absl::OkStatus();
+                             },
+                         .erase = nullptr};
   {
     WriteBack<int, NoCodec> wb(w, {});
     ASSERT_TRUE(wb.put(1, NoCodec{"x"}).ok());
@@ -755,7 +799,8 @@ TEST(WriteBackReplayTest, SegmentsRollByAgeAndAreDeletedOnceWritten) {
     for (int i = 0; i < 10; ++i) ASSERT_TRUE(wb.put("k" + std::to_string(i), round).ok());
     clock->advance(milliseconds(600));
     wb.poll();
-    max_segments = std::max<std::uint64_t>(max_segments, Journal::segment_files(o.journal_path).size());
+    max_segments =
+        std::max<std::uint64_t>(max_segments, Journal::segment_files(o.journal_path).size());
   }
   const WriteBackStats s = wb.stats();
   EXPECT_GE(s.journal.deleted_segments, 5u);

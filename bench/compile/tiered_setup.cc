@@ -9,9 +9,11 @@
 absl::StatusOr<std::string> load_user(long id);
 
 absl::StatusOr<std::string> user(long id) {
-  static auto users = larder::make_tiered_cache<long, std::string>(
-      "redis://10.0.0.5:6379",
-      {.ttl = std::chrono::minutes(5), .stale_if_error = std::chrono::hours(1), .loader = load_user},
-      {.key_prefix = "users:v1:"});
+  static auto users =
+      larder::make_tiered_cache<long, std::string>("redis://10.0.0.5:6379",
+                                                   {.ttl = std::chrono::minutes(5),
+                                                    .stale_if_error = std::chrono::hours(1),
+                                                    .loader = load_user},
+                                                   {.key_prefix = "users:v1:"});
   return users.get(id);
 }

@@ -17,9 +17,9 @@
 //
 // Traces are one unsigned 64-bit decimal key per line, plain or gzip'd (when
 // built with zlib); a byte that is neither a digit nor whitespace, or a key
-// above 2^64-1, is an error naming the file and line (exit status 2). --opt adds Belady's clairvoyant optimum for the same trace
-// and capacity (policy=opt). --shards (default 1) runs the store sharded, to
-// measure what sharding costs in hit ratio.
+// above 2^64-1, is an error naming the file and line (exit status 2). --opt adds Belady's
+// clairvoyant optimum for the same trace and capacity (policy=opt). --shards (default 1) runs the
+// store sharded, to measure what sharding costs in hit ratio.
 //
 // Reproducibility: the store is keyed with SimHash, a fixed mixing of the key
 // and --seed (default 0), not absl::Hash, whose seed changes per process; the
@@ -68,7 +68,8 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::vector<std::uint64_t> read_trace(const std::string& path) {
@@ -225,7 +226,8 @@ std::vector<std::uint64_t> generate(const std::string& spec, std::string& name) 
     for (std::uint64_t i = 0; i < len; ++i) out.push_back(i % keys);
   } else if (p.size() == 6 && p[0] == "zipfscan") {
     Zipf z(std::stod(p[1]), std::stoull(p[2]), 42);
-    const std::uint64_t len = std::stoull(p[3]), scan = std::stoull(p[4]), every = std::stoull(p[5]);
+    const std::uint64_t len = std::stoull(p[3]), scan = std::stoull(p[4]),
+                        every = std::stoull(p[5]);
     std::uint64_t fresh = 1ull << 62;
     for (std::uint64_t i = 0; i < len; ++i) {
       out.push_back(scramble(z.next()));
@@ -353,7 +355,7 @@ std::uint64_t run_opt(const std::vector<std::uint64_t>& trace, std::size_t capac
       last[trace[i]] = i;
     }
   }
-  absl::flat_hash_map<std::uint64_t, std::size_t> in_cache;  // key -> its next use
+  absl::flat_hash_map<std::uint64_t, std::size_t> in_cache;         // key -> its next use
   std::priority_queue<std::pair<std::size_t, std::uint64_t>> heap;  // (next use, key)
   std::uint64_t hits = 0;
   for (std::size_t i = 0; i < n; ++i) {
@@ -473,9 +475,8 @@ int main(int argc, char** argv) {
     for (std::size_t cap : capacities) {
       for (const auto& p : policies) {
         const auto t0 = std::chrono::steady_clock::now();
-        const std::uint64_t hits = engine == "core"
-                                       ? run_core(keys, parse_policy(p), cap, window)
-                                       : run_store(keys, parse_policy(p), cap, shards);
+        const std::uint64_t hits = engine == "core" ? run_core(keys, parse_policy(p), cap, window)
+                                                    : run_store(keys, parse_policy(p), cap, shards);
         const double secs =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         print(name, p, cap, keys.size(), hits, secs);

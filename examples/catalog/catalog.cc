@@ -83,7 +83,7 @@ absl::StatusOr<Product> load_product(PgPool& pool, Id id) {
 }
 
 absl::StatusOr<absl::flat_hash_map<Id, Product>> load_products(PgPool& pool,
-                                                                std::span<const Id> ids) {
+                                                               std::span<const Id> ids) {
   using Map = absl::flat_hash_map<Id, Product>;
   const std::string arr = pg_array(ids, [](Id x) { return x; });
   return pool.run<Map>("products", PgPool::Retry::kOnceIfBroken,
@@ -100,17 +100,19 @@ absl::StatusOr<absl::flat_hash_map<Id, Product>> load_products(PgPool& pool,
 
 absl::StatusOr<std::vector<std::pair<Id, int>>> load_order_items(PgPool& pool, Id order_id) {
   using Items = std::vector<std::pair<Id, int>>;
-  return pool.run<Items>(
-      "order_items", PgPool::Retry::kOnceIfBroken, [&](pqxx::connection& c) -> absl::StatusOr<Items> {
-        pqxx::nontransaction tx(c);
-        pqxx::result r = tx.exec_prepared("order_items", order_id);
-        if (r.empty()) return absl::NotFoundError("no order " + std::to_string(order_id));
-        Items items;
-        for (const pqxx::row& row : r) {
-          if (!row[1].is_null()) items.emplace_back(row[1].as<Id>(), row[2].as<int>());
-        }
-        return items;
-      });
+  return pool.run<Items>("order_items", PgPool::Retry::kOnceIfBroken,
+                         [&](pqxx::connection& c) -> absl::StatusOr<Items> {
+                           pqxx::nontransaction tx(c);
+                           pqxx::result r = tx.exec_prepared("order_items", order_id);
+                           if (r.empty())
+                             return absl::NotFoundError("no order " + std::to_string(order_id));
+                           Items items;
+                           for (const pqxx::row& row : r) {
+                             if (!row[1].is_null())
+                               items.emplace_back(row[1].as<Id>(), row[2].as<int>());
+                           }
+                           return items;
+                         });
 }
 
 absl::StatusOr<OrderPage> order_page_n_plus_1(PgPool& pool, Id order_id) {
@@ -128,20 +130,21 @@ absl::StatusOr<OrderPage> order_page_n_plus_1(PgPool& pool, Id order_id) {
 
 absl::Status update_prices(PgPool& pool, std::span<const std::pair<Id, Product>> rows) {
   return pool
-      .run<bool>("set_price", PgPool::Retry::kNo,
-                 [&](pqxx::connection& c) -> absl::StatusOr<bool> {
-                   pqxx::work tx(c);
-                   for (const auto& [id, p] : rows) {
-                     if (tx.exec_prepared("set_price", id, p.price_cents, p.version - 1)
-                             .affected_rows() != 1) {
-                       return absl::AbortedError("product " + std::to_string(id) +
-                                                 " is no longer at version " +
-                                                 std::to_string(p.version - 1));
-                     }  // ~work rolls back
-                   }
-                   tx.commit();
-                   return true;
-                 })
+      .run<bool>(
+          "set_price", PgPool::Retry::kNo,
+          [&](pqxx::connection& c) -> absl::StatusOr<bool> {
+            pqxx::work tx(c);
+            for (const auto& [id, p] : rows) {
+              if (tx.exec_prepared("set_price", id, p.price_cents, p.version - 1).affected_rows() !=
+                  1) {
+                return absl::AbortedError("product " + std::to_string(id) +
+                                          " is no longer at version " +
+                                          std::to_string(p.version - 1));
+              }  // ~work rolls back
+            }
+            tx.commit();
+            return true;
+          })
       .status();
 }
 
@@ -180,7 +183,8 @@ Catalog::Catalog(CatalogOptions options) : opt_(std::move(options)) {
       .conninfo = opt_.conninfo,
       .size = opt_.pool_size,
       .on_connect = [search_path](pqxx::connection& c) {
-        if (!search_path.empty()) pqxx::nontransaction(c).exec("SET search_path TO " + c.quote_name(search_path));
+        if (!search_path.empty())
+          pqxx::nontransaction(c).exec("SET search_path TO " + c.quote_name(search_path));
         db::prepare(c);
       }});
 
@@ -191,9 +195,10 @@ Catalog::Catalog(CatalogOptions options) : opt_(std::move(options)) {
       .stale_while_revalidate = opt_.stale_while_revalidate,
       .stale_if_error = opt_.stale_if_error,
       .loader = [pool](Id k) { return db::load_product(*pool, k); },
-      .batch_loader = [pool](std::span<const Id> missing) {
-        return db::load_products(*pool, missing);  // ONE query for every product not cached
-      },
+      .batch_loader =
+          [pool](std::span<const Id> missing) {
+            return db::load_products(*pool, missing);  // ONE query for every product not cached
+          },
       .write_mode = larder::WriteMode::kWriteThrough,
       .writer = {.write = [pool](auto rows) { return db::update_prices(*pool, rows); },
                  .erase = nullptr},
@@ -205,9 +210,11 @@ Catalog::Catalog(CatalogOptions options) : opt_(std::move(options)) {
         larder::make_local_cache<Id, Product>(local, std::move(products)));
   } else {
 #if LARDER_HAS_REDIS
-    auto client = std::make_shared<larder::RedisClient>(
-        larder::RedisOptions{.host = opt_.redis_host, .port = opt_.redis_port,
-                             .key_prefix = opt_.redis_prefix, .clock = opt_.clock});
+    auto client =
+        std::make_shared<larder::RedisClient>(larder::RedisOptions{.host = opt_.redis_host,
+                                                                   .port = opt_.redis_port,
+                                                                   .key_prefix = opt_.redis_prefix,
+                                                                   .clock = opt_.clock});
     products_ = std::make_unique<larder::Cache<Id, Product>>(larder::make_tiered_cache<Id, Product>(
         client, std::move(products),
         {.local = local, .load_guard = false, .channel = opt_.redis_prefix + "invalidate"}));
@@ -264,7 +271,8 @@ absl::Status Catalog::set_price(Id id, std::int64_t cents) {
     Product next = *std::move(cur);
     next.price_cents = cents;
     ++next.version;
-    absl::Status s = products_->put(id, next);  // Writer: UPDATE ... WHERE version = next.version - 1
+    absl::Status s =
+        products_->put(id, next);  // Writer: UPDATE ... WHERE version = next.version - 1
     if (!absl::IsAborted(s)) return s;
     (void)products_->invalidate(id);  // our copy was older than the row: re-read it
   }

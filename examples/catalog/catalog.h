@@ -91,15 +91,14 @@ absl::StatusOr<absl::flat_hash_map<std::int64_t, Product>> load_products(
     PgPool& pool, std::span<const std::int64_t> ids);  // one query; absent ids left out
 // (product_id, qty) of an order, in product order; kNotFound for no such order.
 absl::StatusOr<std::vector<std::pair<std::int64_t, int>>> load_order_items(PgPool& pool,
-                                                                          std::int64_t order_id);
+                                                                           std::int64_t order_id);
 // The N+1 page: the items, then one query per product (the baseline).
 absl::StatusOr<OrderPage> order_page_n_plus_1(PgPool& pool, std::int64_t order_id);
 // Sets the price of each product whose version is still p.version - 1 (and
 // bumps version), in one transaction; kAborted (nothing written) if any moved.
 absl::Status update_prices(PgPool& pool, std::span<const std::pair<std::int64_t, Product>> rows);
 // Upserts view counters, each only over an older version (idempotent).
-absl::Status upsert_views(PgPool& pool,
-                          std::span<const std::pair<std::int64_t, ViewCount>> rows);
+absl::Status upsert_views(PgPool& pool, std::span<const std::pair<std::int64_t, ViewCount>> rows);
 absl::StatusOr<ViewCount> load_views(PgPool& pool, std::int64_t id);  // {0,0} when none
 }  // namespace db
 

@@ -56,13 +56,19 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
     auto val = [&](std::string_view flag) { return std::string(a.substr(flag.size())); };
-    if (a == "--smoke") smoke = true;
-    else if (a.starts_with("--conninfo=")) conninfo = val("--conninfo=");
-    else if (a.starts_with("--store=")) store = val("--store=");
-    else if (a.starts_with("--redis=")) redis = val("--redis=");
-    else if (a.starts_with("--sql-dir=")) sql_dir = val("--sql-dir=");
+    if (a == "--smoke")
+      smoke = true;
+    else if (a.starts_with("--conninfo="))
+      conninfo = val("--conninfo=");
+    else if (a.starts_with("--store="))
+      store = val("--store=");
+    else if (a.starts_with("--redis="))
+      redis = val("--redis=");
+    else if (a.starts_with("--sql-dir="))
+      sql_dir = val("--sql-dir=");
     else {
-      std::fprintf(stderr, "unknown argument %s (see the comment at the top of main.cc)\n", argv[i]);
+      std::fprintf(stderr, "unknown argument %s (see the comment at the top of main.cc)\n",
+                   argv[i]);
       return 2;
     }
   }
@@ -71,7 +77,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (smoke) {
-    const bool required = env("LARDER_TEST_REQUIRE_PG") && std::string(env("LARDER_TEST_REQUIRE_PG")) == "1";
+    const bool required =
+        env("LARDER_TEST_REQUIRE_PG") && std::string(env("LARDER_TEST_REQUIRE_PG")) == "1";
     if (env("LARDER_TEST_PG_URI") == nullptr) {
       std::printf("%s: no PostgreSQL: set LARDER_TEST_PG_URI (scripts/test.sh does)\n",
                   required ? "FAILED" : "skipped");
@@ -118,9 +125,12 @@ int main(int argc, char** argv) {
     pool.reset_counts();
     absl::StatusOr<catalog::Product> p1 = cat.product(1);
     absl::StatusOr<catalog::Product> p2 = cat.product(1);
-    check(p1.ok() && p2.ok() && *p1 == *p2, "product(1) twice: " +
-                                                (p1.ok() ? p1->name + ", " + std::to_string(p1->price_cents) + " cents" : p1.status().ToString()));
-    check(pool.queries("products") == 1, "... cost " + std::to_string(pool.queries("products")) + " product query (want 1)");
+    check(p1.ok() && p2.ok() && *p1 == *p2,
+          "product(1) twice: " + (p1.ok()
+                                      ? p1->name + ", " + std::to_string(p1->price_cents) + " cents"
+                                      : p1.status().ToString()));
+    check(pool.queries("products") == 1,
+          "... cost " + std::to_string(pool.queries("products")) + " product query (want 1)");
 
     pool.reset_counts();
     absl::StatusOr<catalog::OrderPage> naive = catalog::db::order_page_n_plus_1(pool, 2);
@@ -149,7 +159,8 @@ int main(int argc, char** argv) {
     absl::Status fl = cat.flush_views();
     absl::StatusOr<catalog::ViewCount> v = catalog::db::load_views(pool, 7);
     check(fl.ok() && v.ok() && v->views == 3 && v->version == 3,
-          "record_view(7) x3 + flush: PostgreSQL has " + (v.ok() ? std::to_string(v->views) : v.status().ToString()) + " views");
+          "record_view(7) x3 + flush: PostgreSQL has " +
+              (v.ok() ? std::to_string(v->views) : v.status().ToString()) + " views");
     const larder::CacheStats s = cat.products().stats();
     std::printf("product cache: hits=%llu misses=%llu hit_ratio=%.2f\n",
                 static_cast<unsigned long long>(s.hits), static_cast<unsigned long long>(s.misses),

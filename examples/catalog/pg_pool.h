@@ -39,11 +39,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <pqxx/pqxx>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <pqxx/pqxx>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -81,9 +80,9 @@ class PgPool {
                         const std::function<absl::StatusOr<T>(pqxx::connection&)>& fn) {
     for (int attempt = 0;; ++attempt) {
       absl::StatusOr<std::unique_ptr<pqxx::connection>> c = acquire();
-      if (!c.ok()) return absl::Status(c.status().code(), std::string("postgres: ") +
-                                                              std::string(label) + ": " +
-                                                              std::string(c.status().message()));
+      if (!c.ok())
+        return absl::Status(c.status().code(), std::string("postgres: ") + std::string(label) +
+                                                   ": " + std::string(c.status().message()));
       count(label);
       try {
         absl::StatusOr<T> r = fn(**c);
@@ -118,8 +117,8 @@ class PgPool {
   const PgPoolOptions opt_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::unique_ptr<pqxx::connection>> idle_;  // guarded by mu_
-  std::size_t open_ = 0;                                 // guarded by mu_: idle + leased
+  std::vector<std::unique_ptr<pqxx::connection>> idle_;       // guarded by mu_
+  std::size_t open_ = 0;                                      // guarded by mu_: idle + leased
   std::map<std::string, std::uint64_t, std::less<>> counts_;  // guarded by mu_
 };
 

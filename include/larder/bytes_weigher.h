@@ -191,7 +191,9 @@ struct HeapBytes<std::multimap<K, V, Cmp, A>> {
 };
 template <class K, class Cmp, class A>
 struct HeapBytes<std::set<K, Cmp, A>> {
-  static std::size_t of(const std::set<K, Cmp, A>& c) { return node_container<std::set<K, Cmp, A>, 32>(c); }
+  static std::size_t of(const std::set<K, Cmp, A>& c) {
+    return node_container<std::set<K, Cmp, A>, 32>(c);
+  }
 };
 template <class K, class Cmp, class A>
 struct HeapBytes<std::multiset<K, Cmp, A>> {
@@ -205,7 +207,8 @@ std::size_t hashed_container(const C& c) {
   using V = typename C::value_type;
   // next pointer and cached hash per node; one bucket array (none while the
   // container uses its single inline bucket).
-  const std::size_t buckets = c.bucket_count() > 1 ? malloc_block(c.bucket_count() * sizeof(void*)) : 0;
+  const std::size_t buckets =
+      c.bucket_count() > 1 ? malloc_block(c.bucket_count() * sizeof(void*)) : 0;
   return c.size() * malloc_block(16 + sizeof(V)) + buckets + elements_heap(c);
 }
 template <class K, class V, class H, class E, class A>
@@ -219,12 +222,15 @@ struct HeapBytes<std::unordered_set<K, H, E, A>> {
 
 template <class A, class B>
 struct HeapBytes<std::pair<A, B>> {
-  static std::size_t of(const std::pair<A, B>& p) { return heap_bytes_of(p.first) + heap_bytes_of(p.second); }
+  static std::size_t of(const std::pair<A, B>& p) {
+    return heap_bytes_of(p.first) + heap_bytes_of(p.second);
+  }
 };
 template <class... Ts>
 struct HeapBytes<std::tuple<Ts...>> {
   static std::size_t of(const std::tuple<Ts...>& t) {
-    return std::apply([](const auto&... e) { return (std::size_t{0} + ... + heap_bytes_of(e)); }, t);
+    return std::apply([](const auto&... e) { return (std::size_t{0} + ... + heap_bytes_of(e)); },
+                      t);
   }
 };
 template <class T>

@@ -395,8 +395,8 @@ class Cache {
   // wait for it.
   // load: (std::span<const K> missing) -> Map | absl::StatusOr<Map>.
   template <class Keys, class BatchLoader>
-    requires std::ranges::input_range<const Keys&>
-  GetManyResult<K, V> get_many(const Keys& keys, BatchLoader&& load) {
+  requires std::ranges::input_range<const Keys&> GetManyResult<K, V> get_many(const Keys& keys,
+                                                                              BatchLoader&& load) {
     return with_span(keys, [&](std::span<const K> s) { return core_->get_many(s, load); });
   }
   template <class BatchLoader>
@@ -408,8 +408,7 @@ class Cache {
   // key through options.loader (get(key), one after the other).
   // kFailedPrecondition (for every key) when neither was given.
   template <class Keys>
-    requires std::ranges::input_range<const Keys&>
-  GetManyResult<K, V> get_many(const Keys& keys) {
+  requires std::ranges::input_range<const Keys&> GetManyResult<K, V> get_many(const Keys& keys) {
     return with_span(keys, [&](std::span<const K> s) { return get_many_bound(s); });
   }
   GetManyResult<K, V> get_many(std::initializer_list<K> keys) {
@@ -460,8 +459,7 @@ class Cache {
   // put_many: put() of each (key, value) pair, in order (any range of pairs,
   // or an initializer list); every pair is tried; the first error is returned.
   template <class Pairs>
-    requires std::ranges::input_range<const Pairs&>
-  absl::Status put_many(const Pairs& pairs) {
+  requires std::ranges::input_range<const Pairs&> absl::Status put_many(const Pairs& pairs) {
     absl::Status first;
     for (const auto& [k, v] : pairs) keep_first(first, put(k, v));
     return first;
@@ -515,8 +513,7 @@ class Cache {
   // invalidate_many: invalidate() of each key (any range, or an initializer
   // list); every key is tried; the first error is returned.
   template <class Keys>
-    requires std::ranges::input_range<const Keys&>
-  absl::Status invalidate_many(const Keys& keys) {
+  requires std::ranges::input_range<const Keys&> absl::Status invalidate_many(const Keys& keys) {
     absl::Status first;
     for (const K& k : keys) keep_first(first, invalidate(k));
     return first;
@@ -653,7 +650,8 @@ class Cache {
       absl::StatusOr<Map> m = batch(std::span<const K>(&key, 1));
       if (!m.ok()) return m.status();
       auto it = m->find(key);
-      if (it == m->end()) return absl::NotFoundError("the batch loader returned no value for the key");
+      if (it == m->end())
+        return absl::NotFoundError("the batch loader returned no value for the key");
       return std::move(it->second);
     };
   }

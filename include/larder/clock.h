@@ -61,8 +61,7 @@ inline std::shared_ptr<Clock> system_clock() {
 // cache threads read it.
 class ManualClock final : public Clock {
  public:
-  explicit ManualClock(TimePoint start = {})
-      : ticks_(start.time_since_epoch().count()) {}
+  explicit ManualClock(TimePoint start = {}) : ticks_(start.time_since_epoch().count()) {}
 
   TimePoint now() const override {
     return TimePoint(TimePoint::duration(ticks_.load(std::memory_order_acquire)));
@@ -76,9 +75,7 @@ class ManualClock final : public Clock {
   }
 
   // set: moves time to t.
-  void set(TimePoint t) {
-    ticks_.store(t.time_since_epoch().count(), std::memory_order_release);
-  }
+  void set(TimePoint t) { ticks_.store(t.time_since_epoch().count(), std::memory_order_release); }
 
  private:
   std::atomic<TimePoint::duration::rep> ticks_;
@@ -88,9 +85,8 @@ class ManualClock final : public Clock {
 // system clock. Cache and TieredStore refuse a store that reads another clock
 // than theirs (time is set once).
 inline bool same_clock(const Clock& a, const Clock& b) {
-  return &a == &b ||
-         (dynamic_cast<const SystemClock*>(&a) != nullptr &&
-          dynamic_cast<const SystemClock*>(&b) != nullptr);
+  return &a == &b || (dynamic_cast<const SystemClock*>(&a) != nullptr &&
+                      dynamic_cast<const SystemClock*>(&b) != nullptr);
 }
 
 // clock_or_default: the clock to use when an options struct may hold null.
@@ -142,8 +138,7 @@ inline constexpr std::int64_t kMaxUnixMillis =
 // parts truncated towards zero). Total; the result is in [kMinUnixMillis,
 // kMaxUnixMillis].
 inline std::int64_t to_unix_millis(TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch())
-      .count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
 // from_unix_millis_checked: the instant ms milliseconds after the Unix epoch,
@@ -151,8 +146,7 @@ inline std::int64_t to_unix_millis(TimePoint t) {
 // kMaxUnixMillis]). Use it for bytes read from outside the process.
 inline std::optional<TimePoint> from_unix_millis_checked(std::int64_t ms) {
   if (ms < kMinUnixMillis || ms > kMaxUnixMillis) return std::nullopt;
-  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(
-      std::chrono::milliseconds(ms)));
+  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::milliseconds(ms)));
 }
 
 // from_unix_millis: the instant ms milliseconds after the Unix epoch,
@@ -168,10 +162,10 @@ inline TimePoint from_unix_millis(std::int64_t ms) {
 // instead of overflowing. For integral durations of any unit and any clock
 // (std::chrono::steady_clock too).
 template <class C, class Dur, class Rep, class Period>
-  requires std::is_integral_v<Rep> && std::is_signed_v<Rep> &&
-           std::is_integral_v<typename Dur::rep> && std::is_signed_v<typename Dur::rep>
-std::chrono::time_point<C, Dur> saturating_add(std::chrono::time_point<C, Dur> t,
-                                               std::chrono::duration<Rep, Period> d) {
+requires std::is_integral_v<Rep> && std::is_signed_v<Rep> &&
+    std::is_integral_v<typename Dur::rep> && std::is_signed_v<typename Dur::rep>
+        std::chrono::time_point<C, Dur> saturating_add(std::chrono::time_point<C, Dur> t,
+                                                       std::chrono::duration<Rep, Period> d) {
   using TP = std::chrono::time_point<C, Dur>;
   Dur step;
   if constexpr (std::ratio_less_equal_v<typename Dur::period, Period>) {

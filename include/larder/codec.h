@@ -83,18 +83,31 @@ struct Codec;
 // CodecFor: the shape a codec for T must have.
 template <class C, class T>
 concept CodecFor = requires(const T& v, std::string& out, std::string_view in) {
-  { C::encode(v, out) };
+  {C::encode(v, out)};
   { C::decode(in) } -> std::same_as<absl::StatusOr<T>>;
 };
 
 namespace internal {
 
 // Unsigned integer of the same size as T, for byte-order work.
-template <std::size_t N> struct UintOfSize;
-template <> struct UintOfSize<1> { using type = std::uint8_t; };
-template <> struct UintOfSize<2> { using type = std::uint16_t; };
-template <> struct UintOfSize<4> { using type = std::uint32_t; };
-template <> struct UintOfSize<8> { using type = std::uint64_t; };
+template <std::size_t N>
+struct UintOfSize;
+template <>
+struct UintOfSize<1> {
+  using type = std::uint8_t;
+};
+template <>
+struct UintOfSize<2> {
+  using type = std::uint16_t;
+};
+template <>
+struct UintOfSize<4> {
+  using type = std::uint32_t;
+};
+template <>
+struct UintOfSize<8> {
+  using type = std::uint64_t;
+};
 
 // Appends the little-endian bytes of an arithmetic value.
 template <class T>
@@ -120,10 +133,9 @@ T read_le(const char* p) {
   return v;
 }
 
-inline absl::Status size_mismatch(std::string_view what, std::size_t want,
-                                  std::size_t got) {
-  return absl::DataLossError(absl::StrCat("codec: ", av(what), " needs ", want,
-                                          " bytes, got ", got));
+inline absl::Status size_mismatch(std::string_view what, std::size_t want, std::size_t got) {
+  return absl::DataLossError(
+      absl::StrCat("codec: ", av(what), " needs ", want, " bytes, got ", got));
 }
 
 template <class T>
@@ -153,9 +165,7 @@ inline constexpr bool kBytewiseCodec = false;
 template <>
 struct Codec<std::string> {
   static void encode(const std::string& v, std::string& out) { out.append(v); }
-  static absl::StatusOr<std::string> decode(std::string_view bytes) {
-    return std::string(bytes);
-  }
+  static absl::StatusOr<std::string> decode(std::string_view bytes) { return std::string(bytes); }
 };
 
 // bool: one byte, 0 or 1; anything else is DataLoss.
@@ -188,9 +198,7 @@ struct Codec<T, std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, b
 template <class T>
 struct Codec<T, std::enable_if_t<internal::FixedUnderlyingEnum<T>>> {
   using U = std::underlying_type_t<T>;
-  static void encode(const T& v, std::string& out) {
-    Codec<U>::encode(static_cast<U>(v), out);
-  }
+  static void encode(const T& v, std::string& out) { Codec<U>::encode(static_cast<U>(v), out); }
   static absl::StatusOr<T> decode(std::string_view bytes) {
     absl::StatusOr<U> u = Codec<U>::decode(bytes);
     if (!u.ok()) return u.status();
@@ -221,7 +229,8 @@ struct Codec<T, std::enable_if_t<internal::kIsPlainStruct<T> && kBytewiseCodec<T
 
 // std::vector of arithmetic values: each element fixed width, little-endian.
 template <class T>
-struct Codec<std::vector<T>, std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, bool>>> {
+struct Codec<std::vector<T>,
+             std::enable_if_t<std::is_arithmetic_v<T> && !std::is_same_v<T, bool>>> {
   static void encode(const std::vector<T>& v, std::string& out) {
     out.reserve(out.size() + v.size() * sizeof(T));
     for (const T& x : v) internal::append_le(x, out);
@@ -229,8 +238,8 @@ struct Codec<std::vector<T>, std::enable_if_t<std::is_arithmetic_v<T> && !std::i
   static absl::StatusOr<std::vector<T>> decode(std::string_view bytes) {
     if (bytes.size() % sizeof(T) != 0) {
       return absl::DataLossError(absl::StrCat("codec: vector of ", sizeof(T),
-                                              "-byte elements cannot be ",
-                                              bytes.size(), " bytes long"));
+                                              "-byte elements cannot be ", bytes.size(),
+                                              " bytes long"));
     }
     std::vector<T> v(bytes.size() / sizeof(T));
     for (std::size_t i = 0; i < v.size(); ++i) {

@@ -66,7 +66,8 @@ struct ThreadPoolOptions {
 class ThreadPoolExecutor final : public Executor {
  public:
   explicit ThreadPoolExecutor(ThreadPoolOptions options = {}) : options_(options) {
-    if (options_.threads == 0) throw std::invalid_argument("ThreadPoolOptions::threads must be >= 1");
+    if (options_.threads == 0)
+      throw std::invalid_argument("ThreadPoolOptions::threads must be >= 1");
     if (options_.queue_capacity == 0) {
       throw std::invalid_argument("ThreadPoolOptions::queue_capacity must be >= 1");
     }
@@ -112,9 +113,8 @@ class ThreadPoolExecutor final : public Executor {
       std::function<void()> task;
       {
         internal::MutexLock l(&mu_);
-        cv_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          return stopping_ || !queue_.empty();
-        });
+        cv_.wait(l,
+                 [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); });
         if (queue_.empty()) return;  // stopping and drained
         task = std::move(queue_.front());
         queue_.pop_front();

@@ -110,8 +110,7 @@ class InvalidationBus {
 
   // publish_many_from: publish_from for each key; a transport may send them
   // in one round trip. Returns the first error after trying every key.
-  virtual absl::Status publish_many_from(Origin origin,
-                                         std::span<const std::string> keys_bytes) {
+  virtual absl::Status publish_many_from(Origin origin, std::span<const std::string> keys_bytes) {
     absl::Status first;
     for (const std::string& k : keys_bytes) {
       absl::Status s = publish_from(origin, k);

@@ -167,8 +167,9 @@
 //
 //   larder::LocalStore<std::string, std::string> store({.max_entries = 100'000});
 //   auto now = larder::system_clock()->now();
-//   (void)store.put("user:1", {"Ada", now + std::chrono::minutes(1), now + std::chrono::minutes(5)});
-//   auto got = store.get("user:1");    // StatusOr<optional<Entry<std::string>>>
+//   (void)store.put("user:1", {"Ada", now + std::chrono::minutes(1), now +
+//   std::chrono::minutes(5)}); auto got = store.get("user:1");    //
+//   StatusOr<optional<Entry<std::string>>>
 #ifndef LARDER_LOCAL_STORE_H_
 #define LARDER_LOCAL_STORE_H_
 
@@ -502,8 +503,7 @@ class LocalStore : public Store<K, V> {
   }
 
   // get_many: one result per key, in order; never an error.
-  absl::StatusOr<std::vector<std::optional<Entry<V>>>> get_many(
-      std::span<const K> keys) override {
+  absl::StatusOr<std::vector<std::optional<Entry<V>>>> get_many(std::span<const K> keys) override {
     std::vector<std::optional<Entry<V>>> out;
     out.reserve(keys.size());
     for (const K& k : keys) out.push_back(lookup(k));
@@ -792,7 +792,8 @@ class LocalStore : public Store<K, V> {
         std::array<std::uint64_t, kEntryWords> w;
         // Acquire loads (plain moves on x86), no fence (TSan has none): a
         // word from an overlapping update makes the second load see it.
-        for (std::size_t i = 0; i < kEntryWords; ++i) w[i] = __atomic_load_n(src + i, __ATOMIC_ACQUIRE);
+        for (std::size_t i = 0; i < kEntryWords; ++i)
+          w[i] = __atomic_load_n(src + i, __ATOMIC_ACQUIRE);
         if ((v1 & 1) == 0 && seq.load(std::memory_order_relaxed) == v1) {
           return std::bit_cast<Entry<V>>(w);
         }
@@ -804,9 +805,8 @@ class LocalStore : public Store<K, V> {
   // update_in_place_locked: put() on the existing node id (kInPlace): the
   // entry's words are rewritten inside the node's seqlock; the node keeps
   // its links; the policy sees an update, the wheel the new deadline.
-  void update_in_place_locked(Shard& s, std::uint32_t id, const Entry<V>& entry,
-                              std::uint64_t w, Removals& removed)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
+  void update_in_place_locked(Shard& s, std::uint32_t id, const Entry<V>& entry, std::uint64_t w,
+                              Removals& removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
     Payload* n = s.slab.payload(id);
     // The old entry is read with the stripe held: an unlocked writer
     // (try_update_unlocked) may be rewriting a never-expiring entry.
@@ -843,7 +843,8 @@ class LocalStore : public Store<K, V> {
     std::array<std::uint64_t, kEntryWords> words{};  // zeroed: Entry<V> may have padding
     std::memcpy(words.data(), &entry, sizeof(Entry<V>));
     auto* dst = reinterpret_cast<std::uint64_t*>(&n->entry);
-    for (std::size_t i = 0; i < kEntryWords; ++i) __atomic_store_n(dst + i, words[i], __ATOMIC_RELEASE);
+    for (std::size_t i = 0; i < kEntryWords; ++i)
+      __atomic_store_n(dst + i, words[i], __ATOMIC_RELEASE);
   }
 
   // try_update_unlocked: put() on a key that is present, without the
@@ -912,8 +913,7 @@ class LocalStore : public Store<K, V> {
   }
   static auto retire_directory_fn(Shard& s) {
     return [&s](void* block) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      s.blocks.push_back(
-          {internal::Epoch::current(), block, &Slab::free_directory});
+      s.blocks.push_back({internal::Epoch::current(), block, &Slab::free_directory});
     };
   }
 
@@ -937,7 +937,8 @@ class LocalStore : public Store<K, V> {
           // kFilled: this record filled the stripe; kFull: the stripe stayed
           // full for a while (another thread was draining: see try_maintain).
           const auto r = s.reads.offer(s.slab.hooks(id));
-          drain = r == internal::ReadBuffer<Hooks>::kFilled || r == internal::ReadBuffer<Hooks>::kFull;
+          drain =
+              r == internal::ReadBuffer<Hooks>::kFilled || r == internal::ReadBuffer<Hooks>::kFull;
         }
       }
     }
@@ -1151,7 +1152,8 @@ class LocalStore : public Store<K, V> {
     while (due < cur) {
       if (armed_at_.compare_exchange_weak(cur, due, std::memory_order_seq_cst)) {
         const bool queued = options_.maintenance->schedule(
-            TimePoint(std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(due))),
+            TimePoint(
+                std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(due))),
             [t = tether_, this] { t->run([this] { run_maintenance(); }); });
         // Refused (the scheduler is stopping): let a later put try again.
         if (!queued) armed_at_.compare_exchange_strong(due, kNever, std::memory_order_seq_cst);
@@ -1198,7 +1200,8 @@ class LocalStore : public Store<K, V> {
     }
     s.retired.erase(s.retired.begin(), s.retired.begin() + static_cast<std::ptrdiff_t>(i));
     std::size_t j = 0;
-    for (; j < s.blocks.size() && s.blocks[j].epoch + 2 <= e; ++j) s.blocks[j].free(s.blocks[j].block);
+    for (; j < s.blocks.size() && s.blocks[j].epoch + 2 <= e; ++j)
+      s.blocks[j].free(s.blocks[j].block);
     s.blocks.erase(s.blocks.begin(), s.blocks.begin() + static_cast<std::ptrdiff_t>(j));
   }
 

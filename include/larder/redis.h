@@ -27,10 +27,10 @@
 #define LARDER_REDIS_H_
 
 #include "larder/redis/client.h"
+#include "larder/redis/invalidation_bus.h"
 #include "larder/redis/lock.h"
 #include "larder/redis/store.h"
-#include "larder/redis/uri.h"
-#include "larder/redis/invalidation_bus.h"
 #include "larder/redis/tiered_cache.h"
+#include "larder/redis/uri.h"
 
 #endif  // LARDER_REDIS_H_

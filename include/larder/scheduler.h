@@ -160,14 +160,17 @@ class TimerScheduler final : public Scheduler {
         for (;;) {
           if (stopping_) return;
           const std::uint64_t seen = wakeups_;
-          auto woken = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || wakeups_ != seen; };
+          auto woken = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+            return stopping_ || wakeups_ != seen;
+          };
           if (heap_.empty()) {
             cv_.wait(l, woken);
             continue;
           }
           const TimePoint now = clock_->now();
           if (heap_.front().at > now) {
-            cv_.wait_for(l, std::min<std::chrono::nanoseconds>(heap_.front().at - now, max_sleep_), woken);
+            cv_.wait_for(l, std::min<std::chrono::nanoseconds>(heap_.front().at - now, max_sleep_),
+                         woken);
             continue;
           }
           std::pop_heap(heap_.begin(), heap_.end(), Later{});

@@ -32,15 +32,16 @@ struct CacheStats {
   std::uint64_t write_failures = 0;  // Writer calls that failed
   std::uint64_t dirty = 0;           // write-back keys not yet written, now
   // --- added after the first API (append only) ---
-  std::uint64_t flushes = 0;             // write-back batches written successfully
-  std::uint64_t write_coalesced = 0;     // write-back puts absorbed by a later put to the same key
-  std::uint64_t refreshes_dropped = 0;   // refreshes skipped because the executor queue was full
-  std::uint64_t refresh_failures = 0;    // background refreshes whose loader failed
-  std::uint64_t negative_hits = 0;       // NotFound answered from the negative cache
-  std::uint64_t load_timeouts = 0;       // callers served stale after load_timeout
-  std::uint64_t write_rejected = 0;      // write-back puts refused by backpressure (kResourceExhausted)
-  std::uint64_t journal_replayed = 0;    // write-back journal records replayed at construction
-  std::uint64_t journal_bad_tails = 0;   // journal segments ending in a torn or corrupt record (skipped)
+  std::uint64_t flushes = 0;            // write-back batches written successfully
+  std::uint64_t write_coalesced = 0;    // write-back puts absorbed by a later put to the same key
+  std::uint64_t refreshes_dropped = 0;  // refreshes skipped because the executor queue was full
+  std::uint64_t refresh_failures = 0;   // background refreshes whose loader failed
+  std::uint64_t negative_hits = 0;      // NotFound answered from the negative cache
+  std::uint64_t load_timeouts = 0;      // callers served stale after load_timeout
+  std::uint64_t write_rejected = 0;  // write-back puts refused by backpressure (kResourceExhausted)
+  std::uint64_t journal_replayed = 0;  // write-back journal records replayed at construction
+  std::uint64_t journal_bad_tails =
+      0;  // journal segments ending in a torn or corrupt record (skipped)
   // Auto-recovery (cache.h): keys whose old copy the store could not drop or
   // overwrite after a change (the store was down), so the drop was deferred;
   // how many were re-applied since; and how many wait now. Past

@@ -132,8 +132,7 @@ class Store {
 
   // get_many: one result per key, in order. The default loops over get() and
   // fails as a whole on the first error; stores with a batch command override it.
-  virtual absl::StatusOr<std::vector<std::optional<Entry<V>>>> get_many(
-      std::span<const K> keys) {
+  virtual absl::StatusOr<std::vector<std::optional<Entry<V>>>> get_many(std::span<const K> keys) {
     std::vector<std::optional<Entry<V>>> out;
     out.reserve(keys.size());
     for (const K& k : keys) {

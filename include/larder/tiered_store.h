@@ -32,8 +32,8 @@
 // TieredStoreOptions::l1_max_ttl bounds how long an L1 copy may be served.
 //
 // Keys travel on the bus as KeyCodec bytes (DefaultKeyCodec<K> by default:
-// integers as decimal text, as RedisStore writes them); the constructor throws std::invalid_argument when a bus is given and K has no
-// codec, or when l1 or l2 is null.
+// integers as decimal text, as RedisStore writes them); the constructor throws
+// std::invalid_argument when a bus is given and K has no codec, or when l1 or l2 is null.
 //
 // Errors on the bus are never returned from put/erase (the write itself
 // succeeded); they are counted in counters().errors and tiered_counters()
@@ -131,16 +131,16 @@ struct TieredStoreOptions {
 
 // TieredCounters: TieredStore's view of its two tiers and its bus.
 struct TieredCounters {
-  StoreCounters l1, l2;                 // each tier's own counters()
-  std::uint64_t l1_hits = 0;            // get / get_many answered from L1
-  std::uint64_t l2_hits = 0;            // answered from L2 (and copied into L1)
-  std::uint64_t misses = 0;             // in neither tier
-  std::uint64_t fills_voided = 0;       // L1 copies withdrawn because a concurrent write or
-                                        // invalidation of the key may have overtaken them
-  std::uint64_t published = 0;          // keys and clears published
-  std::uint64_t invalidations = 0;      // keys received from other origins (L1 erased)
-  std::uint64_t gaps = 0;               // on_gap / clears received (L1 cleared)
-  std::uint64_t bus_errors = 0;         // failed publishes, undecodable keys
+  StoreCounters l1, l2;                  // each tier's own counters()
+  std::uint64_t l1_hits = 0;             // get / get_many answered from L1
+  std::uint64_t l2_hits = 0;             // answered from L2 (and copied into L1)
+  std::uint64_t misses = 0;              // in neither tier
+  std::uint64_t fills_voided = 0;        // L1 copies withdrawn because a concurrent write or
+                                         // invalidation of the key may have overtaken them
+  std::uint64_t published = 0;           // keys and clears published
+  std::uint64_t invalidations = 0;       // keys received from other origins (L1 erased)
+  std::uint64_t gaps = 0;                // on_gap / clears received (L1 cleared)
+  std::uint64_t bus_errors = 0;          // failed publishes, undecodable keys
   std::uint64_t publishes_deferred = 0;  // keys (or clears) whose publish failed, to send again
   std::uint64_t publishes_resent = 0;    // of those, sent again once the bus took messages
   std::uint64_t publishes_pending = 0;   // keys waiting to be sent again, now
@@ -165,7 +165,7 @@ class TieredStore : public Store<K, V> {
         clock_(tier_clock(options_.clock, l1_.get(), l2_.get())),
         origin_(InvalidationBus::new_origin()),
         unsent_(std::max<std::size_t>(options_.max_pending_publishes, 1)),
-        scheduler_(options_.scheduler != nullptr ? options_.scheduler
+        scheduler_(options_.scheduler != nullptr                         ? options_.scheduler
                    : dynamic_cast<SystemClock*>(clock_.get()) != nullptr ? default_scheduler()
                                                                          : nullptr) {
     if (l1_ == nullptr) throw std::invalid_argument("TieredStore: l1 is null");
@@ -266,8 +266,7 @@ class TieredStore : public Store<K, V> {
 
   // get_many: L1's batch, then one L2 batch for L1's misses. Fails as a
   // whole when that L2 batch fails.
-  absl::StatusOr<std::vector<std::optional<Entry<V>>>> get_many(
-      std::span<const K> keys) override {
+  absl::StatusOr<std::vector<std::optional<Entry<V>>>> get_many(std::span<const K> keys) override {
     std::vector<std::optional<Entry<V>>> out(keys.size());
     if (keys.empty()) return out;
     if (ABSL_PREDICT_FALSE(unsent_.any())) resend_due();
@@ -313,7 +312,8 @@ class TieredStore : public Store<K, V> {
     if (fills.size() != ask.size()) misses_.add(ask.size() - fills.size());
     if (!fills.empty()) {
       (void)l1_->put_many(std::span<const std::pair<K, Entry<V>>>(fills));
-      for (std::size_t j = 0; j < fills.size(); ++j) void_if_overtaken(fills[j].first, fill_guards[j]);
+      for (std::size_t j = 0; j < fills.size(); ++j)
+        void_if_overtaken(fills[j].first, fill_guards[j]);
     }
     return out;
   }
@@ -722,8 +722,7 @@ class TieredStore : public Store<K, V> {
         // ours to act on. Reported, not acted on: wiping L1 for foreign
         // traffic would let anyone on the channel empty it at will.
         bus_error(absl::DataLossError(absl::StrCat(
-            "TieredStore: invalidation for a key that does not decode: ",
-            key.status().message())));
+            "TieredStore: invalidation for a key that does not decode: ", key.status().message())));
         return;
       }
       invalidations_.add();
@@ -750,12 +749,12 @@ class TieredStore : public Store<K, V> {
   std::atomic<std::uint64_t> gap_{0};
   static constexpr std::size_t kResendBatch = 1024;
   internal::PendingInvalidations<std::string> unsent_;  // key bytes whose publish failed
-  const std::shared_ptr<Scheduler> scheduler_;  // null: calls drive the re-sends
+  const std::shared_ptr<Scheduler> scheduler_;          // null: calls drive the re-sends
   std::shared_ptr<internal::SchedulerTether> tether_ =
       std::make_shared<internal::SchedulerTether>();
   std::atomic<bool> waking_{false};  // a wake-up is scheduled
-  internal::StripedCounter l1_hits_, l2_hits_, misses_, fills_voided_, published_,
-      invalidations_, gaps_, bus_errors_, publishes_deferred_, publishes_resent_;
+  internal::StripedCounter l1_hits_, l2_hits_, misses_, fills_voided_, published_, invalidations_,
+      gaps_, bus_errors_, publishes_deferred_, publishes_resent_;
   // Last member: destroyed first, so callbacks stop before anything above goes.
   std::unique_ptr<InvalidationBus::Subscription> subscription_;
 };

@@ -4,11 +4,11 @@
 // Built by tests/consumers/{fetchcontent,find_package} and run by ctest, so it
 // proves that the headers, the abseil dependency and (when built) larder::redis
 // with its hiredis link reach a project outside larder's tree.
+#include <larder/larder.h>
+
 #include <cstdio>
 #include <memory>
 #include <string>
-
-#include <larder/larder.h>
 #if defined(LARDER_HAS_REDIS)
 #include <larder/redis.h>
 #endif

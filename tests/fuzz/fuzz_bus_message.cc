@@ -20,7 +20,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(m.key.data() >= payload.data() &&
              m.key.data() + m.key.size() <= payload.data() + payload.size());
   if (m.framed) {
-    FUZZ_CHECK(m.kind == larder::internal::kBusKindKey || m.kind == larder::internal::kBusKindClear);
+    FUZZ_CHECK(m.kind == larder::internal::kBusKindKey ||
+               m.kind == larder::internal::kBusKindClear);
     FUZZ_CHECK(larder::internal::encode_bus_message(m.origin, m.kind, m.key) == payload);
   } else {
     FUZZ_CHECK(m.key == payload);
@@ -28,7 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(m.kind == larder::internal::kBusKindKey);
   }
   // And what a publisher makes of the key decodes back to it.
-  const std::string enc = larder::internal::encode_bus_message(7, larder::internal::kBusKindKey, payload);
+  const std::string enc =
+      larder::internal::encode_bus_message(7, larder::internal::kBusKindKey, payload);
   const larder::internal::BusMessage back = larder::internal::decode_bus_message(enc);
   FUZZ_CHECK(back.framed && back.origin == 7 && back.key == payload);
   return 0;

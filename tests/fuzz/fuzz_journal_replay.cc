@@ -78,10 +78,14 @@ const fs::path& work_dir() {
   static const fs::path dir = [] {
     // tmpfs when there is one: the journal fsyncs its directory on open.
     std::error_code ec;
-    const fs::path root = fs::is_directory("/dev/shm", ec) ? fs::path("/dev/shm") : fs::temp_directory_path();
+    const fs::path root =
+        fs::is_directory("/dev/shm", ec) ? fs::path("/dev/shm") : fs::temp_directory_path();
     std::string t = (root / "larder-fuzz-journal.XXXXXX").string();
     if (::mkdtemp(t.data()) == nullptr) std::abort();
-    std::atexit([] { std::error_code ec; fs::remove_all(work_dir(), ec); });
+    std::atexit([] {
+      std::error_code ec;
+      fs::remove_all(work_dir(), ec);
+    });
     return fs::path(t);
   }();
   return dir;
@@ -140,8 +144,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         break;
       }
-      case 3: seg.append(in.bytes(in.byte())); break;
-      default: break;
+      case 3:
+        seg.append(in.bytes(in.byte()));
+        break;
+      default:
+        break;
     }
     std::ofstream(segment_name(base, number), std::ios::binary) << seg;
     disk += seg;
@@ -154,9 +161,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   larder::internal::JournalOptions opts;
   opts.fsync = larder::internal::FsyncPolicy::kNever;
   {
-    auto j = larder::internal::Journal::open(base, opts, [&](JournalRecord&& r) {
-      got.push_back(std::move(r));
-    });
+    auto j = larder::internal::Journal::open(
+        base, opts, [&](JournalRecord&& r) { got.push_back(std::move(r)); });
     if (!j.ok()) {
       std::fprintf(stderr, "journal open: %s\n", j.status().ToString().c_str());
       FUZZ_CHECK(j.ok());
@@ -181,9 +187,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // only an empty segment; a journal may also skip what a checkpoint covers).
   std::vector<JournalRecord> again;
   {
-    auto j = larder::internal::Journal::open(base, opts, [&](JournalRecord&& r) {
-      again.push_back(std::move(r));
-    });
+    auto j = larder::internal::Journal::open(
+        base, opts, [&](JournalRecord&& r) { again.push_back(std::move(r)); });
     FUZZ_CHECK(j.ok());
   }
   FUZZ_CHECK(again.size() <= got.size());

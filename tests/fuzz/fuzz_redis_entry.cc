@@ -54,25 +54,44 @@ void round_trip(std::string_view payload) {
 
 void decode_payload(std::uint8_t which, std::string_view payload) {
   switch (which % 19) {
-    case 0: return round_trip<std::string>(payload);
-    case 1: return round_trip<bool>(payload);
-    case 2: return round_trip<std::int8_t>(payload);
-    case 3: return round_trip<std::uint16_t>(payload);
-    case 4: return round_trip<std::int32_t>(payload);
-    case 5: return round_trip<std::uint32_t>(payload);
-    case 6: return round_trip<std::int64_t>(payload);
-    case 7: return round_trip<std::uint64_t>(payload);
-    case 8: return round_trip<float>(payload);
-    case 9: return round_trip<double>(payload);
-    case 10: return round_trip<Level>(payload);
-    case 11: return round_trip<Plain>(payload);
-    case 12: return round_trip<Pod>(payload);
-    case 13: return round_trip<std::vector<std::int32_t>>(payload);
-    case 14: return round_trip<std::vector<double>>(payload);
-    case 15: return round_trip<std::vector<std::uint8_t>>(payload);
-    case 16: return round_trip<std::shared_ptr<const std::string>>(payload);
-    case 17: return round_trip<std::shared_ptr<const std::int64_t>>(payload);
-    default: return round_trip<std::shared_ptr<const bool>>(payload);
+    case 0:
+      return round_trip<std::string>(payload);
+    case 1:
+      return round_trip<bool>(payload);
+    case 2:
+      return round_trip<std::int8_t>(payload);
+    case 3:
+      return round_trip<std::uint16_t>(payload);
+    case 4:
+      return round_trip<std::int32_t>(payload);
+    case 5:
+      return round_trip<std::uint32_t>(payload);
+    case 6:
+      return round_trip<std::int64_t>(payload);
+    case 7:
+      return round_trip<std::uint64_t>(payload);
+    case 8:
+      return round_trip<float>(payload);
+    case 9:
+      return round_trip<double>(payload);
+    case 10:
+      return round_trip<Level>(payload);
+    case 11:
+      return round_trip<Plain>(payload);
+    case 12:
+      return round_trip<Pod>(payload);
+    case 13:
+      return round_trip<std::vector<std::int32_t>>(payload);
+    case 14:
+      return round_trip<std::vector<double>>(payload);
+    case 15:
+      return round_trip<std::vector<std::uint8_t>>(payload);
+    case 16:
+      return round_trip<std::shared_ptr<const std::string>>(payload);
+    case 17:
+      return round_trip<std::shared_ptr<const std::int64_t>>(payload);
+    default:
+      return round_trip<std::shared_ptr<const bool>>(payload);
   }
 }
 
@@ -87,13 +106,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   decode_payload(which, bytes);
 
   // The Redis entry: header, then the codec.
-  absl::StatusOr<larder::internal::RedisEntryHeader> h = larder::internal::decode_redis_entry(bytes);
+  absl::StatusOr<larder::internal::RedisEntryHeader> h =
+      larder::internal::decode_redis_entry(bytes);
   if (!h.ok()) {
     FUZZ_CHECK(h.status().code() == absl::StatusCode::kDataLoss);
     return 0;
   }
   FUZZ_CHECK(h->fresh_until_ms <= h->stale_until_ms);
-  FUZZ_CHECK(h->fresh_until_ms >= larder::kMinUnixMillis && h->stale_until_ms <= larder::kMaxUnixMillis);
+  FUZZ_CHECK(h->fresh_until_ms >= larder::kMinUnixMillis &&
+             h->stale_until_ms <= larder::kMaxUnixMillis);
   FUZZ_CHECK(larder::to_unix_millis(h->fresh_until) == h->fresh_until_ms);
   FUZZ_CHECK(larder::to_unix_millis(h->stale_until) == h->stale_until_ms);
   FUZZ_CHECK(h->fresh_until <= h->stale_until);

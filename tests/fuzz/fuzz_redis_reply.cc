@@ -42,7 +42,7 @@ using Steady = std::chrono::steady_clock;
 
 constexpr milliseconds kTimeout{20};
 constexpr milliseconds kSlack{2000};  // scheduling under ASan on a busy machine
-constexpr int kMaxDepth = 7;  // hiredis 0.14 refuses deeper nesting
+constexpr int kMaxDepth = 7;          // hiredis 0.14 refuses deeper nesting
 
 // A frame as the reference parser sees it.
 struct Frame {
@@ -94,8 +94,11 @@ struct RefParser {
     if (Ref r = line(l); r != Ref::kOk) return r;
     switch (f.type) {
       case '+':
-      case '-': f.str = l; return Ref::kOk;
-      case ':': return number(l, f.integer) ? Ref::kOk : Ref::kBad;
+      case '-':
+        f.str = l;
+        return Ref::kOk;
+      case ':':
+        return number(l, f.integer) ? Ref::kOk : Ref::kBad;
       case '$': {
         long long n = 0;
         if (!number(l, n) || n < -1 || n > (1LL << 29)) return Ref::kBad;
@@ -123,7 +126,8 @@ struct RefParser {
         }
         return Ref::kOk;
       }
-      default: return Ref::kBad;
+      default:
+        return Ref::kBad;
     }
   }
 };
@@ -131,9 +135,12 @@ struct RefParser {
 bool same(larder::RedisReplyRef r, const Frame& f) {
   using T = larder::RedisReplyType;
   switch (f.type) {
-    case '+': return r.type() == T::kStatus && r.str() == f.str;
-    case '-': return r.type() == T::kError && r.str() == f.str;
-    case ':': return r.type() == T::kInteger && r.integer() == f.integer;
+    case '+':
+      return r.type() == T::kStatus && r.str() == f.str;
+    case '-':
+      return r.type() == T::kError && r.str() == f.str;
+    case ':':
+      return r.type() == T::kInteger && r.integer() == f.integer;
     case '$':
       if (f.nil) return r.type() == T::kNil;
       return r.type() == T::kString && r.str() == f.str;
@@ -144,7 +151,8 @@ bool same(larder::RedisReplyRef r, const Frame& f) {
         if (!same(r[i], f.elements[i])) return false;
       }
       return r[f.elements.size()].type() == T::kNil;  // past the end: nil, never UB
-    default: return false;
+    default:
+      return false;
   }
 }
 

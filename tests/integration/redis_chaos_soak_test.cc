@@ -93,7 +93,8 @@ class ChaosProxy {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(listen_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || ::listen(listen_, 64) != 0) {
+    if (::bind(listen_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        ::listen(listen_, 64) != 0) {
       throw std::runtime_error("proxy: bind/listen failed");
     }
     socklen_t len = sizeof(a);
@@ -275,8 +276,8 @@ struct Oracle {
   std::array<std::atomic<bool>, kKeys> acked_erase{};
   std::array<std::atomic<bool>, kKeys> uncertain{};
   std::array<std::atomic<std::int64_t>, kKeys> acked_at{};  // steady ns of the newest ack
-  std::array<std::mutex, kKeys> key_mu;  // serialises writes of one key
-  std::atomic<std::uint64_t> late_stale{0};  // stale reads (violations)
+  std::array<std::mutex, kKeys> key_mu;                     // serialises writes of one key
+  std::atomic<std::uint64_t> late_stale{0};                 // stale reads (violations)
   std::atomic<std::int64_t> late_stale_max_ns{0};
   std::atomic<std::uint64_t> version{0};
   std::atomic<std::uint64_t> violations{0};
@@ -329,44 +330,42 @@ TEST(RedisChaosSoak, OracleHoldsUnderFaults) {
     return std::to_string(it->second);
   };
   Writer<std::string, std::string> writer{
-      .write =
-          [&](std::span<const std::pair<std::string, std::string>> batch) -> absl::Status {
-            if (faults_on && roll(100)) {
-              ++sor.failures;
-              return absl::UnavailableError("SoR down");
-            }
-            if (faults_on && roll(20)) {
-              ++sor.throws;
-              throw std::runtime_error("Writer threw");
-            }
-            std::lock_guard<std::mutex> l(sor.mu);
-            for (const auto& [k, v] : batch) {
-              const std::uint64_t ver = version_of(v);
-              auto& last = sor.last_put[k];
-              if (ver < last) ++sor.order_violations;  // equal: an idempotent retry
-              last = std::max(last, ver);
-              sor.value[k] = ver;
-              sor.log << "put " << k << " " << ver << "\n";
-              ++sor.writes;
-            }
-            sor.log.flush();
-            return absl::OkStatus();
-          },
-      .erase =
-          [&](std::span<const std::string> keys) -> absl::Status {
-            if (faults_on && roll(100)) {
-              ++sor.failures;
-              return absl::UnavailableError("SoR down");
-            }
-            std::lock_guard<std::mutex> l(sor.mu);
-            for (const auto& k : keys) {
-              sor.value.erase(k);
-              sor.log << "erase " << k << "\n";
-              ++sor.erases;
-            }
-            sor.log.flush();
-            return absl::OkStatus();
-          }};
+      .write = [&](std::span<const std::pair<std::string, std::string>> batch) -> absl::Status {
+        if (faults_on && roll(100)) {
+          ++sor.failures;
+          return absl::UnavailableError("SoR down");
+        }
+        if (faults_on && roll(20)) {
+          ++sor.throws;
+          throw std::runtime_error("Writer threw");
+        }
+        std::lock_guard<std::mutex> l(sor.mu);
+        for (const auto& [k, v] : batch) {
+          const std::uint64_t ver = version_of(v);
+          auto& last = sor.last_put[k];
+          if (ver < last) ++sor.order_violations;  // equal: an idempotent retry
+          last = std::max(last, ver);
+          sor.value[k] = ver;
+          sor.log << "put " << k << " " << ver << "\n";
+          ++sor.writes;
+        }
+        sor.log.flush();
+        return absl::OkStatus();
+      },
+      .erase = [&](std::span<const std::string> keys) -> absl::Status {
+        if (faults_on && roll(100)) {
+          ++sor.failures;
+          return absl::UnavailableError("SoR down");
+        }
+        std::lock_guard<std::mutex> l(sor.mu);
+        for (const auto& k : keys) {
+          sor.value.erase(k);
+          sor.log << "erase " << k << "\n";
+          ++sor.erases;
+        }
+        sor.log.flush();
+        return absl::OkStatus();
+      }};
 
   RedisOptions ro;
   ro.host = "127.0.0.1";
@@ -374,7 +373,8 @@ TEST(RedisChaosSoak, OracleHoldsUnderFaults) {
   ro.key_prefix = testing::unique_prefix();
   ro.connect_timeout = 200ms;
   ro.command_timeout = 200ms;
-  auto l1 = std::make_shared<LocalStore<std::string, std::string>>(LocalStoreOptions{.max_entries = 200});
+  auto l1 =
+      std::make_shared<LocalStore<std::string, std::string>>(LocalStoreOptions{.max_entries = 200});
   auto l2 = std::make_shared<RedisStore<std::string, std::string>>(ro);
   auto bus = std::make_shared<RedisInvalidationBus>(ro, ro.key_prefix + "bus");
   auto tiered = std::make_shared<TieredStore<std::string, std::string>>(l1, l2, bus);
@@ -419,7 +419,8 @@ TEST(RedisChaosSoak, OracleHoldsUnderFaults) {
       const std::int64_t age = now_ns() - oracle.acked_at[i];
       ++oracle.late_stale;
       std::int64_t m = oracle.late_stale_max_ns.load();
-      while (age > m && !oracle.late_stale_max_ns.compare_exchange_weak(m, age)) {}
+      while (age > m && !oracle.late_stale_max_ns.compare_exchange_weak(m, age)) {
+      }
       oracle.violation(key_name(i) + ": read version " + std::to_string(ver) +
                        " older than acknowledged " + std::to_string(floor) + ", acknowledged " +
                        std::to_string(age / 1'000'000) + " ms before");
@@ -431,7 +432,8 @@ TEST(RedisChaosSoak, OracleHoldsUnderFaults) {
     const auto d = Clock::now() - t0;
     const std::int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
     std::int64_t m = max_call_ns.load();
-    while (ns > m && !max_call_ns.compare_exchange_weak(m, ns)) {}
+    while (ns > m && !max_call_ns.compare_exchange_weak(m, ns)) {
+    }
     if (d > kCallBound) oracle.violation("a call took " + std::to_string(ns / 1'000'000) + " ms");
   };
 
@@ -466,15 +468,18 @@ TEST(RedisChaosSoak, OracleHoldsUnderFaults) {
           }
           lookups += keys.size();
           timed([&] {
-            auto got = cache->get_many(std::span<const std::string>(keys), [&](std::span<const std::string> miss) {
-              absl::flat_hash_map<std::string, std::string> out;
-              for (const auto& m : miss) {
-                auto v = load_one(m);
-                if (v.ok()) out[m] = *v;
-                else if (!absl::IsNotFound(v.status())) return absl::StatusOr<decltype(out)>(v.status());
-              }
-              return absl::StatusOr<decltype(out)>(std::move(out));
-            });
+            auto got = cache->get_many(std::span<const std::string>(keys),
+                                       [&](std::span<const std::string> miss) {
+                                         absl::flat_hash_map<std::string, std::string> out;
+                                         for (const auto& m : miss) {
+                                           auto v = load_one(m);
+                                           if (v.ok())
+                                             out[m] = *v;
+                                           else if (!absl::IsNotFound(v.status()))
+                                             return absl::StatusOr<decltype(out)>(v.status());
+                                         }
+                                         return absl::StatusOr<decltype(out)>(std::move(out));
+                                       });
             if (got.ok()) {
               for (std::size_t j = 0; j < keys.size(); ++j) {
                 auto it = got->find(keys[j]);
@@ -519,13 +524,41 @@ TEST(RedisChaosSoak, OracleHoldsUnderFaults) {
     const int f = static_cast<int>(fr() % 7);
     const auto hold = std::chrono::milliseconds(100 + fr() % 400);
     switch (f) {
-      case 0: ++faults["latency"]; proxy.set_mode(ChaosProxy::Mode::kLatency); std::this_thread::sleep_for(hold); break;
-      case 1: ++faults["blackhole"]; proxy.set_mode(ChaosProxy::Mode::kBlackhole); std::this_thread::sleep_for(hold); break;
-      case 2: ++faults["trickle"]; proxy.set_mode(ChaosProxy::Mode::kTrickle); std::this_thread::sleep_for(hold); break;
-      case 3: ++faults["reset"]; proxy.reset_all(); break;
-      case 4: ++faults["redis_restart"]; server.stop(); std::this_thread::sleep_for(hold / 2); server.start(); break;
-      case 5: ++faults["redis_sigstop"]; server.pause(); std::this_thread::sleep_for(hold); server.resume(); break;
-      default: ++faults["calm"]; std::this_thread::sleep_for(hold); break;
+      case 0:
+        ++faults["latency"];
+        proxy.set_mode(ChaosProxy::Mode::kLatency);
+        std::this_thread::sleep_for(hold);
+        break;
+      case 1:
+        ++faults["blackhole"];
+        proxy.set_mode(ChaosProxy::Mode::kBlackhole);
+        std::this_thread::sleep_for(hold);
+        break;
+      case 2:
+        ++faults["trickle"];
+        proxy.set_mode(ChaosProxy::Mode::kTrickle);
+        std::this_thread::sleep_for(hold);
+        break;
+      case 3:
+        ++faults["reset"];
+        proxy.reset_all();
+        break;
+      case 4:
+        ++faults["redis_restart"];
+        server.stop();
+        std::this_thread::sleep_for(hold / 2);
+        server.start();
+        break;
+      case 5:
+        ++faults["redis_sigstop"];
+        server.pause();
+        std::this_thread::sleep_for(hold);
+        server.resume();
+        break;
+      default:
+        ++faults["calm"];
+        std::this_thread::sleep_for(hold);
+        break;
     }
     proxy.set_mode(ChaosProxy::Mode::kPass);
     std::this_thread::sleep_for(std::chrono::milliseconds(200 + fr() % 300));
@@ -560,30 +593,37 @@ TEST(RedisChaosSoak, OracleHoldsUnderFaults) {
       if (oracle.acked_erase[i]) {
         if (it != sor.value.end()) oracle.violation(key_name(i) + ": erased but in the SoR");
       } else if (it == sor.value.end() || it->second != oracle.acked[i]) {
-        oracle.violation(key_name(i) + ": SoR has " +
-                         (it == sor.value.end() ? std::string("nothing") : std::to_string(it->second)) +
-                         ", acknowledged " + std::to_string(oracle.acked[i].load()));
+        oracle.violation(
+            key_name(i) + ": SoR has " +
+            (it == sor.value.end() ? std::string("nothing") : std::to_string(it->second)) +
+            ", acknowledged " + std::to_string(oracle.acked[i].load()));
       }
     }
   }
-  if (sor.order_violations > 0) oracle.violation("Writer saw versions out of order: " + std::to_string(sor.order_violations.load()));
+  if (sor.order_violations > 0)
+    oracle.violation("Writer saw versions out of order: " +
+                     std::to_string(sor.order_violations.load()));
   const CacheStats st = cache->stats();
   if (st.hits + st.stale_hits + st.misses > lookups) {
-    oracle.violation("stats: hits+stale+misses " + std::to_string(st.hits + st.stale_hits + st.misses) +
-                     " > lookups " + std::to_string(lookups.load()));
+    oracle.violation("stats: hits+stale+misses " +
+                     std::to_string(st.hits + st.stale_hits + st.misses) + " > lookups " +
+                     std::to_string(lookups.load()));
   }
   if (warmed) {
-    if (end_fds > warm_fds + 16) oracle.violation("fds grew from " + std::to_string(warm_fds) + " to " + std::to_string(end_fds));
+    if (end_fds > warm_fds + 16)
+      oracle.violation("fds grew from " + std::to_string(warm_fds) + " to " +
+                       std::to_string(end_fds));
     // (Not under sanitizers: ASan's quarantine and TSan's shadow grow RSS.)
     if (!kSanitized && end_rss > warm_rss + warm_rss / 2 + (32u << 20)) {
-      oracle.violation("RSS grew from " + std::to_string(warm_rss) + " to " + std::to_string(end_rss));
+      oracle.violation("RSS grew from " + std::to_string(warm_rss) + " to " +
+                       std::to_string(end_rss));
     }
   }
   cache.reset();
 
   std::ostringstream s;
-  s << "soak: " << seconds << " s, ops: get_or_load " << n_get << ", get_many " << n_many << ", put " << n_put
-    << ", erase " << n_erase << ", invalidate " << n_inval << "\n";
+  s << "soak: " << seconds << " s, ops: get_or_load " << n_get << ", get_many " << n_many
+    << ", put " << n_put << ", erase " << n_erase << ", invalidate " << n_inval << "\n";
   s << "soak: faults:";
   int total = 0;
   for (auto& [k, v] : faults) {
@@ -594,12 +634,12 @@ TEST(RedisChaosSoak, OracleHoldsUnderFaults) {
     << sor.failures << " failures, " << sor.throws << " throws\n";
   s << "soak: stats: hits " << st.hits << ", stale " << st.stale_hits << ", misses " << st.misses
     << ", lookups " << lookups << ", load_failures " << st.load_failures << ", store_errors "
-    << st.store_errors << ", deferred " << st.invalidations_deferred << ", rejected " << st.write_rejected
-    << "\n";
-  s << "soak: max call " << max_call_ns / 1'000'000 << " ms; fds " << warm_fds << " -> " << end_fds << "; RSS "
-    << warm_rss / 1024 << " -> " << end_rss / 1024 << " KiB\n";
-  s << "soak: stale reads (each one a violation): " << oracle.late_stale
-    << ", oldest " << oracle.late_stale_max_ns / 1'000'000 << " ms after the ack\n";
+    << st.store_errors << ", deferred " << st.invalidations_deferred << ", rejected "
+    << st.write_rejected << "\n";
+  s << "soak: max call " << max_call_ns / 1'000'000 << " ms; fds " << warm_fds << " -> " << end_fds
+    << "; RSS " << warm_rss / 1024 << " -> " << end_rss / 1024 << " KiB\n";
+  s << "soak: stale reads (each one a violation): " << oracle.late_stale << ", oldest "
+    << oracle.late_stale_max_ns / 1'000'000 << " ms after the ack\n";
   s << "soak: violations " << oracle.violations << "\n";
   std::cout << s.str();
   EXPECT_EQ(oracle.violations.load(), 0u);

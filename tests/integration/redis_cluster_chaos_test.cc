@@ -39,7 +39,8 @@ using testing::PrivateSentinel;
 
 Entry<std::string> entry(std::string v) {
   const auto now = std::chrono::system_clock::now();
-  return Entry<std::string>{std::move(v), now + std::chrono::minutes(5), now + std::chrono::minutes(10)};
+  return Entry<std::string>{std::move(v), now + std::chrono::minutes(5),
+                            now + std::chrono::minutes(10)};
 }
 
 RedisOptions chaos_options() {
@@ -59,8 +60,7 @@ RedisOptions chaos_options() {
 class Load {
  public:
   // Failures are counted, never fatal here: each test decides what it allows.
-  Load(std::shared_ptr<Store> store, int threads, int keys_per_thread)
-      : store_(std::move(store)) {
+  Load(std::shared_ptr<Store> store, int threads, int keys_per_thread) : store_(std::move(store)) {
     for (int t = 0; t < threads; ++t) {
       workers_.emplace_back([this, t, keys_per_thread] { run(t, keys_per_thread); });
     }
@@ -169,7 +169,8 @@ constexpr long long kCallBoundMs = 1000 + 2000 + 1000 + 1500;
 class RedisClusterChaosTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (testing::env_list("LARDER_TEST_REDIS_CLUSTER").empty() && !testing::redis_required()) return;
+    if (testing::env_list("LARDER_TEST_REDIS_CLUSTER").empty() && !testing::redis_required())
+      return;
     cluster_ = new PrivateCluster();
   }
   static void TearDownTestSuite() {
@@ -177,7 +178,8 @@ class RedisClusterChaosTest : public ::testing::Test {
     cluster_ = nullptr;
   }
   void SetUp() override {
-    if (cluster_ == nullptr) GTEST_SKIP() << "no Redis Cluster tests requested (LARDER_TEST_REDIS_CLUSTER unset)";
+    if (cluster_ == nullptr)
+      GTEST_SKIP() << "no Redis Cluster tests requested (LARDER_TEST_REDIS_CLUSTER unset)";
     ASSERT_TRUE(cluster_->wait_healthy(seconds(30)));
   }
   static PrivateCluster* cluster_;
@@ -291,17 +293,19 @@ TEST_F(RedisClusterChaosTest, KilledMasterUnderLoadRecoversWithinBound) {
   EXPECT_LE(load.failures.load(), failures_then + 2) << "calls still failing after recovery";
   EXPECT_TRUE(cluster_->is_master(replica));
   EXPECT_LE(load.slowest_ms.load(), kCallBoundMs) << "a call hung";
-  std::printf("kill -9 master: %llu ops, %llu failed (fast), slowest %lld ms, recovered in %lld ms\n",
-              static_cast<unsigned long long>(load.ops.load()),
-              static_cast<unsigned long long>(load.failures.load()), load.slowest_ms.load(),
-              static_cast<long long>(took));
+  std::printf(
+      "kill -9 master: %llu ops, %llu failed (fast), slowest %lld ms, recovered in %lld ms\n",
+      static_cast<unsigned long long>(load.ops.load()),
+      static_cast<unsigned long long>(load.failures.load()), load.slowest_ms.load(),
+      static_cast<long long>(took));
   cluster_->restart(master);  // rejoins as a replica
   EXPECT_TRUE(cluster_->wait_healthy(seconds(30)));
 }
 
 TEST(RedisSentinelChaosTest, SentinelFailoverUnderLoad) {
   if (testing::env_list("LARDER_TEST_REDIS_SENTINELS").empty()) {
-    if (testing::redis_required()) FAIL() << "LARDER_TEST_REQUIRE_REDIS=1 but LARDER_TEST_REDIS_SENTINELS unset";
+    if (testing::redis_required())
+      FAIL() << "LARDER_TEST_REQUIRE_REDIS=1 but LARDER_TEST_REDIS_SENTINELS unset";
     GTEST_SKIP() << "no Sentinel tests requested (LARDER_TEST_REDIS_SENTINELS unset)";
   }
   PrivateSentinel s;

@@ -11,9 +11,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <set>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,7 +27,8 @@
 namespace larder::testing {
 namespace {
 
-std::shared_ptr<Store<std::string, std::string>> make_store(RedisOptions o, std::shared_ptr<Clock> clock) {
+std::shared_ptr<Store<std::string, std::string>> make_store(RedisOptions o,
+                                                            std::shared_ptr<Clock> clock) {
   o.clock = std::move(clock);
   return std::shared_ptr<RedisStore<std::string, std::string>>(
       new RedisStore<std::string, std::string>(o), [](RedisStore<std::string, std::string>* s) {
@@ -80,7 +81,8 @@ using Store = RedisStore<std::string, std::string>;
 
 Entry<std::string> entry(std::string v) {
   const auto now = std::chrono::system_clock::now();
-  return Entry<std::string>{std::move(v), now + std::chrono::minutes(1), now + std::chrono::minutes(2)};
+  return Entry<std::string>{std::move(v), now + std::chrono::minutes(1),
+                            now + std::chrono::minutes(2)};
 }
 
 // The vectors of the design brief, checked against CLUSTER KEYSLOT.
@@ -129,7 +131,8 @@ class RedisClusterTest : public ::testing::Test {
   void SetUp() override {
     nodes_ = env_list("LARDER_TEST_REDIS_CLUSTER");
     if (nodes_.empty()) {
-      if (testing::redis_required()) FAIL() << "LARDER_TEST_REQUIRE_REDIS=1 but LARDER_TEST_REDIS_CLUSTER unset";
+      if (testing::redis_required())
+        FAIL() << "LARDER_TEST_REQUIRE_REDIS=1 but LARDER_TEST_REDIS_CLUSTER unset";
       GTEST_SKIP() << "no Redis Cluster: set LARDER_TEST_REDIS_CLUSTER (scripts/test.sh does)";
     }
   }
@@ -167,14 +170,16 @@ TEST_F(RedisClusterTest, BatchesSpanEveryNodeInCallerOrder) {
   Store small(o);
   auto again = small.get_many(keys);
   ASSERT_TRUE(again.ok()) << again.status();
-  for (int i = 0; i < kN; ++i) EXPECT_EQ((*again)[static_cast<std::size_t>(i)]->value, "v" + std::to_string(i));
+  for (int i = 0; i < kN; ++i)
+    EXPECT_EQ((*again)[static_cast<std::size_t>(i)]->value, "v" + std::to_string(i));
   EXPECT_EQ(store->get("k5")->value().value, "v5");
   // erase_many across nodes; then clear() walks every master.
   std::vector<std::string> half(keys.begin(), keys.begin() + kN / 2);
   ASSERT_TRUE(small.erase_many(half).ok());
   auto after = store->get_many(keys);
   ASSERT_TRUE(after.ok());
-  for (int i = 0; i < kN; ++i) EXPECT_EQ((*after)[static_cast<std::size_t>(i)].has_value(), i >= kN / 2) << i;
+  for (int i = 0; i < kN; ++i)
+    EXPECT_EQ((*after)[static_cast<std::size_t>(i)].has_value(), i >= kN / 2) << i;
   ASSERT_TRUE(small.clear().ok());
   auto cleared = store->get_many(keys);
   ASSERT_TRUE(cleared.ok());
@@ -193,9 +198,13 @@ TEST_F(RedisClusterTest, ClientFromUriAndRawCommands) {
   const std::string_view set[] = {"SET", k, "1"};
   const std::string ky = d.key_prefix + "y", kz = d.key_prefix + "z";
   const std::string_view del[] = {"DEL", k, ky, kz};
-  ASSERT_TRUE(c.command(set, [](std::size_t, RedisReplyRef r) { EXPECT_EQ(r.str(), "OK"); }, "SET").ok());
+  ASSERT_TRUE(c.command(
+                   set, [](std::size_t, RedisReplyRef r) { EXPECT_EQ(r.str(), "OK"); }, "SET")
+                  .ok());
   long long n = -1;
-  ASSERT_TRUE(c.command(del, [&](std::size_t, RedisReplyRef r) { n = r.integer(); }, "DEL").ok());
+  ASSERT_TRUE(c.command(
+                   del, [&](std::size_t, RedisReplyRef r) { n = r.integer(); }, "DEL")
+                  .ok());
   EXPECT_EQ(n, 1);  // integer replies of a split DEL are summed
 }
 
@@ -214,7 +223,8 @@ TEST_F(RedisClusterTest, LockAndLoadGuardExclude) {
 // Five processes miss one key on the cluster at once: one load.
 TEST_F(RedisClusterTest, CrossProcessSingleFlightLoadsOnce) {
   const std::string helper =
-      (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "redis_singleflight_helper").string();
+      (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "redis_singleflight_helper")
+          .string();
   ASSERT_TRUE(std::filesystem::exists(helper)) << helper;
   const std::string prefix = unique_prefix();
   std::string uri = "redis-cluster://";
@@ -248,11 +258,14 @@ TEST_F(RedisClusterTest, CrossProcessSingleFlightLoadsOnce) {
   std::string loads;
   const std::string k = prefix + "loads";
   const std::string_view get[] = {"GET", k};
-  ASSERT_TRUE(c.command(get, [&](std::size_t, RedisReplyRef r) { loads = r.str(); }, "GET").ok());
+  ASSERT_TRUE(c.command(
+                   get, [&](std::size_t, RedisReplyRef r) { loads = r.str(); }, "GET")
+                  .ok());
   EXPECT_EQ(loads, "1");
   const std::string the_key = prefix + "the-key";
   const std::string_view del[] = {"DEL", k, the_key};
-  (void)c.command(del, [](std::size_t, RedisReplyRef) {}, "DEL");
+  (void)c.command(
+      del, [](std::size_t, RedisReplyRef) {}, "DEL");
 }
 
 // Two TieredStores (two "processes") over the cluster: a write through one
@@ -263,8 +276,8 @@ TEST_F(RedisClusterTest, TwoTieredStoresStayCoherent) {
     auto client = std::make_shared<RedisClient>(cluster_options(nodes_, prefix));
     auto bus = std::make_shared<RedisInvalidationBus>(client);
     auto tier = std::make_shared<TieredStore<std::string, std::string>>(
-        std::make_shared<LocalStore<std::string, std::string>>(),
-        std::make_shared<Store>(client), bus);
+        std::make_shared<LocalStore<std::string, std::string>>(), std::make_shared<Store>(client),
+        bus);
     EXPECT_TRUE(bus->wait_listening(seconds(10)));
     return std::make_pair(tier, bus);
   };
@@ -286,7 +299,8 @@ TEST_F(RedisClusterTest, TwoTieredStoresStayCoherent) {
 TEST(RedisSentinelTest, FindsTheMasterAndWritesThere) {
   const std::vector<std::string> sentinels = env_list("LARDER_TEST_REDIS_SENTINELS");
   if (sentinels.empty()) {
-    if (testing::redis_required()) FAIL() << "LARDER_TEST_REQUIRE_REDIS=1 but LARDER_TEST_REDIS_SENTINELS unset";
+    if (testing::redis_required())
+      FAIL() << "LARDER_TEST_REQUIRE_REDIS=1 but LARDER_TEST_REDIS_SENTINELS unset";
     GTEST_SKIP() << "no Sentinel: set LARDER_TEST_REDIS_SENTINELS (scripts/test.sh does)";
   }
   const std::string master = env_or("LARDER_TEST_REDIS_SENTINEL_MASTER", "mymaster");

@@ -44,14 +44,16 @@ inline std::vector<std::string> env_list(const char* name) {
 
 // LARDER_REQUIRE_ENV_OR_SKIP(var, what): skip (fail under scripts/test.sh)
 // when the environment variable `var` is unset.
-#define LARDER_REQUIRE_ENV_OR_SKIP(var, what)                                              \
-  if (::larder::testing::env_list(var).empty()) {                                          \
-    if (::larder::testing::redis_required()) FAIL() << "LARDER_TEST_REQUIRE_REDIS=1 but " var " unset"; \
-    GTEST_SKIP() << "no " what ": set " var " (scripts/test.sh does)";                    \
+#define LARDER_REQUIRE_ENV_OR_SKIP(var, what)                          \
+  if (::larder::testing::env_list(var).empty()) {                      \
+    if (::larder::testing::redis_required())                           \
+      FAIL() << "LARDER_TEST_REQUIRE_REDIS=1 but " var " unset";       \
+    GTEST_SKIP() << "no " what ": set " var " (scripts/test.sh does)"; \
   }
 
 // cluster_options / sentinel_options: for the shared topologies.
-inline RedisOptions cluster_options(std::vector<std::string> nodes, std::string prefix = unique_prefix()) {
+inline RedisOptions cluster_options(std::vector<std::string> nodes,
+                                    std::string prefix = unique_prefix()) {
   RedisOptions o;
   o.cluster_nodes = std::move(nodes);
   o.key_prefix = std::move(prefix);
@@ -189,7 +191,8 @@ class PrivateCluster {
       ADD_FAILURE() << "redis-cli --cluster create failed";
       return;
     }
-    if (!wait_healthy(std::chrono::seconds(30))) ADD_FAILURE() << "private cluster not healthy in 30 s";
+    if (!wait_healthy(std::chrono::seconds(30)))
+      ADD_FAILURE() << "private cluster not healthy in 30 s";
   }
   ~PrivateCluster() {
     nodes_.clear();
@@ -231,7 +234,9 @@ class PrivateCluster {
   int replica_of(int i) const {
     const std::string mid = id(i);
     for (int j = 0; j < 6; ++j) {
-      if (j != i && alive_[j] && cli(base_ + j, "cluster nodes").find("myself,slave " + mid) != std::string::npos) return j;
+      if (j != i && alive_[j] &&
+          cli(base_ + j, "cluster nodes").find("myself,slave " + mid) != std::string::npos)
+        return j;
     }
     return -1;
   }
@@ -265,9 +270,19 @@ class PrivateSentinel {
       return;
     }
     for (int i = 0; i < 2; ++i) {
-      std::vector<std::string> a = {"redis-server", "--port", std::to_string(base_ + i), "--bind",
-                                    "127.0.0.1", "--dir", dir_, "--save", "", "--appendonly", "no",
-                                    "--repl-diskless-sync-delay", "0"};
+      std::vector<std::string> a = {"redis-server",
+                                    "--port",
+                                    std::to_string(base_ + i),
+                                    "--bind",
+                                    "127.0.0.1",
+                                    "--dir",
+                                    dir_,
+                                    "--save",
+                                    "",
+                                    "--appendonly",
+                                    "no",
+                                    "--repl-diskless-sync-delay",
+                                    "0"};
       if (i == 1) a.insert(a.end(), {"--replicaof", "127.0.0.1", std::to_string(base_)});
       servers_.push_back(std::make_unique<Child>(a));
     }
@@ -279,7 +294,8 @@ class PrivateSentinel {
         << "sentinel down-after-milliseconds mymaster 1000\n"
         << "sentinel failover-timeout mymaster 5000\n";
       f.close();
-      servers_.push_back(std::make_unique<Child>(std::vector<std::string>{"redis-server", conf, "--sentinel"}));
+      servers_.push_back(
+          std::make_unique<Child>(std::vector<std::string>{"redis-server", conf, "--sentinel"}));
     }
     const bool ok = wait_until(
         [&] {
@@ -290,7 +306,8 @@ class PrivateSentinel {
               return false;
             }
           }
-          return cli(base_ + 1, "info replication").find("master_link_status:up") != std::string::npos;
+          return cli(base_ + 1, "info replication").find("master_link_status:up") !=
+                 std::string::npos;
         },
         std::chrono::seconds(30));
     if (!ok) ADD_FAILURE() << "private sentinel setup not healthy in 30 s";

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // The Redis parts that need no server: the entry encoding
-// (internal/redis_entry.h, including headers with impossible instants), the hiredis-error-to-Status mapping
-// (internal/redis_status.h) and SCAN glob escaping.
+// (internal/redis_entry.h, including headers with impossible instants), the hiredis-error-to-Status
+// mapping (internal/redis_status.h) and SCAN glob escaping.
+#include "larder/internal/redis_entry.h"
+
 #include <hiredis/hiredis.h>
 
 #include <chrono>
@@ -15,7 +17,6 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "larder/internal/redis_entry.h"
 #include "larder/internal/redis_status.h"
 #include "larder/redis.h"
 

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-
 #include "gtest/gtest.h"
 #include "larder/cache.h"
 #include "larder/redis.h"
@@ -101,14 +100,14 @@ TEST(RedisLockLimitsTest, LoadGuardWithUnboundedWaitLoads) {
   RedisLock other(c.client, "lock:c", {.ttl = milliseconds(100)});
   ASSERT_TRUE(other.try_lock().value());
   const std::vector<std::string> keys{"a", "b", "c"};
-  auto many = cache.get_many(
-      std::span<const std::string>(keys),
-      [&](std::span<const std::string> ks) -> absl::StatusOr<absl::flat_hash_map<std::string, std::string>> {
-        absl::flat_hash_map<std::string, std::string> m;
-        for (const auto& k : ks) m[k] = "v:" + k;
-        loads += static_cast<int>(ks.size());
-        return m;
-      });
+  auto many = cache.get_many(std::span<const std::string>(keys),
+                             [&](std::span<const std::string> ks)
+                                 -> absl::StatusOr<absl::flat_hash_map<std::string, std::string>> {
+                               absl::flat_hash_map<std::string, std::string> m;
+                               for (const auto& k : ks) m[k] = "v:" + k;
+                               loads += static_cast<int>(ks.size());
+                               return m;
+                             });
   ASSERT_TRUE(many.ok()) << many.status();
   EXPECT_EQ(many->size(), 3u);
   EXPECT_EQ(many->at("c"), "v:c");

@@ -217,7 +217,8 @@ TEST(RedisOutageTest, LogHookHearsTheBreakerOpenAndClose) {
   internal::MutexLock lock(&mu);
   bool opened = false, closed = false;
   for (const auto& [level, m] : lines) {
-    if (m.find("circuit breaker open") != std::string::npos) opened = level == RedisLogLevel::kError;
+    if (m.find("circuit breaker open") != std::string::npos)
+      opened = level == RedisLogLevel::kError;
     if (m.find("circuit breaker closed") != std::string::npos) closed = true;
   }
   EXPECT_TRUE(opened);
@@ -236,8 +237,8 @@ TEST(RedisOutageTest, ServerHangingUpMidWriteIsAnErrorNotSigpipe) {
   o.command_timeout = milliseconds(2000);
   RedisStore<std::string, std::string> store(o);
   const TimePoint now = std::chrono::system_clock::now();
-  const absl::Status s =
-      store.put("big", Entry<std::string>{std::string(8 << 20, 'x'), now + seconds(9), now + seconds(9)});
+  const absl::Status s = store.put(
+      "big", Entry<std::string>{std::string(8 << 20, 'x'), now + seconds(9), now + seconds(9)});
   EXPECT_FALSE(s.ok());
   EXPECT_TRUE(store.put("small", Entry<std::string>{"x", now + seconds(9), now + seconds(9)}).ok());
 }

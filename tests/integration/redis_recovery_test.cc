@@ -77,8 +77,8 @@ struct Instance {
     RedisInvalidationBusOptions bo;
     bo.ping_interval = seconds(30);  // a short stall goes unnoticed by the subscriber
     bus = std::make_shared<RedisInvalidationBus>(o, "larder:invalidate", bo);
-    store = std::make_shared<TieredStore<Str, Str>>(
-        std::make_shared<LocalStore<Str, Str>>(), std::make_shared<RedisStore<Str, Str>>(o), bus);
+    store = std::make_shared<TieredStore<Str, Str>>(std::make_shared<LocalStore<Str, Str>>(),
+                                                    std::make_shared<RedisStore<Str, Str>>(o), bus);
     CacheOptions<Str, Str> co;
     co.ttl = std::chrono::minutes(5);  // long: the ttl must not be what hides a stale value
     co.write_mode = mode;
@@ -169,8 +169,8 @@ TEST_P(RedisRecoveryTest, NoInstanceServesTheOldValueOnceRedisIsBack) {
   // publishes are sent again; both subscribers are listening again.
   ASSERT_TRUE(eventually([&] { return a.cache->stats().invalidations_pending == 0; }, seconds(10)))
       << "A never re-applied its deferred invalidation";
-  ASSERT_TRUE(eventually([&] { return a.store->tiered_counters().publishes_pending == 0; },
-                         seconds(10)))
+  ASSERT_TRUE(
+      eventually([&] { return a.store->tiered_counters().publishes_pending == 0; }, seconds(10)))
       << "A never re-sent its failed publishes";
   ASSERT_TRUE(a.bus->wait_listening(seconds(10)));
   ASSERT_TRUE(b.bus->wait_listening(seconds(10)));
@@ -178,9 +178,10 @@ TEST_P(RedisRecoveryTest, NoInstanceServesTheOldValueOnceRedisIsBack) {
   for (Instance* in : {&a, &b}) {
     for (int i = 0; i < 3; ++i) {
       absl::StatusOr<Str> v = in->cache->get_or_load("price", load);
-      const Str got = v.ok() ? *v : (v.status().code() == absl::StatusCode::kNotFound
-                                         ? "<gone>"
-                                         : v.status().ToString());
+      const Str got =
+          v.ok() ? *v
+                 : (v.status().code() == absl::StatusCode::kNotFound ? "<gone>"
+                                                                     : v.status().ToString());
       EXPECT_EQ(got, expect) << (in == &a ? "instance A" : "instance B") << ", read " << i;
     }
   }

@@ -61,14 +61,16 @@ int main(int argc, char** argv) {
   auto loader = [&](const std::string&) -> absl::StatusOr<std::string> {
     const std::string key = o.key_prefix + counter;
     const std::string_view incr[] = {"INCR", key};
-    absl::Status s = client->command(incr, [](std::size_t, larder::RedisReplyRef) {}, "INCR");
+    absl::Status s = client->command(
+        incr, [](std::size_t, larder::RedisReplyRef) {}, "INCR");
     if (!s.ok()) return s;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // a slow system of record
     return std::string("loaded-value");
   };
   absl::StatusOr<std::string> v = cache.get_or_load(argv[4], loader);
   if (!v.ok()) {
-    std::fprintf(stderr, "helper %d: %s\n", static_cast<int>(::getpid()), v.status().ToString().c_str());
+    std::fprintf(stderr, "helper %d: %s\n", static_cast<int>(::getpid()),
+                 v.status().ToString().c_str());
     return 1;
   }
   return *v == "loaded-value" ? 0 : 1;

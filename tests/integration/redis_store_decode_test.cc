@@ -63,15 +63,16 @@ struct LogSink {
 std::string raw_get(RedisClient& c, const std::string& key) {
   const std::string_view args[] = {"GET", key};
   std::string out;
-  absl::Status s = c.command(args, [&](std::size_t, RedisReplyRef r) { out = r.str(); }, "GET");
+  absl::Status s = c.command(
+      args, [&](std::size_t, RedisReplyRef r) { out = r.str(); }, "GET");
   EXPECT_TRUE(s.ok()) << s;
   return out;
 }
 void raw_set(RedisClient& c, const std::string& key, const std::string& value) {
   const std::string_view args[] = {"SET", key, value};
   absl::Status reply;
-  absl::Status s = c.command(args, [&](std::size_t, RedisReplyRef r) { reply = r.status("SET"); },
-                             "SET");
+  absl::Status s = c.command(
+      args, [&](std::size_t, RedisReplyRef r) { reply = r.status("SET"); }, "SET");
   ASSERT_TRUE(s.ok()) << s;
   ASSERT_TRUE(reply.ok()) << reply;
 }
@@ -94,9 +95,12 @@ enum class Want { kCorrupt, kExpired, kHit };
 
 const char* name_of(Want w) {
   switch (w) {
-    case Want::kCorrupt: return "corrupt";
-    case Want::kExpired: return "expired";
-    case Want::kHit: return "hit";
+    case Want::kCorrupt:
+      return "corrupt";
+    case Want::kExpired:
+      return "expired";
+    case Want::kHit:
+      return "hit";
   }
   return "?";
 }
@@ -142,9 +146,15 @@ std::array<std::size_t, 3> check_cases(Fixture& f, const std::vector<Case>& case
     raw_set(c, f.store->redis_key(keys.back()),
             value_with_header(cases[i].fresh, cases[i].stale, "payload " + std::to_string(i)));
     switch (model(cases[i].fresh, cases[i].stale, now_ms)) {
-      case Want::kCorrupt: ++corrupt; break;
-      case Want::kExpired: ++expired; break;
-      case Want::kHit: ++hits; break;
+      case Want::kCorrupt:
+        ++corrupt;
+        break;
+      case Want::kExpired:
+        ++expired;
+        break;
+      case Want::kHit:
+        ++hits;
+        break;
     }
   }
   const StoreCounters before = f.store->counters();
@@ -154,9 +164,9 @@ std::array<std::size_t, 3> check_cases(Fixture& f, const std::vector<Case>& case
                        const char* via) {
     const Case& k = cases[i];
     const Want want = model(k.fresh, k.stale, now_ms);
-    SCOPED_TRACE(::testing::Message() << via << " case " << i << " (" << k.what << "): fresh "
-                                      << k.fresh << " stale " << k.stale << " now " << now_ms
-                                      << ", want " << name_of(want));
+    SCOPED_TRACE(::testing::Message()
+                 << via << " case " << i << " (" << k.what << "): fresh " << k.fresh << " stale "
+                 << k.stale << " now " << now_ms << ", want " << name_of(want));
     ASSERT_EQ(got.has_value(), want == Want::kHit);
     if (!got) return;
     // The store contract: what comes back is not past stale_until, and in order.
@@ -199,10 +209,10 @@ TEST(RedisStoreDecodeTest, OneFlippedBitInAnInstantIsACountedLoggedMiss) {
   Fixture f(addr);
   RedisClient& c = *f.store->client();
   const TimePoint now = f.clock->now();
-  ASSERT_TRUE(
-      f.store->put("hello", Entry<std::string>{"hello world", now + std::chrono::seconds(30),
-                                               now + std::chrono::seconds(60)})
-          .ok());
+  ASSERT_TRUE(f.store
+                  ->put("hello", Entry<std::string>{"hello world", now + std::chrono::seconds(30),
+                                                    now + std::chrono::seconds(60)})
+                  .ok());
   const std::string good = raw_get(c, f.store->redis_key("hello"));
   ASSERT_EQ(good.size(), 18u + 11u);
 
@@ -319,14 +329,16 @@ TEST(RedisStoreDecodeTest, RandomHeadersNeverServeAnEntryPastStaleUntil) {
   for (const std::int64_t now_ms : {kNow, std::int64_t{0}, kMinMs + 5'000, kMaxMs - 5'000}) {
     SCOPED_TRACE(::testing::Message() << "now " << now_ms);
     Fixture f(addr, now_ms);
-    const std::int64_t specials[] = {kI64Min, kI64Min + 1, -1, 0, 1, kMinMs - 1, kMinMs, kMinMs + 1,
-                                     kMaxMs - 1, kMaxMs, kMaxMs + 1, kI64Max - 1, kI64Max,
-                                     now_ms - 1, now_ms, now_ms + 1};
+    const std::int64_t specials[] = {
+        kI64Min,    kI64Min + 1, -1,         0,           1,       kMinMs - 1, kMinMs, kMinMs + 1,
+        kMaxMs - 1, kMaxMs,      kMaxMs + 1, kI64Max - 1, kI64Max, now_ms - 1, now_ms, now_ms + 1};
     // An instant near now, or a special value, or any 64 bits.
     auto instant = [&]() -> std::int64_t {
       switch (pick(4)) {
-        case 0: return static_cast<std::int64_t>(u64());
-        case 1: return specials[pick(std::size(specials))];
+        case 0:
+          return static_cast<std::int64_t>(u64());
+        case 1:
+          return specials[pick(std::size(specials))];
         default: {
           const std::int64_t d = static_cast<std::int64_t>(pick(200'001)) - 100'000;
           // now_ms +- 100 s, kept inside int64 (now is at least 5 s inside a TimePoint).
@@ -359,7 +371,8 @@ TEST(RedisStoreDecodeTest, RandomHeadersNeverServeAnEntryPastStaleUntil) {
   EXPECT_GT(total[0], 0u) << "no corrupt header generated";
   EXPECT_GT(total[1], 0u) << "no expired header generated";
   EXPECT_GT(total[2], 0u) << "no servable header generated";
-  std::cout << "corrupt " << total[0] << ", expired " << total[1] << ", served " << total[2] << "\n";
+  std::cout << "corrupt " << total[0] << ", expired " << total[1] << ", served " << total[2]
+            << "\n";
 }
 
 }  // namespace

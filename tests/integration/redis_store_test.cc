@@ -85,9 +85,14 @@ std::string raw(RedisClient& c, std::vector<std::string> args) {
       v,
       [&](std::size_t, RedisReplyRef r) {
         switch (r.type()) {
-          case RedisReplyType::kInteger: out = std::to_string(r.integer()); break;
-          case RedisReplyType::kNil: out = "(nil)"; break;
-          default: out = std::string(r.str());
+          case RedisReplyType::kInteger:
+            out = std::to_string(r.integer());
+            break;
+          case RedisReplyType::kNil:
+            out = "(nil)";
+            break;
+          default:
+            out = std::string(r.str());
         }
       },
       "raw");
@@ -142,8 +147,8 @@ struct UserJsonCodec {
     constexpr std::string_view kHead = "{\"name\":\"";
     const std::size_t q = b.find('"', kHead.size());
     const std::size_t a = b.find("\",\"age\":");
-    if (b.substr(0, kHead.size()) != kHead || q == std::string_view::npos || q != a ||
-        b.empty() || b.back() != '}') {
+    if (b.substr(0, kHead.size()) != kHead || q == std::string_view::npos || q != a || b.empty() ||
+        b.back() != '}') {
       return absl::DataLossError("not a User JSON object");
     }
     User u;
@@ -174,12 +179,14 @@ TEST(RedisStoreTest, EveryBuiltInCodecRoundTrips) {
   round_trip<std::string, bool>(addr, "b", true);
   round_trip<std::string, Color>(addr, "e", Color::kBlue);
   round_trip<std::string, Point>(addr, "p", Point{-3, 2.5});
-  round_trip<std::string, std::vector<std::int32_t>>(addr, "v", std::vector<std::int32_t>{1, -2, 3});
+  round_trip<std::string, std::vector<std::int32_t>>(addr, "v",
+                                                     std::vector<std::int32_t>{1, -2, 3});
   round_trip<std::string, std::vector<std::int32_t>>(addr, "v0", std::vector<std::int32_t>{});
   {
     ScopedStore<std::string, std::shared_ptr<const std::string>> s(options_for(addr));
     auto v = std::make_shared<const std::string>("shared");
-    ASSERT_TRUE(s->put("sp", entry_in(std::shared_ptr<const std::string>(v), seconds(5), seconds(5))).ok());
+    ASSERT_TRUE(
+        s->put("sp", entry_in(std::shared_ptr<const std::string>(v), seconds(5), seconds(5))).ok());
     auto got = s->get("sp");
     ASSERT_TRUE(got.ok() && got->has_value());
     EXPECT_EQ(*(*got)->value, "shared");
@@ -193,7 +200,8 @@ TEST(RedisStoreTest, IntegerKeysAreDecimalTextValuesLittleEndian) {
   LARDER_REQUIRE_REDIS_OR_SKIP(addr);
   RedisOptions o = options_for(addr);
   ScopedStore<std::uint32_t, std::uint32_t> s(o);
-  ASSERT_TRUE(s->put(0x01020304u, entry_in<std::uint32_t>(0x0a0b0c0du, seconds(5), seconds(5))).ok());
+  ASSERT_TRUE(
+      s->put(0x01020304u, entry_in<std::uint32_t>(0x0a0b0c0du, seconds(5), seconds(5))).ok());
   const std::string key = s->redis_key(0x01020304u);
   EXPECT_EQ(key, o.key_prefix + "16909060");
   ScopedStore<std::int64_t, std::string> neg(options_for(addr, o.key_prefix + "neg:"));
@@ -235,7 +243,8 @@ TEST(RedisStoreTest, EntryPastStaleUntilByOurClockIsAMiss) {
   RedisOptions o = options_for(addr);
   o.clock = clock;
   ScopedStore<std::string, int> s(o);
-  ASSERT_TRUE(s->put("k", Entry<int>{1, clock->now() + seconds(1), clock->now() + seconds(2)}).ok());
+  ASSERT_TRUE(
+      s->put("k", Entry<int>{1, clock->now() + seconds(1), clock->now() + seconds(2)}).ok());
   clock->advance(seconds(3));  // Redis still has it (PX 2000); our clock says expired
   auto got = s->get("k");
   ASSERT_TRUE(got.ok());
@@ -289,7 +298,8 @@ TEST(RedisStoreTest, LargePutManyIsOnePipeline) {
   ScopedStore<int, std::string> s(options_for(addr));
   std::vector<std::pair<int, Entry<std::string>>> items;
   const std::string big(2000, 'x');  // ~10 MB in all: exercises partial writes
-  for (int i = 0; i < 5000; ++i) items.emplace_back(i, entry_in(big + std::to_string(i), seconds(10), seconds(10)));
+  for (int i = 0; i < 5000; ++i)
+    items.emplace_back(i, entry_in(big + std::to_string(i), seconds(10), seconds(10)));
   ASSERT_TRUE(s->put_many(items).ok());
   std::vector<int> keys{0, 2500, 4999};
   auto got = s->get_many(keys);
@@ -310,7 +320,8 @@ TEST(RedisStoreTest, KeyPrefixIsolatesStoresAndClearStaysInside) {
   EXPECT_EQ((*a->get("k"))->value, "A");
   EXPECT_EQ((*b->get("k"))->value, "B");
   for (int i = 0; i < 30; ++i) {
-    ASSERT_TRUE(a->put("x" + std::to_string(i), entry_in<std::string>("a", seconds(10), seconds(10))).ok());
+    ASSERT_TRUE(
+        a->put("x" + std::to_string(i), entry_in<std::string>("a", seconds(10), seconds(10))).ok());
   }
   RedisOptions small = options_for(addr, base + "a*:");
   small.batch_chunk = 4;  // several SCAN steps
@@ -373,7 +384,8 @@ TEST(RedisStoreTest, CorruptAndForeignValuesAreCountedLoggedMisses) {
   raw(c, {"HSET", s->redis_key("hash"), "f", "v"});  // another Redis type
   ASSERT_TRUE(s->put("good", entry_in<std::int64_t>(42, seconds(10), seconds(10))).ok());
 
-  const std::vector<std::string> bad{"foreign", "version2", "truncated", "badpayload", "empty", "hash"};
+  const std::vector<std::string> bad{"foreign",    "version2", "truncated",
+                                     "badpayload", "empty",    "hash"};
   for (const std::string& k : bad) {
     auto got = s->get(k);
     ASSERT_TRUE(got.ok()) << k << ": " << got.status();

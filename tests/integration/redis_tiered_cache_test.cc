@@ -103,14 +103,16 @@ TEST(RedisTieredCacheTest, TheClockIsSetOnce) {
   // Given through RedisOptions, the cache's clock reaches the client it builds.
   auto clock = std::make_shared<ManualClock>(std::chrono::system_clock::now());
   int loads = 0;
-  auto cache = make_tiered_cache<int, std::string>(
-      options_for(addr), {.ttl = seconds(30),
-                          .loader = [&](int) {
-                            ++loads;
-                            return std::string("v");
-                          },
-                          .clock = clock},
-      {.invalidation_bus = false, .load_guard = false});
+  auto cache =
+      make_tiered_cache<int, std::string>(options_for(addr),
+                                          {.ttl = seconds(30),
+                                           .loader =
+                                               [&](int) {
+                                                 ++loads;
+                                                 return std::string("v");
+                                               },
+                                           .clock = clock},
+                                          {.invalidation_bus = false, .load_guard = false});
   EXPECT_EQ(cache.clock(), clock);
   ASSERT_TRUE(cache.get(1).ok());
   clock->advance(seconds(29));

@@ -166,7 +166,7 @@ TEST(RedisTieredTest, BatchesAndClearReachTheOtherInstance) {
   const RedisOptions o = options_for(addr);
   Instance a(o), b(o);
   std::vector<std::pair<std::string, Entry<std::string>>> items{{"x", fresh("1")},
-                                                                 {"y", fresh("2")}};
+                                                                {"y", fresh("2")}};
   ASSERT_TRUE(a.store->put_many(items).ok());  // one pipeline of PUBLISH
   ASSERT_TRUE(b.bus->wait_keys(2));
   const std::vector<std::string> keys{"x", "y"};
@@ -195,9 +195,10 @@ TEST(RedisTieredTest, APlainPublishFromAnotherSystemInvalidates) {
   RedisClient raw(o);
   const std::string_view args[] = {"PUBLISH", b.redis_bus->channel(), "user:7"};
   long long receivers = -1;
-  ASSERT_TRUE(raw.command(args, [&](std::size_t, RedisReplyRef r) { receivers = r.integer(); },
-                          "PUBLISH")
-                  .ok());
+  ASSERT_TRUE(
+      raw.command(
+             args, [&](std::size_t, RedisReplyRef r) { receivers = r.integer(); }, "PUBLISH")
+          .ok());
   EXPECT_EQ(receivers, 1);
   ASSERT_TRUE(b.bus->wait_keys(1));
   EXPECT_EQ(b.l1->size(), 0u);

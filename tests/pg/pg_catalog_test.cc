@@ -167,7 +167,7 @@ TEST(PgCatalogTest, WriteThroughUnderConcurrencyKeepsCacheEqualToRows) {
   o.pool_size = 8;
   Catalog cat(o);
   constexpr int kThreads = 8, kProducts = 20;
-  constexpr auto kRun = 2s;          // bounded in time ...
+  constexpr auto kRun = 2s;              // bounded in time ...
   constexpr int kMaxOpsPerThread = 400;  // ... and in count
   std::atomic<int> ok_count[kProducts + 1] = {};
   std::atomic<int> aborted{0}, other{0};
@@ -198,7 +198,8 @@ TEST(PgCatalogTest, WriteThroughUnderConcurrencyKeepsCacheEqualToRows) {
     absl::StatusOr<Product> row = catalog::db::load_product(cat.pool(), id);
     ASSERT_TRUE(row.ok()) << row.status();
     total += ok_count[id];
-    EXPECT_EQ(row->version, 1 + ok_count[id]) << "product " << id << ": an OK update is missing or doubled";
+    EXPECT_EQ(row->version, 1 + ok_count[id])
+        << "product " << id << ": an OK update is missing or doubled";
     std::optional<Product> cached = cat.products().get_if_present(id);
     if (cached) {
       EXPECT_EQ(*cached, *row) << "product " << id << ": cache differs from the row";
@@ -209,7 +210,8 @@ TEST(PgCatalogTest, WriteThroughUnderConcurrencyKeepsCacheEqualToRows) {
   }
   EXPECT_GT(total, kThreads) << "too few updates went through to mean anything";
   EXPECT_EQ(other.load(), 0);
-  std::printf("write-through: %d OK updates, %d gave up after 8 conflicts\n", total, aborted.load());
+  std::printf("write-through: %d OK updates, %d gave up after 8 conflicts\n", total,
+              aborted.load());
 }
 
 }  // namespace

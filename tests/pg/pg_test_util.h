@@ -48,9 +48,10 @@ class TestSchema {
     (void)pg_admin(conninfo_, "DROP SCHEMA IF EXISTS " + name_ + " CASCADE");
     absl::Status s = pg_admin(conninfo_, "CREATE SCHEMA " + name_);
     if (s.ok()) {
-      catalog::PgPool pool({.conninfo = conninfo_, .size = 1, .on_connect = [this](pqxx::connection& c) {
-                              pqxx::nontransaction(c).exec("SET search_path TO " + name_);
-                            }});
+      catalog::PgPool pool(
+          {.conninfo = conninfo_, .size = 1, .on_connect = [this](pqxx::connection& c) {
+             pqxx::nontransaction(c).exec("SET search_path TO " + name_);
+           }});
       s = catalog::db::run_sql_file(pool, std::string(LARDER_CATALOG_SQL_DIR) + "/schema.sql");
       if (s.ok()) {
         s = pool.run<bool>("seed", catalog::PgPool::Retry::kNo,

@@ -94,7 +94,8 @@ TEST(PgWriteBackCrashTest, EveryAcknowledgedViewIsInPostgresExactlyOnce) {
     ::fclose(out);
     int st = 0;
     ASSERT_EQ(::waitpid(pid, &st, 0), pid);
-    ASSERT_TRUE(killed) << "the child exited by itself (status " << st << ") after " << acks << " acks";
+    ASSERT_TRUE(killed) << "the child exited by itself (status " << st << ") after " << acks
+                        << " acks";
     ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << "status " << st;
     if (pending >= 0) ++in_flight[pending];
 
@@ -113,8 +114,10 @@ TEST(PgWriteBackCrashTest, EveryAcknowledgedViewIsInPostgresExactlyOnce) {
       absl::StatusOr<catalog::ViewCount> v = catalog::db::load_views(pool, pid_);
       ASSERT_TRUE(v.ok()) << v.status();
       const std::int64_t lo = acked[pid_], hi = acked[pid_] + in_flight[pid_];
-      EXPECT_GE(v->views, lo) << "round " << round << " product " << pid_ << ": acknowledged views lost";
-      EXPECT_LE(v->views, hi) << "round " << round << " product " << pid_ << ": views counted twice";
+      EXPECT_GE(v->views, lo) << "round " << round << " product " << pid_
+                              << ": acknowledged views lost";
+      EXPECT_LE(v->views, hi) << "round " << round << " product " << pid_
+                              << ": views counted twice";
       EXPECT_EQ(v->version, v->views) << "product " << pid_;
       // An in-flight increment that did land counts from now on as acknowledged.
       if (v->views > acked[pid_]) {

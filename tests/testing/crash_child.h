@@ -26,19 +26,20 @@ namespace larder::testing {
 
 // file_sor_writer: a Writer into the file-backed system of record at `sor`.
 inline Writer<std::string, std::int64_t> file_sor_writer(const std::string& sor) {
-  return {.write = [sor](std::span<const std::pair<std::string, std::int64_t>> batch) {
-            std::string out;
-            for (const auto& [k, v] : batch) out += k + " " + std::to_string(v) + ";\n";
-            const int fd = ::open(sor.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-            if (fd < 0) return absl::UnavailableError("open system of record");
-            const ssize_t n = ::write(fd, out.data(), out.size());
-            const int rc = ::fsync(fd);
-            ::close(fd);
-            if (n != static_cast<ssize_t>(out.size()) || rc != 0) {
-              return absl::UnavailableError("write system of record");
-            }
-            return absl::OkStatus();
-          },
+  return {.write =
+              [sor](std::span<const std::pair<std::string, std::int64_t>> batch) {
+                std::string out;
+                for (const auto& [k, v] : batch) out += k + " " + std::to_string(v) + ";\n";
+                const int fd = ::open(sor.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+                if (fd < 0) return absl::UnavailableError("open system of record");
+                const ssize_t n = ::write(fd, out.data(), out.size());
+                const int rc = ::fsync(fd);
+                ::close(fd);
+                if (n != static_cast<ssize_t>(out.size()) || rc != 0) {
+                  return absl::UnavailableError("write system of record");
+                }
+                return absl::OkStatus();
+              },
           .erase = nullptr};
 }
 
@@ -46,12 +47,13 @@ inline Writer<std::string, std::int64_t> file_sor_writer(const std::string& sor)
 // "stuck" fails (the keys stay dirty, as with a system of record that keeps
 // refusing them).
 inline Writer<std::string, std::int64_t> failing_for_stuck(Writer<std::string, std::int64_t> w) {
-  return {.write = [w](std::span<const std::pair<std::string, std::int64_t>> batch) {
-            for (const auto& [k, v] : batch) {
-              if (k.rfind("stuck", 0) == 0) return absl::UnavailableError("stuck key refused");
-            }
-            return w.write(batch);
-          },
+  return {.write =
+              [w](std::span<const std::pair<std::string, std::int64_t>> batch) {
+                for (const auto& [k, v] : batch) {
+                  if (k.rfind("stuck", 0) == 0) return absl::UnavailableError("stuck key refused");
+                }
+                return w.write(batch);
+              },
           .erase = nullptr};
 }
 

@@ -110,8 +110,8 @@ inline void run_crash_rounds(const std::string& helper_name) {
   std::mt19937 rng(seed);
   std::printf("crash harness: seed %u (replay with LARDER_CRASH_SEED=%u)\n", seed, seed);
   std::fflush(stdout);
-  SCOPED_TRACE("seed " + std::to_string(seed) + " (replay with LARDER_CRASH_SEED=" +
-               std::to_string(seed) + ")");
+  SCOPED_TRACE("seed " + std::to_string(seed) +
+               " (replay with LARDER_CRASH_SEED=" + std::to_string(seed) + ")");
   const char* policies[] = {"every", "never", "interval"};
   std::map<std::string, std::int64_t> acked;  // newest acknowledged value per key, all rounds
   constexpr int kRounds = 6;
@@ -169,7 +169,8 @@ inline void run_crash_rounds(const std::string& helper_name) {
     const auto sor_values = read_sor(sor);
     for (const auto& [k, v] : acked) {
       auto it = sor_values.find(k);
-      ASSERT_NE(it, sor_values.end()) << "acknowledged key " << k << " never reached the system of record";
+      ASSERT_NE(it, sor_values.end())
+          << "acknowledged key " << k << " never reached the system of record";
       EXPECT_GE(it->second.back(), v) << "key " << k << ": acknowledged " << v
                                       << " but the system of record holds " << it->second.back();
     }
@@ -194,8 +195,8 @@ inline void run_crash_rounds(const std::string& helper_name) {
 // stuck puts came back (nothing acknowledged is lost) and that at most
 // `stuck + window` records were replayed (the flushed ones are not), and
 // that the stuck keys reached the system of record. Returns the count.
-inline std::uint64_t run_flushed_then_killed(const std::string& helper_name, int flushed,
-                                             int stuck, std::uint64_t window) {
+inline std::uint64_t run_flushed_then_killed(const std::string& helper_name, int flushed, int stuck,
+                                             std::uint64_t window) {
   using namespace crash_internal;
   const std::string helper =
       (fs::read_symlink("/proc/self/exe").parent_path() / helper_name).string();
@@ -207,8 +208,8 @@ inline std::uint64_t run_flushed_then_killed(const std::string& helper_name, int
   std::uint64_t replayed = ~std::uint64_t{0};
   [&] {
     int fd = -1;
-    const pid_t pid = spawn({helper, "flushed", journal, sor, std::to_string(flushed),
-                             std::to_string(stuck)}, &fd);
+    const pid_t pid = spawn(
+        {helper, "flushed", journal, sor, std::to_string(flushed), std::to_string(stuck)}, &fd);
     ASSERT_GT(pid, 0);
     char buf[4096];
     while (::read(fd, buf, sizeof(buf)) > 0) {
@@ -223,7 +224,8 @@ inline std::uint64_t run_flushed_then_killed(const std::string& helper_name, int
     const pid_t rpid = spawn({helper, "recover", journal, sor}, &rfd);
     ASSERT_GT(rpid, 0);
     std::string out;
-    for (ssize_t n; (n = ::read(rfd, buf, sizeof(buf))) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    for (ssize_t n; (n = ::read(rfd, buf, sizeof(buf))) > 0;)
+      out.append(buf, static_cast<std::size_t>(n));
     ::close(rfd);
     ASSERT_EQ(::waitpid(rpid, &status, 0), rpid);
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "recover failed: " << status;
@@ -231,8 +233,7 @@ inline std::uint64_t run_flushed_then_killed(const std::string& helper_name, int
     ASSERT_NE(at, std::string::npos) << out;
     replayed = std::stoull(out.substr(at + 9));
     EXPECT_GE(replayed, static_cast<std::uint64_t>(stuck)) << "unflushed puts were not replayed";
-    EXPECT_LE(replayed, static_cast<std::uint64_t>(stuck) + window)
-        << "flushed puts were replayed";
+    EXPECT_LE(replayed, static_cast<std::uint64_t>(stuck) + window) << "flushed puts were replayed";
     const auto sor_values = read_sor(sor);
     for (int i = 0; i < stuck; ++i) {
       auto it = sor_values.find("stuck" + std::to_string(i));

@@ -49,8 +49,7 @@ class MapStore : public Store<K, V> {
     map_.erase(key);
     return absl::OkStatus();
   }
-  absl::StatusOr<std::vector<std::optional<Entry<V>>>> get_many(
-      std::span<const K> keys) override {
+  absl::StatusOr<std::vector<std::optional<Entry<V>>>> get_many(std::span<const K> keys) override {
     batch_gets.fetch_add(1);
     if (absl::Status s = fault(); !s.ok()) return s;
     std::vector<std::optional<Entry<V>>> out;

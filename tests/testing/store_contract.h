@@ -158,7 +158,7 @@ TYPED_TEST_P(StoreContractTest, BinaryKeysAndValues) {
 TYPED_TEST_P(StoreContractTest, ConcurrentWritersAndReaders) {
   constexpr int kWriters = 4, kReaders = 2, kOps = 200, kKeys = 16;
   struct Last {
-    int seq = -1;  // last put's seq, -1: none
+    int seq = -1;         // last put's seq, -1: none
     bool erased = false;  // the writer's last operation on the key was an erase
   };
   std::vector<std::vector<Last>> last(kWriters, std::vector<Last>(kKeys));
@@ -227,9 +227,9 @@ TYPED_TEST_P(StoreContractTest, ConcurrentWritersAndReaders) {
 }
 
 REGISTER_TYPED_TEST_SUITE_P(StoreContractTest, MissThenHit, KeepsBothInstantsToTheMillisecond,
-                            PutReplaces, EraseRemovesAndAbsentIsOk,
-                            StaleIsReturnedExpiredIsNot, BatchFormsMatchSingleForms,
-                            BinaryKeysAndValues, ConcurrentWritersAndReaders);
+                            PutReplaces, EraseRemovesAndAbsentIsOk, StaleIsReturnedExpiredIsNot,
+                            BatchFormsMatchSingleForms, BinaryKeysAndValues,
+                            ConcurrentWritersAndReaders);
 
 }  // namespace larder::testing
 

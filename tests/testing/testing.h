@@ -51,16 +51,15 @@ bool redis_required();
 // LARDER_REQUIRE_REDIS_OR_SKIP(addr): in a gtest body, binds `addr` to the test
 // server's address, or skips the test with a clear message (fails instead,
 // under scripts/test.sh) when no server was given.
-#define LARDER_REQUIRE_REDIS_OR_SKIP(addr)                                           \
-  std::optional<::larder::testing::RedisAddress> addr##_opt =                       \
-      ::larder::testing::test_redis();                                             \
-  if (!addr##_opt) {                                                                \
-    if (::larder::testing::redis_required()) {                                      \
-      FAIL() << "LARDER_TEST_REQUIRE_REDIS=1 but LARDER_TEST_REDIS_HOST/PORT unset"; \
-    }                                                                               \
-    GTEST_SKIP() << "no Redis server: set LARDER_TEST_REDIS_HOST and "              \
-                    "LARDER_TEST_REDIS_PORT (scripts/test.sh does)";                \
-  }                                                                                 \
+#define LARDER_REQUIRE_REDIS_OR_SKIP(addr)                                                     \
+  std::optional<::larder::testing::RedisAddress> addr##_opt = ::larder::testing::test_redis(); \
+  if (!addr##_opt) {                                                                           \
+    if (::larder::testing::redis_required()) {                                                 \
+      FAIL() << "LARDER_TEST_REQUIRE_REDIS=1 but LARDER_TEST_REDIS_HOST/PORT unset";           \
+    }                                                                                          \
+    GTEST_SKIP() << "no Redis server: set LARDER_TEST_REDIS_HOST and "                         \
+                    "LARDER_TEST_REDIS_PORT (scripts/test.sh does)";                           \
+  }                                                                                            \
   const ::larder::testing::RedisAddress& addr = *addr##_opt
 
 #endif  // LARDER_TESTS_TESTING_TESTING_H_

@@ -392,7 +392,8 @@ class CacheCore : public TaskOwner {
         if (w.max_dirty == 0) bad("write_back.max_dirty must be > 0");
         if (w.wait.count() < 0) bad("write_back.wait must be >= 0");
         if (w.retry_base.count() <= 0) bad("write_back.retry_base must be > 0");
-        if (w.retry_max < w.retry_base) bad("write_back.retry_max must be >= write_back.retry_base");
+        if (w.retry_max < w.retry_base)
+          bad("write_back.retry_max must be >= write_back.retry_base");
         if (!w.journal.empty()) {
           if (!Writes<K, V>::kJournalable) {
             bad("write_back.journal is set but K or V has no larder::Codec (specialise "

@@ -40,9 +40,9 @@ namespace larder::internal {
 
 // The cache's counters, striped so the hit path shares no cache line.
 struct CacheCounters {
-  StripedCounter hits, misses, stale_hits, loads, load_failures, coalesced, refreshes,
-      store_errors, writes, write_failures, refreshes_dropped, refresh_failures,
-      negative_hits, load_timeouts, invalidations_deferred, invalidations_reapplied;
+  StripedCounter hits, misses, stale_hits, loads, load_failures, coalesced, refreshes, store_errors,
+      writes, write_failures, refreshes_dropped, refresh_failures, negative_hits, load_timeouts,
+      invalidations_deferred, invalidations_reapplied;
 };
 
 // The cache's latency histograms (metric.h). Store operations are sampled
@@ -92,8 +92,8 @@ struct CacheState {
       negative = std::make_unique<ExpiringKeySet<K>>(opt.negative.max_entries);
     }
     if (opt.error_backoff.count() > 0) {
-      refresh_paused =
-          std::make_unique<ExpiringKeySet<K>>(std::max<std::size_t>(opt.negative.max_entries, 1024));
+      refresh_paused = std::make_unique<ExpiringKeySet<K>>(
+          std::max<std::size_t>(opt.negative.max_entries, 1024));
     }
   }
 

@@ -112,7 +112,8 @@ class ConcurrentIdTable {
   void insert(std::uint32_t hash, std::uint32_t id, HashOf&& hash_of, Retire&& retire) {
     std::atomic<std::uint32_t>* a = array_.load(std::memory_order_relaxed);
     std::uint32_t cap = a[0].load(std::memory_order_relaxed);
-    if (static_cast<std::uint64_t>(used_ + tombs_ + 1) * 100 > static_cast<std::uint64_t>(cap) * 90) {
+    if (static_cast<std::uint64_t>(used_ + tombs_ + 1) * 100 >
+        static_cast<std::uint64_t>(cap) * 90) {
       rebuild(used_ + 1, hash_of, retire);
       a = array_.load(std::memory_order_relaxed);
       cap = a[0].load(std::memory_order_relaxed);

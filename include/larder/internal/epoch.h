@@ -196,7 +196,8 @@ class Epoch {
 
   static Record* self() {
     thread_local Holder holder;
-    if (holder.r == nullptr) [[unlikely]] holder.r = acquire_record();
+    if (holder.r == nullptr) [[unlikely]]
+      holder.r = acquire_record();
     return holder.r;
   }
 
@@ -226,7 +227,8 @@ class Epoch {
 #if defined(__GNUC__)
   [[gnu::noinline]]
 #endif
-  static Record* acquire_record() {
+  static Record*
+  acquire_record() {
     const bool asym = asymmetric();  // registered before any reader relies on it
     Record* r = acquire_record_slow();
     r->asymmetric = asym;

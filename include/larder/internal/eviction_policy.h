@@ -333,8 +333,8 @@ class EvictionPolicyCore {
   // to probation.
   void apply_window_target() {
     window_max_ = target_window_;
-    protected_max_ = static_cast<std::uint64_t>(
-        kPercentMainProtected * static_cast<double>(maximum_ - window_max_));
+    protected_max_ = static_cast<std::uint64_t>(kPercentMainProtected *
+                                                static_cast<double>(maximum_ - window_max_));
     const std::uint64_t main_max = maximum_ - window_max_;
     PolicyHook* const anchor = window_.front();
     for (int i = 0; i < kTransferLimit && weighted_size_ - window_weight_ > main_max; ++i) {
@@ -515,8 +515,8 @@ class EvictionPolicyCore {
   std::uint64_t window_weight_ = 0, protected_weight_ = 0;
   std::uint64_t target_window_ = 0;
   std::uint64_t rng_ = 0x9e3779b97f4a7c15ull;
-  std::uint64_t streak_hash_ = 0;  // the victim of the current streak
-  std::uint64_t streak_ = 0;       // warm candidates it rejected in a row
+  std::uint64_t streak_hash_ = 0;            // the victim of the current streak
+  std::uint64_t streak_ = 0;                 // warm candidates it rejected in a row
   std::unique_ptr<ShadowPolicies> shadows_;  // kAdaptiveTinyLfu only
 };
 
@@ -662,8 +662,8 @@ class ShadowPolicies {
   // evicted: shadow i dropped node v (already unlinked). The slot being
   // accessed is checked once all shadows have seen the access.
   void evicted(PolicyHook* v, std::size_t i) {
-    const auto* slot = reinterpret_cast<const Slot*>(reinterpret_cast<const char*>(v - i) -
-                                                     offsetof(Slot, hooks));
+    const auto* slot =
+        reinterpret_cast<const Slot*>(reinterpret_cast<const char*>(v - i) - offsetof(Slot, hooks));
     if (!empty(*slot)) return;
     auto it = index_.find(v->hash);
     if (it == index_.end() || it->second == current_slot_) return;
@@ -738,15 +738,15 @@ class ShadowPolicies {
   // The shadows see the same requests, so one frequency sketch serves all
   // of their admissions (each used to keep an identical copy).
   FrequencySketch sketch_{1};
-  std::deque<Slot> slots_;              // stable addresses: the policies link them
-  std::vector<std::uint32_t> free_;     // released slots
+  std::deque<Slot> slots_;           // stable addresses: the policies link them
+  std::vector<std::uint32_t> free_;  // released slots
   absl::flat_hash_map<std::uint32_t, std::uint32_t> index_;  // key hash -> slot
   std::uint32_t current_slot_ = kNoSlot;
   std::uint64_t threshold_ = 0;
   double period_base_ = 1;
   static constexpr double kPeriodFactor = 1;  // decision period, in shadow capacities
-  std::uint64_t requests_ = 0;  // this tick
-  double total_ = 0;            // decayed requests
+  std::uint64_t requests_ = 0;                // this tick
+  double total_ = 0;                          // decayed requests
   std::size_t current_ = 0;
   std::size_t trial_ = kNoTrial;  // the shadow on trial (kNoTrial: none)
   int trial_ticks_ = 0;           // ticks since its trial opened
@@ -772,8 +772,7 @@ inline void EvictionPolicyCore::set_window_fraction(double f) {
   target_window_ = window_for(f);
 }
 
-inline void EvictionPolicyCore::shadow_access(std::uint64_t hash, std::uint32_t weight,
-                                              bool read) {
+inline void EvictionPolicyCore::shadow_access(std::uint64_t hash, std::uint32_t weight, bool read) {
   if (!shadows_->sampled(hash)) return;
   shadows_->access(hash, weight, read);
   target_window_ = window_for(shadows_->fraction());

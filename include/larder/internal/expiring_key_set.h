@@ -46,8 +46,7 @@ namespace larder::internal {
 template <class K>
 class ExpiringKeySet {
  public:
-  explicit ExpiringKeySet(std::size_t max_entries)
-      : per_shard_(max_entries / kShards + 1) {}
+  explicit ExpiringKeySet(std::size_t max_entries) : per_shard_(max_entries / kShards + 1) {}
 
   // contains: whether key is in the set at now (an expired marker is
   // dropped).

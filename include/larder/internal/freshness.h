@@ -142,9 +142,9 @@ class Freshness {
   // absl::InsecureBitGen: its seed pool lives in an abseil library that
   // Debian does not build for ThreadSanitizer, which then reports races.
   static double unit_random() {
-    thread_local std::uint64_t state =
-        (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}() ^
-        reinterpret_cast<std::uintptr_t>(&state);
+    thread_local std::uint64_t state = (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
+                                       std::random_device{}() ^
+                                       reinterpret_cast<std::uintptr_t>(&state);
     std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;

@@ -155,13 +155,12 @@
 // as for checkpoints, once the records it counts as superseding are durable;
 // every sealed segment whose records are all below L is deleted. A crash
 // between a roll and a deletion leaves an extra sealed segment: the next
-// open() deletes it if the newest checkpoint covers it, else replays it. A key that keeps failing would pin its segment forever,
-// so relog_below() names a seq below which the owner should append a fresh
-// copy of each still-dirty record ("relog") once two or more sealed segments
-// are pinned and at most half of their records are still needed (relogging
-// mostly-live segments would only move them: forever, when the dirty set's
-// records fill more than a segment); after that the old segments go too. The
-// live files therefore stay within about 2 x segment_bytes + 2 x (size of the
+// open() deletes it if the newest checkpoint covers it, else replays it. A key that keeps failing
+// would pin its segment forever, so relog_below() names a seq below which the owner should append a
+// fresh copy of each still-dirty record ("relog") once two or more sealed segments are pinned and
+// at most half of their records are still needed (relogging mostly-live segments would only move
+// them: forever, when the dirty set's records fill more than a segment); after that the old
+// segments go too. The live files therefore stay within about 2 x segment_bytes + 2 x (size of the
 // dirty set's records), however long the process runs (tests/
 // write_back_bounds_test.cc).
 //
@@ -208,10 +207,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "larder/internal/errno_text.h"
 #include "larder/clock.h"
 #include "larder/internal/absl_compat.h"
 #include "larder/internal/crc32c.h"
+#include "larder/internal/errno_text.h"
 #include "larder/internal/mutex.h"
 #include "larder/metric.h"
 
@@ -255,10 +254,10 @@ struct JournalRecord {
 
 // ReplayStats: what open() found.
 struct ReplayStats {
-  std::uint64_t segments = 0;  // segment files read
-  std::uint64_t records = 0;   // valid records handed to the callback
-  std::uint64_t torn = 0;      // segments that ended inside a record (crash mid-append)
-  std::uint64_t corrupt = 0;   // segments cut short by a bad checksum, length, type or seq
+  std::uint64_t segments = 0;       // segment files read
+  std::uint64_t records = 0;        // valid records handed to the callback
+  std::uint64_t torn = 0;           // segments that ended inside a record (crash mid-append)
+  std::uint64_t corrupt = 0;        // segments cut short by a bad checksum, length, type or seq
   std::uint64_t skipped_bytes = 0;  // bytes after the first torn/corrupt record, never applied
   std::uint64_t acknowledged = 0;   // valid records skipped: a checkpoint covers them
   std::uint64_t checkpoint = 0;     // the largest checkpoint mark found (0: none)
@@ -266,11 +265,11 @@ struct ReplayStats {
 
 // JournalStats: counters since open. Read without stopping appenders.
 struct JournalStats {
-  std::uint64_t appends = 0;   // records enqueued
-  std::uint64_t commits = 0;   // write() rounds (one per group commit)
-  std::uint64_t syncs = 0;     // fdatasync calls on segments
-  std::uint64_t bytes = 0;     // bytes written since open
-  std::uint64_t segments = 0;  // segment files alive now (sealed + active)
+  std::uint64_t appends = 0;     // records enqueued
+  std::uint64_t commits = 0;     // write() rounds (one per group commit)
+  std::uint64_t syncs = 0;       // fdatasync calls on segments
+  std::uint64_t bytes = 0;       // bytes written since open
+  std::uint64_t segments = 0;    // segment files alive now (sealed + active)
   std::uint64_t live_bytes = 0;  // bytes in the segment files alive now
   std::uint64_t deleted_segments = 0;
   std::uint64_t checkpoints = 0;  // checkpoint records enqueued since open
@@ -279,8 +278,8 @@ struct JournalStats {
 namespace journal_internal {
 
 inline constexpr std::string_view kMagic = "LRDRJNL1";
-inline constexpr std::size_t kHeaderBytes = 8;           // len + crc
-inline constexpr std::size_t kMinBody = 1 + 8 + 4;        // type + seq + klen
+inline constexpr std::size_t kHeaderBytes = 8;      // len + crc
+inline constexpr std::size_t kMinBody = 1 + 8 + 4;  // type + seq + klen
 inline constexpr std::size_t kMaxBody = std::size_t{1} << 30;
 inline constexpr int kSegmentDigits = 12;
 inline constexpr std::uint64_t kMaxSegmentNumber = 999'999'999'999;  // 12 digits
@@ -304,12 +303,14 @@ inline void put_u64(std::string& out, std::uint64_t v) {
 }
 inline std::uint32_t get_u32(const char* p) {
   std::uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  for (int i = 0; i < 4; ++i)
+    v |= static_cast<std::uint32_t>(static_cast<unsigned char>(p[i])) << (8 * i);
   return v;
 }
 inline std::uint64_t get_u64(const char* p) {
   std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    v |= static_cast<std::uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
   return v;
 }
 
@@ -472,8 +473,7 @@ class Journal {
     if (dir.empty()) dir = ".";
     const std::string prefix = p.filename().string() + ".";
     std::error_code ec;
-    for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end;
-         it.increment(ec)) {
+    for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
       const std::string name = it->path().filename().string();
       if (name.size() != prefix.size() + journal_internal::kSegmentDigits ||
           name.compare(0, prefix.size(), prefix) != 0) {
@@ -502,7 +502,7 @@ class Journal {
   // Journal holds the path or its segment numbers are exhausted, kDataLoss for
   // I/O failures.
   static absl::StatusOr<std::unique_ptr<Journal>> open(std::string path, JournalOptions options,
-                                                      const ReplayFn& on_record) {
+                                                       const ReplayFn& on_record) {
     if (path.empty()) return absl::InvalidArgumentError("journal: path is empty");
     if (options.segment_bytes == 0) {
       return absl::InvalidArgumentError("journal: segment_bytes must be > 0");
@@ -511,8 +511,7 @@ class Journal {
       return absl::InvalidArgumentError("journal: segment_age must be >= 0");
     }
     if (options.fsync == FsyncPolicy::kEveryInterval && options.fsync_interval.count() <= 0) {
-      return absl::InvalidArgumentError(
-          "journal: fsync = kEveryInterval needs fsync_interval > 0");
+      return absl::InvalidArgumentError("journal: fsync = kEveryInterval needs fsync_interval > 0");
     }
     std::unique_ptr<Journal> j(new Journal(std::move(path), options));
     absl::Status s = j->lock_path();
@@ -943,9 +942,9 @@ class Journal {
     const int fd = fd_;
     const bool every = options_.fsync == FsyncPolicy::kEveryWrite;
     const TimePoint now = clock_->now();
-    const bool aged = options_.segment_age.count() > 0 &&
-                      (active_.data_records > 0 ? now - active_.first_data >= options_.segment_age
-                                                : false);
+    const bool aged =
+        options_.segment_age.count() > 0 &&
+        (active_.data_records > 0 ? now - active_.first_data >= options_.segment_age : false);
     const bool rotate = active_.bytes + batch.size() >= options_.segment_bytes || aged;
     const bool sync = (every && want_sync) || (rotate && options_.fsync != FsyncPolicy::kNever);
     absl::Status s;
@@ -988,7 +987,8 @@ class Journal {
   void sync_loop() {
     MutexLock l(&mu_);
     while (!stop_) {
-      cv_.wait_for(l, options_.fsync_interval, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; });
+      cv_.wait_for(l, options_.fsync_interval,
+                   [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; });
       if (stop_) break;
       cv_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !io_busy_; });
       if (written_seq_ <= synced_seq_ || !broken_.ok() || fd_ < 0) continue;
@@ -1024,7 +1024,7 @@ class Journal {
   // io_busy_ (a leader or the syncer) owns them without holding mu_.
   std::string buf_ ABSL_GUARDED_BY(mu_);  // encoded records not yet handed to a leader
   std::uint64_t buf_records_ ABSL_GUARDED_BY(mu_) = 0;  // data records in buf_
-  std::uint64_t buf_mark_ ABSL_GUARDED_BY(mu_) = 0;  // newest checkpoint mark in buf_ or earlier
+  std::uint64_t buf_mark_ ABSL_GUARDED_BY(mu_) = 0;     // newest checkpoint mark in buf_ or earlier
   // Records + checkpoints enqueued since open, and of those, how many write()
   // returned for.
   std::uint64_t enqueued_entries_ ABSL_GUARDED_BY(mu_) = 0;
@@ -1036,11 +1036,11 @@ class Journal {
   std::uint64_t written_seq_ ABSL_GUARDED_BY(mu_) = 0;   // last seq write() returned for
   std::uint64_t synced_seq_ ABSL_GUARDED_BY(mu_) = 0;    // last seq known fdatasynced
   std::uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;   // last seq wait_durable() may report
-  bool io_busy_ ABSL_GUARDED_BY(mu_) = false;  // a leader/syncer owns fd_ and active_
+  bool io_busy_ ABSL_GUARDED_BY(mu_) = false;            // a leader/syncer owns fd_ and active_
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status broken_ ABSL_GUARDED_BY(mu_);  // sticky I/O error
   int fd_ = -1;
-  int lock_fd_ = -1;                  // holds the flock on "<path>.lock"
+  int lock_fd_ = -1;  // holds the flock on "<path>.lock"
   Segment active_;
   std::deque<Segment> sealed_ ABSL_GUARDED_BY(mu_);  // oldest first
   std::uint64_t next_number_ = 1;

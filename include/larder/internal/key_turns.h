@@ -122,7 +122,8 @@ class KeyTurns {
   struct alignas(kCacheLine) Stripe {
     mutable Mutex mu;
     CondVar cv;
-    absl::flat_hash_map<K, Slot, Hash, Eq> map ABSL_GUARDED_BY(mu);  // keys with turns held or awaited
+    absl::flat_hash_map<K, Slot, Hash, Eq> map
+        ABSL_GUARDED_BY(mu);  // keys with turns held or awaited
     std::size_t waiters ABSL_GUARDED_BY(mu) = 0;
   };
 

@@ -352,7 +352,8 @@ class Loads {
   template <class BatchLoader>
   void load_mine(BatchLoader& load, std::vector<Led>& mine, Leases& leases, Answers& a) {
     if (!(s_.load_timeout.count() > 0 && !mine.empty() &&
-          std::any_of(mine.begin(), mine.end(), [](const Led& l) { return l.stale.has_value(); }))) {
+          std::any_of(mine.begin(), mine.end(),
+                      [](const Led& l) { return l.stale.has_value(); }))) {
       load_batch(load, mine, &a);
       leases.held.clear();
       return;

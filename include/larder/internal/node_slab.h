@@ -19,15 +19,14 @@
 //
 //     [ Hooks x N ][ Payload x N ]      N = 2^shift, one allocation
 //
-//   The directory is an array of chunk pointers, grown by copy: the writer builds a larger copy, publishes
-//   it with a release store and hands the old one to its retire callback
-//   (freed after an epoch grace period). A reader loads the directory after
-//   the acquire load that gave it the id, so it sees a directory holding that
-//   id's chunk. Free ids are kept on a stack and reused first (LIFO: warm).
-//   Both records are default-constructed the first time their id is handed
-//   out and live until the slab is destroyed (their destructors are not run:
-//   they must be trivial in effect); the owner constructs and destroys what
-//   the payload holds (LocalStore's key and entry unions).
+//   The directory is an array of chunk pointers, grown by copy: the writer builds a larger copy,
+//   publishes it with a release store and hands the old one to its retire callback (freed after an
+//   epoch grace period). A reader loads the directory after the acquire load that gave it the id,
+//   so it sees a directory holding that id's chunk. Free ids are kept on a stack and reused first
+//   (LIFO: warm). Both records are default-constructed the first time their id is handed out and
+//   live until the slab is destroyed (their destructors are not run: they must be trivial in
+//   effect); the owner constructs and destroys what the payload holds (LocalStore's key and entry
+//   unions).
 //
 // Thread-safety: at() from any thread (inside an Epoch::Guard when the id
 // was read from a shared structure); everything else by the single writer.
@@ -62,7 +61,7 @@ class NodeSlab {
   ~NodeSlab() {
     unsigned char** dir = dir_.load(std::memory_order_relaxed);
     for (std::uint32_t c = 0; c < chunks_; ++c) {
-      ::operator delete(static_cast<void*>(dir[c]), std::align_val_t{kAlign});
+      ::operator delete (static_cast<void*>(dir[c]), std::align_val_t{kAlign});
     }
     delete[] dir;
   }
@@ -111,7 +110,9 @@ class NodeSlab {
  private:
   static constexpr std::size_t kAlign =
       std::max<std::size_t>({alignof(Hooks), alignof(Payload), 64});
-  static constexpr std::size_t round_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+  static constexpr std::size_t round_up(std::size_t n, std::size_t a) {
+    return (n + a - 1) / a * a;
+  }
   std::size_t chunk_bytes() const {
     return payload_offset_ + (std::size_t{mask_} + 1) * sizeof(Payload);
   }
@@ -119,7 +120,7 @@ class NodeSlab {
   template <class Retire>
   void add_chunk(Retire& retire) {
     auto* chunk =
-        static_cast<unsigned char*>(::operator new(chunk_bytes(), std::align_val_t{kAlign}));
+        static_cast<unsigned char*>(::operator new (chunk_bytes(), std::align_val_t{kAlign}));
     unsigned char** dir = dir_.load(std::memory_order_relaxed);
     if (chunks_ == dir_capacity_) {
       const std::uint32_t cap = std::max<std::uint32_t>(4, dir_capacity_ * 2);
@@ -140,9 +141,9 @@ class NodeSlab {
   const std::uint32_t mask_;
   const std::size_t payload_offset_;
   std::atomic<unsigned char**> dir_{nullptr};
-  std::uint32_t dir_capacity_ = 0;  // writer only
-  std::uint32_t chunks_ = 0;        // writer only
-  std::uint32_t next_ = 0;          // writer only: ids below were handed out
+  std::uint32_t dir_capacity_ = 0;   // writer only
+  std::uint32_t chunks_ = 0;         // writer only
+  std::uint32_t next_ = 0;           // writer only: ids below were handed out
   std::vector<std::uint32_t> free_;  // writer only
 };
 

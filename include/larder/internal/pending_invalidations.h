@@ -137,7 +137,6 @@ class PendingInvalidations {
     return true;
   }
 
-
  public:
   // add_clear: every key may be stale (a clear failed, or the set overflowed).
   void add_clear() {

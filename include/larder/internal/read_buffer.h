@@ -237,8 +237,8 @@ class ReadBuffer {
   struct alignas(kCacheLine) Mask {
     std::atomic<std::uint32_t> value{0};
   };
-  Mask mask_;                // written by the consumer when it changes
-  std::uint32_t calm_ = 0;   // consumer only
+  Mask mask_;               // written by the consumer when it changes
+  std::uint32_t calm_ = 0;  // consumer only
   std::array<Stripe, kStripes> stripes_{};
 };
 

@@ -71,9 +71,9 @@ class Recovery {
       : s_(s),
         pending_(std::max<std::size_t>(s.opt.max_pending_invalidations, 1),
                  s.opt.late_write_window),
-        scheduler_(s.opt.scheduler != nullptr       ? s.opt.scheduler
-                   : s.fresh.is_system_clock()      ? default_scheduler()
-                                                    : nullptr) {}
+        scheduler_(s.opt.scheduler != nullptr  ? s.opt.scheduler
+                   : s.fresh.is_system_clock() ? default_scheduler()
+                                               : nullptr) {}
 
   bool any() const { return pending_.any(); }
   Mark mark() const { return pending_.mark(s_.fresh.now()); }
@@ -134,9 +134,7 @@ class Recovery {
   }
 
   // For CacheStats::invalidations_pending.
-  std::size_t pending_count() const {
-    return pending_.size() + (pending_.clear_needed() ? 1 : 0);
-  }
+  std::size_t pending_count() const { return pending_.size() + (pending_.clear_needed() ? 1 : 0); }
 
  private:
   static constexpr std::size_t kRepairBatch = 1024;
@@ -158,7 +156,7 @@ class Recovery {
     for (int round = 0; round < 64 && pending_.any(); ++round) {
       typename PendingInvalidations<K>::Work w = pending_.work(kRepairBatch, s_.fresh.now());
       if (!w.clear && w.keys.empty()) {  // every key waits for its hold to end
-        pending_.succeeded();             // next attempt: when the first hold ends
+        pending_.succeeded();            // next attempt: when the first hold ends
         break;
       }
       absl::Status s =
@@ -186,8 +184,8 @@ class Recovery {
   void wake_later() {
     if (scheduler_ == nullptr || waking_.exchange(true)) return;
     const TimePoint now = s_.fresh.now();
-    const bool ok = scheduler_->schedule(
-        now + pending_.delay(now), [this, weak = s_.tasks.weak_owner()] {
+    const bool ok =
+        scheduler_->schedule(now + pending_.delay(now), [this, weak = s_.tasks.weak_owner()] {
           // The owner alive means this part is too.
           if (std::shared_ptr<TaskOwner> owner = weak.lock()) on_wake();
         });

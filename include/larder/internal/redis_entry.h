@@ -79,8 +79,8 @@ inline void append_redis_entry_header(std::int64_t fresh_until_ms, std::int64_t 
 inline absl::StatusOr<RedisEntryHeader> decode_redis_entry(std::string_view bytes) {
   if (bytes.size() < kRedisEntryHeaderSize) {
     return absl::DataLossError(absl::StrCat("redis entry: ", bytes.size(),
-                                            " bytes, shorter than the ",
-                                            kRedisEntryHeaderSize, "-byte header"));
+                                            " bytes, shorter than the ", kRedisEntryHeaderSize,
+                                            "-byte header"));
   }
   if (static_cast<unsigned char>(bytes[0]) != kRedisEntryMagic) {
     return absl::DataLossError("redis entry: not written by larder (bad magic byte)");
@@ -96,10 +96,11 @@ inline absl::StatusOr<RedisEntryHeader> decode_redis_entry(std::string_view byte
   const std::optional<TimePoint> fresh = from_unix_millis_checked(h.fresh_until_ms);
   const std::optional<TimePoint> stale = from_unix_millis_checked(h.stale_until_ms);
   if (!fresh || !stale) {
-    return absl::DataLossError(absl::StrCat(
-        "redis entry: ", !fresh ? "fresh_until " : "stale_until ",
-        !fresh ? h.fresh_until_ms : h.stale_until_ms, " ms is outside the instants a TimePoint holds [",
-        kMinUnixMillis, ", ", kMaxUnixMillis, "]"));
+    return absl::DataLossError(
+        absl::StrCat("redis entry: ", !fresh ? "fresh_until " : "stale_until ",
+                     !fresh ? h.fresh_until_ms : h.stale_until_ms,
+                     " ms is outside the instants a TimePoint holds [", kMinUnixMillis, ", ",
+                     kMaxUnixMillis, "]"));
   }
   if (h.fresh_until_ms > h.stale_until_ms) {
     return absl::DataLossError(absl::StrCat("redis entry: fresh_until ", h.fresh_until_ms,

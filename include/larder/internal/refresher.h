@@ -82,11 +82,10 @@ class Refresher {
     typename SingleFlight<K, V>::Joined j = s_.flights.join(key);
     if (!j.leader) return;  // a load or refresh of key is already running
     auto fn = std::make_shared<std::decay_t<Loader>>(loader);
-    const bool queued = s_.tasks.submit(
-        [this, key, fn, flight = j.flight, current]() mutable {
-          run(key, *fn, flight, std::move(current));
-        },
-        [this, key, flight = j.flight] { loads_.cancel(key, flight); });
+    const bool queued =
+        s_.tasks.submit([this, key, fn, flight = j.flight,
+                         current]() mutable { run(key, *fn, flight, std::move(current)); },
+                        [this, key, flight = j.flight] { loads_.cancel(key, flight); });
     if (!queued) {
       s_.counters.refreshes_dropped.add();
       s_.flights.finish(key, j.flight, current.value);  // joiners get what we have

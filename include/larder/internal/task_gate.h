@@ -74,16 +74,15 @@ class TaskGate {
   // executor refused the task (neither will run).
   template <class Run, class Cancel>
   bool submit(Run run, Cancel cancel) {
-    return executor_->try_execute(
-        [self = owner_->shared_from_this(), gate = this, run = std::move(run),
-         cancel = std::move(cancel)]() mutable {
-          if (!gate->enter()) {
-            cancel();
-            return;
-          }
-          run();
-          gate->leave();
-        });
+    return executor_->try_execute([self = owner_->shared_from_this(), gate = this,
+                                   run = std::move(run), cancel = std::move(cancel)]() mutable {
+      if (!gate->enter()) {
+        cancel();
+        return;
+      }
+      run();
+      gate->leave();
+    });
   }
 
   // owner: for a weak reference to the owner (timers that must not keep it).

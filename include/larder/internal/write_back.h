@@ -141,12 +141,11 @@
 // Costs: put is O(log n) under one mutex (n = dirty keys) plus, with a
 // journal, one group-committed append (and, once per journal_checkpoint_every
 // records of low-water movement, a 29-byte checkpoint in the same commit);
-// each flush batch that moves the mark adds one write() without fsync. One global mutex is the simple choice
-// for a write path whose cost is dominated by the journal or the Writer; the
-// read path (pending) takes it too, so a Cache asks may_be_dirty(k) first: a
-// lock-free counting filter over the dirty keys' hashes (kFilterSlots atomic
-// counters, raised under mu_ before put returns, lowered when the key leaves
-// the dirty set), so reads of clean keys never touch mu_.
+// each flush batch that moves the mark adds one write() without fsync. One global mutex is the
+// simple choice for a write path whose cost is dominated by the journal or the Writer; the read
+// path (pending) takes it too, so a Cache asks may_be_dirty(k) first: a lock-free counting filter
+// over the dirty keys' hashes (kFilterSlots atomic counters, raised under mu_ before put returns,
+// lowered when the key leaves the dirty set), so reads of clean keys never touch mu_.
 #ifndef LARDER_INTERNAL_WRITE_BACK_H_
 #define LARDER_INTERNAL_WRITE_BACK_H_
 
@@ -255,22 +254,22 @@ struct WriteBackConfig {
 
 // WriteBackStats: counters since construction (dirty: now).
 struct WriteBackStats {
-  std::uint64_t puts = 0;            // put() calls accepted
-  std::uint64_t erases = 0;          // erase() calls accepted
-  std::uint64_t writes = 0;          // keys written to the system of record (put or erase)
-  std::uint64_t write_failures = 0;  // Writer calls that failed (or threw)
-  std::uint64_t dirty = 0;           // keys not yet written, now
-  std::uint64_t flushes = 0;         // Writer calls that succeeded
-  std::uint64_t coalesced = 0;       // mutations absorbed by a later one to the same key
-  std::uint64_t rejected = 0;        // puts refused with kResourceExhausted
-  std::uint64_t replayed = 0;        // journal records applied at construction (not covered
-                                     // by a checkpoint: see replay_acknowledged)
-  std::uint64_t replay_torn = 0;     // journal segments that ended in a torn record
-  std::uint64_t replay_corrupt = 0;  // journal segments cut short by a corrupt record
-  std::uint64_t replay_undecodable = 0;  // valid records whose key/value did not decode
-  std::uint64_t relogged = 0;        // records re-appended to free old journal segments
+  std::uint64_t puts = 0;                 // put() calls accepted
+  std::uint64_t erases = 0;               // erase() calls accepted
+  std::uint64_t writes = 0;               // keys written to the system of record (put or erase)
+  std::uint64_t write_failures = 0;       // Writer calls that failed (or threw)
+  std::uint64_t dirty = 0;                // keys not yet written, now
+  std::uint64_t flushes = 0;              // Writer calls that succeeded
+  std::uint64_t coalesced = 0;            // mutations absorbed by a later one to the same key
+  std::uint64_t rejected = 0;             // puts refused with kResourceExhausted
+  std::uint64_t replayed = 0;             // journal records applied at construction (not covered
+                                          // by a checkpoint: see replay_acknowledged)
+  std::uint64_t replay_torn = 0;          // journal segments that ended in a torn record
+  std::uint64_t replay_corrupt = 0;       // journal segments cut short by a corrupt record
+  std::uint64_t replay_undecodable = 0;   // valid records whose key/value did not decode
+  std::uint64_t relogged = 0;             // records re-appended to free old journal segments
   std::uint64_t dropped_at_shutdown = 0;  // keys still dirty when the destructor gave up
-  JournalStats journal;              // zeros without a journal
+  JournalStats journal;                   // zeros without a journal
   std::uint64_t replay_acknowledged = 0;  // journal records skipped at construction: a
                                           // checkpoint said they were already written
 };
@@ -340,7 +339,9 @@ class WriteBack {
   // appended — the value is then still dirty and may be written, but is not
   // crash-safe; kFailedPrecondition after destruction began.
   // Cost: O(log dirty) under the mutex, plus the journal's group commit.
-  absl::Status put(const K& key, V value) { return mutate(key, std::optional<V>(std::move(value))); }
+  absl::Status put(const K& key, V value) {
+    return mutate(key, std::optional<V>(std::move(value)));
+  }
 
   // erase: records "k deleted", ordered after every earlier put of k. The
   // flusher calls Writer::erase (when it is empty, the pending put is simply
@@ -460,16 +461,16 @@ class WriteBack {
   using Due = std::pair<TimePoint, std::uint64_t>;  // (due time, version tiebreak)
 
   struct Entry {
-    std::optional<V> value;              // nullopt: pending erase
-    std::uint64_t version = 0;           // newest mutation
-    std::uint64_t first_unwritten = 0;   // oldest version no successful write covers
-    std::uint64_t jseq = 0;              // newest journal record (0: none)
-    std::uint64_t snapshot = 0;          // version being written (in_flight)
-    std::uint64_t redirty_version = 0;   // first version after the snapshot
+    std::optional<V> value;             // nullopt: pending erase
+    std::uint64_t version = 0;          // newest mutation
+    std::uint64_t first_unwritten = 0;  // oldest version no successful write covers
+    std::uint64_t jseq = 0;             // newest journal record (0: none)
+    std::uint64_t snapshot = 0;         // version being written (in_flight)
+    std::uint64_t redirty_version = 0;  // first version after the snapshot
     TimePoint redirty_time{};
-    Due due{};                           // valid when scheduled
-    std::uint64_t failed_pass = 0;       // pass in which it last failed
-    std::uint32_t failures = 0;          // consecutive failed writes
+    Due due{};                      // valid when scheduled
+    std::uint64_t failed_pass = 0;  // pass in which it last failed
+    std::uint32_t failures = 0;     // consecutive failed writes
     bool in_flight = false;
     bool redirtied = false;
     bool scheduled = false;
@@ -545,8 +546,8 @@ class WriteBack {
         if (j.status().code() == absl::StatusCode::kInvalidArgument) {
           throw std::invalid_argument(absl::StrCat("WriteBack: ", j.status().message()));
         }
-        throw std::runtime_error(absl::StrCat("WriteBack: cannot open journal: ",
-                                              j.status().ToString()));
+        throw std::runtime_error(
+            absl::StrCat("WriteBack: cannot open journal: ", j.status().ToString()));
       }
       journal_ = std::move(*j);
       replay_torn_ = journal_->replay_stats().torn;
@@ -563,9 +564,9 @@ class WriteBack {
         Codec<K>::encode(key, kb);
         if (value) Codec<V>::encode(*value, vb);
         if (!journal_internal::record_fits(kb.size(), vb.size())) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "write-back: key and value encode to ", kb.size(), " + ", vb.size(),
-              " bytes; a journal record holds at most 1 GiB"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("write-back: key and value encode to ", kb.size(), " + ", vb.size(),
+                           " bytes; a journal record holds at most 1 GiB"));
         }
       }
     }
@@ -596,7 +597,8 @@ class WriteBack {
         // means "nothing happened" (only the puts of the group commit that hit
         // the error are both reported and still dirty).
         if (absl::Status h = journal_->health(); !h.ok()) return h;
-        jseq = journal_->enqueue(value ? JournalRecordType::kPut : JournalRecordType::kErase, kb, vb);
+        jseq =
+            journal_->enqueue(value ? JournalRecordType::kPut : JournalRecordType::kErase, kb, vb);
         // A segment sealed since the last upkeep: have the flusher release
         // (or relog) it now, not after its next batch, which a failing
         // Writer's backoff may put off for up to retry_max while puts keep
@@ -628,8 +630,7 @@ class WriteBack {
 
   // Records a mutation (from put/erase or replay). mu_ held.
   void apply_locked(const K& key, std::optional<V> value, std::uint64_t jseq, TimePoint now,
-                    TimePoint due)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                    TimePoint due) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const std::uint64_t version = ++version_;
     auto it = dirty_.find(key);
     if (it == dirty_.end()) {
@@ -664,8 +665,7 @@ class WriteBack {
     live_jseq_.emplace(jseq, key);
   }
 
-  void schedule_locked(const K& key, Entry& e, TimePoint due)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void schedule_locked(const K& key, Entry& e, TimePoint due) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (e.scheduled) schedule_.erase(e.due);
     e.due = Due{due, e.version};
     e.scheduled = true;
@@ -674,8 +674,7 @@ class WriteBack {
     if (first) wake_flusher_locked();  // the flusher may be waiting for a later deadline
   }
 
-  void unschedule_locked(Entry& e)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void unschedule_locked(Entry& e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!e.scheduled) return;
     schedule_.erase(e.due);
     e.scheduled = false;
@@ -730,8 +729,7 @@ class WriteBack {
   }
 
   // Completes one key of a batch. mu_ held; flusher thread only (uses rng_).
-  void complete_locked(const K& key, bool ok, TimePoint now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void complete_locked(const K& key, bool ok, TimePoint now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto it = dirty_.find(key);
     Entry& e = it->second;
     e.in_flight = false;
@@ -777,8 +775,7 @@ class WriteBack {
 
   // Writes one batch, unlocked; then completes it and reports, and returns the
   // first error. Called with mu_ held.
-  absl::Status write_batch(MutexLock& l, Batch& b)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  absl::Status write_batch(MutexLock& l, Batch& b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     absl::Status ws, es;
     l.unlocked([&] {
       if (journal_ && b.max_jseq != 0) (void)journal_->wait_durable(b.max_jseq);
@@ -822,16 +819,14 @@ class WriteBack {
   // (its key was written since, or has a newer record in the journal). The
   // smallest newest-record seq of the dirty keys; last seq + 1 when none is
   // dirty. mu_ held (every enqueue happens under mu_, so it is stable).
-  std::uint64_t low_water_locked() const
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  std::uint64_t low_water_locked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const std::uint64_t next = journal_->last_enqueued() + 1;
     return live_jseq_.empty() ? next : std::min(live_jseq_.begin()->first, next);
   }
 
   // Enqueues a checkpoint at the current low-water mark. mu_ held: the mark
   // and the journal order agree (every superseding record precedes it).
-  void checkpoint_locked()
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void checkpoint_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const std::uint64_t low = low_water_locked();
     if (low <= checkpoint_sent_) return;
     (void)journal_->enqueue_checkpoint(low);
@@ -841,8 +836,7 @@ class WriteBack {
   // Journal upkeep after a batch: relog pinned keys, append a checkpoint when
   // the low-water mark moved (written at once, without an fsync: losing it
   // only means replaying more), then release the segments nothing needs.
-  void maintain_journal_locked(MutexLock& l)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void maintain_journal_locked(MutexLock& l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if constexpr (kJournalable) {
       if (!journal_) return;
       const bool sealed = journal_->sealed_segments() > 0;
@@ -875,8 +869,8 @@ class WriteBack {
           auto it = dirty_.find(items[i].first);
           if (it == dirty_.end() || it->second.jseq != old[i]) continue;  // newer record exists
           const std::uint64_t seq = journal_->enqueue(
-              it->second.value ? JournalRecordType::kPut : JournalRecordType::kErase,
-              enc[i].first, enc[i].second);
+              it->second.value ? JournalRecordType::kPut : JournalRecordType::kErase, enc[i].first,
+              enc[i].second);
           set_jseq_locked(items[i].first, it->second, seq);
           ++relogged_;
         }
@@ -898,8 +892,7 @@ class WriteBack {
     }
   }
 
-  void wake_flusher_locked()
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  void wake_flusher_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     ++wakes_;
     cv_.notify_all();
   }
@@ -1008,18 +1001,19 @@ class WriteBack {
   std::size_t upkeep_sealed_ ABSL_GUARDED_BY(mu_) = 0;
   bool upkeep_requested_ ABSL_GUARDED_BY(mu_) = false;
   std::uint64_t puts_ ABSL_GUARDED_BY(mu_) = 0, erases_ ABSL_GUARDED_BY(mu_) = 0,
-                writes_ ABSL_GUARDED_BY(mu_) = 0, write_failures_ ABSL_GUARDED_BY(mu_) = 0,
-                flushes_ ABSL_GUARDED_BY(mu_) = 0, coalesced_ ABSL_GUARDED_BY(mu_) = 0,
-                rejected_ ABSL_GUARDED_BY(mu_) = 0, relogged_ ABSL_GUARDED_BY(mu_) = 0,
-                dropped_at_shutdown_ ABSL_GUARDED_BY(mu_) = 0;
+                      writes_ ABSL_GUARDED_BY(mu_) = 0, write_failures_ ABSL_GUARDED_BY(mu_) = 0,
+                      flushes_ ABSL_GUARDED_BY(mu_) = 0, coalesced_ ABSL_GUARDED_BY(mu_) = 0,
+                      rejected_ ABSL_GUARDED_BY(mu_) = 0, relogged_ ABSL_GUARDED_BY(mu_) = 0,
+                      dropped_at_shutdown_ ABSL_GUARDED_BY(mu_) = 0;
   std::mt19937_64 rng_;  // flusher thread only
 
   // The lock-free dirty filter behind may_be_dirty(): written under mu_, read
   // without it.
   static constexpr std::size_t kFilterSlots = 4096;  // power of two
   std::atomic<std::size_t> dirty_count_{0};
-  std::unique_ptr<std::atomic<std::uint32_t>[]> filter_{
-      new std::atomic<std::uint32_t>[kFilterSlots]()};
+  std::unique_ptr<std::atomic<std::uint32_t>[]> filter_ {
+    new std::atomic<std::uint32_t>[ kFilterSlots ]()
+  };
   std::atomic<std::uint32_t>& filter_slot(const K& key) const {
     const std::size_t h = Hash{}(key);
     return filter_[(h ^ (h >> 29)) & (kFilterSlots - 1)];

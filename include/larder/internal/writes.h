@@ -89,9 +89,10 @@ class Writes {
                                        .clock = s_.fresh.clock(),
                                        .on_error = w.on_error,
                                        .journal_segment_age = w.journal_segment_age,
-                                       .before_clean = [&s](std::span<const K> keys) {
-                                         for (const K& k : keys) s.flights.supersede(k);
-                                       },
+                                       .before_clean =
+                                           [&s](std::span<const K> keys) {
+                                             for (const K& k : keys) s.flights.supersede(k);
+                                           },
                                        .flush_latency = s_.latency.flush_or_null(),
                                        .fsync_latency = s_.latency.fsync_or_null()});
       // Loads do not store what they read while a key is dirty (loads.h).
@@ -285,7 +286,8 @@ class Writes {
   // its old copy may remain: the drop is deferred.
   absl::Status put_local(const K& key, V value) {
     return change(key, [&] {
-      const auto t0 = s_.latency.sample() ? CacheLatency::Steady::now() : CacheLatency::Steady::time_point{};
+      const auto t0 =
+          s_.latency.sample() ? CacheLatency::Steady::now() : CacheLatency::Steady::time_point{};
       absl::Status st = s_.store->put(key, s_.fresh.make_entry(std::move(value), s_.fresh.now()));
       CacheLatency::record(s_.latency.store_put, t0);
       return st;
@@ -329,7 +331,7 @@ class Writes {
 
   CacheState<K, V>& s_;
   Recovery<K, V>& recovery_;
-  std::unique_ptr<KeyTurns<K>> turns_;     // per-key write order (compute in every mode)
+  std::unique_ptr<KeyTurns<K>> turns_;   // per-key write order (compute in every mode)
   std::unique_ptr<WriteBack<K, V>> wb_;  // kWriteBack; reset by stop_write_back()
 };
 

@@ -77,7 +77,8 @@
 // Example:
 //
 //   auto client = std::make_shared<larder::RedisClient>(larder::RedisOptions{
-//       .host = "10.0.0.7", .key_prefix = "svc:", .command_timeout = std::chrono::milliseconds(50)});
+//       .host = "10.0.0.7", .key_prefix = "svc:", .command_timeout =
+//       std::chrono::milliseconds(50)});
 //   const std::string_view ping[] = {"PING"};
 //   absl::Status s = client->command(ping, [](std::size_t, larder::RedisReplyRef r) {
 //     assert(r.str() == "PONG");
@@ -122,21 +123,23 @@ using RedisLogHook = std::function<void(RedisLogLevel level, std::string_view me
 struct RedisOptions {
   std::string host = "127.0.0.1";
   int port = 6379;
-  std::string unix_socket{};  // used instead of host:port when set
+  std::string unix_socket{};           // used instead of host:port when set
   std::string username{}, password{};  // AUTH password, or AUTH username password (ACL)
-  int db = 0;                                    // SELECT db on every new connection (0: no SELECT)
-  std::string key_prefix{};  // namespace for every key this store touches
-  std::size_t pool_size = 4;                     // connections at most; >= 1
+  int db = 0;                          // SELECT db on every new connection (0: no SELECT)
+  std::string key_prefix{};            // namespace for every key this store touches
+  std::size_t pool_size = 4;           // connections at most; >= 1
   std::chrono::milliseconds connect_timeout{200}, command_timeout{100};  // both > 0
   std::shared_ptr<Clock> clock{};  // entry ages; null: system_clock()
   // --- added after the first API (append only) ---
-  std::chrono::milliseconds borrow_timeout{100};          // wait for a free pooled connection; 0: none
-  std::size_t breaker_failures = 5;                       // consecutive failures that open the breaker; 0: never
-  std::chrono::milliseconds breaker_probe_interval{200};  // while open, the probe tries this often; > 0
-  std::chrono::milliseconds reconnect_backoff_min{10};    // after a failed connect, fail fast this long,
+  std::chrono::milliseconds borrow_timeout{100};  // wait for a free pooled connection; 0: none
+  std::size_t breaker_failures = 5;  // consecutive failures that open the breaker; 0: never
+  std::chrono::milliseconds breaker_probe_interval{
+      200};  // while open, the probe tries this often; > 0
+  std::chrono::milliseconds reconnect_backoff_min{
+      10};  // after a failed connect, fail fast this long,
   std::chrono::milliseconds reconnect_backoff_max{1000};  //   doubling per failure up to the max
-  std::size_t batch_chunk = 1000;                         // most keys per MGET / UNLINK / SCAN step; >= 1
-  RedisLogHook log{};  // null: say nothing
+  std::size_t batch_chunk = 1000;  // most keys per MGET / UNLINK / SCAN step; >= 1
+  RedisLogHook log{};              // null: say nothing
   // --- Redis Cluster and Sentinel (see "Topologies" above) ---
   // cluster_nodes: seed nodes "host:port" ("[v6]:port" for IPv6). Non-empty:
   // cluster mode (host, port and unix_socket unused; db must be 0).
@@ -185,21 +188,21 @@ struct RedisClientStats {
   std::uint64_t connects = 0;          // connections opened (including the probe's)
   std::uint64_t connect_failures = 0;  // connection attempts that failed
   std::uint64_t failures = 0;          // calls that failed on the network (counted by the breaker)
-  std::uint64_t fast_failures = 0;     // calls refused without I/O (breaker open, reconnect backoff)
-  std::uint64_t dropped = 0;           // connections closed as broken or stale
+  std::uint64_t fast_failures = 0;  // calls refused without I/O (breaker open, reconnect backoff)
+  std::uint64_t dropped = 0;        // connections closed as broken or stale
   std::uint64_t breaker_opens = 0;
   std::uint64_t breaker_closes = 0;
-  std::uint64_t probes = 0;            // probe attempts while open
-  bool breaker_open = false;           // now (cluster: any master's breaker)
-  std::size_t open_connections = 0;    // now (cluster: over every node)
+  std::uint64_t probes = 0;          // probe attempts while open
+  bool breaker_open = false;         // now (cluster: any master's breaker)
+  std::size_t open_connections = 0;  // now (cluster: over every node)
   // --- Cluster and Sentinel (0 for a standalone server) ---
-  std::uint64_t moved = 0;             // MOVED redirections followed
-  std::uint64_t asks = 0;              // ASK redirections followed
-  std::uint64_t tryagains = 0;         // TRYAGAIN replies (retried)
-  std::uint64_t cluster_downs = 0;     // CLUSTERDOWN / LOADING / MASTERDOWN replies (retried)
-  std::uint64_t topology_refreshes = 0;         // slot maps / master lookups applied
+  std::uint64_t moved = 0;               // MOVED redirections followed
+  std::uint64_t asks = 0;                // ASK redirections followed
+  std::uint64_t tryagains = 0;           // TRYAGAIN replies (retried)
+  std::uint64_t cluster_downs = 0;       // CLUSTERDOWN / LOADING / MASTERDOWN replies (retried)
+  std::uint64_t topology_refreshes = 0;  // slot maps / master lookups applied
   std::uint64_t topology_refresh_failures = 0;  // refreshes that found no usable answer
-  std::uint64_t master_switches = 0;   // Sentinel: the master moved
+  std::uint64_t master_switches = 0;            // Sentinel: the master moved
 };
 
 class RedisClient {

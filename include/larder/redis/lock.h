@@ -4,7 +4,8 @@
 // RedisLoadGuard<K>: the LoadGuard (larder/load_guard.h) built on it, so that
 // when many processes miss one key, one loads and the others wait.
 //
-// Protocol (the single-instance algorithm of https://redis.io/docs/manual/patterns/distributed-locks/):
+// Protocol (the single-instance algorithm of
+// https://redis.io/docs/manual/patterns/distributed-locks/):
 //   acquire : SET <key_prefix><name> <token> NX PX <ttl>    token: 128 random bits, new per acquire
 //   release : EVAL "if GET(key) == token then DEL(key)"      atomic compare-and-delete
 //   extend  : EVAL "if GET(key) == token then PEXPIRE(key)"  atomic compare-and-pexpire
@@ -105,9 +106,9 @@ class RedisLock {
 
 // RedisLoadGuardOptions: the lock each guarded key takes, and how losers poll.
 struct RedisLoadGuardOptions {
-  RedisLockOptions lock{};  // ttl should exceed the slowest load
-  std::chrono::milliseconds poll_interval{10};    // losers look at the store this often
-  std::string lock_prefix = "lock:";              // lock name = lock_prefix + KeyCodec bytes
+  RedisLockOptions lock{};                      // ttl should exceed the slowest load
+  std::chrono::milliseconds poll_interval{10};  // losers look at the store this often
+  std::string lock_prefix = "lock:";            // lock name = lock_prefix + KeyCodec bytes
 };
 
 // RedisLoadGuard: LoadGuard<K> over RedisLock. Lock keys live under the

@@ -145,8 +145,7 @@ class RedisStore : public Store<K, V> {
 
   // get_many: MGET in chunks of batch_chunk keys, all chunks pipelined in one
   // round trip. Fails as a whole when the connection fails.
-  absl::StatusOr<std::vector<std::optional<Entry<V>>>> get_many(
-      std::span<const K> keys) override {
+  absl::StatusOr<std::vector<std::optional<Entry<V>>>> get_many(std::span<const K> keys) override {
     std::vector<std::optional<Entry<V>>> out(keys.size());
     if (keys.empty()) return out;
     std::vector<std::string> rks;
@@ -319,7 +318,8 @@ class RedisStore : public Store<K, V> {
     for (std::size_t base = 0; base < rks.size(); base += chunk_) {
       const std::size_t start = flat.size();
       flat.push_back(cmd);
-      for (std::size_t j = base; j < std::min(rks.size(), base + chunk_); ++j) flat.push_back(rks[j]);
+      for (std::size_t j = base; j < std::min(rks.size(), base + chunk_); ++j)
+        flat.push_back(rks[j]);
       spans.emplace_back(start, flat.size() - start);
     }
     for (const auto& [start, size] : spans) cmds.emplace_back(flat.data() + start, size);

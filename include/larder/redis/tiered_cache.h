@@ -72,8 +72,8 @@ Cache<K, V> make_tiered_cache(std::shared_ptr<RedisClient> client, CacheOptions<
   }
   internal::share_clock(tiers.local.clock, options.clock, "LocalStoreOptions::clock");
   internal::share_clock(tiers.tiered.clock, options.clock, "TieredStoreOptions::clock");
-  auto l1 = std::make_shared<LocalStore<K, V>>(std::move(tiers.local),
-                                               std::move(tiers.local_callbacks));
+  auto l1 =
+      std::make_shared<LocalStore<K, V>>(std::move(tiers.local), std::move(tiers.local_callbacks));
   auto l2 = std::make_shared<RedisStore<K, V, ValueCodec, KeyCodec>>(client);
   std::shared_ptr<InvalidationBus> bus;
   if (tiers.invalidation_bus) {
@@ -82,8 +82,8 @@ Cache<K, V> make_tiered_cache(std::shared_ptr<RedisClient> client, CacheOptions<
   if (tiers.load_guard && options.load_guard == nullptr) {
     options.load_guard = std::make_shared<RedisLoadGuard<K, KeyCodec>>(client);
   }
-  auto store = std::make_shared<TieredStore<K, V, KeyCodec>>(std::move(l1), std::move(l2),
-                                                             std::move(bus), std::move(tiers.tiered));
+  auto store = std::make_shared<TieredStore<K, V, KeyCodec>>(
+      std::move(l1), std::move(l2), std::move(bus), std::move(tiers.tiered));
   return Cache<K, V>(std::move(store), std::move(options));
 }
 
