@@ -25,6 +25,7 @@
 #include "larder/internal/mutex.h"
 #include "larder/redis.h"
 #include "tests/integration/redis_cluster_util.h"
+#include "tests/testing/testing.h"
 
 namespace larder {
 namespace {
@@ -198,12 +199,24 @@ TEST_F(RedisClusterChaosTest, ReshardingUnderLoadLosesNothing) {
   ASSERT_TRUE(load.wait_seeded(kThreads, seconds(30)));
   const std::string host = "127.0.0.1:" + std::to_string(cluster_->port(0));
   for (int round = 0; round < 2; ++round) {
+    // redis-cli refuses to reshard until every node agrees on the slot map
+    // (after the previous round the gossip may still be on its way).
+    ASSERT_TRUE(testing::eventually(
+        [&] {
+          int check = 0;
+          (void)testing::sh("redis-cli --cluster check " + host, &check);
+          return check == 0;
+        },
+        seconds(30)))
+        << "the cluster's nodes never agreed on the slot map before round " << round;
     int st = 0;
-    testing::sh("redis-cli --cluster reshard " + host + " --cluster-from " + (round % 2 ? b : a) +
-                    " --cluster-to " + (round % 2 ? a : b) +
-                    " --cluster-slots 1000 --cluster-yes --cluster-pipeline 10",
-                &st);
-    ASSERT_EQ(st, 0) << "reshard round " << round;
+    const std::string out =
+        testing::sh("redis-cli --cluster reshard " + host + " --cluster-from " +
+                        (round % 2 ? b : a) + " --cluster-to " + (round % 2 ? a : b) +
+                        " --cluster-slots 1000 --cluster-yes --cluster-pipeline 10",
+                    &st);
+    ASSERT_EQ(st, 0) << "reshard round " << round << ", its output ends:\n"
+                     << out.substr(out.size() > 2000 ? out.size() - 2000 : 0);
   }
   load.stop();
   const RedisClientStats cs = store->client()->stats();
