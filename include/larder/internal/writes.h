@@ -90,8 +90,8 @@ class Writes {
                                        .on_error = w.on_error,
                                        .journal_segment_age = w.journal_segment_age,
                                        .before_clean =
-                                           [&s](std::span<const K> keys) {
-                                             for (const K& k : keys) s.flights.supersede(k);
+                                           [state = &s_](std::span<const K> keys) {
+                                             for (const K& k : keys) state->flights.supersede(k);
                                            },
                                        .flush_latency = s_.latency.flush_or_null(),
                                        .fsync_latency = s_.latency.fsync_or_null()});
