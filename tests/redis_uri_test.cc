@@ -211,6 +211,18 @@ TEST(RedisUriTest, Redact) {
   EXPECT_EQ(redact_redis_uri("garbage:secret@h"), "***@h");
 }
 
+// Found by fuzz_redis_uri: the password "/u:***@h" is spelled by the redacted
+// URI's own "//", user name, "***" and host. Redaction shows nothing of the
+// password: any other password of the same length redacts the same.
+TEST(RedisUriTest, RedactionDoesNotDependOnThePassword) {
+  EXPECT_EQ(redact_redis_uri("redis://u:/u:***@h@h:1"), "redis://u:***@h:1");
+  EXPECT_EQ(redact_redis_uri("redis://u:########@h:1"), "redis://u:***@h:1");
+  absl::StatusOr<RedisOptions> o = parse_redis_uri("redis://u:/u:***@h@h:1");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->password, "/u:***@h");
+  EXPECT_EQ(o->host, "h");
+}
+
 TEST(RedisUriTest, ClientFromUri) {
   RedisClient c("redis://127.0.0.1:6390/2");  // connects lazily: no server needed
   EXPECT_EQ(c.options().port, 6390);
