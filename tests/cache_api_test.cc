@@ -29,6 +29,7 @@
 #include "larder/local_cache.h"
 #include "larder/local_store.h"
 #include "tests/testing/cache_env.h"
+#include "tests/testing/fake_db.h"
 
 namespace larder {
 namespace {
@@ -321,30 +322,7 @@ TEST(CacheApiTest, StatsSinceIsTheDelta) {
 // ---- compute / merge ----
 
 // A system of record for a counter: rows, written by the Writer.
-struct Counters {
-  internal::Mutex mu;
-  std::map<std::string, long> rows ABSL_GUARDED_BY(mu);
-  Writer<std::string, long> writer() {
-    return {.write =
-                [this](std::span<const std::pair<std::string, long>> batch) {
-                  internal::MutexLock l(&mu);
-                  for (const auto& [k, v] : batch) rows[k] = v;
-                  return absl::OkStatus();
-                },
-            .erase =
-                [this](std::span<const std::string> keys) {
-                  internal::MutexLock l(&mu);
-                  for (const auto& k : keys) rows.erase(k);
-                  return absl::OkStatus();
-                }};
-  }
-  std::optional<long> row(const std::string& k) {
-    internal::MutexLock l(&mu);
-    auto it = rows.find(k);
-    if (it == rows.end()) return std::nullopt;
-    return it->second;
-  }
-};
+using Counters = testing::FakeDb<std::string, long>;
 
 CacheOptions<std::string, long> counter_options(WriteMode mode, Counters& db,
                                                 std::shared_ptr<Clock> clock) {
@@ -410,10 +388,7 @@ TEST_P(CacheComputeTest, MergeStartsFromTheSystemOfRecord) {
   if (GetParam() == WriteMode::kNone) GTEST_SKIP() << "kNone writes nothing to the database";
   auto clock = std::make_shared<ManualClock>(from_unix_millis(1'700'000'000'000));
   Counters db;
-  {
-    internal::MutexLock l(&db.mu);
-    db.rows["views"] = 100;
-  }
+  db.set("views", 100);
   auto cache = make_local_cache<std::string, long>({.max_entries = 1000},
                                                    counter_options(GetParam(), db, clock));
   EXPECT_EQ(cache.merge("views", 1, std::plus<>()).value(), 101);

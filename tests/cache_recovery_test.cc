@@ -19,6 +19,7 @@
 #include "larder/invalidation_bus.h"
 #include "larder/tiered_store.h"
 #include "tests/testing/cache_env.h"
+#include "tests/testing/fake_db.h"
 #include "tests/testing/manual_scheduler.h"
 #include "tests/testing/map_store.h"
 
@@ -32,35 +33,7 @@ using testing::MapStore;
 
 const absl::Status kDown = absl::UnavailableError("store down");
 
-struct Db {
-  absl::flat_hash_map<std::string, std::string> rows;
-  int loads = 0;
-  int writes = 0;
-  int erases = 0;
-
-  auto loader() {
-    return [this](const std::string& k) -> absl::StatusOr<std::string> {
-      ++loads;
-      auto it = rows.find(k);
-      if (it == rows.end()) return absl::NotFoundError(k);
-      return it->second;
-    };
-  }
-  Writer<std::string, std::string> writer() {
-    Writer<std::string, std::string> w;
-    w.write = [this](std::span<const std::pair<std::string, std::string>> kvs) {
-      for (const auto& [k, v] : kvs) rows[k] = v;
-      writes += static_cast<int>(kvs.size());
-      return absl::OkStatus();
-    };
-    w.erase = [this](std::span<const std::string> keys) {
-      for (const auto& k : keys) rows.erase(k);
-      erases += static_cast<int>(keys.size());
-      return absl::OkStatus();
-    };
-    return w;
-  }
-};
+using Db = testing::FakeDb<std::string, std::string>;
 
 class CacheRecoveryTest : public ::testing::Test {
  protected:
@@ -87,13 +60,13 @@ class CacheRecoveryTest : public ::testing::Test {
 
 TEST_F(CacheRecoveryTest, WriteThroughPutDuringAnOutageIsOkAndTheOldCopyIsNeverServed) {
   Cache<std::string, std::string> cache(env.store, write_through());
-  db.rows["price"] = "100";
+  db.set("price", "100");
   ASSERT_EQ(read(cache, "price"), "100");  // cached
 
   env.store->set_down(kDown);
   // The system of record takes the write; the store cannot drop "100".
   ASSERT_TRUE(cache.put("price", "120").ok());
-  EXPECT_EQ(db.rows["price"], "120");
+  EXPECT_EQ(db.row("price"), "120");
   CacheStats st = cache.stats();
   EXPECT_EQ(st.invalidations_deferred, 1u);
   EXPECT_EQ(st.invalidations_pending, 1u);
@@ -104,9 +77,9 @@ TEST_F(CacheRecoveryTest, WriteThroughPutDuringAnOutageIsOkAndTheOldCopyIsNeverS
   env.store->set_down(absl::OkStatus());
   ASSERT_TRUE(env.store->raw("price").has_value());
   EXPECT_EQ(env.store->raw("price")->value, "100");
-  const int loads = db.loads;
+  const int loads = db.loads();
   EXPECT_EQ(read(cache, "price"), "120");
-  EXPECT_EQ(db.loads, loads + 1);
+  EXPECT_EQ(db.loads(), loads + 1);
   EXPECT_EQ(cache.get_if_present("price"), std::nullopt);
 
   // The repair (queued by those reads) re-applies the drop; from then on the
@@ -117,7 +90,7 @@ TEST_F(CacheRecoveryTest, WriteThroughPutDuringAnOutageIsOkAndTheOldCopyIsNeverS
   EXPECT_EQ(st.invalidations_reapplied, 1u);
   EXPECT_EQ(read(cache, "price"), "120");
   EXPECT_EQ(read(cache, "price"), "120");
-  EXPECT_EQ(db.loads, loads + 2);  // one more load after the repair, then hits
+  EXPECT_EQ(db.loads(), loads + 2);  // one more load after the repair, then hits
   ASSERT_TRUE(env.store->raw("price").has_value());
   EXPECT_EQ(env.store->raw("price")->value, "120");
 }
@@ -173,14 +146,14 @@ TEST_F(CacheRecoveryTest, WithASchedulerTheRepairRunsWithoutAnyCall) {
 TEST_F(CacheRecoveryTest, EraseAndWriteBackPutDuringAnOutageAreOkAndRecover) {
   CacheOptions<std::string, std::string> o = write_through();
   Cache<std::string, std::string> cache(env.store, o);
-  db.rows["gone"] = "old";
+  db.set("gone", "old");
   ASSERT_EQ(read(cache, "gone"), "old");
   env.store->set_down(kDown);
   ASSERT_TRUE(cache.erase("gone").ok());  // deleted in the system of record
-  EXPECT_EQ(db.erases, 1);
+  EXPECT_EQ(db.keys_erased(), 1);
   env.store->set_down(absl::OkStatus());
   // Never "old" again: NotFound from the loader.
-  EXPECT_EQ(read(cache, "gone"), "<NOT_FOUND: gone>");
+  EXPECT_EQ(read(cache, "gone"), "<NOT_FOUND: no row>");
   env.executor->run_all();
   EXPECT_FALSE(env.store->raw("gone").has_value());
 
@@ -198,7 +171,7 @@ TEST_F(CacheRecoveryTest, EraseAndWriteBackPutDuringAnOutageAreOkAndRecover) {
   ASSERT_TRUE(wb.put("views", "2").ok());  // acknowledged: not an error
   EXPECT_EQ(wb.stats().invalidations_deferred, 1u);
   ASSERT_TRUE(wb.flush().ok());
-  EXPECT_EQ(wb_db.rows["views"], "2");
+  EXPECT_EQ(wb_db.row("views"), "2");
   wb_env.store->set_down(absl::OkStatus());
   absl::StatusOr<std::string> v = wb.get_or_load("views", wb_db.loader());
   ASSERT_TRUE(v.ok()) << v.status();
@@ -209,9 +182,9 @@ TEST_F(CacheRecoveryTest, EraseAndWriteBackPutDuringAnOutageAreOkAndRecover) {
 
 TEST_F(CacheRecoveryTest, InvalidateDuringAnOutageReturnsTheErrorAndIsReappliedLater) {
   Cache<std::string, std::string> cache(env.store, base());
-  db.rows["k"] = "v1";
+  db.set("k", "v1");
   ASSERT_EQ(read(cache, "k"), "v1");
-  db.rows["k"] = "v2";  // changed behind the cache (cache-aside)
+  db.set("k", "v2");  // changed behind the cache (cache-aside)
   env.store->set_down(kDown);
   EXPECT_EQ(cache.invalidate("k").code(), absl::StatusCode::kUnavailable);
   env.store->set_down(absl::OkStatus());
@@ -219,8 +192,7 @@ TEST_F(CacheRecoveryTest, InvalidateDuringAnOutageReturnsTheErrorAndIsReappliedL
   auto many =
       cache.get_many(std::span<const std::string>(keys), [&](std::span<const std::string> ks) {
         absl::flat_hash_map<std::string, std::string> m;
-        for (const auto& k : ks) m[k] = db.rows[k];
-        ++db.loads;
+        for (const auto& k : ks) m[k] = db.load(k).value();
         return m;
       });
   ASSERT_TRUE(many.ok()) << many.status();
@@ -233,22 +205,22 @@ TEST_F(CacheRecoveryTest, PastTheBoundEveryKeyIsSuspectUntilOneClearSucceeds) {
   CacheOptions<std::string, std::string> o = write_through();
   o.max_pending_invalidations = 2;
   Cache<std::string, std::string> cache(env.store, o);
-  db.rows["other"] = "x";
+  db.set("other", "x");
   ASSERT_EQ(read(cache, "other"), "x");
   env.store->set_down(kDown);
   for (std::string k : {"a", "b", "c"}) ASSERT_TRUE(cache.put(k, "new").ok());
   EXPECT_EQ(cache.stats().invalidations_deferred, 3u);
   env.store->set_down(absl::OkStatus());
   // "other" was never written, but past the bound nothing is trusted.
-  const int loads = db.loads;
+  const int loads = db.loads();
   EXPECT_EQ(read(cache, "other"), "x");
-  EXPECT_EQ(db.loads, loads + 1);
+  EXPECT_EQ(db.loads(), loads + 1);
   env.executor->run_all();  // one clear
   EXPECT_EQ(env.store->size(), 0u);
   EXPECT_EQ(cache.stats().invalidations_pending, 0u);
   EXPECT_EQ(read(cache, "other"), "x");
   EXPECT_EQ(read(cache, "other"), "x");
-  EXPECT_EQ(db.loads, loads + 2);
+  EXPECT_EQ(db.loads(), loads + 2);
 }
 
 TEST_F(CacheRecoveryTest, ASuccessfulPutSettlesAnOlderDeferredDrop) {
@@ -258,9 +230,9 @@ TEST_F(CacheRecoveryTest, ASuccessfulPutSettlesAnOlderDeferredDrop) {
   env.store->set_down(absl::OkStatus());
   ASSERT_TRUE(cache.put("k", "v2").ok());  // overwrote the old copy itself
   EXPECT_EQ(cache.stats().invalidations_pending, 0u);
-  const int loads = db.loads;
+  const int loads = db.loads();
   EXPECT_EQ(read(cache, "k"), "v2");
-  EXPECT_EQ(db.loads, loads);  // a hit
+  EXPECT_EQ(db.loads(), loads);  // a hit
 }
 
 // ---- late writes (CacheOptions::late_write_window) ----
@@ -296,17 +268,17 @@ TEST_F(CacheRecoveryTest, APutThatFailedAndLandsLateIsDroppedAgainAfterTheWindow
   EXPECT_EQ(cache.stats().invalidations_pending, 0u);
   // The late v1 is gone; from now on the key is an ordinary entry.
   EXPECT_FALSE(env.store->raw("k").has_value());
-  const int loads = db.loads;
+  const int loads = db.loads();
   EXPECT_EQ(read(cache, "k"), "v2");
   EXPECT_EQ(read(cache, "k"), "v2");
-  EXPECT_EQ(db.loads, loads + 1);
+  EXPECT_EQ(db.loads(), loads + 1);
 }
 
 TEST_F(CacheRecoveryTest, AFillThatTimedOutIsHeldLikeAFailedPut) {
   CacheOptions<std::string, std::string> o = write_through();
   o.late_write_window = seconds(2);
   Cache<std::string, std::string> cache(env.store, o);
-  db.rows["k"] = "v1";
+  db.set("k", "v1");
   env.store->set_down(absl::DeadlineExceededError("SET timed out"));
   EXPECT_EQ(read(cache, "k"), "v1");  // loaded; its fill timed out
   EXPECT_EQ(cache.stats().invalidations_deferred, 1u);
@@ -324,7 +296,7 @@ TEST_F(CacheRecoveryTest, AFillThatTimedOutIsHeldLikeAFailedPut) {
   EXPECT_FALSE(env.store->raw("k").has_value());
   EXPECT_EQ(read(cache, "k"), "v2");
   // A fill refused outright (no connection: it was never sent) is not held.
-  db.rows["j"] = "j1";
+  db.set("j", "j1");
   env.store->set_down(absl::UnavailableError("no connection"));
   EXPECT_EQ(read(cache, "j"), "j1");
   env.store->set_down(absl::OkStatus());
@@ -338,20 +310,20 @@ TEST_F(CacheRecoveryTest, TimedOutFillsPastTheBoundNeverForceAClear) {
   o.late_write_window = seconds(2);
   o.max_pending_invalidations = 2;
   Cache<std::string, std::string> cache(env.store, o);
-  db.rows["other"] = "x";
+  db.set("other", "x");
   ASSERT_EQ(read(cache, "other"), "x");  // cached before the stall
   env.store->set_down(absl::DeadlineExceededError("SET timed out"));
   for (std::string k : {"a", "b", "c", "d"}) {
-    db.rows[k] = k;
+    db.set(k, k);
     EXPECT_EQ(read(cache, k), k);
   }
   env.store->set_down(absl::OkStatus());
   CacheStats st = cache.stats();
   EXPECT_EQ(st.invalidations_deferred, 2u);
   EXPECT_EQ(st.invalidations_pending, 2u);  // two keys, not "clear everything"
-  const int loads = db.loads;
+  const int loads = db.loads();
   EXPECT_EQ(read(cache, "other"), "x");  // still trusted
-  EXPECT_EQ(db.loads, loads);
+  EXPECT_EQ(db.loads(), loads);
   env.clock->advance(seconds(3));
   (void)read(cache, "a");
   env.executor->run_all();
@@ -392,7 +364,7 @@ TEST_F(CacheRecoveryTest, WithASchedulerTheSecondDropRunsWhenTheWindowEnds) {
 TEST_F(CacheRecoveryTest, DestructionMakesOneLastRepairAttempt) {
   {
     Cache<std::string, std::string> cache(env.store, write_through());
-    db.rows["k"] = "v1";
+    db.set("k", "v1");
     ASSERT_EQ(read(cache, "k"), "v1");
     env.store->set_down(kDown);
     ASSERT_TRUE(cache.put("k", "v2").ok());
@@ -421,15 +393,15 @@ struct Instance {
 TEST_F(CacheRecoveryTest, AColdLoadInOneInstanceLeavesTheOtherInstancesL1Alone) {
   auto bus = std::make_shared<InProcessInvalidationBus>();
   Instance a(env, bus, env.options()), b(env, bus, env.options());
-  for (int i = 0; i < 1000; ++i) db.rows["k" + std::to_string(i)] = "v" + std::to_string(i);
+  for (int i = 0; i < 1000; ++i) db.set("k" + std::to_string(i), "v" + std::to_string(i));
   for (int i = 0; i < 1000; ++i)
     ASSERT_EQ(read(*b.cache, "k" + std::to_string(i)), "v" + std::to_string(i));
   ASSERT_EQ(b.l1->size(), 1000u);
   ASSERT_TRUE(env.store->clear().ok());  // L2 lost them: A has to load every key
-  const int loads = db.loads;
+  const int loads = db.loads();
   for (int i = 0; i < 1000; ++i)
     ASSERT_EQ(read(*a.cache, "k" + std::to_string(i)), "v" + std::to_string(i));
-  EXPECT_EQ(db.loads, loads + 1000);
+  EXPECT_EQ(db.loads(), loads + 1000);
   EXPECT_EQ(b.l1->size(), 1000u);
   EXPECT_EQ(b.store->tiered_counters().invalidations, 0u);
   EXPECT_EQ(bus->published(), 0u);
@@ -446,13 +418,13 @@ TEST_F(CacheRecoveryTest, ARefreshAnnouncesOnlyAValueThatChanged) {
   CacheOptions<std::string, std::string> o = env.options();
   o.stale_while_revalidate = seconds(30);
   Instance a(env, bus, o), b(env, bus, o);
-  db.rows["same"] = "s";
-  db.rows["moved"] = "m1";
+  db.set("same", "s");
+  db.set("moved", "m1");
   ASSERT_EQ(read(*a.cache, "same"), "s");
   ASSERT_EQ(read(*a.cache, "moved"), "m1");
   ASSERT_EQ(read(*b.cache, "same"), "s");  // B's L1 copies, from L2
   ASSERT_EQ(read(*b.cache, "moved"), "m1");
-  db.rows["moved"] = "m2";
+  db.set("moved", "m2");
   env.clock->advance(seconds(11));  // stale: A's reads refresh in the background
   EXPECT_EQ(read(*a.cache, "same"), "s");
   EXPECT_EQ(read(*a.cache, "moved"), "m1");
@@ -488,7 +460,7 @@ class SwitchableBus final : public InvalidationBus {
 TEST_F(CacheRecoveryTest, APublishThatFailedIsSentAgainOnceTheBusTakesMessages) {
   auto bus = std::make_shared<SwitchableBus>();
   Instance a(env, bus, env.options()), b(env, bus, env.options());
-  db.rows["k"] = "v1";
+  db.set("k", "v1");
   ASSERT_EQ(read(*b.cache, "k"), "v1");       // B holds v1 in L1
   bus->down = true;                           // a short stall: B's subscriber never noticed a gap
   ASSERT_TRUE(a.cache->put("k", "v2").ok());  // L2 took it; the publish failed
@@ -513,7 +485,7 @@ TEST_F(CacheRecoveryTest, WithASchedulerAFailedPublishIsSentAgainWithoutAnyCall)
   auto a = std::make_shared<Tiered>(l1a, env.store, bus,
                                     TieredStoreOptions{.clock = env.clock, .scheduler = scheduler});
   Instance b(env, bus, env.options());
-  db.rows["k"] = "v1";
+  db.set("k", "v1");
   ASSERT_EQ(read(*b.cache, "k"), "v1");
   bus->down = true;
   const TimePoint now = env.clock->now();
@@ -538,7 +510,7 @@ TEST_F(CacheRecoveryTest, TooManyFailedPublishesBecomeOneClear) {
   auto a = std::make_shared<Tiered>(
       l1a, env.store, bus, TieredStoreOptions{.clock = env.clock, .max_pending_publishes = 2});
   Instance b(env, bus, o);
-  db.rows["z"] = "z";
+  db.set("z", "z");
   ASSERT_EQ(read(*b.cache, "z"), "z");
   bus->down = true;
   const TimePoint now = env.clock->now();

@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/blocking_loader.h"
 #include "tests/testing/cache_env.h"
+#include "tests/testing/fake_db.h"
 #include "tests/testing/recording_loader.h"
 #include "tests/testing/testing.h"
 
@@ -402,31 +403,7 @@ TEST(CacheTest, EvictionsAndExpirationsComeFromTheStore) {
 
 // ---- writes ----
 
-struct FakeDb {
-  internal::Mutex mu;
-  absl::flat_hash_map<std::string, std::string> rows;
-  absl::Status fail;
-  int writes = 0, erases = 0;
-
-  Writer<std::string, std::string> writer() {
-    Writer<std::string, std::string> w;
-    w.write = [this](std::span<const std::pair<std::string, std::string>> batch) {
-      internal::MutexLock l(&mu);
-      ++writes;
-      if (!fail.ok()) return fail;
-      for (const auto& [k, v] : batch) rows[k] = v;
-      return absl::OkStatus();
-    };
-    w.erase = [this](std::span<const std::string> keys) {
-      internal::MutexLock l(&mu);
-      ++erases;
-      if (!fail.ok()) return fail;
-      for (const auto& k : keys) rows.erase(k);
-      return absl::OkStatus();
-    };
-    return w;
-  }
-};
+using FakeDb = testing::FakeDb<std::string, std::string>;
 
 TEST(CacheTest, WriteThroughWritesTheSystemOfRecordFirst) {
   Env env;
@@ -436,15 +413,15 @@ TEST(CacheTest, WriteThroughWritesTheSystemOfRecordFirst) {
   o.writer = db.writer();
   SCache cache(env.store, o);
   ASSERT_TRUE(cache.put("k", "v1").ok());
-  EXPECT_EQ(db.rows["k"], "v1");
+  EXPECT_EQ(db.row("k"), "v1");
   EXPECT_EQ(cache.get_if_present("k"), "v1");
   EXPECT_EQ(cache.stats().writes, 1u);
 
-  db.fail = absl::UnavailableError("db down");
+  db.fail_all(absl::UnavailableError("db down"));
   absl::Status s = cache.put("k", "v2");
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(cache.get_if_present("k"), "v1");  // the cache is left as it was
-  EXPECT_EQ(db.rows["k"], "v1");
+  EXPECT_EQ(db.row("k"), "v1");
   EXPECT_EQ(cache.stats().write_failures, 1u);
 }
 
@@ -470,12 +447,12 @@ TEST(CacheTest, EraseDeletesFromTheSystemOfRecordThenTheCache) {
   o.writer = db.writer();
   SCache cache(env.store, o);
   ASSERT_TRUE(cache.put("k", "v").ok());
-  db.fail = absl::UnavailableError("db down");
+  db.fail_all(absl::UnavailableError("db down"));
   EXPECT_FALSE(cache.erase("k").ok());
   EXPECT_EQ(cache.get_if_present("k"), "v");  // nothing dropped on a writer error
-  db.fail = absl::OkStatus();
+  db.fail_all(absl::OkStatus());
   ASSERT_TRUE(cache.erase("k").ok());
-  EXPECT_FALSE(db.rows.contains("k"));
+  EXPECT_FALSE(db.row("k").has_value());
   EXPECT_EQ(cache.get_if_present("k"), std::nullopt);
 }
 

@@ -22,6 +22,7 @@
 #include "larder/cache.h"
 #include "larder/clock.h"
 #include "larder/single_flight.h"
+#include "tests/testing/fake_db.h"
 #include "tests/testing/manual_executor.h"
 #include "tests/testing/map_store.h"
 
@@ -113,24 +114,7 @@ class HookStore : public Base {
   std::atomic<int> misses_left_{0};
 };
 
-struct Db {
-  std::mutex mu;
-  std::map<std::string, std::string> rows;
-
-  std::string row(const std::string& k) {
-    std::lock_guard<std::mutex> l(mu);
-    return rows[k];
-  }
-  Writer<std::string, std::string> writer() {
-    return {.write =
-                [this](std::span<const std::pair<std::string, std::string>> batch) {
-                  std::lock_guard<std::mutex> l(mu);
-                  for (const auto& [k, v] : batch) rows[k] = v;
-                  return absl::OkStatus();
-                },
-            .erase = nullptr};
-  }
-};
+using Db = testing::FakeDb<std::string, std::string>;
 
 class CacheWriteBackRaceTest : public ::testing::Test {
  protected:
@@ -146,7 +130,7 @@ class CacheWriteBackRaceTest : public ::testing::Test {
     o.clock = clock;
     o.executor = executor;
     o.write_mode = WriteMode::kWriteBack;
-    o.writer = db.writer();
+    o.writer = db.writer(/*with_erase=*/false);
     o.write_back.delay = hours(1);  // only flush() writes
     return o;
   }
@@ -157,7 +141,7 @@ class CacheWriteBackRaceTest : public ::testing::Test {
 // it after the put's own store write: without the dirty check the store ends
 // up with the old row, served as fresh once the flush made the key clean.
 TEST_F(CacheWriteBackRaceTest, ALoadThatReadTheOldRowWhileDirtyDoesNotStoreIt) {
-  db.rows["k"] = "v1";
+  db.set("k", "v1");
   Cache<std::string, std::string> cache(store, options());
 
   Signal r_in_get, r_go, p_in_put, p_go, p_done;
@@ -167,7 +151,7 @@ TEST_F(CacheWriteBackRaceTest, ALoadThatReadTheOldRowWhileDirtyDoesNotStoreIt) {
     // The loader reads the row (v1: the put is not flushed), then lets the
     // put's store write finish before the load publishes.
     auto loader = [&](const std::string& k) -> absl::StatusOr<std::string> {
-      std::string v = db.row(k);
+      std::string v = db.row(k).value_or("");
       p_go.notify();
       if (!p_done.wait()) ADD_FAILURE() << "put never finished";
       return v;
@@ -202,14 +186,14 @@ TEST_F(CacheWriteBackRaceTest, ALoadThatReadTheOldRowWhileDirtyDoesNotStoreIt) {
 // The load reads the old row while the key is dirty, and publishes after the
 // flush made it clean: the flusher superseded the flight first.
 TEST_F(CacheWriteBackRaceTest, ALoadThatReadTheOldRowBeforeTheFlushDoesNotStoreItAfter) {
-  db.rows["k"] = "v1";
+  db.set("k", "v1");
   Cache<std::string, std::string> cache(store, options());
   Signal r_in_get, r_go;
   store->pause_next_get(&r_in_get, &r_go);
   std::string r_got;
   std::thread reader([&] {
     auto loader = [&](const std::string& k) -> absl::StatusOr<std::string> {
-      std::string v = db.row(k);
+      std::string v = db.row(k).value_or("");
       EXPECT_TRUE(cache.flush().ok());  // the put reaches the db; the key turns clean
       return v;
     };

@@ -29,6 +29,7 @@
 #include "larder/cache.h"
 #include "larder/local_store.h"
 #include "tests/testing/cache_env.h"
+#include "tests/testing/fake_db.h"
 
 namespace larder::internal {
 struct CacheTestPeer {
@@ -53,59 +54,7 @@ using SCache = Cache<std::string, std::string>;
 using Env = testing::CacheEnv<>;
 
 // A system of record: rows, plus the log of every Writer call (for order).
-struct Db {
-  struct Op {
-    std::string key;
-    std::optional<std::string> value;  // nullopt: erase
-  };
-  internal::Mutex mu;
-  std::map<std::string, std::string> rows;
-  std::vector<Op> log;
-  int write_calls = 0, erase_calls = 0;
-  int fail_next = 0;  // Writer calls to fail
-  absl::Status fail_with = absl::UnavailableError("db down");
-
-  Writer<std::string, std::string> writer() {
-    return {.write =
-                [this](std::span<const std::pair<std::string, std::string>> batch) {
-                  internal::MutexLock l(&mu);
-                  ++write_calls;
-                  if (fail_next > 0) {
-                    --fail_next;
-                    return fail_with;
-                  }
-                  for (const auto& [k, v] : batch) {
-                    rows[k] = v;
-                    log.push_back({k, v});
-                  }
-                  return absl::OkStatus();
-                },
-            .erase =
-                [this](std::span<const std::string> keys) {
-                  internal::MutexLock l(&mu);
-                  ++erase_calls;
-                  if (fail_next > 0) {
-                    --fail_next;
-                    return fail_with;
-                  }
-                  for (const auto& k : keys) {
-                    rows.erase(k);
-                    log.push_back({k, std::nullopt});
-                  }
-                  return absl::OkStatus();
-                }};
-  }
-  std::optional<std::string> row(const std::string& k) {
-    internal::MutexLock l(&mu);
-    auto it = rows.find(k);
-    if (it == rows.end()) return std::nullopt;
-    return it->second;
-  }
-  int calls() {
-    internal::MutexLock l(&mu);
-    return write_calls + erase_calls;
-  }
-};
+using Db = testing::FakeDb<std::string, std::string>;
 
 CacheOptions<std::string, std::string> write_back(const Env& env, Db& db) {
   auto o = env.options();
@@ -211,18 +160,18 @@ TEST(CacheWriteTest, WriteBackCoalescesAndKeepsPerKeyOrder) {
     EXPECT_EQ(cache.get_if_present(key), std::to_string(990 + k));
   }
   // Far fewer writes than puts, each key's writes in put order.
-  internal::MutexLock l(&db.mu);
-  EXPECT_LE(db.log.size(), 110u);
-  EXPECT_GE(db.log.size(), 10u);
+  const std::vector<Db::Op> log = db.log();
+  EXPECT_LE(log.size(), 110u);
+  EXPECT_GE(log.size(), 10u);
   std::map<std::string, int> last;
-  for (const Db::Op& op : db.log) {
+  for (const Db::Op& op : log) {
     const int v = std::stoi(*op.value);
     EXPECT_GT(v, last.count(op.key) ? last[op.key] : -1) << op.key;
     last[op.key] = v;
   }
   const CacheStats st = cache.stats();
-  EXPECT_EQ(st.writes, db.log.size());
-  EXPECT_GE(st.write_coalesced, 1000u - db.log.size() - 10u);
+  EXPECT_EQ(st.writes, log.size());
+  EXPECT_GE(st.write_coalesced, 1000u - log.size() - 10u);
   EXPECT_GE(st.flushes, 1u);
 }
 
@@ -234,7 +183,7 @@ TEST(CacheWriteTest, WriteBackWaitsForTheDelay) {
   EXPECT_EQ(cache.stats().dirty, 1u);
   env.clock->advance(milliseconds(99));
   Peer::poll(cache);
-  EXPECT_EQ(db.calls(), 0);
+  EXPECT_EQ((db.write_calls() + db.erase_calls()), 0);
   env.clock->advance(milliseconds(1));
   Peer::poll(cache);
   EXPECT_EQ(db.row("k"), "v");
@@ -245,7 +194,7 @@ TEST(CacheWriteTest, WriteBackWaitsForTheDelay) {
 TEST(CacheWriteTest, WriterFailuresAreRetriedReportedAndRecover) {
   Env env;
   Db db;
-  db.fail_next = 2;
+  db.fail_next(2);
   internal::Mutex mu;
   std::vector<std::string> reported;
   auto o = write_back(env, db);
@@ -279,7 +228,7 @@ TEST(CacheWriteTest, WriterFailuresAreRetriedReportedAndRecover) {
     EXPECT_EQ(reported.size(), 4u);  // both keys, twice
   }
   // flush() reports the error of its attempt, and later succeeds.
-  db.fail_next = 1;
+  db.fail_next(1);
   ASSERT_TRUE(cache.put("a", "3").ok());
   EXPECT_EQ(cache.flush().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(cache.get_if_present("a"), "3");
@@ -290,7 +239,7 @@ TEST(CacheWriteTest, WriterFailuresAreRetriedReportedAndRecover) {
 TEST(CacheWriteTest, BackpressureRefusesAndLeavesTheCacheUnchanged) {
   Env env;
   Db db;
-  db.fail_next = 1'000'000;  // the system of record is down
+  db.fail_next(1'000'000);  // the system of record is down
   auto o = write_back(env, db);
   o.write_back.max_dirty = 2;
   o.write_back.wait = milliseconds(0);
@@ -306,10 +255,7 @@ TEST(CacheWriteTest, BackpressureRefusesAndLeavesTheCacheUnchanged) {
   EXPECT_TRUE(cache.put("a", "2").ok());
   EXPECT_EQ(cache.get_if_present("a"), "2");
   // Once the system of record is back, room frees up.
-  {
-    internal::MutexLock l(&db.mu);
-    db.fail_next = 0;
-  }
+  db.fail_next(0);
   ASSERT_TRUE(cache.flush().ok());
   EXPECT_TRUE(cache.put("c", "1").ok());
   ASSERT_TRUE(cache.flush().ok());
@@ -379,16 +325,15 @@ TEST(CacheWriteTest, DestructorDrains) {
   {
     SCache cache(env.store, write_back(env, db));
     for (int i = 0; i < 50; ++i) ASSERT_TRUE(cache.put("k" + std::to_string(i), "v").ok());
-    EXPECT_EQ(db.calls(), 0);
+    EXPECT_EQ((db.write_calls() + db.erase_calls()), 0);
   }
-  internal::MutexLock l(&db.mu);
-  EXPECT_EQ(db.rows.size(), 50u);
+  EXPECT_EQ(db.rows().size(), 50u);
 }
 
 TEST(CacheWriteTest, DestructorReportsWhatItCouldNotWrite) {
   Env env;
   Db db;
-  db.fail_next = 1'000'000;
+  db.fail_next(1'000'000);
   std::vector<std::string> aborted;
   {
     auto o = write_back(env, db);
@@ -441,10 +386,9 @@ TEST(CacheWriteTest, DirtyKeysAreNeverLostToEviction) {
     ASSERT_TRUE(many.ok());
     EXPECT_EQ(many->size(), keys.size());
     ASSERT_TRUE(cache.flush().ok());
-    internal::MutexLock l(&db.mu);
-    ASSERT_EQ(db.rows.size(), static_cast<std::size_t>(kKeys));
+    ASSERT_EQ(db.rows().size(), static_cast<std::size_t>(kKeys));
     for (int i = 0; i < kKeys; ++i)
-      EXPECT_EQ(db.rows["k" + std::to_string(i)], "v" + std::to_string(i));
+      EXPECT_EQ(db.row("k" + std::to_string(i)), "v" + std::to_string(i));
   }
   executor->run_all();
 }
@@ -452,10 +396,7 @@ TEST(CacheWriteTest, DirtyKeysAreNeverLostToEviction) {
 TEST(CacheWriteTest, ReadsSeeTheirOwnWrites) {
   Env env;
   Db db;
-  {
-    internal::MutexLock l(&db.mu);
-    db.rows["k"] = "old";
-  }
+  db.set("k", "old");
   SCache cache(env.store, write_back(env, db));
   auto from_db = [&](const std::string& k) -> absl::StatusOr<std::string> {
     if (auto r = db.row(k)) return *r;
@@ -510,9 +451,8 @@ TEST(CacheWriteTest, EraseIsOrderedAfterEarlierPuts) {
   ASSERT_TRUE(cache.flush().ok());
   EXPECT_EQ(db.row("j"), "after");
   // The system of record saw k's put before its erase, never v2 after it.
-  internal::MutexLock l(&db.mu);
   std::vector<std::optional<std::string>> k_ops;
-  for (const Db::Op& op : db.log) {
+  for (const Db::Op& op : db.log()) {
     if (op.key == "k") k_ops.push_back(op.value);
   }
   ASSERT_FALSE(k_ops.empty());
@@ -539,7 +479,7 @@ TEST(CacheWriteTest, JournalIsReplayedByTheNextCache) {
   const std::string journal = dir + "/wb";
   Env env;
   Db db;
-  db.fail_next = 1'000'000;
+  db.fail_next(1'000'000);
   std::atomic<int> aborted{0};
   {
     auto o = write_back(env, db);
@@ -572,10 +512,7 @@ TEST(CacheWriteTest, JournalIsReplayedByTheNextCache) {
     o3.write_back.journal = journal;
     EXPECT_THROW(SCache(env3.store, o3), std::runtime_error);
   }
-  {
-    internal::MutexLock l(&db.mu);
-    db.fail_next = 0;
-  }
+  db.fail_next(0);
   ASSERT_TRUE(cache.flush().ok());
   EXPECT_EQ(db.row("a"), "3");
   EXPECT_EQ(db.row("b"), "2");
@@ -650,11 +587,11 @@ TEST(CacheWriteTest, WriteThroughFailureLeavesTheCacheUnchanged) {
   o.writer = db.writer();
   SCache cache(env.store, o);
   ASSERT_TRUE(cache.put("k", "v1").ok());
-  db.fail_next = 1;
+  db.fail_next(1);
   EXPECT_EQ(cache.put("k", "v2").code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(cache.get_or_load("k", no_loader()).value(), "v1");
   EXPECT_EQ(db.row("k"), "v1");
-  db.fail_next = 1;
+  db.fail_next(1);
   EXPECT_EQ(cache.put("new", "x").code(), absl::StatusCode::kUnavailable);
   EXPECT_FALSE(env.store->raw("new").has_value());
   const CacheStats st = cache.stats();

@@ -24,6 +24,7 @@
 #include "larder/redis.h"
 #include "larder/tiered_store.h"
 #include "tests/integration/redis_test_util.h"
+#include "tests/testing/fake_db.h"
 
 namespace larder {
 namespace {
@@ -36,37 +37,7 @@ using testing::RedisServer;
 using Str = std::string;
 
 // The system of record both instances write to.
-class Db {
- public:
-  void set(const Str& k, const Str& v) {
-    internal::MutexLock l(&mu_);
-    rows_[k] = v;
-  }
-  absl::StatusOr<Str> get(const Str& k) {
-    internal::MutexLock l(&mu_);
-    auto it = rows_.find(k);
-    if (it == rows_.end()) return absl::NotFoundError(k);
-    return it->second;
-  }
-  Writer<Str, Str> writer() {
-    Writer<Str, Str> w;
-    w.write = [this](std::span<const std::pair<Str, Str>> kvs) {
-      internal::MutexLock l(&mu_);
-      for (const auto& [k, v] : kvs) rows_[k] = v;
-      return absl::OkStatus();
-    };
-    w.erase = [this](std::span<const Str> keys) {
-      internal::MutexLock l(&mu_);
-      for (const auto& k : keys) rows_.erase(k);
-      return absl::OkStatus();
-    };
-    return w;
-  }
-
- private:
-  internal::Mutex mu_;
-  absl::flat_hash_map<Str, Str> rows_ ABSL_GUARDED_BY(mu_);
-};
+using Db = testing::FakeDb<Str, Str>;
 
 struct Instance {
   std::shared_ptr<RedisInvalidationBus> bus;
@@ -128,7 +99,7 @@ TEST_P(RedisRecoveryTest, NoInstanceServesTheOldValueOnceRedisIsBack) {
   Instance a(o, db, mode_for(c.change)), b(o, db, mode_for(c.change));
   ASSERT_TRUE(a.bus->wait_listening(seconds(5)));
   ASSERT_TRUE(b.bus->wait_listening(seconds(5)));
-  auto load = [&db](const Str& k) { return db.get(k); };
+  auto load = [&db](const Str& k) { return db.load(k); };
   ASSERT_EQ(a.cache->get_or_load("price", load).value(), "100");
   ASSERT_EQ(b.cache->get_or_load("price", load).value(), "100");  // B's L1 and Redis hold it
 
