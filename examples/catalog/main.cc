@@ -26,7 +26,7 @@
 namespace {
 
 const char* env(const char* name) {
-  const char* v = std::getenv(name);
+  const char* v = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): main(), before any thread
   return v != nullptr && *v != '\0' ? v : nullptr;
 }
 
