@@ -208,7 +208,7 @@ absl::Status internal::run_on(redisContext* c, std::span<const RedisArgs> comman
     void* raw = nullptr;
     for (;;) {
       if (redisGetReplyFromReader(c, &raw) != REDIS_OK) {
-        return internal::status_from_redis(c, nullptr, what);
+        return internal::reply_read_status(c, what);
       }
       if (raw != nullptr) break;
       const int ev = wait_fd(c->fd, POLLIN, deadline);
@@ -470,7 +470,7 @@ void run_flights(std::vector<Flight>& fl, std::vector<Sub>& subs, std::string_vi
         while (f.got < f.order.size()) {
           void* raw = nullptr;
           if (redisGetReplyFromReader(c, &raw) != REDIS_OK) {
-            fail(internal::status_from_redis(c, nullptr, what));
+            fail(internal::reply_read_status(c, what));
             break;
           }
           if (raw == nullptr) break;

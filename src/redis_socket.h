@@ -33,13 +33,6 @@
 
 namespace larder::internal {
 
-struct RedisContextDeleter {
-  void operator()(redisContext* c) const {
-    if (c != nullptr) redisFree(c);
-  }
-};
-using RedisContextPtr = std::unique_ptr<redisContext, RedisContextDeleter>;
-
 struct RedisReplyDeleter {
   void operator()(void* r) const {
     if (r != nullptr) freeReplyObject(r);
@@ -54,31 +47,113 @@ inline timeval to_timeval(std::chrono::milliseconds d) {
   return tv;
 }
 
-// kMaxReplyElements: the most elements one array reply may announce. hiredis
-// 0.14 allocates an array's element table (8 bytes per element) as soon as it
-// reads the "*<n>" header, before any element arrives, so 14 bytes from a
-// broken or hostile server ("*2147483647\r\n") made it calloc 16 GiB
-// (found by tests/fuzz/fuzz_redis_reply). Larger arrays fail the call with
-// kResourceExhausted ("out of memory") and close the connection. larder's own
-// commands stay far below (MGET/UNLINK/SCAN are chunked by batch_chunk); a
-// user's command() answered by more than 2^20 elements (KEYS on a huge
-// database) must be split, e.g. with SCAN.
+// kMaxReplyElements: the most array elements one reply may announce, all
+// its nested arrays together. hiredis 0.14 allocates an array's element table
+// (8 bytes per element) as soon as it reads the "*<n>" header, before any
+// element arrives, so 14 bytes from a broken or hostile server
+// ("*2147483647\r\n") made it calloc 16 GiB (found by
+// tests/fuzz/fuzz_redis_reply). A cap per array was not enough: each element
+// of an array may itself be an array announcing the cap, so every further 11
+// bytes ("*1048576\r\n") allocated another 8 MiB. The budget is therefore per
+// reply: the sum of the lengths of every array in it, at every depth. A reply
+// over it fails the call with kResourceExhausted (reply_read_status: "reply
+// refused: its arrays announce more than 1048576 elements") and the
+// connection is closed; at most 8 MiB of element tables (plus one reply
+// object per element that actually arrived) are ever allocated for a reply.
+// larder's own commands stay far below (MGET/UNLINK/SCAN are chunked by
+// batch_chunk); a user's command() answered by more than 2^20 elements in all
+// (KEYS on a huge database) must be split, e.g. with SCAN.
 inline constexpr int kMaxReplyElements = 1 << 20;
 
-// bound_reply_arrays: makes c's reader refuse arrays longer than
-// kMaxReplyElements (hiredis' own reply objects otherwise).
-inline void bound_reply_arrays(redisContext* c) {
-  static redisReplyObjectFunctions* const hiredis_default = c->reader->fn;
-  static redisReplyObjectFunctions bounded = [] {
-    redisReplyObjectFunctions f = *hiredis_default;
-    f.createArray = [](const redisReadTask* task, int elements) -> void* {
-      if (elements > kMaxReplyElements) return nullptr;  // the reader reports out of memory
-      return hiredis_default->createArray(task, elements);
-    };
-    return f;
+// ReplyBudget: the reply a connection's reader is reading now: how many
+// elements its arrays announced so far, and whether it was refused. Lives in
+// the reader's privdata (hiredis hands it to every read task), owned by the
+// RedisContextPtr (RedisContextDeleter frees it).
+struct ReplyBudget {
+  std::int64_t elements = 0;
+  bool refused = false;
+};
+
+// hiredis_reply_functions: hiredis' own reply object functions.
+inline const redisReplyObjectFunctions& hiredis_reply_functions() {
+  static const redisReplyObjectFunctions f = [] {
+    redisReader* r = redisReaderCreate();
+    const redisReplyObjectFunctions out = *r->fn;
+    redisReaderFree(r);
+    return out;
   }();
-  if (c->reader->fn == hiredis_default) c->reader->fn = &bounded;
+  return f;
 }
+
+// create_bounded_array: hiredis' createArray within the reply's budget; a
+// null return makes the reader fail the reply (as out of memory).
+inline void* create_bounded_array(const redisReadTask* task, int elements) {
+  auto* b = static_cast<ReplyBudget*>(task->privdata);
+  if (b == nullptr) {
+    if (elements > kMaxReplyElements) return nullptr;
+  } else {
+    if (task->parent == nullptr) *b = ReplyBudget{};  // the root of a new reply
+    b->elements += elements;
+    if (b->elements > kMaxReplyElements) {
+      b->refused = true;
+      return nullptr;
+    }
+  }
+  return hiredis_reply_functions().createArray(task, elements);
+}
+
+inline redisReplyObjectFunctions* bounded_reply_functions() {
+  static redisReplyObjectFunctions f = [] {
+    redisReplyObjectFunctions out = hiredis_reply_functions();
+    out.createArray = &create_bounded_array;
+    return out;
+  }();
+  return &f;
+}
+
+// bound_reply_arrays: makes c's reader refuse replies whose arrays announce
+// more than kMaxReplyElements elements in all (hiredis' own reply objects
+// otherwise). c must be owned by a RedisContextPtr (which frees the budget).
+inline void bound_reply_arrays(redisContext* c) {
+  redisReader* r = c->reader;
+  if (r == nullptr || r->fn == bounded_reply_functions() || r->privdata != nullptr) return;
+  if (r->fn->createArray != hiredis_reply_functions().createArray) return;  // someone else's
+  r->privdata = new ReplyBudget;
+  r->fn = bounded_reply_functions();
+}
+
+// reply_refused: whether c's reader failed its last reply for the budget.
+inline bool reply_refused(const redisContext* c) {
+  if (c == nullptr || c->reader == nullptr || c->reader->fn != bounded_reply_functions()) {
+    return false;
+  }
+  const auto* b = static_cast<const ReplyBudget*>(c->reader->privdata);
+  return b != nullptr && b->refused && c->err == REDIS_ERR_OOM;
+}
+
+// reply_read_status: status_from_redis for a failed read of a reply on c,
+// naming the reply budget when that was the cause.
+inline absl::Status reply_read_status(const redisContext* c, std::string_view what) {
+  if (reply_refused(c)) {
+    return absl::ResourceExhaustedError(
+        "redis " + std::string(what) + ": reply refused: its arrays announce more than " +
+        std::to_string(kMaxReplyElements) + " elements in all (kMaxReplyElements)");
+  }
+  return status_from_redis(c, nullptr, what);
+}
+
+// RedisContextDeleter: frees the context and its reader's ReplyBudget.
+struct RedisContextDeleter {
+  void operator()(redisContext* c) const {
+    if (c == nullptr) return;
+    if (c->reader != nullptr && c->reader->fn == bounded_reply_functions()) {
+      delete static_cast<ReplyBudget*>(c->reader->privdata);
+      c->reader->privdata = nullptr;
+    }
+    redisFree(c);
+  }
+};
+using RedisContextPtr = std::unique_ptr<redisContext, RedisContextDeleter>;
 
 // connect_nonblocking_to: a connection to host:port (or unix_socket when
 // non-empty) within `timeout`, switched to non-blocking I/O; or why not

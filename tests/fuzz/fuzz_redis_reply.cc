@@ -60,6 +60,7 @@ enum class Ref { kOk, kIncomplete, kBad };
 struct RefParser {
   std::string_view in;
   std::size_t pos = 0;
+  long long elements = 0;  // announced by the current frame's arrays (kMaxReplyElements in all)
 
   Ref line(std::string_view& out) {
     const std::size_t cr = in.find('\r', pos);
@@ -89,6 +90,7 @@ struct RefParser {
   }
   Ref frame(Frame& f, int depth) {
     if (pos >= in.size()) return Ref::kIncomplete;
+    if (depth == 0) elements = 0;
     f.type = in[pos++];
     std::string_view l;
     if (Ref r = line(l); r != Ref::kOk) return r;
@@ -120,6 +122,8 @@ struct RefParser {
           return Ref::kOk;
         }
         if (n > 0 && depth + 1 > kMaxDepth) return Ref::kBad;
+        elements += n;
+        if (elements > larder::internal::kMaxReplyElements) return Ref::kBad;
         for (long long i = 0; i < n; ++i) {
           f.elements.emplace_back();
           if (Ref r = frame(f.elements.back(), depth + 1); r != Ref::kOk) return r;
