@@ -2,14 +2,18 @@
 # Sourced by scripts/test.sh and scripts/soak.sh: the chaos soak
 # (tests/integration/redis_chaos_soak_test.cc: a Cache in write-back mode over
 # TieredStore(LocalStore, RedisStore) under proxy faults, redis-server
-# restarts and SIGSTOPs, and a failing loader and Writer, with an oracle).
+# restarts and SIGSTOPs, a failing loader and Writer, and SIGKILLs of a child
+# process serving write-back puts over a journal, restarted on the same
+# journal; with an oracle).
 #
 #   larder_soak_run PRESET SECONDS   build the soak in PRESET, run it SECONDS,
 #                                    print its summary ("soak: ..." lines);
 #                                    non-zero on a violation
 # The soak starts its own redis-server (on PATH). ctest runs it for 5 s in
 # every preset; scripts/test.sh runs it once more for LARDER_SOAK_SECONDS
-# (default 60; 0 skips) in the dev preset only.
+# (default 60; 0 skips) in the dev preset only. The fault schedule and the
+# SIGKILL moments come from a seed the soak prints ("soak: seed N");
+# LARDER_SOAK_SEED=N in the environment replays it.
 
 larder_soak_run() {
   local preset=$1 seconds=$2
