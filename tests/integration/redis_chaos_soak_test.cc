@@ -574,7 +574,17 @@ class CrashPhase {
     posix_spawn_file_actions_adddup2(&fa, p[1], kChildReportFd);         // the copy is inherited
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);  // gtest's output
     posix_spawn_file_actions_addclosefrom_np(&fa, kChildReportFd + 1);   // no proxy/Redis sockets
-    const int rc = ::posix_spawn(&c->pid, exe.c_str(), &fa, nullptr, argv, envp.data());
+    // Its own process group: while the soak SIGSTOPs redis-server (a member
+    // of the soak's group), a child's death must not make the kernel hang up
+    // the soak's group (when that group is orphaned, e.g. the soak runs
+    // under nohup or a detached shell, the exit of a member while another is
+    // stopped sends SIGHUP to all: redis-server ignores it, the soak died).
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+    const int rc = ::posix_spawn(&c->pid, exe.c_str(), &fa, &attr, argv, envp.data());
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     ::close(p[1]);
     if (rc != 0) {
