@@ -947,6 +947,13 @@ TEST(RedisChaosSoak, OracleHoldsUnderFaults) {
         server.start();
         break;
       case 5:
+        // Only a running server: RedisServer::pause() signals its pid, -1
+        // after a failed start (kill(-1, SIGSTOP) stops every process the
+        // soak may signal).
+        if (!server.running()) {
+          oracle.violation("redis-server is not running (a restart failed)");
+          break;
+        }
         ++faults["redis_sigstop"];
         server.pause();
         std::this_thread::sleep_for(hold);
