@@ -155,8 +155,14 @@ class RedisServer {
     pid_ = -1;
   }
 
-  void pause() { ::kill(pid_, SIGSTOP); }
-  void resume() { ::kill(pid_, SIGCONT); }
+  // pause / resume: SIGSTOP / SIGCONT the server; nothing when it is not
+  // running (kill(-1, ...) would signal every process we may signal).
+  void pause() {
+    if (pid_ > 0) ::kill(pid_, SIGSTOP);
+  }
+  void resume() {
+    if (pid_ > 0) ::kill(pid_, SIGCONT);
+  }
 
   RedisOptions options(std::string prefix = unique_prefix()) const {
     RedisOptions o;
