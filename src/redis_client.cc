@@ -161,33 +161,39 @@ absl::Status write_some(redisContext* c, int* done, std::string_view what) {
   return absl::OkStatus();
 }
 
-}  // namespace
-
-// run_on: the I/O loop of the design essay, on one connection.
-absl::Status internal::run_on(redisContext* c, std::span<const RedisArgs> commands,
-                              RedisReplyFn on_reply, std::string_view what, milliseconds timeout) {
-  // argv/lens on the stack for ordinary commands; the heap only for long ones (MGET).
+// append_command: one command into c's output buffer; argv/lens on the
+// stack for ordinary commands, the heap only for long ones (MGET, DEL).
+absl::Status append_command(redisContext* c, RedisArgs cmd, std::string_view what) {
   constexpr std::size_t kInline = 8;
   const char* argv_inline[kInline];
   std::size_t lens_inline[kInline];
   std::vector<const char*> argv_heap;
   std::vector<std::size_t> lens_heap;
+  const char** argv = argv_inline;
+  std::size_t* lens = lens_inline;
+  if (cmd.size() > kInline) {
+    argv_heap.resize(cmd.size());
+    lens_heap.resize(cmd.size());
+    argv = argv_heap.data();
+    lens = lens_heap.data();
+  }
+  for (std::size_t i = 0; i < cmd.size(); ++i) {
+    argv[i] = cmd[i].data();
+    lens[i] = cmd[i].size();
+  }
+  if (redisAppendCommandArgv(c, static_cast<int>(cmd.size()), argv, lens) != REDIS_OK) {
+    return internal::status_from_redis(c, nullptr, what);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// run_on: the I/O loop of the design essay, on one connection.
+absl::Status internal::run_on(redisContext* c, std::span<const RedisArgs> commands,
+                              RedisReplyFn on_reply, std::string_view what, milliseconds timeout) {
   for (const RedisArgs& cmd : commands) {
-    const char** argv = argv_inline;
-    std::size_t* lens = lens_inline;
-    if (cmd.size() > kInline) {
-      argv_heap.resize(cmd.size());
-      lens_heap.resize(cmd.size());
-      argv = argv_heap.data();
-      lens = lens_heap.data();
-    }
-    for (std::size_t i = 0; i < cmd.size(); ++i) {
-      argv[i] = cmd[i].data();
-      lens[i] = cmd[i].size();
-    }
-    if (redisAppendCommandArgv(c, static_cast<int>(cmd.size()), argv, lens) != REDIS_OK) {
-      return internal::status_from_redis(c, nullptr, what);
-    }
+    if (absl::Status s = append_command(c, cmd, what); !s.ok()) return s;
   }
   Steady::time_point deadline = Steady::now() + timeout;
   int done = 0;
@@ -1313,7 +1319,6 @@ struct RedisClient::Impl {
     std::stable_sort(targets.begin(), targets.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<Flight> flights;
-    std::vector<std::string_view> argv_store;
     for (std::size_t b = 0; b < targets.size();) {
       std::size_t e = b;
       while (e < targets.size() && targets[e].first == targets[b].first) ++e;
@@ -1347,10 +1352,10 @@ struct RedisClient::Impl {
         Sub& s = subs[si];
         if (s.ask >= 0 && s.forced < 0) {
           static constexpr std::string_view kAsking[] = {"ASKING"};
-          appended = append_command(c, RedisArgs(kAsking), argv_store, what);
+          appended = append_command(c, RedisArgs(kAsking), what);
           f.order.push_back(-1);
         }
-        if (appended.ok()) appended = append_command(c, s.args, argv_store, what);
+        if (appended.ok()) appended = append_command(c, s.args, what);
         f.order.push_back(static_cast<int>(si));
       }
       if (!appended.ok()) {
@@ -1378,32 +1383,6 @@ struct RedisClient::Impl {
         record_failure(*f.node, f.status);
       }
     }
-  }
-
-  static absl::Status append_command(redisContext* c, RedisArgs cmd,
-                                     std::vector<std::string_view>& /*unused*/,
-                                     std::string_view what) {
-    constexpr std::size_t kInline = 8;
-    const char* argv_inline[kInline];
-    std::size_t lens_inline[kInline];
-    std::vector<const char*> argv_heap;
-    std::vector<std::size_t> lens_heap;
-    const char** argv = argv_inline;
-    std::size_t* lens = lens_inline;
-    if (cmd.size() > kInline) {
-      argv_heap.resize(cmd.size());
-      lens_heap.resize(cmd.size());
-      argv = argv_heap.data();
-      lens = lens_heap.data();
-    }
-    for (std::size_t i = 0; i < cmd.size(); ++i) {
-      argv[i] = cmd[i].data();
-      lens[i] = cmd[i].size();
-    }
-    if (redisAppendCommandArgv(c, static_cast<int>(cmd.size()), argv, lens) != REDIS_OK) {
-      return internal::status_from_redis(c, nullptr, what);
-    }
-    return absl::OkStatus();
   }
 
   // execute_routed: cluster and Sentinel calls (design essay, part 4).
