@@ -16,7 +16,7 @@ using namespace std::chrono_literals;
 // snippet:cache_aside:begin
 struct UserDb {  // stands in for the system of record
   std::atomic<int> queries{0};
-  std::latch slow{1};  // holds every query until the stampede has gathered
+  std::latch slow{1};  // the first query waits here until the stampede has gathered
   absl::StatusOr<std::string> load(int id) {
     ++queries;
     slow.wait();
