@@ -20,7 +20,10 @@ void stale_while_revalidate(std::shared_ptr<larder::ManualClock> clock) {
       {.max_entries = 10'000},
       {.ttl = 60s,
        .stale_while_revalidate = 30s,  // after the ttl: served stale for 30 s while it refreshes
-       .loader = [&](const std::string&) -> absl::StatusOr<int> { return ++queries, price; },
+       .loader = [&](const std::string&) -> absl::StatusOr<int> {
+         ++queries;
+         return price;
+       },
        .refresh_ahead = 0.8,  // a hit after 48 s of the 60 s refreshes early
        .clock = clock,
        .executor = background});

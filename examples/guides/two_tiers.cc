@@ -27,7 +27,10 @@ std::shared_ptr<Tiered> instance_store(std::shared_ptr<larder::Store<int, std::s
 void two_tiers(std::shared_ptr<larder::ManualClock> clock) {
   std::map<int, std::string> rows = {{1, "v1"}};
   int queries = 0;
-  auto load = [&](int id) -> absl::StatusOr<std::string> { return ++queries, rows.at(id); };
+  auto load = [&](int id) -> absl::StatusOr<std::string> {
+    ++queries;
+    return rows.at(id);
+  };
 
   // In production: L2 is a RedisStore and the bus a RedisInvalidationBus
   // (make_tiered_cache builds both). Here both are in-process stand-ins.
