@@ -28,7 +28,8 @@ struct ProductDb {  // SELECT ... WHERE id = ANY($1): one round trip for many id
   }
 };
 
-void batch_loading(ProductDb& db, std::shared_ptr<larder::ManualClock> clock) {
+void batch_loading(ProductDb& db) {
+  auto clock = std::make_shared<larder::ManualClock>();  // time moves only when told
   auto products = larder::make_local_cache<int64_t, std::string>(
       {.max_entries = 100'000},
       {.ttl = 30s,
@@ -53,7 +54,8 @@ void batch_loading(ProductDb& db, std::shared_ptr<larder::ManualClock> clock) {
 // snippet:batch_loading:end
 
 // Without a batch loader, get_many loads key by key: the N+1 shape.
-void one_by_one(std::shared_ptr<larder::ManualClock> clock) {
+void one_by_one() {
+  auto clock = std::make_shared<larder::ManualClock>();
   int queries = 0;
   auto products = larder::make_local_cache<int64_t, std::string>(
       {.max_entries = 100}, {.loader = [&](int64_t id) -> absl::StatusOr<std::string> {
@@ -66,10 +68,9 @@ void one_by_one(std::shared_ptr<larder::ManualClock> clock) {
 }
 
 int main() {
-  auto clock = std::make_shared<larder::ManualClock>();
   ProductDb db;
-  batch_loading(db, clock);
-  one_by_one(clock);
+  batch_loading(db);
+  one_by_one();
   std::puts("batch loading: ok");
   return 0;
 }

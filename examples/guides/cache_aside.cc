@@ -24,7 +24,8 @@ struct UserDb {  // stands in for the system of record
   }
 };
 
-void cache_aside(UserDb& db, std::shared_ptr<larder::ManualClock> clock) {
+void cache_aside(UserDb& db) {
+  auto clock = std::make_shared<larder::ManualClock>();  // time moves only when told
   auto users = larder::make_local_cache<int, std::string>(
       {.max_entries = 100'000}, {.ttl = 30s,
                                  .loader = [&db](int id) { return db.load(id); },
@@ -59,7 +60,8 @@ void cache_aside(UserDb& db, std::shared_ptr<larder::ManualClock> clock) {
 
 // An invalidate that races a load in flight wins: the load's value goes to its
 // caller but is not stored, so the next read loads again.
-void invalidate_beats_load(std::shared_ptr<larder::ManualClock> clock) {
+void invalidate_beats_load() {
+  auto clock = std::make_shared<larder::ManualClock>();
   std::latch loading(1), release(1);
   int queries = 0;
   auto users = larder::make_local_cache<int, std::string>(
@@ -82,10 +84,9 @@ void invalidate_beats_load(std::shared_ptr<larder::ManualClock> clock) {
 }
 
 int main() {
-  auto clock = std::make_shared<larder::ManualClock>();
   UserDb db;
-  cache_aside(db, clock);
-  invalidate_beats_load(clock);
+  cache_aside(db);
+  invalidate_beats_load();
   std::puts("cache-aside: ok");
   return 0;
 }

@@ -12,8 +12,9 @@ using guide::ensure;
 using namespace std::chrono_literals;
 
 // snippet:negative_caching:begin
-void negative_caching(std::shared_ptr<larder::ManualClock> clock) {
-  std::map<int, std::string> rows = {{1, "ada"}};  // the system of record
+void negative_caching() {
+  auto clock = std::make_shared<larder::ManualClock>();  // time moves only when told
+  std::map<int, std::string> rows = {{1, "ada"}};        // the system of record
   int queries = 0;
   auto users = larder::make_local_cache<int, std::string>(
       {.max_entries = 10'000},
@@ -45,7 +46,8 @@ void negative_caching(std::shared_ptr<larder::ManualClock> clock) {
 // snippet:negative_caching:end
 
 // Other errors are never remembered: every read asks again.
-void errors_are_not_cached(std::shared_ptr<larder::ManualClock> clock) {
+void errors_are_not_cached() {
+  auto clock = std::make_shared<larder::ManualClock>();
   int queries = 0;
   auto users = larder::make_local_cache<int, std::string>(
       {.max_entries = 100}, {.loader = [&](int) -> absl::StatusOr<std::string> {
@@ -60,9 +62,8 @@ void errors_are_not_cached(std::shared_ptr<larder::ManualClock> clock) {
 }
 
 int main() {
-  auto clock = std::make_shared<larder::ManualClock>();
-  negative_caching(clock);
-  errors_are_not_cached(clock);
+  negative_caching();
+  errors_are_not_cached();
   std::puts("negative caching: ok");
   return 0;
 }

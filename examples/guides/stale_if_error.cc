@@ -21,7 +21,8 @@ struct RatesDb {  // stands in for a service that can go down
   }
 };
 
-void stale_if_error(std::shared_ptr<larder::ManualClock> clock) {
+void stale_if_error() {
+  auto clock = std::make_shared<larder::ManualClock>();  // time moves only when told
   RatesDb db;
   auto rates = larder::make_local_cache<std::string, double>(
       {.max_entries = 1'000},
@@ -57,7 +58,7 @@ void stale_if_error(std::shared_ptr<larder::ManualClock> clock) {
 // snippet:stale_if_error:end
 
 int main() {
-  stale_if_error(std::make_shared<larder::ManualClock>());
+  stale_if_error();
   std::puts("stale-if-error: ok");
   return 0;
 }

@@ -11,7 +11,8 @@ using guide::ensure;
 using namespace std::chrono_literals;
 
 // snippet:swr_refresh_ahead:begin
-void stale_while_revalidate(std::shared_ptr<larder::ManualClock> clock) {
+void stale_while_revalidate() {
+  auto clock = std::make_shared<larder::ManualClock>();  // time moves only when told
   // Background refreshes run on an Executor; this one runs them when told
   // (run_all), so the example is deterministic. In a service leave .executor out.
   auto background = std::make_shared<guide::StepExecutor>();
@@ -57,7 +58,8 @@ void stale_while_revalidate(std::shared_ptr<larder::ManualClock> clock) {
 
 // A refresh that fails keeps the value being served, is counted and reported,
 // and pauses that key's refreshes for error_backoff.
-void failed_refresh(std::shared_ptr<larder::ManualClock> clock) {
+void failed_refresh() {
+  auto clock = std::make_shared<larder::ManualClock>();
   auto background = std::make_shared<guide::StepExecutor>();
   bool down = false;
   int reported = 0;
@@ -87,9 +89,8 @@ void failed_refresh(std::shared_ptr<larder::ManualClock> clock) {
 }
 
 int main() {
-  auto clock = std::make_shared<larder::ManualClock>();
-  stale_while_revalidate(clock);
-  failed_refresh(clock);
+  stale_while_revalidate();
+  failed_refresh();
   std::puts("stale-while-revalidate: ok");
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "guide.h"
 
@@ -20,11 +21,13 @@ std::shared_ptr<Tiered> instance_store(std::shared_ptr<larder::Store<int, std::s
                                        std::shared_ptr<larder::InvalidationBus> bus,
                                        std::shared_ptr<larder::ManualClock> clock) {
   auto l1 = std::make_shared<larder::LocalStore<int, std::string>>(
-      larder::LocalStoreOptions{.max_entries = 10'000, .clock = clock});
-  return std::make_shared<Tiered>(l1, shared, bus, larder::TieredStoreOptions{.l1_max_ttl = 30s});
+      larder::LocalStoreOptions{.max_entries = 10'000, .clock = std::move(clock)});
+  return std::make_shared<Tiered>(std::move(l1), std::move(shared), std::move(bus),
+                                  larder::TieredStoreOptions{.l1_max_ttl = 30s});
 }
 
-void two_tiers(std::shared_ptr<larder::ManualClock> clock) {
+void two_tiers() {
+  auto clock = std::make_shared<larder::ManualClock>();  // time moves only when told
   std::map<int, std::string> rows = {{1, "v1"}};
   int queries = 0;
   auto load = [&](int id) -> absl::StatusOr<std::string> {
@@ -56,7 +59,8 @@ void two_tiers(std::shared_ptr<larder::ManualClock> clock) {
 
 // Loads are fills, not changes: a cold instance loading keys does not empty
 // the other instances' L1s.
-void loads_are_not_broadcast(std::shared_ptr<larder::ManualClock> clock) {
+void loads_are_not_broadcast() {
+  auto clock = std::make_shared<larder::ManualClock>();
   auto l2 = std::make_shared<larder::LocalStore<int, std::string>>(
       larder::LocalStoreOptions{.max_entries = 1'000, .clock = clock});
   auto bus = std::make_shared<larder::InProcessInvalidationBus>();
@@ -71,9 +75,8 @@ void loads_are_not_broadcast(std::shared_ptr<larder::ManualClock> clock) {
 }
 
 int main() {
-  auto clock = std::make_shared<larder::ManualClock>();
-  two_tiers(clock);
-  loads_are_not_broadcast(clock);
+  two_tiers();
+  loads_are_not_broadcast();
   std::puts("two tiers: ok");
   return 0;
 }

@@ -32,7 +32,7 @@ struct ViewsDb {  // page -> total views; the upsert of a total is idempotent
 };
 
 larder::Cache<std::string, int64_t> open_views(ViewsDb& db, const std::string& journal,
-                                               std::shared_ptr<larder::ManualClock> clock) {
+                                               const std::shared_ptr<larder::ManualClock>& clock) {
   return larder::make_local_cache<std::string, int64_t>(
       {.max_entries = 100'000},
       {.ttl = 1h,
@@ -48,7 +48,8 @@ larder::Cache<std::string, int64_t> open_views(ViewsDb& db, const std::string& j
        .clock = clock});
 }
 
-void write_back(const std::string& journal, std::shared_ptr<larder::ManualClock> clock) {
+void write_back(const std::string& journal) {
+  auto clock = std::make_shared<larder::ManualClock>();  // time moves only when told
   ViewsDb db;
   {
     auto views = open_views(db, journal, clock);
@@ -82,7 +83,7 @@ int main() {
   char dir_template[] = "/tmp/larder-guide-XXXXXX";
   const char* dir = mkdtemp(dir_template);
   ensure(dir != nullptr, "a temporary directory");
-  write_back(std::string(dir) + "/views", std::make_shared<larder::ManualClock>());
+  write_back(std::string(dir) + "/views");
   std::filesystem::remove_all(dir);
   std::puts("write-back: ok");
   return 0;

@@ -28,7 +28,8 @@ struct AccountDb {  // stands in for the system of record
   }
 };
 
-void write_through(AccountDb& db, std::shared_ptr<larder::ManualClock> clock) {
+void write_through(AccountDb& db) {
+  auto clock = std::make_shared<larder::ManualClock>();  // time moves only when told
   auto emails = larder::make_local_cache<int, std::string>(
       {.max_entries = 100'000}, {.ttl = 10min,
                                  .loader = [&db](int id) -> absl::StatusOr<std::string> {
@@ -61,7 +62,7 @@ void write_through(AccountDb& db, std::shared_ptr<larder::ManualClock> clock) {
 
 int main() {
   AccountDb db;
-  write_through(db, std::make_shared<larder::ManualClock>());
+  write_through(db);
   std::puts("write-through: ok");
   return 0;
 }
