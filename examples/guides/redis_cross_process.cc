@@ -53,10 +53,12 @@ void cross_process(const std::string& redis_uri, const std::string& prefix) {
 // snippet:cross_process:end
 
 int main() {
+  // NOLINTBEGIN(concurrency-mt-unsafe): main(), before any thread
   const char* host = std::getenv("LARDER_TEST_REDIS_HOST");
   const char* port = std::getenv("LARDER_TEST_REDIS_PORT");
+  const char* required = std::getenv("LARDER_TEST_REQUIRE_REDIS");
+  // NOLINTEND(concurrency-mt-unsafe)
   if (host == nullptr || port == nullptr) {
-    const char* required = std::getenv("LARDER_TEST_REQUIRE_REDIS");
     std::fprintf(stderr, "no Redis: set LARDER_TEST_REDIS_HOST and LARDER_TEST_REDIS_PORT\n");
     return required != nullptr && std::string(required) == "1" ? 1 : 77;
   }
