@@ -67,7 +67,7 @@ void write_back(const std::string& journal) {
   // The next start on the same journal replays what was acknowledged.
   auto views = open_views(db, journal, clock);
   ensure(views.stats().journal_replayed >= 1, "the journal was replayed at construction");
-  ensure(views.get_if_present("/home") == 3, "replayed writes are readable at once");
+  ensure(views.get("/home").value() == 3, "replayed writes are readable at once");
   ensure(views.flush().ok() && db.rows["/home"] == 3, "and reach the database");
 
   // Five more views: acknowledged at once, written later as one row.
