@@ -336,29 +336,7 @@ class LocalStore : public Store<K, V> {
   // > 0 without a weigher; shards larger than the bound). callbacks: the
   // weigher (needed when max_weight > 0) and the removal listener (see
   // LocalStoreCallbacks).
-  explicit LocalStore(LocalStoreOptions options = {}, LocalStoreCallbacks<K, V> callbacks = {})
-      : options_(std::move(options)),
-        clock_(clock_or_default(options_.clock)),
-        seed_(options_.hash_seed ? *options_.hash_seed : internal::random_hash_seed()),
-        weigher_(std::move(callbacks.weigher)),
-        listener_(std::move(callbacks.on_removal)) {
-    validate();
-    if (options_.maintenance) tether_ = std::make_shared<internal::SchedulerTether>();
-    const std::uint64_t bound = weighted() ? options_.max_weight : options_.max_entries;
-    std::size_t n = options_.shards;
-    if (n == 0) n = default_shards(bound);
-    shard_count_ = n;
-    const std::int64_t origin = internal::to_nanos(clock_->now());
-    const internal::PolicyKind kind = to_kind(options_.policy);
-    shards_.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::uint64_t quota = bound / n + (i < bound % n ? 1 : 0);
-      const std::uint64_t expected =
-          weighted() ? std::max<std::uint64_t>(1, options_.max_entries / n) : quota;
-      shards_.push_back(std::make_unique<Shard>(kind, quota, expected, origin,
-                                                /*limit=*/weighted() ? 0 : quota));
-    }
-  }
+  explicit LocalStore(LocalStoreOptions options = {}, LocalStoreCallbacks<K, V> callbacks = {});
 
   // Waits for a scheduled maintenance run in progress (options.maintenance);
   // a run scheduled for later finds the store gone and does nothing.
@@ -402,105 +380,10 @@ class LocalStore : public Store<K, V> {
   // An entry already expired is not stored (and removes the previous one). An
   // entry heavier than a shard's share of max_weight is not stored either
   // (reported as kEvicted). May evict others. Never an error. O(1) amortised.
-  absl::Status put(const K& key, Entry<V> entry) override {
-    const std::uint64_t h = hash_of(key);
-    const std::uint32_t h32 = internal::fold_hash(h);
-    Shard& s = shard_for(h);
-    if constexpr (kInPlace) {
-      // Cache-aside fills (a get that just missed this key, then its put)
-      // skip the unlocked attempt: the key is almost surely absent, and the
-      // attempt would cost one more probe before the locked insert.
-      std::uint64_t& missed = last_miss();
-      const bool fill = missed == h;
-      missed = 0;
-      if (!fill && try_update_unlocked(s, h32, key, entry)) return absl::OkStatus();
-    }
-    // The clock is read only when something can expire: the new entry has a
-    // deadline, or the shard's wheel holds some (then under the lock).
-    const bool finite = entry.stale_until != TimePoint::max();
-    std::int64_t now = finite ? internal::to_nanos(clock_->now()) : kNoTime;
-    const std::uint64_t w = weigh(key, entry.value);
-    Removals removed;
-    std::int64_t due = kNever;
-    prefetch_policy(s, h32);
-    {
-      ShardLock l(s);
-      drain_for_write_locked(s);
-      const std::uint32_t old = find(s, h32, key);
-      const bool expired = finite && internal::to_nanos(entry.stale_until) <= now;
-      std::uint32_t id = kNoId;
-      bool updated = false;
-      if constexpr (kInPlace) {
-        if (old != kNoId && !expired && w <= s.policy.maximum()) {
-          update_in_place_locked(s, old, entry, w, removed);
-          updated = true;
-        }
-      }
-      if (!updated && !expired && w <= s.policy.maximum()) {
-        id = s.slab.allocate(kMaxIds, retire_directory_fn(s));
-      }
-      if (updated) {
-        // done: the node kept its links and its place in the index
-      } else if (id == kNoId) {
-        if (old != kNoId) remove_locked(s, old, RemovalCause::kReplaced, removed);
-        if (!expired && listener_) {
-          removed.push_back({key, std::move(entry.value), RemovalCause::kEvicted});
-        }
-      } else {
-        Payload* n = s.slab.payload(id);
-        Hooks* nh = s.slab.hooks(id);
-        new (&n->key) K(key);
-        new (&n->entry) Entry<V>(std::move(entry));
-        if (old != kNoId) {
-          const Payload* o = s.slab.payload(old);
-          if (listener_) removed.push_back({o->key, o->entry.value, RemovalCause::kReplaced});
-          internal::PolicyList::transplant(s.slab.hooks(old), nh);
-          s.policy.on_update(nh, static_cast<std::uint32_t>(w));
-          s.wheel.unschedule(old);
-          if (expires(n)) s.wheel.schedule(id);
-          s.table.replace(h32, old, id);
-          retire_node(s, old);
-        } else {
-          nh->hash = h32;
-          nh->weight = static_cast<std::uint32_t>(w);
-          s.policy.on_insert(nh);
-          if (expires(n)) s.wheel.schedule(id);
-          s.table.insert(h32, id, hash_of_id_fn(s), retire_array_fn(s));
-        }
-      }
-      s.policy.evict([&](internal::PolicyHook* victim) {
-        s.mu.assert_held();  // evict() calls back synchronously, under s.mu
-        const auto* v = static_cast<const Hooks*>(victim);
-        s.evictions.fetch_add(1, std::memory_order_relaxed);
-        // One probe finds the victim's id (by its node) and unpublishes it.
-        const std::uint32_t vid =
-            s.table.erase_where(v->hash, [&](std::uint32_t i) { return s.slab.hooks(i) == v; });
-        destroy_locked(s, vid, RemovalCause::kEvicted, removed, /*unpublished=*/true);
-      });
-      if (now == kNoTime && s.wheel.size() != 0) now = internal::to_nanos(clock_->now());
-      due = maintain_locked(s, now, removed);
-    }
-    if (tether_) arm(due);
-    notify(removed);
-    return absl::OkStatus();
-  }
+  absl::Status put(const K& key, Entry<V> entry) override;
 
   // erase: removes key (kExplicit). OK when absent. O(1).
-  absl::Status erase(const K& key) override {
-    const std::uint64_t h = hash_of(key);
-    Shard& s = shard_for(h);
-    const std::int64_t now = internal::to_nanos(clock_->now());
-    Removals removed;
-    {
-      ShardLock l(s);
-      drain_for_write_locked(s);
-      const std::uint32_t id = find(s, internal::fold_hash(h), key);
-      if (id != kNoId) remove_locked(s, id, RemovalCause::kExplicit, removed);
-      maintain_locked(s, now, removed);
-    }
-    notify(removed);
-    return absl::OkStatus();
-  }
+  absl::Status erase(const K& key) override;
 
   // get_many: one result per key, in order; never an error.
   absl::StatusOr<std::vector<std::optional<Entry<V>>>> get_many(std::span<const K> keys) override {
@@ -511,24 +394,7 @@ class LocalStore : public Store<K, V> {
   }
 
   // clear: removes every entry (kExplicit). Concurrent puts may land after it.
-  absl::Status clear() override {
-    const std::int64_t now = internal::to_nanos(clock_->now());
-    for (auto& sp : shards_) {
-      Shard& s = *sp;
-      Removals removed;
-      {
-        ShardLock l(s);
-        drain_locked(s);
-        std::vector<std::uint32_t> all;
-        all.reserve(s.table.size());
-        s.table.for_each([&](std::uint32_t id) { all.push_back(id); });
-        for (std::uint32_t id : all) remove_locked(s, id, RemovalCause::kExplicit, removed);
-        maintain_locked(s, now, removed);
-      }
-      notify(removed);
-    }
-    return absl::OkStatus();
-  }
+  absl::Status clear() override;
 
   // counters: hits, misses, evictions, expirations since construction; size
   // and weight now (weight is 0 without a weigher). Lock-free; O(shards).
@@ -701,51 +567,15 @@ class LocalStore : public Store<K, V> {
 
   bool weighted() const { return options_.max_weight > 0; }
 
-  void validate() const {
-    if (weighted()) {
-      if (!weigher_) {
-        throw std::invalid_argument("LocalStoreOptions: max_weight > 0 needs a weigher");
-      }
-    } else {
-      if (weigher_) {
-        throw std::invalid_argument(
-            "LocalStoreOptions: a weigher was given but max_weight = 0 (set max_weight)");
-      }
-      if (options_.max_entries == 0) {
-        throw std::invalid_argument("LocalStoreOptions: max_entries must be > 0");
-      }
-    }
-    const std::uint64_t bound = weighted() ? options_.max_weight : options_.max_entries;
-    if (options_.shards > bound) {
-      throw std::invalid_argument(
-          "LocalStoreOptions: shards must not exceed the bound (max_entries or max_weight)");
-    }
-    if (options_.shards > 65536) {
-      throw std::invalid_argument("LocalStoreOptions: shards must be <= 65536");
-    }
-  }
+  void validate() const;
 
-  static internal::PolicyKind to_kind(EvictionPolicy p) {
-    switch (p) {
-      case EvictionPolicy::kLru:
-        return internal::PolicyKind::kLru;
-      case EvictionPolicy::kTinyLfu:
-        return internal::PolicyKind::kTinyLfu;
-      default:
-        return internal::PolicyKind::kAdaptiveTinyLfu;
-    }
-  }
+  static internal::PolicyKind to_kind(EvictionPolicy p);
 
   // default_shards: a power of two near 2x the hardware threads (reads take
   // no lock, so shards only spread writers and drains; each shard costs a
   // frequency sketch and the policy's fixed-size shadows), but at least 256
   // bound units per shard so small stores keep one global policy.
-  static std::size_t default_shards(std::uint64_t bound) {
-    const std::size_t hw = std::max(1u, std::thread::hardware_concurrency());
-    std::size_t n = std::bit_ceil(2 * hw);
-    while (n > 1 && bound / n < 256) n /= 2;
-    return std::min<std::size_t>(n, 1024);
-  }
+  static std::size_t default_shards(std::uint64_t bound);
 
   std::uint64_t hash_of(const K& key) const {
     return internal::mix_hash(static_cast<std::uint64_t>(Hash{}(key)) ^ seed_);
@@ -755,11 +585,7 @@ class LocalStore : public Store<K, V> {
     return *shards_[static_cast<std::size_t>((hi * shard_count_) >> 32)];
   }
 
-  std::uint64_t weigh(const K& key, const V& value) const {
-    if (!weigher_) return 1;
-    const std::size_t w = weigher_(key, value);
-    return std::min<std::uint64_t>(w, internal::PolicyHook::kMaxWeight);
-  }
+  std::uint64_t weigh(const K& key, const V& value) const;
 
   // prefetch_policy: starts loading the sketch counters a write to this hash
   // will touch, before the lock is taken (so the misses overlap the lock and
@@ -780,72 +606,24 @@ class LocalStore : public Store<K, V> {
   // atomically and the copy is retried if an update overlapped (odd or
   // changed sequence number). The writer makes the number odd, stores the
   // words with release, then stores the next even number with release.
-  static Entry<V> read_entry(const Shard& s, std::uint32_t id) {
-    const Payload* n = s.slab.payload(id);
-    if constexpr (!kInPlace) {
-      return n->entry;
-    } else {
-      const std::atomic<std::uint32_t>& seq = s.seq[id % kSeqStripes];
-      const auto* src = reinterpret_cast<const std::uint64_t*>(&n->entry);
-      for (;;) {
-        const std::uint32_t v1 = seq.load(std::memory_order_acquire);
-        std::array<std::uint64_t, kEntryWords> w;
-        // Acquire loads (plain moves on x86), no fence (TSan has none): a
-        // word from an overlapping update makes the second load see it.
-        for (std::size_t i = 0; i < kEntryWords; ++i)
-          w[i] = __atomic_load_n(src + i, __ATOMIC_ACQUIRE);
-        if ((v1 & 1) == 0 && seq.load(std::memory_order_relaxed) == v1) {
-          return std::bit_cast<Entry<V>>(w);
-        }
-        ShardLock::relax();
-      }
-    }
-  }
+  static Entry<V> read_entry(const Shard& s, std::uint32_t id);
 
   // update_in_place_locked: put() on the existing node id (kInPlace): the
   // entry's words are rewritten inside the node's seqlock; the node keeps
   // its links; the policy sees an update, the wheel the new deadline.
   void update_in_place_locked(Shard& s, std::uint32_t id, const Entry<V>& entry, std::uint64_t w,
-                              Removals& removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    Payload* n = s.slab.payload(id);
-    // The old entry is read with the stripe held: an unlocked writer
-    // (try_update_unlocked) may be rewriting a never-expiring entry.
-    std::atomic<std::uint32_t>& seq = s.seq[id % kSeqStripes];
-    const std::uint32_t v = seq_begin(seq);
-    if (listener_) removed.push_back({n->key, n->entry.value, RemovalCause::kReplaced});
-    const bool reschedule = n->entry.stale_until != entry.stale_until;
-    if (reschedule) s.wheel.unschedule(id);
-    write_entry_words(n, entry);
-    seq.store(v + 2, std::memory_order_release);
-    s.policy.on_update(s.slab.hooks(id), static_cast<std::uint32_t>(w));
-    if (reschedule && entry.stale_until != TimePoint::max()) s.wheel.schedule(id);
-  }
+                              Removals& removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
 
   // seq_begin: makes a seqlock stripe's number odd, claiming the stripe for
   // this writer, and returns the even number it had (the writer ends by
   // storing that + 2 with release). Writers under the shard's lock and
   // lock-free ones (try_update_unlocked) claim stripes alike, with a CAS; a
   // stripe is held for the few stores of one entry.
-  static std::uint32_t seq_begin(std::atomic<std::uint32_t>& seq) {
-    for (;;) {
-      std::uint32_t v = seq.load(std::memory_order_relaxed);
-      if ((v & 1) == 0 && seq.compare_exchange_weak(v, v + 1, std::memory_order_acquire,
-                                                    std::memory_order_relaxed)) {
-        return v;
-      }
-      ShardLock::relax();
-    }
-  }
+  static std::uint32_t seq_begin(std::atomic<std::uint32_t>& seq);
 
   // write_entry_words: stores entry over a published node's entry, word by
   // word with release (the caller holds the node's seqlock stripe).
-  static void write_entry_words(Payload* n, const Entry<V>& entry) {
-    std::array<std::uint64_t, kEntryWords> words{};  // zeroed: Entry<V> may have padding
-    std::memcpy(words.data(), &entry, sizeof(Entry<V>));
-    auto* dst = reinterpret_cast<std::uint64_t*>(&n->entry);
-    for (std::size_t i = 0; i < kEntryWords; ++i)
-      __atomic_store_n(dst + i, words[i], __ATOMIC_RELEASE);
-  }
+  static void write_entry_words(Payload* n, const Entry<V>& entry);
 
   // try_update_unlocked: put() on a key that is present, without the
   // shard's lock, when nothing but the value and the policy's view change:
@@ -863,29 +641,7 @@ class LocalStore : public Store<K, V> {
   // retired node (alive until the epoch guard is left) and is lost with it,
   // as if the put had come just before the removal. The buffered record
   // finds the node out of the policy (queue kNone) and is skipped.
-  bool try_update_unlocked(Shard& s, std::uint32_t h32, const K& key, const Entry<V>& entry) {
-    if (listener_ || weighted() || entry.stale_until != TimePoint::max()) return false;
-    bool drain = false;
-    {
-      internal::Epoch::Guard g;
-      const std::uint32_t id = find(s, h32, key);
-      if (id == kNoId) return false;
-      Payload* n = s.slab.payload(id);
-      std::atomic<std::uint32_t>& seq = s.seq[id % kSeqStripes];
-      const std::uint32_t v = seq_begin(seq);
-      // The stripe is ours: no writer changes the entry under us.
-      if (n->entry.stale_until != TimePoint::max()) {
-        seq.store(v, std::memory_order_release);  // nothing written: readers' copies hold
-        return false;
-      }
-      write_entry_words(n, entry);
-      seq.store(v + 2, std::memory_order_release);
-      const auto r = s.reads.offer(as_update(s.slab.hooks(id)));
-      drain = r == internal::ReadBuffer<Hooks>::kFilled || r == internal::ReadBuffer<Hooks>::kFull;
-    }
-    if (drain) try_maintain(s);
-    return true;
-  }
+  bool try_update_unlocked(Shard& s, std::uint32_t h32, const K& key, const Entry<V>& entry);
 
   // Update records in the read buffer: the node's hooks with the low bit
   // set (hooks are at least 8-byte aligned). A drain replays them as
@@ -917,52 +673,7 @@ class LocalStore : public Store<K, V> {
     };
   }
 
-  std::optional<Entry<V>> lookup(const K& key) {
-    const std::uint64_t h = hash_of(key);
-    Shard& s = shard_for(h);
-    std::optional<Entry<V>> out;
-    bool expired = false;
-    bool drain = false;
-    std::int64_t now = kNoTime;  // read only for entries that can expire
-    {
-      internal::Epoch::Guard g;
-      const std::uint32_t id = find(s, internal::fold_hash(h), key);
-      if (id != kNoId) {
-        out.emplace(read_entry(s, id));
-        if (out->stale_until != TimePoint::max()) now = internal::to_nanos(clock_->now());
-        if (now != kNoTime && internal::to_nanos(out->stale_until) <= now) {
-          expired = true;
-          out.reset();
-        } else {
-          // kFilled: this record filled the stripe; kFull: the stripe stayed
-          // full for a while (another thread was draining: see try_maintain).
-          const auto r = s.reads.offer(s.slab.hooks(id));
-          drain =
-              r == internal::ReadBuffer<Hooks>::kFilled || r == internal::ReadBuffer<Hooks>::kFull;
-        }
-      }
-    }
-    if (expired) {
-      expire_on_read(s, key, h);
-    } else if (drain) {
-      try_maintain(s);
-    } else if (const std::int64_t due = s.due.load(std::memory_order_relaxed); due != kNever)
-        [[unlikely]] {
-      // The shard holds entries that can expire: a hit that read the clock,
-      // and one miss in kMissClockEvery of each thread, check whether the
-      // wheel has work (a hit that did not read the clock leaves it to its
-      // read buffer's drains).
-      if (!out && (++miss_tick() & (kMissClockEvery - 1)) == 0) {
-        now = internal::to_nanos(clock_->now());
-      }
-      if (now != kNoTime && now >= due) try_expire(s, now);
-    }
-    (out ? hits_ : misses_).add();
-    if constexpr (kInPlace) {
-      if (!out) last_miss() = h;
-    }
-    return out;
-  }
+  std::optional<Entry<V>> lookup(const K& key);
 
   // last_miss: the hash of the calling thread's last missed key (any store
   // of this type; 0 after a put consumed it). Only a hint: a put whose key
@@ -983,32 +694,11 @@ class LocalStore : public Store<K, V> {
   // try_expire: the shard's wheel has work (its due time passed): advance it
   // unless the shard's lock is taken (then its holder does the work: every
   // critical section ends in maintain_locked). A reader never waits.
-  void try_expire(Shard& s, std::int64_t now) {
-    if (!s.mu.try_lock()) return;
-    Removals removed;
-    maintain_locked(s, now, removed);
-    s.mu.unlock();
-    notify(removed);
-  }
+  void try_expire(Shard& s, std::int64_t now);
 
   // expire_on_read: a reader found key's entry expired; remove it (if it is
   // still that entry and still expired) under the lock.
-  void expire_on_read(Shard& s, const K& key, std::uint64_t h) {
-    Removals removed;
-    {
-      ShardLock l(s);
-      drain_locked(s);
-      const std::int64_t now = internal::to_nanos(clock_->now());
-      const std::uint32_t id = find(s, internal::fold_hash(h), key);
-      // A seqlock read: an unlocked writer may be rewriting the entry.
-      if (id != kNoId && internal::to_nanos(read_entry(s, id).stale_until) <= now) {
-        s.expirations.fetch_add(1, std::memory_order_relaxed);
-        remove_locked(s, id, RemovalCause::kExpired, removed);
-      }
-      maintain_locked(s, now, removed);
-    }
-    notify(removed);
-  }
+  void expire_on_read(Shard& s, const K& key, std::uint64_t h);
 
   // try_maintain: a reader filled its stripe: drain the shard's buffers and
   // maintain it, unless another reader of this store is draining (at most
@@ -1018,22 +708,7 @@ class LocalStore : public Store<K, V> {
   // drops). A single thread is never refused, so it loses no record. Under
   // contention one thread does the policy work, for a sample of everyone's
   // accesses, and the others read at full speed.
-  void try_maintain(Shard& s) {
-    if (draining_.flag.load(std::memory_order_relaxed) ||
-        draining_.flag.exchange(true, std::memory_order_acquire)) {
-      return;
-    }
-    if (!s.mu.try_lock()) {
-      draining_.flag.store(false, std::memory_order_release);
-      return;
-    }
-    Removals removed;
-    drain_locked(s);
-    maintain_locked(s, internal::to_nanos(clock_->now()), removed);
-    s.mu.unlock();
-    draining_.flag.store(false, std::memory_order_release);
-    notify(removed);
-  }
+  void try_maintain(Shard& s);
 
   // drain_for_write_locked: a writer's drain: its own thread's stripe (so a
   // single thread's accesses reach the policy in order), and every stripe
@@ -1045,38 +720,7 @@ class LocalStore : public Store<K, V> {
 
   // drain_locked: replays recorded accesses of live nodes into the policy
   // (all stripes, or only the calling thread's).
-  void drain_locked(Shard& s, bool all = true) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    // Passes so the cache misses overlap: collect the recorded hooks, then
-    // prefetch their neighbours in the policy's lists and their sketch
-    // lines, then replay.
-    Hooks* batch[internal::ReadBuffer<Hooks>::kStripes * internal::ReadBuffer<Hooks>::kSize];
-    bool update[internal::ReadBuffer<Hooks>::kStripes * internal::ReadBuffer<Hooks>::kSize];
-    std::size_t n = 0;
-    auto take = [&](Hooks* h) {
-      update[n] = is_update(h);
-      batch[n] = untagged(h);
-      __builtin_prefetch(batch[n++], 1);
-    };
-    if (all) {
-      s.reads.drain(take);
-    } else {
-      s.reads.drain_own(take);
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      __builtin_prefetch(batch[i]->prev, 1);
-      __builtin_prefetch(batch[i]->next, 1);
-      s.policy.prefetch(batch[i]);
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      Hooks* h = batch[i];
-      if (h->queue == internal::PolicyQueue::kNone) continue;
-      if (update[i]) {
-        s.policy.on_update(h, h->weight);  // a lock-free put (try_update_unlocked)
-      } else {
-        s.policy.on_access(h);
-      }
-    }
-  }
+  void drain_locked(Shard& s, bool all = true) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
 
   // remove_locked: takes the node out of the policy, then everything else.
   void remove_locked(Shard& s, std::uint32_t id, RemovalCause cause, Removals& removed)
@@ -1089,13 +733,7 @@ class LocalStore : public Store<K, V> {
   // (unless the caller did), unschedules it, copies key and value for the
   // listener, retires it.
   void destroy_locked(Shard& s, std::uint32_t id, RemovalCause cause, Removals& removed,
-                      bool unpublished = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    const Payload* n = s.slab.payload(id);
-    s.wheel.unschedule(id);
-    if (!unpublished) s.table.erase(s.slab.hooks(id)->hash, id);
-    if (listener_) removed.push_back({n->key, n->entry.value, cause});
-    retire_node(s, id);
-  }
+                      bool unpublished = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
 
   static void retire_node(Shard& s, std::uint32_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
     s.retired.push_back({internal::Epoch::current(), id});
@@ -1111,33 +749,7 @@ class LocalStore : public Store<K, V> {
   // kNoTime), reclaims retired nodes and blocks no reader can hold,
   // publishes size, weight and the wheel's next due time; returns the latter.
   std::int64_t maintain_locked(Shard& s, std::int64_t now, Removals& removed,
-                               bool force_reclaim = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    if (now != kNoTime) {
-      s.wheel.advance(now, [&](std::uint32_t id) {
-        s.mu.assert_held();  // advance() calls back synchronously, under s.mu
-        s.expirations.fetch_add(1, std::memory_order_relaxed);
-        remove_locked(s, id, RemovalCause::kExpired, removed);
-      });
-    }
-    // Reclaim once kReclaimBatch more nodes wait than after the last attempt
-    // (an attempt frees only what was retired two epochs ago: re-trying on
-    // every write would cost a membarrier per write).
-    // A weighted shard also tries once 1/32 of its budget was retired since
-    // the last attempt, so values awaiting reclamation (two attempts after
-    // their retirement) stay within ~10% of max_weight.
-    if (force_reclaim || s.retired.size() >= s.reclaim_at || !s.blocks.empty() ||
-        (weighted() && s.retired_weight * kReclaimWeightShare >= s.policy.maximum())) {
-      reclaim_locked(s);
-      s.reclaim_at = s.retired.size() + kReclaimBatch;
-      s.retired_weight = 0;
-    }
-    s.size.store(s.table.size(), std::memory_order_relaxed);
-    s.weight.store(s.policy.weighted_size(), std::memory_order_relaxed);
-    const std::int64_t due = s.wheel.next_due_ns();
-    // Written only when it changes: readers load it on every miss.
-    if (s.due.load(std::memory_order_relaxed) != due) s.due.store(due, std::memory_order_relaxed);
-    return due;
-  }
+                               bool force_reclaim = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
 
   // arm: makes sure scheduled maintenance runs by `due` (a shard's new due
   // time): schedules a run unless one is pending for an earlier instant.
@@ -1146,64 +758,16 @@ class LocalStore : public Store<K, V> {
   // due time under its lock, so a put that found armed_at_ early enough
   // either published its due time before the run read it, or finds the
   // reset and schedules a run itself.
-  void arm(std::int64_t due) {
-    if (due == kNever) return;
-    std::int64_t cur = armed_at_.load(std::memory_order_seq_cst);
-    while (due < cur) {
-      if (armed_at_.compare_exchange_weak(cur, due, std::memory_order_seq_cst)) {
-        const bool queued = options_.maintenance->schedule(
-            TimePoint(
-                std::chrono::duration_cast<TimePoint::duration>(std::chrono::nanoseconds(due))),
-            [t = tether_, this] { t->run([this] { run_maintenance(); }); });
-        // Refused (the scheduler is stopping): let a later put try again.
-        if (!queued) armed_at_.compare_exchange_strong(due, kNever, std::memory_order_seq_cst);
-        return;
-      }
-    }
-  }
+  void arm(std::int64_t due);
 
   // run_maintenance: a scheduled run (on the scheduler's thread): each shard
   // whose due time passed is maintained as by cleanup(), and its expired
   // entries' keys and values are destroyed now if no reader holds them (the
   // store may see no other call for a long time); then the next run is
   // armed for the earliest due time. O(shards + reclaimed).
-  void run_maintenance() {
-    armed_at_.store(kNever, std::memory_order_seq_cst);
-    const std::int64_t now = internal::to_nanos(clock_->now());
-    std::int64_t next = kNever;
-    for (auto& sp : shards_) {
-      Shard& s = *sp;
-      Removals removed;
-      {
-        ShardLock l(s);
-        std::int64_t due = s.wheel.next_due_ns();
-        if (due <= now) {
-          due = maintain_locked(s, now, removed, /*force_reclaim=*/true);
-          // A node retired now is freed two epoch advances later.
-          for (int i = 0; i < 2 && !s.retired.empty(); ++i) reclaim_locked(s);
-        }
-        next = std::min(next, due);
-      }
-      notify(removed);
-    }
-    arm(next);
-  }
+  void run_maintenance();
 
-  void reclaim_locked(Shard& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
-    internal::Epoch::try_advance();
-    const std::uint64_t e = internal::Epoch::current();
-    std::size_t i = 0;
-    for (; i < s.retired.size() && s.retired[i].epoch + 2 <= e; ++i) {
-      const std::uint32_t id = s.retired[i].id;
-      destroy_payload(s.slab.payload(id));
-      s.slab.release(id);
-    }
-    s.retired.erase(s.retired.begin(), s.retired.begin() + static_cast<std::ptrdiff_t>(i));
-    std::size_t j = 0;
-    for (; j < s.blocks.size() && s.blocks[j].epoch + 2 <= e; ++j)
-      s.blocks[j].free(s.blocks[j].block);
-    s.blocks.erase(s.blocks.begin(), s.blocks.begin() + static_cast<std::ptrdiff_t>(j));
-  }
+  void reclaim_locked(Shard& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
 
   void notify(Removals& removed) {
     if (!listener_) return;
@@ -1230,5 +794,18 @@ class LocalStore : public Store<K, V> {
 };
 
 }  // namespace larder
+
+#include "larder/internal/local_store_impl.h"  // IWYU pragma: export
+
+// The common <K, V> (std::string or std::int64_t keys, std::string values) are
+// instantiated once in the compiled library (src/core/instances_local_store.cc); other types are
+// instantiated where they are used, as usual. Define LARDER_NO_EXTERN_TEMPLATES to
+// instantiate everything in your own files.
+#ifndef LARDER_NO_EXTERN_TEMPLATES
+namespace larder {
+extern template class LocalStore<std::string, std::string>;
+extern template class LocalStore<std::int64_t, std::string>;
+}  // namespace larder
+#endif  // LARDER_NO_EXTERN_TEMPLATES
 
 #endif  // LARDER_LOCAL_STORE_H_

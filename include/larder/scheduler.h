@@ -96,47 +96,19 @@ struct TimerSchedulerOptions {
 // std::invalid_argument from the constructor when max_sleep <= 0.
 class TimerScheduler final : public Scheduler {
  public:
-  explicit TimerScheduler(TimerSchedulerOptions options = {})
-      : clock_(clock_or_default(options.clock)), max_sleep_(options.max_sleep) {
-    if (max_sleep_ <= std::chrono::milliseconds::zero()) {
-      throw std::invalid_argument("TimerSchedulerOptions::max_sleep must be > 0");
-    }
-    thread_ = std::thread([this] { work(); });
-  }
+  explicit TimerScheduler(TimerSchedulerOptions options = {});
 
   // Stops the thread (after the task it is running, if any); pending tasks
   // are destroyed without running.
-  ~TimerScheduler() override {
-    {
-      internal::MutexLock l(&mu_);
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
+  ~TimerScheduler() override;
 
   TimerScheduler(const TimerScheduler&) = delete;
   TimerScheduler& operator=(const TimerScheduler&) = delete;
 
-  bool schedule(TimePoint at, std::function<void()> task) override {
-    bool earliest = false;
-    {
-      internal::MutexLock l(&mu_);
-      if (stopping_) return false;
-      heap_.push_back({at, next_seq_++, std::move(task)});
-      std::push_heap(heap_.begin(), heap_.end(), Later{});
-      earliest = heap_.front().seq == next_seq_ - 1;
-      if (earliest) ++wakeups_;
-    }
-    if (earliest) cv_.notify_one();
-    return true;
-  }
+  bool schedule(TimePoint at, std::function<void()> task) override;
 
   // pending: tasks waiting for their instant (for tests and monitoring).
-  std::size_t pending() const {
-    internal::MutexLock l(&mu_);
-    return heap_.size();
-  }
+  std::size_t pending() const;
 
  private:
   struct Item {
@@ -152,40 +124,7 @@ class TimerScheduler final : public Scheduler {
     }
   };
 
-  void work() {
-    for (;;) {
-      std::function<void()> task;
-      {
-        internal::MutexLock l(&mu_);
-        for (;;) {
-          if (stopping_) return;
-          const std::uint64_t seen = wakeups_;
-          auto woken = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-            return stopping_ || wakeups_ != seen;
-          };
-          if (heap_.empty()) {
-            cv_.wait(l, woken);
-            continue;
-          }
-          const TimePoint now = clock_->now();
-          if (heap_.front().at > now) {
-            cv_.wait_for(l, std::min<std::chrono::nanoseconds>(heap_.front().at - now, max_sleep_),
-                         woken);
-            continue;
-          }
-          std::pop_heap(heap_.begin(), heap_.end(), Later{});
-          task = std::move(heap_.back().task);
-          heap_.pop_back();
-          break;
-        }
-      }
-      try {  // outside the lock: a task may schedule another
-        task();
-      } catch (...) {
-        // A task's exception must not stop the scheduler (Scheduler contract).
-      }
-    }
-  }
+  void work();
 
   const std::shared_ptr<Clock> clock_;
   const std::chrono::milliseconds max_sleep_;
@@ -203,10 +142,7 @@ class TimerScheduler final : public Scheduler {
 // used for time-driven background work (auto-recovery retries in Cache and
 // TieredStore) by objects whose options name no scheduler. Created on first
 // use (one thread); never null.
-inline std::shared_ptr<Scheduler> default_scheduler() {
-  static const std::shared_ptr<Scheduler> scheduler = std::make_shared<TimerScheduler>();
-  return scheduler;
-}
+std::shared_ptr<Scheduler> default_scheduler();
 
 namespace internal {
 

@@ -761,4 +761,15 @@ class TieredStore : public Store<K, V> {
 
 }  // namespace larder
 
+// The common <K, V> (std::string or std::int64_t keys, std::string values) are
+// instantiated once in the compiled library (src/core/instances_tiered_store.cc); other types are
+// instantiated where they are used, as usual. Define LARDER_NO_EXTERN_TEMPLATES to
+// instantiate everything in your own files.
+#ifndef LARDER_NO_EXTERN_TEMPLATES
+namespace larder {
+extern template class TieredStore<std::string, std::string>;
+extern template class TieredStore<std::int64_t, std::string>;
+}  // namespace larder
+#endif  // LARDER_NO_EXTERN_TEMPLATES
+
 #endif  // LARDER_TIERED_STORE_H_

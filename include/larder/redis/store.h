@@ -53,6 +53,7 @@
 #include <optional>
 #include <span>
 #include <stdexcept>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -391,5 +392,16 @@ class RedisStore : public Store<K, V> {
 };
 
 }  // namespace larder
+
+// The common <K, V> (std::string or std::int64_t keys, std::string values) are
+// instantiated once in the compiled library (src/redis_store_instances.cc); other types are
+// instantiated where they are used, as usual. Define LARDER_NO_EXTERN_TEMPLATES to
+// instantiate everything in your own files.
+#ifndef LARDER_NO_EXTERN_TEMPLATES
+namespace larder {
+extern template class RedisStore<std::string, std::string>;
+extern template class RedisStore<std::int64_t, std::string>;
+}  // namespace larder
+#endif  // LARDER_NO_EXTERN_TEMPLATES
 
 #endif  // LARDER_REDIS_STORE_H_
