@@ -49,7 +49,9 @@
 // steps), refresher.h (background refreshes and their back-off), writes.h
 // (invalidation, per-key turns, write-back), recovery.h (drops the store
 // could not apply: auto-recovery), task_gate.h (background tasks vs ~Cache),
-// invoke.h (user code and exceptions).
+// invoke.h (user code and exceptions). The options are in cache_options.h,
+// GetManyResult in get_many_result.h, and Cache's longer member definitions in
+// internal/cache_impl.h (all three included here).
 #ifndef LARDER_CACHE_H_
 #define LARDER_CACHE_H_
 

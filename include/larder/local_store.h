@@ -170,6 +170,12 @@
 //   (void)store.put("user:1", {"Ada", now + std::chrono::minutes(1), now +
 //   std::chrono::minutes(5)}); auto got = store.get("user:1");    //
 //   StatusOr<optional<Entry<std::string>>>
+//
+// Where the code is: this header has the interface and the data layout;
+// the member definitions (construction, write path, maintenance) are in
+// internal/local_store_impl.h, included at the end. LocalStore<std::string,
+// std::string> and LocalStore<std::int64_t, std::string> are compiled once in
+// larder::core (declared `extern template` at the end of this header).
 #ifndef LARDER_LOCAL_STORE_H_
 #define LARDER_LOCAL_STORE_H_
 

@@ -52,6 +52,9 @@
 //       {.max_entries = 100'000, .maintenance = scheduler});
 //   // expired entries are now reclaimed within ~1 s of their stale_until,
 //   // even when nothing calls the store
+//
+// TimerScheduler and default_scheduler() are compiled in larder::core
+// (src/core/scheduler.cc).
 #ifndef LARDER_SCHEDULER_H_
 #define LARDER_SCHEDULER_H_
 

@@ -68,6 +68,10 @@
 //   auto store = std::make_shared<larder::TieredStore<std::string, User>>(
 //       l1, l2, bus, larder::TieredStoreOptions{.l1_max_ttl = std::chrono::seconds(30)});
 //   larder::Cache<std::string, User> cache(store, {.ttl = std::chrono::minutes(5)});
+//
+// TieredStore<std::string, std::string> and TieredStore<std::int64_t,
+// std::string> are compiled once in larder::core (`extern template` at the end
+// of this header); other types are instantiated where they are used.
 #ifndef LARDER_TIERED_STORE_H_
 #define LARDER_TIERED_STORE_H_
 

@@ -529,22 +529,7 @@ class ShadowPolicies {
   static constexpr std::array<double, 6> kFractions = {0.01, 0.05, 0.2, 0.45, 0.75, 1.0};
   static constexpr std::uint64_t kShadowEntries = 1024;
 
-  ShadowPolicies(std::uint64_t maximum, std::uint64_t expected_entries) {
-    const std::uint64_t expected = std::max<std::uint64_t>(expected_entries, 1);
-    const double rate =
-        std::min(1.0, static_cast<double>(kShadowEntries) / static_cast<double>(expected));
-    threshold_ = rate >= 1.0 ? (1ull << 32) : static_cast<std::uint64_t>(rate * 4294967296.0);
-    const std::uint64_t shadow_max = std::max<std::uint64_t>(
-        1, static_cast<std::uint64_t>(std::llround(rate * static_cast<double>(maximum))));
-    const std::uint64_t shadow_expected = std::max<std::uint64_t>(
-        1, static_cast<std::uint64_t>(std::llround(rate * static_cast<double>(expected))));
-    period_base_ = static_cast<double>(shadow_expected);
-    sketch_ = FrequencySketch(shadow_expected);
-    for (std::size_t i = 0; i < kFractions.size(); ++i) {
-      shadows_[i] = std::make_unique<Shadow>(shadow_max, kFractions[i]);
-      if (kFractions[i] == EvictionPolicyCore::kWindowFraction) current_ = i;
-    }
-  }
+  ShadowPolicies(std::uint64_t maximum, std::uint64_t expected_entries);
 
   // sampled: whether the key with this hash is in the spatial sample. A
   // finaliser of the hash decides, independent of the shard-selection bits.
@@ -560,44 +545,9 @@ class ShadowPolicies {
   // access: a request for a sampled key (read: a get, counted as a hit when
   // the shadow holds it; otherwise a write). Each shadow hits or inserts and
   // evicts; every tick, decide() may change fraction().
-  void access(std::uint64_t hash, std::uint32_t weight, bool read) {
-    const auto key = static_cast<std::uint32_t>(hash);
-    sketch_.increment(key);
-    auto [it, inserted] = index_.try_emplace(key, 0);
-    if (inserted) it->second = allocate();
-    const std::uint32_t id = it->second;
-    Slot& slot = slots_[id];
-    current_slot_ = id;
-    for (std::size_t i = 0; i < kFractions.size(); ++i) {
-      Shadow& s = *shadows_[i];
-      PolicyHook* n = &slot.hooks[i];
-      if (n->queue != PolicyQueue::kNone) {
-        if (read) s.hits += 1;
-        s.policy.shadow_hit(n, weight);
-        continue;
-      }
-      n->hash = key;
-      n->weight = weight;
-      s.policy.shadow_insert(n);
-      auto drop = [this, i](PolicyHook* v) { evicted(v, i); };
-      s.policy.evict_tinylfu(sketch_, drop);
-    }
-    current_slot_ = kNoSlot;
-    if (empty(slot)) release(key, id);
-    if (read && static_cast<double>(++requests_) * kTicks >= kPeriodFactor * period_base_) decide();
-  }
+  void access(std::uint64_t hash, std::uint32_t weight, bool read);
 
-  void remove(std::uint64_t hash) {
-    const auto key = static_cast<std::uint32_t>(hash);
-    auto it = index_.find(key);
-    if (it == index_.end()) return;
-    const std::uint32_t id = it->second;
-    Slot& slot = slots_[id];
-    for (std::size_t i = 0; i < kFractions.size(); ++i) {
-      if (slot.hooks[i].queue != PolicyQueue::kNone) shadows_[i]->policy.on_remove(&slot.hooks[i]);
-    }
-    release(key, id);
-  }
+  void remove(std::uint64_t hash);
 
   double fraction() const { return kFractions[current_]; }
 
@@ -646,67 +596,20 @@ class ShadowPolicies {
     }
     return true;
   }
-  std::uint32_t allocate() {
-    if (!free_.empty()) {
-      const std::uint32_t id = free_.back();
-      free_.pop_back();
-      return id;
-    }
-    slots_.emplace_back();
-    return static_cast<std::uint32_t>(slots_.size() - 1);
-  }
+  std::uint32_t allocate();
   void release(std::uint32_t key, std::uint32_t id) {
     index_.erase(key);
     free_.push_back(id);
   }
   // evicted: shadow i dropped node v (already unlinked). The slot being
   // accessed is checked once all shadows have seen the access.
-  void evicted(PolicyHook* v, std::size_t i) {
-    const auto* slot =
-        reinterpret_cast<const Slot*>(reinterpret_cast<const char*>(v - i) - offsetof(Slot, hooks));
-    if (!empty(*slot)) return;
-    auto it = index_.find(v->hash);
-    if (it == index_.end() || it->second == current_slot_) return;
-    release(v->hash, it->second);
-  }
+  void evicted(PolicyHook* v, std::size_t i);
 
   // decide: every tick (1/kTicks of a period) the scores age by kDecay per
   // period and the leader is adopted if its decayed hits beat the current
   // shadow's by the hysteresis margin (see kMargin), at the opening of its
   // trial and again at its end (see kTrialTicks).
-  void decide() {
-    const double decay = std::pow(kDecay, 1.0 / kTicks);
-    for (auto& s : shadows_) {
-      s->score = s->score * decay + s->hits;
-      s->hits = 0;
-    }
-    total_ = total_ * decay + static_cast<double>(requests_);
-    requests_ = 0;
-    // Ties go to the larger window: shadows tie when every window from some
-    // size up holds the reused keys (a recency burst), and stepping up one
-    // grid point per tick pays for a move each time (lirs-backf at 500 went
-    // 1% -> 5% -> 20% -> 45% -> 75% -> 100% in 400 requests).
-    std::size_t best = current_;
-    for (std::size_t i = 0; i < kFractions.size(); ++i) {
-      if (shadows_[i]->score >= shadows_[best]->score) best = i;
-    }
-    const double distance = std::abs(kFractions[best] - kFractions[current_]);
-    const double margin = kMargin * total_ * (1 + kDistanceWeight * distance) + kMinLead;
-    const bool leads =
-        best != current_ && shadows_[best]->score > shadows_[current_]->score + margin;
-    // A lead opens a trial; the window moves only if the same shadow still
-    // leads by the margin kTrialTicks ticks later (see kTrialTicks).
-    if (trial_ == kNoTrial) {
-      if (leads) {
-        trial_ = best;
-        trial_ticks_ = 0;
-      }
-      return;
-    }
-    if (++trial_ticks_ < kTrialTicks) return;
-    if (leads && best == trial_) current_ = best;
-    trial_ = kNoTrial;
-  }
+  void decide();
 
   // Scores age by kDecay per period (a memory of ~30 periods: hits come in
   // bursts on loop and zig-zag traces, and a short memory chases them);

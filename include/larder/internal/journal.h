@@ -179,6 +179,12 @@
 // never leaves the path locked. It is also what makes checkpoints and segment
 // deletions safe: only the owner's view of what is acknowledged is ever
 // written into, or acted on in, the log.
+//
+// Where the code is: Journal works on encoded bytes only, so its members and
+// the file helpers (write_all, fsync_dir, read_file, the record encoders) are
+// compiled once in larder::core (src/core/journal.cc); this header keeps the
+// format constants, the byte-level decoders and scan_segment (inline, for
+// tests and the fuzzer).
 #ifndef LARDER_INTERNAL_JOURNAL_H_
 #define LARDER_INTERNAL_JOURNAL_H_
 

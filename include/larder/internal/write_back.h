@@ -146,6 +146,12 @@
 // path (pending) takes it too, so a Cache asks may_be_dirty(k) first: a lock-free counting filter
 // over the dirty keys' hashes (kFilterSlots atomic counters, raised under mu_ before put returns,
 // lowered when the key leaves the dirty set), so reads of clean keys never touch mu_.
+//
+// Where the code is: this header has the interface, the options and the data
+// layout; the member definitions (flusher, batches, retries, journal upkeep)
+// are in write_back_impl.h, included at the end. The journal's file I/O is
+// compiled in larder::core (src/core/journal.cc), and so are WriteBack<std::string,
+// std::string> and WriteBack<std::int64_t, std::string> (`extern template`).
 #ifndef LARDER_INTERNAL_WRITE_BACK_H_
 #define LARDER_INTERNAL_WRITE_BACK_H_
 

@@ -45,6 +45,10 @@
 //   auto store = std::make_shared<larder::RedisStore<std::string, User>>(
 //       larder::RedisOptions{.host = "redis.internal", .key_prefix = "users:v1:"});
 //   larder::Cache<std::string, User> cache(store, {.ttl = std::chrono::minutes(5)});
+//
+// RedisStore<std::string, std::string> and RedisStore<std::int64_t,
+// std::string> are compiled once in larder::redis (`extern template` at the
+// end of this header); other types are instantiated where they are used.
 #ifndef LARDER_REDIS_STORE_H_
 #define LARDER_REDIS_STORE_H_
 
