@@ -766,9 +766,9 @@ class TieredStore : public Store<K, V> {
 }  // namespace larder
 
 // The common <K, V> (std::string or std::int64_t keys, std::string values) are
-// instantiated once in the compiled library (src/core/instances_tiered_store.cc); other types are
-// instantiated where they are used, as usual. Define LARDER_NO_EXTERN_TEMPLATES to
-// instantiate everything in your own files.
+// instantiated once in larder::core (src/core/instances_tiered_store.cc); other types are
+// instantiated where they are used, as usual. Define LARDER_NO_EXTERN_TEMPLATES to instantiate them
+// in your own files too, e.g. when those are built with a sanitizer the library was not built with.
 #ifndef LARDER_NO_EXTERN_TEMPLATES
 namespace larder {
 extern template class TieredStore<std::string, std::string>;

@@ -560,9 +560,9 @@ class WriteBack {
 #include "larder/internal/write_back_impl.h"  // IWYU pragma: export
 
 // The common <K, V> (std::string or std::int64_t keys, std::string values) are
-// instantiated once in the compiled library (src/core/instances_write_back.cc); other types are
-// instantiated where they are used, as usual. Define LARDER_NO_EXTERN_TEMPLATES to
-// instantiate everything in your own files.
+// instantiated once in larder::core (src/core/instances_write_back.cc); other types are
+// instantiated where they are used, as usual. Define LARDER_NO_EXTERN_TEMPLATES to instantiate them
+// in your own files too, e.g. when those are built with a sanitizer the library was not built with.
 #ifndef LARDER_NO_EXTERN_TEMPLATES
 namespace larder::internal {
 extern template class WriteBack<std::string, std::string>;

@@ -53,11 +53,11 @@
 #define LARDER_REDIS_STORE_H_
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
 #include <stdexcept>
-#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -398,9 +398,10 @@ class RedisStore : public Store<K, V> {
 }  // namespace larder
 
 // The common <K, V> (std::string or std::int64_t keys, std::string values) are
-// instantiated once in the compiled library (src/redis_store_instances.cc); other types are
-// instantiated where they are used, as usual. Define LARDER_NO_EXTERN_TEMPLATES to
-// instantiate everything in your own files.
+// instantiated once in larder::redis (src/redis_store_instances.cc); other types are instantiated
+// where they are used, as usual. Define LARDER_NO_EXTERN_TEMPLATES to instantiate
+// them in your own files too, e.g. when those are built with a sanitizer the
+// library was not built with.
 #ifndef LARDER_NO_EXTERN_TEMPLATES
 namespace larder {
 extern template class RedisStore<std::string, std::string>;
