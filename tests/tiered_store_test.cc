@@ -34,6 +34,7 @@ namespace {
 using SS = Store<std::string, std::string>;
 
 struct TwoMapStores {
+  static constexpr bool kMonotonicReads = false;  // see store_contract.h
   static std::shared_ptr<SS> make(std::shared_ptr<Clock> clock) {
     return std::make_shared<TieredStore<std::string, std::string>>(
         std::make_shared<MapStore<std::string, std::string>>(clock),
@@ -41,6 +42,7 @@ struct TwoMapStores {
   }
 };
 struct LocalOverMap {
+  static constexpr bool kMonotonicReads = false;  // see store_contract.h
   static std::shared_ptr<SS> make(std::shared_ptr<Clock> clock) {
     LocalStoreOptions o;
     o.clock = clock;
@@ -50,6 +52,7 @@ struct LocalOverMap {
   }
 };
 struct LocalOverMapWithBusAndCap {
+  static constexpr bool kMonotonicReads = false;  // see store_contract.h
   static std::shared_ptr<SS> make(std::shared_ptr<Clock> clock) {
     LocalStoreOptions o;
     o.clock = clock;
