@@ -97,6 +97,7 @@
 #include "larder/clock.h"
 #include "larder/codec.h"
 #include "larder/internal/invoke.h"
+#include "larder/internal/mutex.h"
 #include "larder/internal/pending_invalidations.h"
 #include "larder/internal/striped_counter.h"
 #include "larder/invalidation_bus.h"
@@ -139,7 +140,8 @@ struct TieredCounters {
   std::uint64_t l1_hits = 0;             // get / get_many answered from L1
   std::uint64_t l2_hits = 0;             // answered from L2 (and copied into L1)
   std::uint64_t misses = 0;              // in neither tier
-  std::uint64_t fills_voided = 0;        // L1 copies withdrawn because a concurrent write or
+  std::uint64_t fills_voided = 0;        // L1 copies not made (the key erased from L1
+                                         // instead) because a concurrent write or
                                          // invalidation of the key may have overtaken them
   std::uint64_t published = 0;           // keys and clears published
   std::uint64_t invalidations = 0;       // keys received from other origins (L1 erased)
@@ -261,9 +263,10 @@ class TieredStore : public Store<K, V> {
 
   // erase: L2, then L1, then publish. Returns the first error.
   absl::Status erase(const K& key) override {
+    const Ticket t = begin_write(stripe_of(key), 1);
     absl::Status s = l2_->erase(key);
-    bump(key);
-    absl::Status s1 = l1_->erase(key);
+    absl::Status s1;
+    finish_write(t, 1, [&](bool) { s1 = l1_->erase(key); });
     publish_key(key);
     return s.ok() ? s1 : s;
   }
@@ -303,28 +306,16 @@ class TieredStore : public Store<K, V> {
     if (second->size() != ask.size()) {
       return absl::InternalError("TieredStore: L2 get_many answered the wrong number of keys");
     }
-    std::vector<std::pair<K, Entry<V>>> fills;
-    std::vector<Guard> fill_guards;
     std::size_t found = 0;
     for (std::size_t j = 0; j < ask.size(); ++j) {
       std::optional<Entry<V>>& e = (*second)[j];
       if (!e.has_value()) continue;
       ++found;
-      if (overtaken(guards[j])) {
-        fills_voided_.add();  // not copied: see copy_to_l1
-      } else {
-        fills.emplace_back(ask[j], cap(*e));
-        fill_guards.push_back(guards[j]);
-      }
+      copy_to_l1(ask[j], *e, guards[j]);
       out[missing[j]] = std::move(e);
     }
     l2_hits_.add(found);
     if (found != ask.size()) misses_.add(ask.size() - found);
-    if (!fills.empty()) {
-      (void)l1_->put_many(std::span<const std::pair<K, Entry<V>>>(fills));
-      for (std::size_t j = 0; j < fills.size(); ++j)
-        void_if_overtaken(fills[j].first, fill_guards[j]);
-    }
     return out;
   }
 
@@ -332,70 +323,58 @@ class TieredStore : public Store<K, V> {
   // error if any (then L1 holds none of the keys), else L1's.
   absl::Status put_many(std::span<const std::pair<K, Entry<V>>> entries) override {
     if (entries.empty()) return absl::OkStatus();
-    std::vector<Guard> guards;
-    guards.reserve(entries.size());
-    for (const auto& kv : entries) guards.push_back(guard_for(kv.first));
+    const std::vector<StripeGroup> groups =
+        group_by_stripe(entries.size(), [&](std::size_t i) -> const K& { return entries[i].first; });
+    std::vector<Ticket> tickets;
+    tickets.reserve(groups.size());
+    for (const StripeGroup& g : groups) tickets.push_back(begin_write(g.stripe, g.items.size()));
     absl::Status s = l2_->put_many(entries);
-    if (!s.ok()) {
-      // Which keys L2 took is unknown: drop every copy here, as put() does.
-      for (const auto& kv : entries) bump(kv.first);
-      std::vector<K> keys;
-      keys.reserve(entries.size());
-      for (const auto& kv : entries) keys.push_back(kv.first);
-      (void)l1_->erase_many(std::span<const K>(keys));
-      publish_keys([&](auto&& emit) {
-        for (const auto& kv : entries) emit(kv.first);
+    absl::Status s1;
+    for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+      const std::vector<std::size_t>& items = groups[gi].items;
+      finish_write(tickets[gi], items.size(), [&](bool sole) {
+        // Which keys L2 took when it failed is unknown: drop every copy
+        // here, as put() does.
+        if (s.ok() && sole) {
+          std::vector<std::pair<K, Entry<V>>> capped;
+          capped.reserve(items.size());
+          for (std::size_t i : items) capped.emplace_back(entries[i].first, cap(entries[i].second));
+          absl::Status p = l1_->put_many(std::span<const std::pair<K, Entry<V>>>(capped));
+          if (p.ok()) return;
+          if (s1.ok()) s1 = p;
+        }
+        std::vector<K> keys;
+        keys.reserve(items.size());
+        for (std::size_t i : items) keys.push_back(entries[i].first);
+        (void)l1_->erase_many(std::span<const K>(keys));  // never leave an old copy behind
       });
-      return s;
-    }
-    std::vector<std::pair<K, Entry<V>>> capped;
-    std::vector<std::uint64_t> mine;
-    capped.reserve(entries.size());
-    mine.reserve(entries.size());
-    for (std::size_t i = 0; i < entries.size(); ++i) {
-      mine.push_back(seqs_[guards[i].stripe].fetch_add(1));
-      capped.emplace_back(entries[i].first, cap(entries[i].second));
-    }
-    absl::Status s1 = l1_->put_many(std::span<const std::pair<K, Entry<V>>>(capped));
-    if (!s1.ok()) {
-      std::vector<K> keys;
-      keys.reserve(entries.size());
-      for (const auto& kv : entries) keys.push_back(kv.first);
-      (void)l1_->erase_many(std::span<const K>(keys));
-    } else {
-      // Per stripe: the lowest guard, the lowest and highest bump of this
-      // batch, and how many (keys of a batch sharing a stripe bump it for
-      // each other; a foreign bump between two of their guards shows as a
-      // lowest guard below the lowest bump).
-      absl::flat_hash_map<std::size_t, std::array<std::uint64_t, 4>> per;
-      for (std::size_t i = 0; i < entries.size(); ++i) {
-        auto [it, inserted] = per.try_emplace(
-            guards[i].stripe, std::array<std::uint64_t, 4>{guards[i].seq, mine[i], mine[i], 0});
-        auto& p = it->second;
-        p[0] = std::min(p[0], guards[i].seq);
-        p[1] = std::min(p[1], mine[i]);
-        p[2] = std::max(p[2], mine[i]);
-        ++p[3];
-      }
-      for (std::size_t i = 0; i < entries.size(); ++i) {
-        const auto& p = per[guards[i].stripe];
-        Guard g = guards[i];
-        g.seq = p[0];
-        void_if_raced(entries[i].first, g, p[1], p[2], p[3]);
-      }
     }
     publish_keys([&](auto&& emit) {
       for (const auto& kv : entries) emit(kv.first);
     });
-    return s1;
+    return s.ok() ? s1 : s;
   }
 
   // erase_many: L2's batch, then L1's, then publish every key.
   absl::Status erase_many(std::span<const K> keys) override {
     if (keys.empty()) return absl::OkStatus();
+    const std::vector<StripeGroup> groups =
+        group_by_stripe(keys.size(), [&](std::size_t i) -> const K& { return keys[i]; });
+    std::vector<Ticket> tickets;
+    tickets.reserve(groups.size());
+    for (const StripeGroup& g : groups) tickets.push_back(begin_write(g.stripe, g.items.size()));
     absl::Status s = l2_->erase_many(keys);
-    for (const K& k : keys) bump(k);
-    absl::Status s1 = l1_->erase_many(keys);
+    absl::Status s1;
+    for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+      const std::vector<std::size_t>& items = groups[gi].items;
+      finish_write(tickets[gi], items.size(), [&](bool) {
+        std::vector<K> mine;
+        mine.reserve(items.size());
+        for (std::size_t i : items) mine.push_back(keys[i]);
+        absl::Status e = l1_->erase_many(std::span<const K>(mine));
+        if (s1.ok()) s1 = e;
+      });
+    }
     publish_keys([&](auto&& emit) {
       for (const K& k : keys) emit(k);
     });
@@ -407,8 +386,7 @@ class TieredStore : public Store<K, V> {
   // invalidation_bus.h). Returns the first tier error.
   absl::Status clear() override {
     absl::Status s = l2_->clear();
-    gap_.fetch_add(1);
-    absl::Status s1 = l1_->clear();
+    absl::Status s1 = clear_l1();
     publish_clear();
     return s.ok() ? s1 : s;
   }
@@ -442,7 +420,7 @@ class TieredStore : public Store<K, V> {
     emit_counter(out, "larder_tiered_l1_hits_total", "Gets answered from L1", l.span(), c.l1_hits);
     emit_counter(out, "larder_tiered_l2_hits_total", "Gets answered from L2", l.span(), c.l2_hits);
     emit_counter(out, "larder_tiered_fills_voided_total",
-                 "L1 copies withdrawn because a concurrent change may have overtaken them",
+                 "L1 copies not made because a concurrent change may have overtaken them",
                  l.span(), c.fills_voided);
     emit_counter(out, "larder_tiered_published_total", "Keys and clears published on the bus",
                  l.span(), c.published);
@@ -483,37 +461,74 @@ class TieredStore : public Store<K, V> {
 
  private:
   // ---- Fill guard ----
-  // Invariant: an L1 copy made from an L2 read never survives an
-  // invalidation of its key that arrived after the read began.
-  // Scheme: seqs_ is an array of per-stripe counters (stripe = hash of the
-  // key's codec bytes) and gap_ a global one. Every invalidation (received,
-  // or this instance's own put/erase) increments the key's stripe *before*
-  // erasing/overwriting L1; a gap or clear increments gap_ before clearing
-  // L1. A fill snapshots (stripe, gap_) before reading L2, puts into L1, then
-  // re-reads both: if either moved, it erases its copy. Either the
-  // invalidation's L1 erase came after the fill's L1 put (and removed it), or
-  // the increment happened before the put and so before the re-read (all
-  // seq_cst, and L1's own lock orders put/erase), which then sees it.
-  // This instance's own writes use the same guard (void_if_raced): two
-  // writers of one key (here, or here and elsewhere) may reach L2 in one
-  // order and this L1 in the other, so a write keeps its L1 copy only if its
-  // own bumps are the only ones its stripe saw between the guard and the
-  // check; otherwise it erases the copy. Invariant, once every message is
-  // delivered and no call is in flight: every L1 copy equals L2's entry
-  // (tiered_store_test's concurrent test checks exactly that). The one
-  // deliberate exception: a fill whose L2 write failed keeps its L1 copy
-  // (a value just loaded from the system of record).
-  // Cost: two seq_cst loads around each fill, one increment per write; a
-  // collision on a stripe only voids a copy (a later miss), never keeps a
-  // stale one. Without a codec (so without a bus) all keys share stripe 0:
-  // still correct for this instance's own writes.
+  // Two invariants:
+  //   1. no L1 copy made from an L2 read survives a change of its key (a
+  //      write here, or an invalidation from another instance) that arrived
+  //      after the read began;
+  //   2. reads through this instance are monotonic: once a get has returned
+  //      a write's value (from either tier), no later get returns an older
+  //      value of that key, even while fills race the write.
+  // Scheme: keys map to kStripes stripes (hash of the key's codec bytes).
+  // Each stripe has a mutex, a count of writes in flight (past their start,
+  // before their L1 step) and a sequence number of finished changes.
+  //   write (put, fill, erase and their batches): under the stripe lock,
+  //     in_flight += 1 and remember seq -- the ticket; then the L2 step, no
+  //     lock held; then under the stripe lock again: in_flight -= 1, seq +=
+  //     1, and the L1 step: the new value is put only if this write was
+  //     alone on its stripe (no other write in flight, seq as the ticket saw
+  //     it), else the key is erased from L1 -- two writers may reach L2 in
+  //     one order and L1 in the other, and a miss is cheaper than a stale
+  //     copy.
+  //   fill from an L2 hit: snapshot seq before the L2 read (no lock); after
+  //     it, under the stripe lock, the copy is put into L1 only if no write
+  //     is in flight and seq did not move. A write that began before the
+  //     check is either still in flight or has moved seq, so a value read
+  //     from L2 before that write's L2 step can never land in L1 after it:
+  //     no reader can see the newer value (from L2 on an L1 miss, or from
+  //     L1) and then the older one.
+  //   received invalidation: under the stripe lock, seq += 1 and erase L1.
+  //   clear and bus gap: seq += 1 on every stripe, each under its lock, one
+  //     at a time, then L1 cleared. A fill or write that checked its stripe
+  //     before the bump put its copy before it, so the L1 clear removes it;
+  //     one that checks after the bump sees seq moved (or read L2 after the
+  //     clear).
+  // Every change of seq and in_flight, and every L1 step of a write, fill or
+  // invalidation, happens under the key's stripe lock: a check and the L1
+  // step it guards are atomic against every other change of the key.
+  // Invariant, once every message is delivered and no call is in flight:
+  // every L1 copy equals L2's entry (tiered_store_test's concurrent test
+  // checks exactly that). The one deliberate exception: a fill whose L2
+  // write failed keeps its L1 copy (a value just loaded from the system of
+  // record).
+  // Cost: an L1 hit takes no lock. A miss that copies into L1 takes one
+  // stripe lock around the L1 put, a write takes it twice (both far cheaper
+  // than the L2 round trip between them). A collision on a stripe only
+  // voids a copy (a later miss), never keeps a stale one. Without a codec
+  // (so without a bus) all keys share stripe 0: still correct, less parallel.
+  // L1 is called with a stripe lock held: L1's removal listener must not call
+  // back into this TieredStore.
   static constexpr bool kHasCodec = internal::has_key_codec<K, KeyCodec>();
   static constexpr std::size_t kStripes = 256;
 
+  struct Stripe {
+    internal::Mutex mu;
+    std::atomic<std::uint64_t> seq{0};                 // finished changes (read unlocked by guards)
+    std::uint64_t in_flight ABSL_GUARDED_BY(mu) = 0;  // writes between start and their L1 step
+  };
+
+  // Guard: what a fill saw before its L2 read.
   struct Guard {
     std::size_t stripe;
     std::uint64_t seq;
-    std::uint64_t gap;
+  };
+  // Ticket: what a write saw when it started.
+  using Ticket = Guard;
+
+  // StripeGroup: the positions of a batch's keys that share a stripe, in
+  // batch order.
+  struct StripeGroup {
+    std::size_t stripe;
+    std::vector<std::size_t> items;
   };
 
   static std::size_t stripe_of(const K& key) {
@@ -530,78 +545,86 @@ class TieredStore : public Store<K, V> {
     return std::hash<std::string_view>{}(bytes) % kStripes;
   }
 
-  Guard guard_for(const K& key) const {
-    const std::size_t st = stripe_of(key);
-    return Guard{st, seqs_[st].load(), gap_.load()};
+  template <class KeyAt>
+  static std::vector<StripeGroup> group_by_stripe(std::size_t n, KeyAt&& key_at) {
+    std::vector<StripeGroup> groups;
+    absl::flat_hash_map<std::size_t, std::size_t> index;  // stripe -> position in groups
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t st = stripe_of(key_at(i));
+      auto [it, inserted] = index.try_emplace(st, groups.size());
+      if (inserted) groups.push_back(StripeGroup{st, {}});
+      groups[it->second].items.push_back(i);
+    }
+    return groups;
   }
 
-  void bump(const K& key) { seqs_[stripe_of(key)].fetch_add(1); }
+  Guard guard_for(const K& key) const {
+    const std::size_t st = stripe_of(key);
+    return Guard{st, stripes_[st].seq.load()};
+  }
 
-  // write: put and fill without the publish. L2 first, then L1 under the
-  // fill guard (void_if_raced). When L2 failed, L1 keeps the copy only for a
-  // fill (a value loaded from the system of record).
+  // begin_write: n writes of keys on `stripe` start (see "Fill guard").
+  Ticket begin_write(std::size_t stripe, std::size_t n) {
+    Stripe& s = stripes_[stripe];
+    internal::MutexLock lock(&s.mu);
+    s.in_flight += n;
+    return Ticket{stripe, s.seq.load()};
+  }
+
+  // finish_write: the n writes of begin_write reached past their L2 step;
+  // runs l1_step(sole) under the stripe lock, sole when nothing else changed
+  // the stripe since the ticket (then the write may put its value into L1;
+  // otherwise it must only erase). A write that is not sole counts as a
+  // voided fill.
+  template <class L1Step>
+  void finish_write(const Ticket& t, std::size_t n, L1Step&& l1_step) {
+    Stripe& s = stripes_[t.stripe];
+    internal::MutexLock lock(&s.mu);
+    s.in_flight -= n;
+    const bool sole = s.in_flight == 0 && s.seq.load() == t.seq;
+    s.seq.fetch_add(1);
+    if (!sole) fills_voided_.add(n);
+    l1_step(sole);
+  }
+
+  // write: put and fill without the publish: the L2 step, then the L1 step
+  // (finish_write). When L2 failed, L1 keeps the copy only for a fill (a
+  // value loaded from the system of record).
   absl::Status write(const K& key, Entry<V> entry, bool keep_l1_on_l2_error) {
-    const Guard guard = guard_for(key);
+    const Ticket t = begin_write(stripe_of(key), 1);
     absl::Status s = l2_->put(key, entry);
-    const std::uint64_t mine = seqs_[guard.stripe].fetch_add(1);
-    if (!s.ok() && !keep_l1_on_l2_error) {
-      (void)l1_->erase(key);
-      return s;
-    }
-    absl::Status s1 = l1_->put(key, cap(std::move(entry)));
-    if (!s1.ok()) {
+    absl::Status s1;
+    finish_write(t, 1, [&](bool sole) {
+      if (sole && (s.ok() || keep_l1_on_l2_error)) {
+        s1 = l1_->put(key, cap(std::move(entry)));
+        if (s1.ok()) return;
+      }
       (void)l1_->erase(key);  // never leave the old copy behind
-    } else {
-      void_if_raced(key, guard, mine, mine, 1);
-    }
+    });
     return s.ok() ? s1 : s;
   }
 
-  // copy_to_l1: an L2 hit copied into L1, withdrawn if an invalidation of key
-  // may have overtaken the L2 read. Not copied at all when one already has
-  // (the usual race: a write during the L2 read). What is left is the narrow
-  // window between the L1 put and the re-check, in which a reader of L1 can
-  // see the older value after a racing write's newer one (no monotonic reads
-  // while writers race with fills; every L1 copy still equals L2 once calls
-  // settle: the invariant above).
+  // copy_to_l1: an L2 hit copied into L1, under the stripe lock, unless a
+  // write of the stripe is in flight or a change overtook the L2 read (then
+  // it is not copied: a later miss).
   void copy_to_l1(const K& key, const Entry<V>& entry, const Guard& guard) {
-    if (overtaken(guard)) {
+    Stripe& s = stripes_[guard.stripe];
+    internal::MutexLock lock(&s.mu);
+    if (s.in_flight != 0 || s.seq.load() != guard.seq) {
       fills_voided_.add();
       return;
     }
-    if (!l1_->put(key, cap(entry)).ok()) {
-      (void)l1_->erase(key);
-      return;
-    }
-    void_if_overtaken(key, guard);
+    if (!l1_->put(key, cap(entry)).ok()) (void)l1_->erase(key);
   }
 
-  // void_if_raced: after this instance's own write of key put a copy in L1.
-  // The key's stripe was bumped by this write (and, in a batch, by others
-  // of the batch on the same stripe): n bumps that returned lo..hi. If
-  // anything else moved the stripe since the guard was taken (a concurrent
-  // writer here, an invalidation from another instance) or a gap came, the
-  // two writes may be ordered differently in L2 than in L1, so the copy is
-  // withdrawn: a later miss instead of a possibly stale copy.
-  void void_if_raced(const K& key, const Guard& guard, std::uint64_t lo, std::uint64_t hi,
-                     std::uint64_t n) {
-    const bool only_ours = lo == guard.seq && hi - lo + 1 == n &&
-                           seqs_[guard.stripe].load() == hi + 1 && gap_.load() == guard.gap;
-    if (!only_ours) {
-      fills_voided_.add();
-      (void)l1_->erase(key);
+  // clear_l1: every stripe's seq bumped (each under its lock), then L1
+  // cleared: see "Fill guard".
+  absl::Status clear_l1() {
+    for (Stripe& s : stripes_) {
+      internal::MutexLock lock(&s.mu);
+      s.seq.fetch_add(1);
     }
-  }
-
-  bool overtaken(const Guard& guard) const {
-    return seqs_[guard.stripe].load() != guard.seq || gap_.load() != guard.gap;
-  }
-
-  void void_if_overtaken(const K& key, const Guard& guard) {
-    if (overtaken(guard)) {
-      fills_voided_.add();
-      (void)l1_->erase(key);
-    }
+    return l1_->clear();
   }
 
   Entry<V> cap(Entry<V> e) const {
@@ -749,7 +772,9 @@ class TieredStore : public Store<K, V> {
         return;
       }
       invalidations_.add();
-      seqs_[stripe_of_bytes(bytes)].fetch_add(1);
+      Stripe& s = stripes_[stripe_of_bytes(bytes)];
+      internal::MutexLock lock(&s.mu);
+      s.seq.fetch_add(1);
       (void)l1_->erase(*key);
     } else {
       (void)bytes;
@@ -758,8 +783,7 @@ class TieredStore : public Store<K, V> {
 
   void on_gap() {
     gaps_.add();
-    gap_.fetch_add(1);
-    absl::Status s = l1_->clear();
+    absl::Status s = clear_l1();
     if (!s.ok()) bus_error(s);
   }
 
@@ -768,8 +792,7 @@ class TieredStore : public Store<K, V> {
   TieredStoreOptions options_;
   std::shared_ptr<Clock> clock_;
   InvalidationBus::Origin origin_;
-  std::array<std::atomic<std::uint64_t>, kStripes> seqs_{};
-  std::atomic<std::uint64_t> gap_{0};
+  std::array<Stripe, kStripes> stripes_;
   static constexpr std::size_t kResendBatch = 1024;
   internal::PendingInvalidations<std::string> unsent_;  // key bytes whose publish failed
   const std::shared_ptr<Scheduler> scheduler_;          // null: calls drive the re-sends

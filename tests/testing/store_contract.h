@@ -14,11 +14,8 @@
 //   INSTANTIATE_TYPED_TEST_SUITE_P(MyStore, StoreContractTest, Factories);
 //
 // A factory may call GTEST_SKIP() and return null (e.g. no Redis server given).
-// A factory may declare `static constexpr bool kMonotonicReads = false;` for a
-// store that does not promise monotonic reads while writers run (one reader
-// seeing a writer's older value after its newer one): TieredStore, whose fill
-// copy is withdrawn after a racing write rather than refused (tiered_store.h,
-// "Fill guard"). Torn, lost and final-state checks apply to every store.
+// The concurrent test checks that reads are monotonic: once a reader has seen
+// one writer's write, it never sees that writer's older writes again.
 // Time starts at a wall-clock-like instant so remote stores see sane PX values.
 #ifndef LARDER_TESTS_TESTING_STORE_CONTRACT_H_
 #define LARDER_TESTS_TESTING_STORE_CONTRACT_H_
@@ -37,15 +34,6 @@
 #include "larder/store.h"
 
 namespace larder::testing {
-
-template <class F>
-constexpr bool monotonic_reads() {
-  if constexpr (requires { F::kMonotonicReads; }) {
-    return F::kMonotonicReads;
-  } else {
-    return true;
-  }
-}
 
 template <class Factory>
 class StoreContractTest : public ::testing::Test {
@@ -211,10 +199,8 @@ TYPED_TEST_P(StoreContractTest, ConcurrentWritersAndReaders) {
           if (!got->has_value()) continue;
           int w = 0, seq = 0;
           ASSERT_TRUE(parse((*got)->value, &w, &seq)) << "torn value " << (*got)->value;
-          if constexpr (monotonic_reads<TypeParam>()) {
-            EXPECT_GE(seq, seen[k][w]) << key(k) << ": writer " << w << "'s write " << seq
-                                       << " read after its later write " << seen[k][w];
-          }
+          EXPECT_GE(seq, seen[k][w]) << key(k) << ": writer " << w << "'s write " << seq
+                                     << " read after its later write " << seen[k][w];
           seen[k][w] = std::max(seen[k][w], seq);
         }
       }
