@@ -653,12 +653,14 @@ class LocalStore : public Store<K, V> {
   // set (hooks are at least 8-byte aligned). A drain replays them as
   // on_update.
   static Hooks* as_update(Hooks* h) {
+    // A tagged pointer, by design: NOLINTNEXTLINE(performance-no-int-to-ptr)
     return reinterpret_cast<Hooks*>(reinterpret_cast<std::uintptr_t>(h) | kUpdateBit);
   }
   static bool is_update(const Hooks* h) {
     return (reinterpret_cast<std::uintptr_t>(h) & kUpdateBit) != 0;
   }
   static Hooks* untagged(Hooks* h) {
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): see as_update
     return reinterpret_cast<Hooks*>(reinterpret_cast<std::uintptr_t>(h) & ~kUpdateBit);
   }
 

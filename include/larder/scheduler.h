@@ -99,7 +99,7 @@ struct TimerSchedulerOptions {
 // std::invalid_argument from the constructor when max_sleep <= 0.
 class TimerScheduler final : public Scheduler {
  public:
-  explicit TimerScheduler(TimerSchedulerOptions options = {});
+  explicit TimerScheduler(const TimerSchedulerOptions& options = {});
 
   // Stops the thread (after the task it is running, if any); pending tasks
   // are destroyed without running.

@@ -124,6 +124,7 @@ std::vector<std::string> Journal::segment_files(const std::string& path) {
   }
   std::sort(found.begin(), found.end());
   std::vector<std::string> out;
+  out.reserve(found.size());
   for (auto& f : found) out.push_back(std::move(f.second));
   return out;
 }
@@ -327,7 +328,7 @@ int Journal::timed_fdatasync(int fd) const {
 }
 
 Journal::Journal(std::string path, JournalOptions options)
-    : path_(std::move(path)), options_(options), clock_(clock_or_default(options_.clock)) {
+    : path_(std::move(path)), options_(std::move(options)), clock_(clock_or_default(options_.clock)) {
   std::filesystem::path p(path_);
   dir_ = p.parent_path().empty() ? std::string(".") : p.parent_path().string();
 }

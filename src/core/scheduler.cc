@@ -9,7 +9,7 @@
 
 namespace larder {
 
-TimerScheduler::TimerScheduler(TimerSchedulerOptions options)
+TimerScheduler::TimerScheduler(const TimerSchedulerOptions& options)
     : clock_(clock_or_default(options.clock)), max_sleep_(options.max_sleep) {
   if (max_sleep_ <= std::chrono::milliseconds::zero()) {
     throw std::invalid_argument("TimerSchedulerOptions::max_sleep must be > 0");

@@ -36,7 +36,7 @@
 namespace larder::internal {
 
 // exception_status: kInternal naming `what` and the exception's what().
-inline absl::Status exception_status(std::string_view what, std::exception_ptr ep) {
+inline absl::Status exception_status(std::string_view what, const std::exception_ptr& ep) {
   try {
     std::rethrow_exception(ep);
   } catch (const std::exception& e) {

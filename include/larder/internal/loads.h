@@ -509,7 +509,7 @@ class Loads {
       }
     } else {
       s_.counters.load_failures.add();
-      const absl::Status st = loaded.status();
+      const absl::Status& st = loaded.status();
       for (Led& l : mine) {
         after_failure(l.flight, l.key, l.stale, st, t);
         s_.flights.finish(l.key, l.flight, st);
