@@ -92,7 +92,7 @@ enum class Wait { kReady, kTimeout, kWoken, kError };
 }  // namespace
 
 struct RedisInvalidationBus::Impl {
-  Impl(std::shared_ptr<RedisClient> c, std::string ch, RedisInvalidationBusOptions bo)
+  Impl(std::shared_ptr<RedisClient> c, const std::string& ch, RedisInvalidationBusOptions bo)
       : client(std::move(c)), bus_opts(bo), set(std::make_shared<internal::ListenerSet>()) {
     if (client == nullptr) throw std::invalid_argument("RedisInvalidationBus: client is null");
     if (bus_opts.ping_interval.count() <= 0) {
@@ -431,7 +431,7 @@ RedisInvalidationBus::RedisInvalidationBus(RedisOptions options, std::string cha
 
 RedisInvalidationBus::RedisInvalidationBus(std::shared_ptr<RedisClient> client, std::string channel,
                                            RedisInvalidationBusOptions bus_options)
-    : impl_(std::make_unique<Impl>(std::move(client), std::move(channel), bus_options)) {}
+    : impl_(std::make_unique<Impl>(std::move(client), channel, bus_options)) {}
 
 RedisInvalidationBus::~RedisInvalidationBus() = default;
 

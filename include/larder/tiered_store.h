@@ -323,8 +323,8 @@ class TieredStore : public Store<K, V> {
   // error if any (then L1 holds none of the keys), else L1's.
   absl::Status put_many(std::span<const std::pair<K, Entry<V>>> entries) override {
     if (entries.empty()) return absl::OkStatus();
-    const std::vector<StripeGroup> groups =
-        group_by_stripe(entries.size(), [&](std::size_t i) -> const K& { return entries[i].first; });
+    const std::vector<StripeGroup> groups = group_by_stripe(
+        entries.size(), [&](std::size_t i) -> const K& { return entries[i].first; });
     std::vector<Ticket> tickets;
     tickets.reserve(groups.size());
     for (const StripeGroup& g : groups) tickets.push_back(begin_write(g.stripe, g.items.size()));
@@ -420,8 +420,8 @@ class TieredStore : public Store<K, V> {
     emit_counter(out, "larder_tiered_l1_hits_total", "Gets answered from L1", l.span(), c.l1_hits);
     emit_counter(out, "larder_tiered_l2_hits_total", "Gets answered from L2", l.span(), c.l2_hits);
     emit_counter(out, "larder_tiered_fills_voided_total",
-                 "L1 copies not made because a concurrent change may have overtaken them",
-                 l.span(), c.fills_voided);
+                 "L1 copies not made because a concurrent change may have overtaken them", l.span(),
+                 c.fills_voided);
     emit_counter(out, "larder_tiered_published_total", "Keys and clears published on the bus",
                  l.span(), c.published);
     emit_counter(out, "larder_tiered_invalidations_total",
@@ -512,7 +512,7 @@ class TieredStore : public Store<K, V> {
 
   struct Stripe {
     internal::Mutex mu;
-    std::atomic<std::uint64_t> seq{0};                 // finished changes (read unlocked by guards)
+    std::atomic<std::uint64_t> seq{0};                // finished changes (read unlocked by guards)
     std::uint64_t in_flight ABSL_GUARDED_BY(mu) = 0;  // writes between start and their L1 step
   };
 

@@ -141,7 +141,7 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::open(std::string path, Journal
   if (options.fsync == FsyncPolicy::kEveryInterval && options.fsync_interval.count() <= 0) {
     return absl::InvalidArgumentError("journal: fsync = kEveryInterval needs fsync_interval > 0");
   }
-  std::unique_ptr<Journal> j(new Journal(std::move(path), options));
+  std::unique_ptr<Journal> j(new Journal(std::move(path), std::move(options)));
   absl::Status s = j->lock_path();
   if (!s.ok()) return s;
   s = j->replay(on_record);
@@ -155,7 +155,7 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::open(std::string path, Journal
   s = j->start_segment(mark, seq);
   if (!s.ok()) return s;
   j->release_below(mark);  // segments holding only acknowledged records
-  if (options.fsync == FsyncPolicy::kEveryInterval) {
+  if (j->options_.fsync == FsyncPolicy::kEveryInterval) {
     j->syncer_ = std::thread([raw = j.get()] { raw->sync_loop(); });
   }
   return j;
@@ -328,7 +328,9 @@ int Journal::timed_fdatasync(int fd) const {
 }
 
 Journal::Journal(std::string path, JournalOptions options)
-    : path_(std::move(path)), options_(std::move(options)), clock_(clock_or_default(options_.clock)) {
+    : path_(std::move(path)),
+      options_(std::move(options)),
+      clock_(clock_or_default(options_.clock)) {
   std::filesystem::path p(path_);
   dir_ = p.parent_path().empty() ? std::string(".") : p.parent_path().string();
 }

@@ -155,7 +155,7 @@ class FrequencySketch {
   Counter counter(std::uint64_t h, unsigned i) const {
     if (blocked_) {
       const unsigned bits = static_cast<unsigned>(h >> (8 * i));
-      return {line_of(h) * kLineWords + 2 * i + (bits & 1u), ((bits >> 1) & 15u) << 2};
+      return {line_of(h) * kLineWords + 2 * std::size_t{i} + (bits & 1u), ((bits >> 1) & 15u) << 2};
     }
     const std::uint32_t h32 = static_cast<std::uint32_t>(h);
     std::uint64_t x = (static_cast<std::uint64_t>(h32) + kSeeds[i]) * kSeeds[i];
