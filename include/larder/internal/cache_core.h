@@ -207,6 +207,7 @@ class CacheCore : public TaskOwner {
   }
 
   std::uint64_t estimated_size() const { return state_.store->counters().size; }
+  absl::Status set_capacity(std::uint64_t bound) { return state_.store->set_capacity(bound); }
 
   // ---- writes (writes.h) ----
 
