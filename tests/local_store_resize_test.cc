@@ -157,8 +157,8 @@ class UnboundedStore : public Store<int, std::string> {
 };
 
 TEST(LocalStoreResizeTest, CacheReachesTheStoresBound) {
-  auto cache = make_local_cache<int, std::string>({.max_entries = 1000, .shards = 1},
-                                                  {.ttl = hours(1)});
+  auto cache =
+      make_local_cache<int, std::string>({.max_entries = 1000, .shards = 1}, {.ttl = hours(1)});
   for (int k = 0; k < 1000; ++k) ASSERT_TRUE(cache.put(k, std::to_string(k)).ok());
   EXPECT_EQ(cache.estimated_size(), 1000u);
   ASSERT_TRUE(cache.set_capacity(10).ok());
@@ -221,7 +221,8 @@ TEST(LocalStoreResizeTest, ConcurrentResizesGetsAndPuts) {
   ASSERT_TRUE(s.set_capacity(32).ok());
   EXPECT_LE(s.size(), 32u);
   for (int k = 0; k < 200; ++k) {
-    ASSERT_TRUE(s.put(10'000 + k, {"v", f.clock->now() + hours(1), f.clock->now() + hours(2)}).ok());
+    ASSERT_TRUE(
+        s.put(10'000 + k, {"v", f.clock->now() + hours(1), f.clock->now() + hours(2)}).ok());
     ASSERT_LE(s.size(), 32u);
   }
   EXPECT_EQ(evicted_seen.load(), s.counters().evictions);

@@ -433,20 +433,20 @@ class CacheCore : public TaskOwner {
 // (CacheCore::get_or_load up to a fresh hit, get_if_present) stays inline.
 // Define LARDER_NO_EXTERN_TEMPLATES to instantiate all of it in your own
 // files too.
-#define LARDER_INTERNAL_CACHE_CORE_INSTANCES(EXTERN, K, V)                                       \
-  EXTERN template class CacheCore<K, V>;                                                         \
-  EXTERN template class Recovery<K, V>;                                                          \
-  EXTERN template class Loads<K, V>;                                                             \
-  EXTERN template class Refresher<K, V>;                                                         \
-  EXTERN template class Writes<K, V>;                                                            \
-  EXTERN template absl::StatusOr<V> Loads<K, V>::load_one(                                       \
-      const K&, const std::function<absl::StatusOr<V>(const K&)>&, std::optional<Entry<V>>,      \
-      TimePoint);                                                                                \
-  EXTERN template absl::StatusOr<V> Loads<K, V>::load_one(                                       \
+#define LARDER_INTERNAL_CACHE_CORE_INSTANCES(EXTERN, K, V)                                        \
+  EXTERN template class CacheCore<K, V>;                                                          \
+  EXTERN template class Recovery<K, V>;                                                           \
+  EXTERN template class Loads<K, V>;                                                              \
+  EXTERN template class Refresher<K, V>;                                                          \
+  EXTERN template class Writes<K, V>;                                                             \
+  EXTERN template absl::StatusOr<V> Loads<K, V>::load_one(                                        \
+      const K&, const std::function<absl::StatusOr<V>(const K&)>&, std::optional<Entry<V>>,       \
+      TimePoint);                                                                                 \
+  EXTERN template absl::StatusOr<V> Loads<K, V>::load_one(                                        \
       const K&, std::function<absl::StatusOr<V>(const K&)>&, std::optional<Entry<V>>, TimePoint); \
-  EXTERN template void Refresher<K, V>::start(                                                   \
-      const K&, const std::function<absl::StatusOr<V>(const K&)>&, const Entry<V>&, TimePoint);  \
-  EXTERN template void Refresher<K, V>::start(                                                   \
+  EXTERN template void Refresher<K, V>::start(                                                    \
+      const K&, const std::function<absl::StatusOr<V>(const K&)>&, const Entry<V>&, TimePoint);   \
+  EXTERN template void Refresher<K, V>::start(                                                    \
       const K&, std::function<absl::StatusOr<V>(const K&)>&, const Entry<V>&, TimePoint)
 
 #ifndef LARDER_NO_EXTERN_TEMPLATES

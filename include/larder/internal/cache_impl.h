@@ -78,8 +78,7 @@ GetManyResult<K, V> Cache<K, V>::get_many_bound(std::span<const K> keys) {
 }
 
 template <class K, class V>
-void Cache<K, V>::resolve_clock(const std::shared_ptr<Store<K, V>>& store,
-                                       CacheOptions<K, V>& o) {
+void Cache<K, V>::resolve_clock(const std::shared_ptr<Store<K, V>>& store, CacheOptions<K, V>& o) {
   if (!store) throw std::invalid_argument("store must not be null");
   std::shared_ptr<Clock> store_clock = store->clock();
   if (o.clock == nullptr) {
