@@ -82,10 +82,14 @@ TEST(LocalStoreResizeTest, ShrinkEveryShardWithTheDefaultPolicy) {
   Fixture f;
   LocalStore<int, int> s({.max_entries = 4096, .shards = 8, .clock = f.clock});
   for (int k = 0; k < 4096; ++k) ASSERT_TRUE(s.put(k, f.entry(k)).ok());
-  ASSERT_EQ(s.size(), 4096u);
+  // Keys are not spread exactly evenly: a full shard already evicted some.
+  const std::size_t before = s.size();
+  const std::uint64_t evicted = s.counters().evictions;
+  ASSERT_GT(before, 3000u);
   ASSERT_TRUE(s.set_capacity(100).ok());
   EXPECT_LE(s.size(), 100u);
-  EXPECT_EQ(s.counters().evictions, 4096u - s.size());
+  EXPECT_GT(s.size(), 50u);
+  EXPECT_EQ(s.counters().evictions - evicted, before - s.size());
   for (int k = 5000; k < 9000; ++k) {
     ASSERT_TRUE(s.put(k, f.entry(k)).ok());
     ASSERT_LE(s.size(), 100u);
@@ -200,7 +204,9 @@ TEST(LocalStoreResizeTest, ConcurrentResizesGetsAndPuts) {
         if (op < 5) {
           auto got = s.get(k);
           ASSERT_TRUE(got.ok());
-          if (got->has_value()) ASSERT_EQ((*got)->value, "v" + std::to_string(k));
+          if (got->has_value()) {
+            ASSERT_EQ((*got)->value, "v" + std::to_string(k));
+          }
         } else if (op < 9) {
           const TimePoint now = f.clock->now();
           ASSERT_TRUE(s.put(k, {"v" + std::to_string(k), now + hours(1), now + hours(2)}).ok());
