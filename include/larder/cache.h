@@ -327,6 +327,13 @@ class Cache {
   // for a LocalStore, best effort for remote stores; a TieredStore's L1).
   std::uint64_t estimated_size() const { return core_->estimated_size(); }
 
+  // set_capacity: resizes the store at runtime (Store::set_capacity): for a
+  // LocalStore, its max_entries (max_weight when weighted), evicting down to
+  // it at once (counted in stats().evictions; the store's removal listener
+  // sees them). kUnimplemented for a store without a bound of its own;
+  // kInvalidArgument (nothing changed) for a bound the store refuses.
+  absl::Status set_capacity(std::uint64_t bound) { return core_->set_capacity(bound); }
+
   // options: as given to the constructor, with the clock and executor the
   // cache uses filled in (and loader filled in from batch_loader when only
   // that was given).

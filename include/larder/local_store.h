@@ -453,6 +453,24 @@ class LocalStore : public Store<K, V> {
 
   std::size_t shard_count() const { return shard_count_; }
 
+  // set_capacity: changes the bound at runtime: max_entries for a store
+  // bounded by count, max_weight for a weighted one (max_entries then stays
+  // the estimate it was). The bound is split between the shards as at
+  // construction; each shard in turn takes its new share and, when over it,
+  // evicts down to it at once through the eviction policy (the removal
+  // listener sees kEvicted; counters().evictions counts them). Gets and puts
+  // go on meanwhile: a put into a shard not yet resized still sees the old
+  // share. The frequency sketch and the adaptive policy's shadow
+  // simulations keep the sizes chosen at construction (growing far beyond
+  // the first bound makes admission less precise). Concurrent calls are
+  // applied one after the other. kInvalidArgument, nothing changed, when
+  // bound is 0 or smaller than shard_count() (each shard holds at least one
+  // unit). O(shards + evicted).
+  absl::Status set_capacity(std::uint64_t bound) override;
+
+  // capacity: the bound now (max_entries, or max_weight when weighted).
+  std::uint64_t capacity() const { return capacity_.load(std::memory_order_relaxed); }
+
  private:
   using Hooks = internal::LocalHooks;
   using Payload = internal::LocalPayload<K, V>;
@@ -730,6 +748,10 @@ class LocalStore : public Store<K, V> {
   // (all stripes, or only the calling thread's).
   void drain_locked(Shard& s, bool all = true) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
 
+  // evict_locked: the policy's evictions while the shard is over its bound
+  // (each victim unpublished and reported as kEvicted).
+  void evict_locked(Shard& s, Removals& removed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+
   // remove_locked: takes the node out of the policy, then everything else.
   void remove_locked(Shard& s, std::uint32_t id, RemovalCause cause, Removals& removed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu) {
@@ -799,6 +821,9 @@ class LocalStore : public Store<K, V> {
   // scheduled for (kNever: none).
   std::shared_ptr<internal::SchedulerTether> tether_;
   std::atomic<std::int64_t> armed_at_{kNever};
+  // set_capacity: the bound now, and the lock that orders concurrent calls.
+  std::atomic<std::uint64_t> capacity_{0};
+  internal::Mutex resize_mu_;
 };
 
 }  // namespace larder

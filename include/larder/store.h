@@ -173,6 +173,15 @@ class Store {
   // A Cache over the store takes it as its own when CacheOptions::clock is
   // null, and refuses a different one.
   virtual std::shared_ptr<Clock> clock() const { return nullptr; }
+
+  // set_capacity: changes the store's bound at runtime and evicts down to
+  // it (LocalStore::set_capacity has the details); Cache::set_capacity
+  // reaches it. kUnimplemented (the default) for a store without a bound of
+  // its own (RedisStore: the server's maxmemory is the bound).
+  virtual absl::Status set_capacity(std::uint64_t bound) {
+    (void)bound;
+    return absl::UnimplementedError("this store has no bound to change (set_capacity)");
+  }
 };
 
 }  // namespace larder

@@ -39,6 +39,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -206,6 +207,7 @@ class CacheCore : public TaskOwner {
   }
 
   std::uint64_t estimated_size() const { return state_.store->counters().size; }
+  absl::Status set_capacity(std::uint64_t bound) { return state_.store->set_capacity(bound); }
 
   // ---- writes (writes.h) ----
 
@@ -420,6 +422,37 @@ class CacheCore : public TaskOwner {
   Refresher<K, V> refresher_;
   Writes<K, V> writes_;  // last: a write-back's flusher starts at once
 };
+
+// The core of the common <K, V> (std::string or std::int64_t keys,
+// std::string values) is compiled once in larder::core
+// (src/core/instances_cache.cc, with Cache<K, V> itself): the parts below,
+// and the slow paths a read reaches through the inline hit path for the
+// loader bound at construction (Loads::load_one and Refresher::start with
+// CacheOptions::loader's std::function; the per-call loaders are the caller's
+// types and are instantiated where they are used). The hit path
+// (CacheCore::get_or_load up to a fresh hit, get_if_present) stays inline.
+// Define LARDER_NO_EXTERN_TEMPLATES to instantiate all of it in your own
+// files too.
+#define LARDER_INTERNAL_CACHE_CORE_INSTANCES(EXTERN, K, V)                                        \
+  EXTERN template class CacheCore<K, V>;                                                          \
+  EXTERN template class Recovery<K, V>;                                                           \
+  EXTERN template class Loads<K, V>;                                                              \
+  EXTERN template class Refresher<K, V>;                                                          \
+  EXTERN template class Writes<K, V>;                                                             \
+  EXTERN template absl::StatusOr<V> Loads<K, V>::load_one(                                        \
+      const K&, const std::function<absl::StatusOr<V>(const K&)>&, std::optional<Entry<V>>,       \
+      TimePoint);                                                                                 \
+  EXTERN template absl::StatusOr<V> Loads<K, V>::load_one(                                        \
+      const K&, std::function<absl::StatusOr<V>(const K&)>&, std::optional<Entry<V>>, TimePoint); \
+  EXTERN template void Refresher<K, V>::start(                                                    \
+      const K&, const std::function<absl::StatusOr<V>(const K&)>&, const Entry<V>&, TimePoint);   \
+  EXTERN template void Refresher<K, V>::start(                                                    \
+      const K&, std::function<absl::StatusOr<V>(const K&)>&, const Entry<V>&, TimePoint)
+
+#ifndef LARDER_NO_EXTERN_TEMPLATES
+LARDER_INTERNAL_CACHE_CORE_INSTANCES(extern, std::string, std::string);
+LARDER_INTERNAL_CACHE_CORE_INSTANCES(extern, std::int64_t, std::string);
+#endif  // LARDER_NO_EXTERN_TEMPLATES
 
 }  // namespace larder::internal
 

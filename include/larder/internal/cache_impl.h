@@ -8,16 +8,24 @@
 // order: stop the write-back, apply deferred drops, close the core), get_many over the bound
 // loader, merge on top of compute, and with_span (any range of keys as one
 // contiguous span). Included at the end of cache.h; not a header to include
-// on its own. Every definition is `inline`, as it was inside the class.
+// on its own. The members that are not templates themselves are not
+// `inline`: for the common <K, V> they are compiled once in larder::core
+// (`extern template` at the end of this file), so a user's file does not
+// instantiate the core behind the constructor (CacheCore and its parts, the
+// write-back, the default executor) again. with_span and merge stay inline
+// (member templates over the caller's types).
 #ifndef LARDER_INTERNAL_CACHE_IMPL_H_
 #define LARDER_INTERNAL_CACHE_IMPL_H_
+
+#include <cstdint>
+#include <string>
 
 #include "larder/cache.h"
 
 namespace larder {
 
 template <class K, class V>
-inline Cache<K, V>::Cache(std::shared_ptr<Store<K, V>> store, CacheOptions<K, V> options)
+Cache<K, V>::Cache(std::shared_ptr<Store<K, V>> store, CacheOptions<K, V> options)
     : executor_(options.executor ? options.executor : default_executor()) {
   resolve_clock(store, options);
   bind_loaders(options);
@@ -26,7 +34,7 @@ inline Cache<K, V>::Cache(std::shared_ptr<Store<K, V>> store, CacheOptions<K, V>
 }
 
 template <class K, class V>
-inline Cache<K, V>& Cache<K, V>::operator=(Cache&& other) noexcept {
+Cache<K, V>& Cache<K, V>::operator=(Cache&& other) noexcept {
   if (this != &other) {
     shut_down();
     core_ = std::move(other.core_);
@@ -36,7 +44,7 @@ inline Cache<K, V>& Cache<K, V>::operator=(Cache&& other) noexcept {
 }
 
 template <class K, class V>
-inline void Cache<K, V>::shut_down() {
+void Cache<K, V>::shut_down() {
   if (!core_) return;
   core_->stop_write_back();
   core_->repair_now();
@@ -45,7 +53,7 @@ inline void Cache<K, V>::shut_down() {
 }
 
 template <class K, class V>
-inline GetManyResult<K, V> Cache<K, V>::get_many_bound(std::span<const K> keys) {
+GetManyResult<K, V> Cache<K, V>::get_many_bound(std::span<const K> keys) {
   const CacheOptions<K, V>& o = core_->options();
   if (o.batch_loader) return core_->get_many(keys, o.batch_loader);
   Map values;
@@ -70,8 +78,7 @@ inline GetManyResult<K, V> Cache<K, V>::get_many_bound(std::span<const K> keys) 
 }
 
 template <class K, class V>
-inline void Cache<K, V>::resolve_clock(const std::shared_ptr<Store<K, V>>& store,
-                                       CacheOptions<K, V>& o) {
+void Cache<K, V>::resolve_clock(const std::shared_ptr<Store<K, V>>& store, CacheOptions<K, V>& o) {
   if (!store) throw std::invalid_argument("store must not be null");
   std::shared_ptr<Clock> store_clock = store->clock();
   if (o.clock == nullptr) {
@@ -85,7 +92,7 @@ inline void Cache<K, V>::resolve_clock(const std::shared_ptr<Store<K, V>>& store
 }
 
 template <class K, class V>
-inline void Cache<K, V>::bind_loaders(CacheOptions<K, V>& o) {
+void Cache<K, V>::bind_loaders(CacheOptions<K, V>& o) {
   if (o.loader || !o.batch_loader) return;
   o.loader = [batch = o.batch_loader](const K& key) -> absl::StatusOr<V> {
     absl::StatusOr<Map> m = batch(std::span<const K>(&key, 1));
@@ -121,6 +128,17 @@ inline absl::StatusOr<V> Cache<K, V>::merge(const K& key, V delta, Fn&& fn) {
   if (!r.ok()) return r.status();
   return **std::move(r);
 }
+
+// Cache<std::string, std::string> and Cache<std::int64_t, std::string> are
+// compiled once in larder::core (src/core/instances_cache.cc), with the core
+// behind them (cache_core.h); other <K, V> are instantiated where they are
+// used, as usual. Define LARDER_NO_EXTERN_TEMPLATES to instantiate them in
+// your own files too, e.g. when those are built with a sanitizer the library
+// was not built with.
+#ifndef LARDER_NO_EXTERN_TEMPLATES
+extern template class Cache<std::string, std::string>;
+extern template class Cache<std::int64_t, std::string>;
+#endif  // LARDER_NO_EXTERN_TEMPLATES
 
 }  // namespace larder
 

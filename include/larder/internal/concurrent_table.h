@@ -85,6 +85,10 @@ class ConcurrentIdTable {
   ConcurrentIdTable(const ConcurrentIdTable&) = delete;
   ConcurrentIdTable& operator=(const ConcurrentIdTable&) = delete;
 
+  // set_limit: a new `limit` (LocalStore::set_capacity); the writer only. A
+  // smaller limit takes effect at the next rebuild.
+  void set_limit(std::uint64_t limit) { limit_ = limit; }
+
   // free_array: releases an array handed to a retire callback.
   static void free_array(void* a) { delete[] static_cast<std::atomic<std::uint32_t>*>(a); }
 
@@ -286,7 +290,7 @@ class ConcurrentIdTable {
     retire(static_cast<void*>(old));
   }
 
-  const std::uint64_t limit_;
+  std::uint64_t limit_;  // writer only (set_limit)
   std::atomic<std::atomic<std::uint32_t>*> array_{nullptr};
   std::uint32_t used_ = 0;   // writer only
   std::uint32_t tombs_ = 0;  // writer only

@@ -117,32 +117,7 @@ class Loads {
   // serving age, if any): negative cache, then lead or join key's flight.
   template <class Loader>
   absl::StatusOr<V> load_one(const K& key, Loader& loader, std::optional<Entry<V>> stale,
-                             TimePoint now) {
-    if (s_.negative && !stale && s_.negative->contains(key, now)) {
-      s_.counters.negative_hits.add();
-      return CacheState<K, V>::not_found(key);
-    }
-    s_.counters.misses.add();
-    typename SingleFlight<K, V>::Joined j = s_.flights.join(key);
-    if (!j.leader) {
-      s_.counters.coalesced.add();
-      return await(j.flight, stale);
-    }
-    if (std::optional<V> v = fresh_in_store(key)) {
-      s_.flights.finish(key, j.flight, *v);
-      return *std::move(v);
-    }
-    if (stale && s_.load_timeout.count() > 0) {
-      // Load on the executor so this caller can stop waiting at load_timeout.
-      auto fn = std::make_shared<std::decay_t<Loader>>(loader);
-      const bool queued = s_.tasks.submit(
-          [this, key, fn, stale, flight = j.flight] { (void)run_load(key, *fn, stale, flight); },
-          [this, key, flight = j.flight] { cancel(key, flight); });
-      if (queued) return await(j.flight, stale);
-      // The executor is full: load here, without the timeout.
-    }
-    return run_load(key, loader, std::move(stale), j.flight);
-  }
+                             TimePoint now);
 
   // await: a waiter's answer from flight (stale fallback and load_timeout).
   // With a stale value and load_timeout, it stops waiting at `deadline` (an
@@ -553,6 +528,39 @@ class Loads {
   CacheState<K, V>& s_;
   Recovery<K, V>& recovery_;
 };
+
+// Loads::load_one: out of line and not inline, so that the instantiation for
+// the bound loader of the common <K, V> is compiled once in larder::core
+// (cache_core.h declares it `extern template`).
+template <class K, class V>
+template <class Loader>
+absl::StatusOr<V> Loads<K, V>::load_one(const K& key, Loader& loader, std::optional<Entry<V>> stale,
+                                        TimePoint now) {
+  if (s_.negative && !stale && s_.negative->contains(key, now)) {
+    s_.counters.negative_hits.add();
+    return CacheState<K, V>::not_found(key);
+  }
+  s_.counters.misses.add();
+  typename SingleFlight<K, V>::Joined j = s_.flights.join(key);
+  if (!j.leader) {
+    s_.counters.coalesced.add();
+    return await(j.flight, stale);
+  }
+  if (std::optional<V> v = fresh_in_store(key)) {
+    s_.flights.finish(key, j.flight, *v);
+    return *std::move(v);
+  }
+  if (stale && s_.load_timeout.count() > 0) {
+    // Load on the executor so this caller can stop waiting at load_timeout.
+    auto fn = std::make_shared<std::decay_t<Loader>>(loader);
+    const bool queued = s_.tasks.submit(
+        [this, key, fn, stale, flight = j.flight] { (void)run_load(key, *fn, stale, flight); },
+        [this, key, flight = j.flight] { cancel(key, flight); });
+    if (queued) return await(j.flight, stale);
+    // The executor is full: load here, without the timeout.
+  }
+  return run_load(key, loader, std::move(stale), j.flight);
+}
 
 }  // namespace larder::internal
 

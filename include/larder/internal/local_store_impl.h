@@ -43,6 +43,7 @@ inline LocalStore<K, V, Hash, Eq>::LocalStore(LocalStoreOptions options,
   std::size_t n = options_.shards;
   if (n == 0) n = default_shards(bound);
   shard_count_ = n;
+  capacity_.store(bound, std::memory_order_relaxed);
   const std::int64_t origin = internal::to_nanos(clock_->now());
   const internal::PolicyKind kind = to_kind(options_.policy);
   shards_.reserve(n);
@@ -122,20 +123,55 @@ inline absl::Status LocalStore<K, V, Hash, Eq>::put(const K& key, Entry<V> entry
         s.table.insert(h32, id, hash_of_id_fn(s), retire_array_fn(s));
       }
     }
-    s.policy.evict([&](internal::PolicyHook* victim) {
-      s.mu.assert_held();  // evict() calls back synchronously, under s.mu
-      const auto* v = static_cast<const Hooks*>(victim);
-      s.evictions.fetch_add(1, std::memory_order_relaxed);
-      // One probe finds the victim's id (by its node) and unpublishes it.
-      const std::uint32_t vid =
-          s.table.erase_where(v->hash, [&](std::uint32_t i) { return s.slab.hooks(i) == v; });
-      destroy_locked(s, vid, RemovalCause::kEvicted, removed, /*unpublished=*/true);
-    });
+    evict_locked(s, removed);
     if (now == kNoTime && s.wheel.size() != 0) now = internal::to_nanos(clock_->now());
     due = maintain_locked(s, now, removed);
   }
   if (tether_) arm(due);
   notify(removed);
+  return absl::OkStatus();
+}
+
+template <class K, class V, class Hash, class Eq>
+inline void LocalStore<K, V, Hash, Eq>::evict_locked(Shard& s, Removals& removed) {
+  s.policy.evict([&](internal::PolicyHook* victim) {
+    s.mu.assert_held();  // evict() calls back synchronously, under s.mu
+    const auto* v = static_cast<const Hooks*>(victim);
+    s.evictions.fetch_add(1, std::memory_order_relaxed);
+    // One probe finds the victim's id (by its node) and unpublishes it.
+    const std::uint32_t vid =
+        s.table.erase_where(v->hash, [&](std::uint32_t i) { return s.slab.hooks(i) == v; });
+    destroy_locked(s, vid, RemovalCause::kEvicted, removed, /*unpublished=*/true);
+  });
+}
+
+template <class K, class V, class Hash, class Eq>
+inline absl::Status LocalStore<K, V, Hash, Eq>::set_capacity(std::uint64_t bound) {
+  if (bound == 0 || bound < shard_count_) {
+    return absl::InvalidArgumentError("LocalStore::set_capacity: the bound (" +
+                                      std::to_string(bound) + ") must be >= shard_count() (" +
+                                      std::to_string(shard_count_) + ") and > 0");
+  }
+  internal::MutexLock resizing(&resize_mu_);
+  const std::int64_t now = internal::to_nanos(clock_->now());
+  const std::size_t n = shard_count_;
+  for (std::size_t i = 0; i < n; ++i) {
+    Shard& s = *shards_[i];
+    const std::uint64_t quota = bound / n + (i < bound % n ? 1 : 0);
+    Removals removed;
+    std::int64_t due = kNever;
+    {
+      ShardLock l(s);
+      drain_locked(s);
+      s.policy.set_maximum(quota);
+      if (!weighted()) s.table.set_limit(quota);
+      evict_locked(s, removed);
+      due = maintain_locked(s, now, removed);
+    }
+    if (tether_) arm(due);
+    notify(removed);
+  }
+  capacity_.store(bound, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 

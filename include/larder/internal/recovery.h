@@ -105,10 +105,7 @@ class Recovery {
 
   // suspect: (any() was true) whether key must not be served from the store
   // now; schedules a repair when one is due.
-  bool suspect(const K& key, TimePoint now) {
-    schedule_repair(now);
-    return pending_.suspect(key);
-  }
+  bool suspect(const K& key, TimePoint now);
 
   // is_suspect: the same without scheduling (background paths).
   bool is_suspect(const K& key) const {
@@ -204,6 +201,15 @@ class Recovery {
   const std::shared_ptr<Scheduler> scheduler_;  // null: calls drive the repairs
   std::atomic<bool> waking_{false};             // a wake-up is scheduled
 };
+
+// Recovery::suspect: out of line and not inline (a cold path of every read),
+// so that it is compiled once in larder::core for the common <K, V>
+// (cache_core.h declares Recovery `extern template`).
+template <class K, class V>
+bool Recovery<K, V>::suspect(const K& key, TimePoint now) {
+  schedule_repair(now);
+  return pending_.suspect(key);
+}
 
 }  // namespace larder::internal
 

@@ -75,22 +75,7 @@ class Refresher {
 
   // start: one background refresh of key (current: the entry a hit found).
   template <class Loader>
-  void start(const K& key, Loader& loader, const Entry<V>& current, TimePoint now) {
-    static_assert(std::is_copy_constructible_v<std::decay_t<Loader>>,
-                  "a Loader must be copyable: background refreshes keep a copy");
-    if (s_.refresh_paused_for(key, now)) return;
-    typename SingleFlight<K, V>::Joined j = s_.flights.join(key);
-    if (!j.leader) return;  // a load or refresh of key is already running
-    auto fn = std::make_shared<std::decay_t<Loader>>(loader);
-    const bool queued =
-        s_.tasks.submit([this, key, fn, flight = j.flight,
-                         current]() mutable { run(key, *fn, flight, std::move(current)); },
-                        [this, key, flight = j.flight] { loads_.cancel(key, flight); });
-    if (!queued) {
-      s_.counters.refreshes_dropped.add();
-      s_.flights.finish(key, j.flight, current.value);  // joiners get what we have
-    }
-  }
+  void start(const K& key, Loader& loader, const Entry<V>& current, TimePoint now);
 
   // start_batch: one background batch-loader call refreshing items (keys
   // with the entries hits found); keys paused or already in flight skipped.
@@ -220,6 +205,28 @@ class Refresher {
   Recovery<K, V>& recovery_;
   Loads<K, V>& loads_;
 };
+
+// Refresher::start: out of line and not inline, so that the instantiation for
+// the bound loader of the common <K, V> is compiled once in larder::core
+// (cache_core.h declares it `extern template`).
+template <class K, class V>
+template <class Loader>
+void Refresher<K, V>::start(const K& key, Loader& loader, const Entry<V>& current, TimePoint now) {
+  static_assert(std::is_copy_constructible_v<std::decay_t<Loader>>,
+                "a Loader must be copyable: background refreshes keep a copy");
+  if (s_.refresh_paused_for(key, now)) return;
+  typename SingleFlight<K, V>::Joined j = s_.flights.join(key);
+  if (!j.leader) return;  // a load or refresh of key is already running
+  auto fn = std::make_shared<std::decay_t<Loader>>(loader);
+  const bool queued =
+      s_.tasks.submit([this, key, fn, flight = j.flight,
+                       current]() mutable { run(key, *fn, flight, std::move(current)); },
+                      [this, key, flight = j.flight] { loads_.cancel(key, flight); });
+  if (!queued) {
+    s_.counters.refreshes_dropped.add();
+    s_.flights.finish(key, j.flight, current.value);  // joiners get what we have
+  }
+}
 
 }  // namespace larder::internal
 
