@@ -651,6 +651,22 @@ TEST_F(TieredStoreTest, ConcurrentWritersAndReadersLeaveNoStaleL1Copy) {
   }
 }
 
+TEST_F(TieredStoreTest, SetCapacityResizesL1) {
+  LocalStoreOptions o;
+  o.max_entries = 100;
+  o.shards = 1;
+  o.clock = clock_;
+  auto l1 = std::make_shared<LocalStore<std::string, std::string>>(o);
+  auto l2 = std::make_shared<Map>(clock_);
+  Tiered store(l1, l2);
+  for (int k = 0; k < 100; ++k) ASSERT_TRUE(store.put("k" + std::to_string(k), entry("v")).ok());
+  ASSERT_TRUE(store.set_capacity(10).ok());
+  EXPECT_EQ(l1->capacity(), 10u);
+  EXPECT_LE(l1->size(), 10u);
+  EXPECT_EQ(l2->counters().size, 100u);  // L2 keeps everything
+  EXPECT_EQ(store.set_capacity(0).code(), absl::StatusCode::kInvalidArgument);
+}
+
 // YieldingMapStore: an L1 whose put yields the processor before it applies,
 // which widens the window between a fill's check and its L1 put (where a
 // racing write used to slip in). Not a fault: a slow L1 is a legal L1.

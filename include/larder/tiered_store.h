@@ -393,6 +393,9 @@ class TieredStore : public Store<K, V> {
 
   std::shared_ptr<Clock> clock() const override { return clock_; }
 
+  // set_capacity: L1's bound (L2's is the server's): L1->set_capacity.
+  absl::Status set_capacity(std::uint64_t bound) override { return l1_->set_capacity(bound); }
+
   StoreCounters counters() const override {
     const StoreCounters a = l1_->counters();
     const StoreCounters b = l2_->counters();
