@@ -29,8 +29,8 @@
 #      (Cache over LocalStore and TieredStore, write-back, journal); it has no
 #      tests to run,
 #   6. when no preset is named: scripts/lint.sh (clang-format in check mode
-#      over every C++ file, failing the run; clang-tidy over src/ and
-#      examples/, printed), then builds the libFuzzer targets (fuzz preset)
+#      over every C++ file and clang-tidy over src/ and examples/, each
+#      failing the run), then builds the libFuzzer targets (fuzz preset)
 #      and runs each for LARDER_FUZZ_SECONDS (default 30; 0 skips).
 #
 # Usage: scripts/test.sh [preset ...]     (default: dev asan tsan clang, then fuzz)
@@ -163,12 +163,12 @@ for preset in "${presets[@]}"; do
   echo "==== preset $preset took $(( $(date +%s) - t0 )) s ===="
 done
 
-# ---- lint: clang-format check (fails the run); clang-tidy findings over
-# src/ and examples/ are printed, not fatal yet (LARDER_LINT=0 skips) ----
+# ---- lint: clang-format check and clang-tidy over src/ and examples/ (each
+# fails the run; LARDER_LINT=0 skips) ----
 if [[ ${LARDER_LINT:-1} != 0 && $# -eq 0 ]]; then
   t0=$(date +%s)
   larder_lint_format || failed+=("lint (clang-format)")
-  larder_lint_tidy build/dev || echo "larder: clang-tidy findings above (not fatal yet)"
+  larder_lint_tidy build/dev || failed+=("lint (clang-tidy)")
   echo "==== lint took $(( $(date +%s) - t0 )) s ===="
 fi
 
