@@ -487,6 +487,36 @@ TEST(LocalStoreTest, CountersAndBatchForms) {
   EXPECT_EQ(s.size(), 0u);
 }
 
+// get_many reads the clock once per batch: an entry past its stale_until is
+// absent (and expired) wherever it sits in the batch, before or after live
+// and never-expiring ones.
+TEST(LocalStoreTest, BatchGetJudgesEveryKeyByTheClock) {
+  Fixture f;
+  LocalStore<int, int> s({.max_entries = 100, .clock = f.clock});
+  ASSERT_TRUE(s.put(1, Entry<int>{1, TimePoint::max(), TimePoint::max()}).ok());
+  ASSERT_TRUE(s.put(2, f.entry(2, seconds(10))).ok());  // gone at +10 s
+  ASSERT_TRUE(s.put(3, f.entry(3, hours(1))).ok());     // live
+  ASSERT_TRUE(s.put(4, f.entry(4, seconds(20))).ok());  // gone at +20 s
+  f.clock->advance(seconds(15));
+  std::vector<int> keys{1, 2, 3, 4, 5};
+  auto got = s.get_many(keys);
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 5u);
+  EXPECT_EQ((*got)[0]->value, 1);
+  EXPECT_FALSE((*got)[1].has_value());
+  EXPECT_EQ((*got)[2]->value, 3);
+  EXPECT_EQ((*got)[3]->value, 4);
+  EXPECT_FALSE((*got)[4].has_value());
+  f.clock->advance(seconds(10));
+  got = s.get_many(keys);
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE((*got)[0].has_value());
+  EXPECT_FALSE((*got)[1].has_value());
+  EXPECT_TRUE((*got)[2].has_value());
+  EXPECT_FALSE((*got)[3].has_value());
+  EXPECT_EQ(s.counters().expirations, 2u);
+}
+
 TEST(LocalStoreTest, AdaptiveWindowBeatsFixedWindowOnRecencyWorkload) {
   // A slowly shifting working set: recency decides, LRU does well and a 1%
   // window does badly; the adaptive window must recover a good part of it.
