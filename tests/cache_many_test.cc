@@ -87,6 +87,7 @@ class BatchRecordingStore : public testing::MapStore<std::string, std::string> {
     {
       internal::MutexLock l(&mu_);
       batches_.emplace_back(keys.begin(), keys.end());
+      data_.push_back(keys.data());
     }
     return MapStore::get_many(keys);
   }
@@ -94,11 +95,35 @@ class BatchRecordingStore : public testing::MapStore<std::string, std::string> {
     internal::MutexLock l(&mu_);
     return batches_;
   }
+  // data: where each batch's keys were (the caller's array, or a copy).
+  std::vector<const std::string*> data() const {
+    internal::MutexLock l(&mu_);
+    return data_;
+  }
 
  private:
   mutable internal::Mutex mu_;
   std::vector<std::vector<std::string>> batches_ ABSL_GUARDED_BY(mu_);
+  std::vector<const std::string*> data_ ABSL_GUARDED_BY(mu_);
 };
+
+// The common batch (no key repeated, none dirty) is read from the caller's
+// keys in place, not from a copy of them.
+TEST(CacheManyTest, ABatchWithoutRepeatsIsReadFromTheCallersKeys) {
+  Env env;
+  auto store = std::make_shared<BatchRecordingStore>(env.clock);
+  SCache cache(store, env.options());
+  const std::vector<std::string> keys = key_range(0, 50);
+  for (const auto& k : keys) ASSERT_TRUE(cache.put(k, "v:" + k).ok());
+  Batch load(echo);
+  auto got = cache.get_many(keys, load);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->size(), keys.size());
+  ASSERT_EQ(store->data().size(), 1u);
+  EXPECT_EQ(store->data()[0], keys.data());
+  EXPECT_EQ(cache.stats().hits, keys.size());
+  EXPECT_EQ(load.calls(), 0);
+}
 
 // A batch larger than get_many's on-stack repeat table (128 keys), repeats
 // placed early, late and next to each other: the store reads each key once,
