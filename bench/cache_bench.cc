@@ -5,6 +5,10 @@
 //
 //   BM_StoreGet / BM_CacheHit    LocalStore::get versus Cache::get_or_load on a
 //                                fresh key (the hit path), 1 and 2 threads.
+//   BM_StoreGet100 / BM_CacheGetMany100
+//                                100 LocalStore::get calls versus one warm
+//                                Cache::get_many of the same 100 keys (all
+//                                fresh hits). Issue 17's target: <= 1.3x.
 //   BM_CacheHitMetrics/metrics:  the hit path with CacheOptions::record_latency
 //                                off (0) and on (1): what metrics cost.
 //   BM_Stampede/<mode>           8 reader threads on one hot key whose ttl is
@@ -23,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -94,6 +99,43 @@ void BM_CacheHit(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_CacheHit)->Threads(1)->Threads(2)->UseRealTime();
+
+std::vector<std::string> keys100() {
+  const auto& all = bench_keys();
+  return std::vector<std::string>(all.begin(), all.begin() + 100);
+}
+
+void BM_StoreGet100(benchmark::State& state) {
+  HitFixture& f = hit_fixture();
+  const auto keys = keys100();
+  for (auto _ : state) {
+    for (const auto& k : keys) {
+      auto got = f.store->get(k);
+      benchmark::DoNotOptimize(got);
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * 100);
+}
+BENCHMARK(BM_StoreGet100);
+
+void BM_CacheGetMany100(benchmark::State& state) {
+  HitFixture& f = hit_fixture();
+  const auto keys = keys100();
+  auto load = [](std::span<const std::string>) {
+    return absl::StatusOr<absl::flat_hash_map<std::string, std::string>>(
+        absl::InternalError("the bench reads hits only"));
+  };
+  for (auto _ : state) {
+    auto got = f.cache.get_many(keys, load);
+    if (!got.ok() || got->size() != keys.size()) {
+      state.SkipWithError("get_many failed");
+      break;
+    }
+    benchmark::DoNotOptimize(got);
+  }
+  state.SetItemsProcessed(state.iterations() * 100);
+}
+BENCHMARK(BM_CacheGetMany100);
 
 // ---- metrics cost: the hit path with latency recording off (0) and on (1) ----
 // Same binary, same store contents; CacheOptions::record_latency is the only

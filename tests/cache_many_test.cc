@@ -14,6 +14,7 @@
 #include "larder/cache.h"
 #include "tests/testing/blocking_loader.h"
 #include "tests/testing/cache_env.h"
+#include "tests/testing/fake_db.h"
 #include "tests/testing/recording_loader.h"
 #include "tests/testing/testing.h"
 
@@ -75,6 +76,136 @@ TEST(CacheManyTest, DuplicatesAreLoadedOnce) {
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->size(), 2u);
   EXPECT_THAT(load.batches()[0], UnorderedElementsAre("a", "b"));
+}
+
+// A MapStore that records the keys of each batch read.
+class BatchRecordingStore : public testing::MapStore<std::string, std::string> {
+ public:
+  using MapStore::MapStore;
+  absl::StatusOr<std::vector<std::optional<Entry<std::string>>>> get_many(
+      std::span<const std::string> keys) override {
+    {
+      internal::MutexLock l(&mu_);
+      batches_.emplace_back(keys.begin(), keys.end());
+      data_.push_back(keys.data());
+    }
+    return MapStore::get_many(keys);
+  }
+  std::vector<std::vector<std::string>> batches() const {
+    internal::MutexLock l(&mu_);
+    return batches_;
+  }
+  // data: where each batch's keys were (the caller's array, or a copy).
+  std::vector<const std::string*> data() const {
+    internal::MutexLock l(&mu_);
+    return data_;
+  }
+
+ private:
+  mutable internal::Mutex mu_;
+  std::vector<std::vector<std::string>> batches_ ABSL_GUARDED_BY(mu_);
+  std::vector<const std::string*> data_ ABSL_GUARDED_BY(mu_);
+};
+
+// The common batch (no key repeated, none dirty) is read from the caller's
+// keys in place, not from a copy of them.
+TEST(CacheManyTest, ABatchWithoutRepeatsIsReadFromTheCallersKeys) {
+  Env env;
+  auto store = std::make_shared<BatchRecordingStore>(env.clock);
+  SCache cache(store, env.options());
+  const std::vector<std::string> keys = key_range(0, 50);
+  for (const auto& k : keys) ASSERT_TRUE(cache.put(k, "v:" + k).ok());
+  Batch load(echo);
+  auto got = cache.get_many(keys, load);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->size(), keys.size());
+  ASSERT_EQ(store->data().size(), 1u);
+  EXPECT_EQ(store->data()[0], keys.data());
+  EXPECT_EQ(cache.stats().hits, keys.size());
+  EXPECT_EQ(load.calls(), 0);
+}
+
+// A batch larger than get_many's on-stack repeat table (128 keys), repeats
+// placed early, late and next to each other: the store reads each key once,
+// in first-occurrence order, and each key is counted once.
+TEST(CacheManyTest, RepeatsAnywhereInALargeBatchAreReadAndCountedOnce) {
+  Env env;
+  auto store = std::make_shared<BatchRecordingStore>(env.clock);
+  SCache cache(store, env.options());
+  const std::vector<std::string> unique = key_range(0, 300);
+  for (const auto& k : key_range(0, 150)) ASSERT_TRUE(cache.put(k, "v:" + k).ok());
+  std::vector<std::string> keys;
+  for (std::size_t i = 0; i < unique.size(); ++i) {
+    keys.push_back(unique[i]);
+    if (i == 1) keys.push_back("k0");      // a hit, repeated at once
+    if (i == 200) keys.push_back("k250");  // a miss, repeated before its first read
+    if (i == 299) {
+      keys.push_back("k299");
+      keys.push_back("k7");
+      keys.push_back("k299");
+    }
+  }
+  // Each key once, where it first occurs (k250 right after k200).
+  std::vector<std::string> first_seen = key_range(0, 201);
+  first_seen.push_back("k250");
+  for (const auto& k : key_range(201, 300)) {
+    if (k != "k250") first_seen.push_back(k);
+  }
+  Batch load(echo);
+  auto got = cache.get_many(keys, load);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->size(), unique.size());
+  for (const auto& k : unique) EXPECT_EQ(got->at(k), "v:" + k) << k;
+  ASSERT_GE(store->batches().size(), 1u);
+  EXPECT_EQ(store->batches()[0], first_seen);
+  ASSERT_EQ(load.calls(), 1);
+  EXPECT_THAT(load.batches()[0], UnorderedElementsAreArray(key_range(150, 300)));
+  CacheStats st = cache.stats();
+  EXPECT_EQ(st.hits, 150u);
+  EXPECT_EQ(st.misses, 150u);
+  // All cached now: one read of the unique keys, every one a hit.
+  got = cache.get_many(keys, load);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->size(), unique.size());
+  EXPECT_EQ(store->batches().back(), first_seen);
+  EXPECT_EQ(cache.stats().hits, 150u + 300u);
+  EXPECT_EQ(load.calls(), 1);
+}
+
+// With write-back, keys with a pending write (in the middle of the batch,
+// one repeated) are answered by the write-back and left out of the store
+// read; the keys around them are read as usual.
+TEST(CacheManyTest, DirtyKeysInTheMiddleOfABatchAreAnsweredByTheWriteBack) {
+  Env env;
+  testing::FakeDb<std::string, std::string> db;
+  auto store = std::make_shared<BatchRecordingStore>(env.clock);
+  auto o = env.options();
+  o.write_mode = WriteMode::kWriteBack;
+  o.writer = db.writer();
+  o.write_back.delay = std::chrono::milliseconds(100);
+  SCache cache(store, o);
+  for (const auto& k : key_range(0, 6)) ASSERT_TRUE(cache.put(k, "v:" + k).ok());
+  ASSERT_TRUE(cache.flush().ok());
+  ASSERT_TRUE(cache.put("k2", "pending").ok());  // dirty
+  ASSERT_TRUE(cache.erase("k4").ok());           // dirty: a pending erase
+  const std::vector<std::string> keys{"k0", "k1", "k2", "k3", "k2", "k4", "k5", "k9"};
+  Batch load(echo);
+  auto got = cache.get_many(keys, load);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_THAT(*got, UnorderedElementsAre(std::pair<const std::string, std::string>("k0", "v:k0"),
+                                         std::pair<const std::string, std::string>("k1", "v:k1"),
+                                         std::pair<const std::string, std::string>("k2", "pending"),
+                                         std::pair<const std::string, std::string>("k3", "v:k3"),
+                                         std::pair<const std::string, std::string>("k5", "v:k5"),
+                                         std::pair<const std::string, std::string>("k9", "v:k9")));
+  ASSERT_GE(store->batches().size(), 1u);
+  EXPECT_EQ(store->batches()[0], (std::vector<std::string>{"k0", "k1", "k3", "k5", "k9"}));
+  ASSERT_EQ(load.calls(), 1);
+  EXPECT_THAT(load.batches()[0], UnorderedElementsAre("k9"));
+  // The write-back's answers count too: k2's pending value a hit, k4's
+  // pending erase a miss (once each, though k2 is asked twice).
+  EXPECT_EQ(cache.stats().hits, 5u);
+  EXPECT_EQ(cache.stats().misses, 2u);
 }
 
 TEST(CacheManyTest, KeysTheLoaderDoesNotReturnAreAbsentAndCanBeNegativelyCached) {

@@ -487,6 +487,70 @@ TEST(LocalStoreTest, CountersAndBatchForms) {
   EXPECT_EQ(s.size(), 0u);
 }
 
+// get_many reads the clock once per batch: an entry past its stale_until is
+// absent (and expired) wherever it sits in the batch, before or after live
+// and never-expiring ones.
+TEST(LocalStoreTest, BatchGetJudgesEveryKeyByTheClock) {
+  Fixture f;
+  LocalStore<int, int> s({.max_entries = 100, .clock = f.clock});
+  ASSERT_TRUE(s.put(1, Entry<int>{1, TimePoint::max(), TimePoint::max()}).ok());
+  ASSERT_TRUE(s.put(2, f.entry(2, seconds(10))).ok());  // gone at +10 s
+  ASSERT_TRUE(s.put(3, f.entry(3, hours(1))).ok());     // live
+  ASSERT_TRUE(s.put(4, f.entry(4, seconds(20))).ok());  // gone at +20 s
+  f.clock->advance(seconds(15));
+  std::vector<int> keys{1, 2, 3, 4, 5};
+  auto got = s.get_many(keys);
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 5u);
+  EXPECT_EQ((*got)[0]->value, 1);
+  EXPECT_FALSE((*got)[1].has_value());
+  EXPECT_EQ((*got)[2]->value, 3);
+  EXPECT_EQ((*got)[3]->value, 4);
+  EXPECT_FALSE((*got)[4].has_value());
+  f.clock->advance(seconds(10));
+  got = s.get_many(keys);
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE((*got)[0].has_value());
+  EXPECT_FALSE((*got)[1].has_value());
+  EXPECT_TRUE((*got)[2].has_value());
+  EXPECT_FALSE((*got)[3].has_value());
+  EXPECT_EQ(s.counters().expirations, 2u);
+}
+
+// A clock that counts its reads.
+class CountingClock final : public Clock {
+ public:
+  explicit CountingClock(std::shared_ptr<ManualClock> base) : base_(std::move(base)) {}
+  TimePoint now() const override {
+    reads_.fetch_add(1, std::memory_order_relaxed);
+    return base_->now();
+  }
+  std::uint64_t reads() const { return reads_.load(std::memory_order_relaxed); }
+
+ private:
+  std::shared_ptr<ManualClock> base_;
+  mutable std::atomic<std::uint64_t> reads_{0};
+};
+
+// A batch of hits on expiring entries does not read the clock once per key
+// (was: 100 reads for 100 keys); only the batch's first read and the odd
+// read-buffer drain do.
+TEST(LocalStoreTest, BatchGetReadsTheClockOncePerBatch) {
+  Fixture f;
+  auto clock = std::make_shared<CountingClock>(f.clock);
+  LocalStore<int, int> s({.max_entries = 1000, .clock = clock});
+  std::vector<int> keys;
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(s.put(i, f.entry(i)).ok());
+    keys.push_back(i);
+  }
+  const std::uint64_t before = clock->reads();
+  auto got = s.get_many(keys);
+  ASSERT_TRUE(got.ok());
+  for (int i = 0; i < 100; ++i) ASSERT_EQ((*got)[static_cast<std::size_t>(i)]->value, i);
+  EXPECT_LE(clock->reads() - before, 10u);
+}
+
 TEST(LocalStoreTest, AdaptiveWindowBeatsFixedWindowOnRecencyWorkload) {
   // A slowly shifting working set: recency decides, LRU does well and a 1%
   // window does badly; the adaptive window must recover a good part of it.

@@ -391,11 +391,14 @@ class LocalStore : public Store<K, V> {
   // erase: removes key (kExplicit). OK when absent. O(1).
   absl::Status erase(const K& key) override;
 
-  // get_many: one result per key, in order; never an error.
+  // get_many: one result per key, in order; never an error. The batch reads
+  // the clock once (the first time a key needs it) and judges every key's
+  // expiry by that instant.
   absl::StatusOr<std::vector<std::optional<Entry<V>>>> get_many(std::span<const K> keys) override {
     std::vector<std::optional<Entry<V>>> out;
     out.reserve(keys.size());
-    for (const K& k : keys) out.push_back(lookup(k));
+    std::int64_t now = kNoTime;
+    for (const K& k : keys) out.push_back(lookup(k, &now));
     return out;
   }
 
@@ -699,7 +702,9 @@ class LocalStore : public Store<K, V> {
     };
   }
 
-  std::optional<Entry<V>> lookup(const K& key);
+  // lookup: get's work; with batch_now, the clock is read at most once over
+  // the calls sharing *batch_now (kNoTime until first read).
+  std::optional<Entry<V>> lookup(const K& key, std::int64_t* batch_now = nullptr);
 
   // last_miss: the hash of the calling thread's last missed key (any store
   // of this type; 0 after a put consumed it). Only a hint: a put whose key

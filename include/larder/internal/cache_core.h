@@ -37,6 +37,7 @@
 #ifndef LARDER_INTERNAL_CACHE_CORE_H_
 #define LARDER_INTERNAL_CACHE_CORE_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -258,7 +259,9 @@ class CacheCore : public TaskOwner {
 
  private:
   // get_many's first step: duplicates dropped, dirty keys answered by the
-  // write-back, one Store::get_many, each entry classified.
+  // write-back, one Store::get_many, each entry classified. The common batch
+  // (no key repeated, none dirty) is read straight from the caller's span:
+  // only a key that repeats or is dirty makes a copy of the rest.
   struct ReadMany {
     typename Loads<K, V>::Answers answers;
     std::vector<typename Loads<K, V>::Need> need;
@@ -268,30 +271,38 @@ class CacheCore : public TaskOwner {
   ReadMany read_many(std::span<const K> keys) {
     ReadMany r;
     Map& out = r.answers.out;
-    std::vector<K> uniq;
+    std::span<const K> uniq = keys;
+    std::vector<K> picked;  // the keys to read, once `keys` itself will not do
     {
-      absl::flat_hash_set<K> seen;
-      seen.reserve(keys.size());
-      uniq.reserve(keys.size());
-      for (const K& k : keys) {
-        if (!seen.insert(k).second) continue;
-        if (writes_.write_back()) {
+      RepeatFilter seen(keys);
+      bool copying = false;
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        const K& k = keys[i];
+        bool skip = seen.repeat(i);
+        if (!skip && writes_.write_back()) {
           // Dirty keys are answered by the write-back (a pending erase: absent).
           if (std::optional<std::optional<V>> p = writes_.dirty_value(k)) {
             if (*p) out.emplace(k, **std::move(p));
-            continue;
+            skip = true;
           }
         }
-        uniq.push_back(k);
+        if (copying) {
+          if (!skip) picked.push_back(k);
+        } else if (skip) {
+          copying = true;
+          picked.reserve(keys.size());
+          picked.assign(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(i));
+        }
       }
+      if (copying) uniq = std::span<const K>(picked);
     }
     if (uniq.empty()) return r;
-    out.reserve(uniq.size());
+    out.reserve(out.size() + uniq.size());
 
     r.now = state_.fresh.read_now();
     std::vector<std::optional<Entry<V>>> entries;
     {
-      auto got = state_.store->get_many(std::span<const K>(uniq));
+      auto got = state_.store->get_many(uniq);
       if (got.ok() && got->size() == uniq.size()) {
         entries = *std::move(got);
       } else {
@@ -300,33 +311,80 @@ class CacheCore : public TaskOwner {
       }
       recovery_.forget_suspects(uniq, entries, r.now);
     }
+    // Counted once per batch (the same totals as one add per key).
+    std::uint64_t hits = 0, stale_hits = 0;
     for (std::size_t i = 0; i < uniq.size(); ++i) {
       std::optional<Entry<V>>& e = entries[i];
       switch (e ? state_.fresh.classify(*e, r.now) : Action::kExpired) {
         case Action::kFresh:
-          state_.counters.hits.add();
+          ++hits;
           out.emplace(uniq[i], std::move(e->value));
           break;
         case Action::kRefreshAhead:
-          state_.counters.hits.add();
+          ++hits;
           r.to_refresh.emplace_back(uniq[i], *e);
           out.emplace(uniq[i], std::move(e->value));
           break;
         case Action::kStaleServe:
-          state_.counters.stale_hits.add();
+          ++stale_hits;
           r.to_refresh.emplace_back(uniq[i], *e);
           out.emplace(uniq[i], std::move(e->value));
           break;
         case Action::kStaleLoad:
-          r.need.push_back({std::move(uniq[i]), std::move(e)});
+          r.need.push_back({uniq[i], std::move(e)});
           break;
         case Action::kExpired:
-          r.need.push_back({std::move(uniq[i]), std::nullopt});
+          r.need.push_back({uniq[i], std::nullopt});
           break;
       }
     }
+    if (hits != 0) state_.counters.hits.add(hits);
+    if (stale_hits != 0) state_.counters.stale_hits.add(stale_hits);
     return r;
   }
+
+  // RepeatFilter: which keys of a batch repeat an earlier one. Open
+  // addressing over the keys' indices (on the stack up to kInline / 2 keys):
+  // one hash per key, no key copied, no node allocated. Hash and equality are
+  // the result map's.
+  class RepeatFilter {
+   public:
+    explicit RepeatFilter(std::span<const K> keys) : keys_(keys) {
+      std::size_t cap = 16;
+      while (cap < 2 * keys.size()) cap *= 2;
+      mask_ = cap - 1;
+      if (cap <= kInline) {
+        slots_ = inline_;
+      } else {
+        heap_.resize(cap);
+        slots_ = heap_.data();
+      }
+      std::fill_n(slots_, cap, kEmpty);
+    }
+    RepeatFilter(const RepeatFilter&) = delete;
+    RepeatFilter& operator=(const RepeatFilter&) = delete;
+
+    // repeat: whether keys[i] equals a key passed to an earlier call (each
+    // index is passed once, in increasing order).
+    bool repeat(std::size_t i) {
+      for (std::size_t p = typename Map::hasher{}(keys_[i]) & mask_;; p = (p + 1) & mask_) {
+        if (slots_[p] == kEmpty) {
+          slots_[p] = i;
+          return false;
+        }
+        if (typename Map::key_equal{}(keys_[slots_[p]], keys_[i])) return true;
+      }
+    }
+
+   private:
+    static constexpr std::size_t kInline = 256;
+    static constexpr std::size_t kEmpty = static_cast<std::size_t>(-1);
+    std::span<const K> keys_;
+    std::size_t mask_ = 0;
+    std::size_t* slots_ = nullptr;
+    std::size_t inline_[kInline];
+    std::vector<std::size_t> heap_;
+  };
 
   // timed_get: Store::get, timed one call in LatencySampler::kSampleEvery.
   absl::StatusOr<std::optional<Entry<V>>> timed_get(const K& key) {

@@ -357,7 +357,14 @@ inline bool LocalStore<K, V, Hash, Eq>::try_update_unlocked(Shard& s, std::uint3
 }
 
 template <class K, class V, class Hash, class Eq>
-inline std::optional<Entry<V>> LocalStore<K, V, Hash, Eq>::lookup(const K& key) {
+inline std::optional<Entry<V>> LocalStore<K, V, Hash, Eq>::lookup(const K& key,
+                                                                  std::int64_t* batch_now) {
+  // The clock, read once per batch when the caller keeps the instant (get_many).
+  auto read_clock = [&] {
+    if (batch_now == nullptr) return internal::to_nanos(clock_->now());
+    if (*batch_now == kNoTime) *batch_now = internal::to_nanos(clock_->now());
+    return *batch_now;
+  };
   const std::uint64_t h = hash_of(key);
   Shard& s = shard_for(h);
   std::optional<Entry<V>> out;
@@ -369,7 +376,7 @@ inline std::optional<Entry<V>> LocalStore<K, V, Hash, Eq>::lookup(const K& key) 
     const std::uint32_t id = find(s, internal::fold_hash(h), key);
     if (id != kNoId) {
       out.emplace(read_entry(s, id));
-      if (out->stale_until != TimePoint::max()) now = internal::to_nanos(clock_->now());
+      if (out->stale_until != TimePoint::max()) now = read_clock();
       if (now != kNoTime && internal::to_nanos(out->stale_until) <= now) {
         expired = true;
         out.reset();
@@ -392,9 +399,7 @@ inline std::optional<Entry<V>> LocalStore<K, V, Hash, Eq>::lookup(const K& key) 
     // and one miss in kMissClockEvery of each thread, check whether the
     // wheel has work (a hit that did not read the clock leaves it to its
     // read buffer's drains).
-    if (!out && (++miss_tick() & (kMissClockEvery - 1)) == 0) {
-      now = internal::to_nanos(clock_->now());
-    }
+    if (!out && (++miss_tick() & (kMissClockEvery - 1)) == 0) now = read_clock();
     if (now != kNoTime && now >= due) try_expire(s, now);
   }
   (out ? hits_ : misses_).add();
