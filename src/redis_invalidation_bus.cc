@@ -424,12 +424,13 @@ struct RedisInvalidationBus::Impl {
   }
 };
 
-RedisInvalidationBus::RedisInvalidationBus(RedisOptions options, std::string channel,
+RedisInvalidationBus::RedisInvalidationBus(RedisOptions options, const std::string& channel,
                                            RedisInvalidationBusOptions bus_options)
-    : RedisInvalidationBus(std::make_shared<RedisClient>(std::move(options)), std::move(channel),
+    : RedisInvalidationBus(std::make_shared<RedisClient>(std::move(options)), channel,
                            bus_options) {}
 
-RedisInvalidationBus::RedisInvalidationBus(std::shared_ptr<RedisClient> client, std::string channel,
+RedisInvalidationBus::RedisInvalidationBus(std::shared_ptr<RedisClient> client,
+                                           const std::string& channel,
                                            RedisInvalidationBusOptions bus_options)
     : impl_(std::make_unique<Impl>(std::move(client), channel, bus_options)) {}
 

@@ -51,7 +51,6 @@
 
 #include "absl/base/optimization.h"
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "larder/executor.h"
@@ -491,6 +490,7 @@ class CacheCore : public TaskOwner {
 // (CacheCore::get_or_load up to a fresh hit, get_if_present) stays inline.
 // Define LARDER_NO_EXTERN_TEMPLATES to instantiate all of it in your own
 // files too.
+// NOLINTBEGIN(bugprone-macro-parentheses): EXTERN, K and V are a keyword and types
 #define LARDER_INTERNAL_CACHE_CORE_INSTANCES(EXTERN, K, V)                                        \
   EXTERN template class CacheCore<K, V>;                                                          \
   EXTERN template class Recovery<K, V>;                                                           \
@@ -506,6 +506,7 @@ class CacheCore : public TaskOwner {
       const K&, const std::function<absl::StatusOr<V>(const K&)>&, const Entry<V>&, TimePoint);   \
   EXTERN template void Refresher<K, V>::start(                                                    \
       const K&, std::function<absl::StatusOr<V>(const K&)>&, const Entry<V>&, TimePoint)
+// NOLINTEND(bugprone-macro-parentheses)
 
 #ifndef LARDER_NO_EXTERN_TEMPLATES
 LARDER_INTERNAL_CACHE_CORE_INSTANCES(extern, std::string, std::string);

@@ -91,13 +91,14 @@ class RedisInvalidationBus final : public InvalidationBus {
   // and a receiving connection to the same server. Throws
   // std::invalid_argument for bad options (as RedisClient, and ping_interval
   // <= 0); never fails because Redis is down.
-  explicit RedisInvalidationBus(RedisOptions options, std::string channel = "larder:invalidate",
+  explicit RedisInvalidationBus(RedisOptions options,
+                                const std::string& channel = "larder:invalidate",
                                 RedisInvalidationBusOptions bus_options = {});
 
   // RedisInvalidationBus: publishes through `client` (e.g. a RedisStore's,
   // sharing its pool); the receiving connection uses client's options.
   explicit RedisInvalidationBus(std::shared_ptr<RedisClient> client,
-                                std::string channel = "larder:invalidate",
+                                const std::string& channel = "larder:invalidate",
                                 RedisInvalidationBusOptions bus_options = {});
 
   ~RedisInvalidationBus() override;  // stops and joins the receiving thread
