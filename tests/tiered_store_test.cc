@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -214,7 +215,9 @@ TEST_F(TieredStoreTest, PutWithAFailingL1LeavesNoOldCopyBehind) {
   auto l2 = std::make_shared<Map>(clock_);
   Tiered t(l1, l2);
   ASSERT_TRUE(t.put("k", entry("v1")).ok());
-  l1->fail_next(1, absl::InternalError("L1 put failed"));
+  // The next two L1 calls fail: the erase a write starts with (ignored: the
+  // write goes on) and the put of v2.
+  l1->fail_next(2, absl::InternalError("L1 failed"));
   EXPECT_EQ(t.put("k", entry("v2")).code(), absl::StatusCode::kInternal);
   EXPECT_FALSE(l1->raw("k").has_value());
   EXPECT_EQ(value_of(t.get("k")), "v2");  // from L2
@@ -665,6 +668,64 @@ TEST_F(TieredStoreTest, SetCapacityResizesL1) {
   EXPECT_LE(l1->size(), 10u);
   EXPECT_EQ(l2->counters().size, 100u);  // L2 keeps everything
   EXPECT_EQ(store.set_capacity(0).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// SteppedMapStore: an L2 with two one-shot hooks: before_get runs before a
+// get reads, after_put after a put applied (before it returns).
+class SteppedMapStore : public Map {
+ public:
+  using Map::Map;
+  std::function<void()> before_get, after_put;
+
+  absl::StatusOr<std::optional<Entry<std::string>>> get(const std::string& key) override {
+    run(before_get);
+    return Map::get(key);
+  }
+  absl::Status put(const std::string& key, Entry<std::string> e) override {
+    absl::Status s = Map::put(key, std::move(e));
+    run(after_put);
+    return s;
+  }
+
+ private:
+  static void run(std::function<void()>& hook) {
+    if (hook) {
+      auto h = std::move(hook);
+      hook = nullptr;
+      h();
+    }
+  }
+};
+
+// The exact interleaving behind a monotonic-read failure seen in CI: reader
+// R misses L1; a fill F then copies v1 into L1; a write W of v2 begins and
+// reaches L2, but not yet L1; R reads v2 from L2. R's next read must not
+// find v1 in L1: W's start erased it (tiered_store.h, "Fill guard").
+TEST_F(TieredStoreTest, AFillJustBeforeAWriteIsNotReadAfterTheWritesValue) {
+  auto l1 = std::make_shared<Map>(clock_);
+  auto l2 = std::make_shared<SteppedMapStore>(clock_);
+  Tiered store(l1, l2);
+  ASSERT_TRUE(l2->put("k", entry("v1")).ok());
+  std::promise<void> applied, release;
+  std::future<void> applied_f = applied.get_future();
+  std::shared_future<void> release_f = release.get_future().share();
+  l2->after_put = [&] {
+    applied.set_value();
+    EXPECT_EQ(release_f.wait_for(seconds(60)), std::future_status::ready) << "never released";
+  };
+  std::thread writer;
+  l2->before_get = [&] {                        // R has missed L1 and is about to read L2
+    EXPECT_EQ(value_of(store.get("k")), "v1");  // F: fills L1 with v1
+    ASSERT_TRUE(l1->raw("k").has_value());
+    writer = std::thread([&] { EXPECT_TRUE(store.put("k", entry("v2")).ok()); });
+    ASSERT_EQ(applied_f.wait_for(seconds(60)), std::future_status::ready) << "W never reached L2";
+  };
+  EXPECT_EQ(value_of(store.get("k")), "v2");  // R: read from L2 while W is in flight
+  EXPECT_EQ(value_of(store.get("k")), "v2");  // not v1 from L1
+  release.set_value();
+  writer.join();
+  EXPECT_EQ(value_of(store.get("k")), "v2");
+  EXPECT_EQ(l1->raw("k")->value, "v2");
 }
 
 // YieldingMapStore: an L1 whose put yields the processor before it applies,

@@ -263,7 +263,7 @@ class TieredStore : public Store<K, V> {
 
   // erase: L2, then L1, then publish. Returns the first error.
   absl::Status erase(const K& key) override {
-    const Ticket t = begin_write(stripe_of(key), 1);
+    const Ticket t = begin_write(stripe_of(key), 1, [&] { (void)l1_->erase(key); });
     absl::Status s = l2_->erase(key);
     absl::Status s1;
     finish_write(t, 1, [&](bool) { s1 = l1_->erase(key); });
@@ -327,7 +327,14 @@ class TieredStore : public Store<K, V> {
         entries.size(), [&](std::size_t i) -> const K& { return entries[i].first; });
     std::vector<Ticket> tickets;
     tickets.reserve(groups.size());
-    for (const StripeGroup& g : groups) tickets.push_back(begin_write(g.stripe, g.items.size()));
+    for (const StripeGroup& g : groups) {
+      tickets.push_back(begin_write(g.stripe, g.items.size(), [&] {
+        std::vector<K> keys;
+        keys.reserve(g.items.size());
+        for (std::size_t i : g.items) keys.push_back(entries[i].first);
+        (void)l1_->erase_many(std::span<const K>(keys));
+      }));
+    }
     absl::Status s = l2_->put_many(entries);
     absl::Status s1;
     for (std::size_t gi = 0; gi < groups.size(); ++gi) {
@@ -362,7 +369,14 @@ class TieredStore : public Store<K, V> {
         group_by_stripe(keys.size(), [&](std::size_t i) -> const K& { return keys[i]; });
     std::vector<Ticket> tickets;
     tickets.reserve(groups.size());
-    for (const StripeGroup& g : groups) tickets.push_back(begin_write(g.stripe, g.items.size()));
+    for (const StripeGroup& g : groups) {
+      tickets.push_back(begin_write(g.stripe, g.items.size(), [&] {
+        std::vector<K> mine;
+        mine.reserve(g.items.size());
+        for (std::size_t i : g.items) mine.push_back(keys[i]);
+        (void)l1_->erase_many(std::span<const K>(mine));
+      }));
+    }
     absl::Status s = l2_->erase_many(keys);
     absl::Status s1;
     for (std::size_t gi = 0; gi < groups.size(); ++gi) {
@@ -475,20 +489,28 @@ class TieredStore : public Store<K, V> {
   // Each stripe has a mutex, a count of writes in flight (past their start,
   // before their L1 step) and a sequence number of finished changes.
   //   write (put, fill, erase and their batches): under the stripe lock,
-  //     in_flight += 1 and remember seq -- the ticket; then the L2 step, no
-  //     lock held; then under the stripe lock again: in_flight -= 1, seq +=
-  //     1, and the L1 step: the new value is put only if this write was
-  //     alone on its stripe (no other write in flight, seq as the ticket saw
-  //     it), else the key is erased from L1 -- two writers may reach L2 in
-  //     one order and L1 in the other, and a miss is cheaper than a stale
-  //     copy.
+  //     in_flight += 1, remember seq -- the ticket -- and erase the key from
+  //     L1; then the L2 step, no lock held; then under the stripe lock
+  //     again: in_flight -= 1, seq += 1, and the L1 step: the new value is
+  //     put only if this write was alone on its stripe (no other write in
+  //     flight, seq as the ticket saw it), else the key is erased from L1 --
+  //     two writers may reach L2 in one order and L1 in the other, and a
+  //     miss is cheaper than a stale copy. The erase at the start matters
+  //     for monotonic reads: while the write is in flight, L1 holds no copy
+  //     of the key, so every reader asks L2, which is linearizable; without
+  //     it, an older copy filled just before the write began could be read
+  //     from L1 after another reader had missed L1 and read the new value
+  //     from L2.
   //   fill from an L2 hit: snapshot seq before the L2 read (no lock); after
   //     it, under the stripe lock, the copy is put into L1 only if no write
   //     is in flight and seq did not move. A write that began before the
   //     check is either still in flight or has moved seq, so a value read
-  //     from L2 before that write's L2 step can never land in L1 after it:
-  //     no reader can see the newer value (from L2 on an L1 miss, or from
-  //     L1) and then the older one.
+  //     from L2 before that write's L2 step can never land in L1 after it;
+  //     one filled before the write began is erased by the write's start.
+  //     So no reader of this instance can see a write's value (from L2 on
+  //     an L1 miss, or from L1) and then an older one. Writes made through
+  //     other instances reach this L1 through the bus, later: until the
+  //     message arrives this instance can serve its older copy.
   //   received invalidation: under the stripe lock, seq += 1 and erase L1.
   //   clear and bus gap: seq += 1 on every stripe, each under its lock, one
   //     at a time, then L1 cleared. A fill or write that checked its stripe
@@ -566,11 +588,14 @@ class TieredStore : public Store<K, V> {
     return Guard{st, stripes_[st].seq.load()};
   }
 
-  // begin_write: n writes of keys on `stripe` start (see "Fill guard").
-  Ticket begin_write(std::size_t stripe, std::size_t n) {
+  // begin_write: n writes of keys on `stripe` start (see "Fill guard"):
+  // drop_l1 erases their keys from L1 under the stripe lock.
+  template <class DropL1>
+  Ticket begin_write(std::size_t stripe, std::size_t n, DropL1&& drop_l1) {
     Stripe& s = stripes_[stripe];
     internal::MutexLock lock(&s.mu);
     s.in_flight += n;
+    drop_l1();
     return Ticket{stripe, s.seq.load()};
   }
 
@@ -594,7 +619,7 @@ class TieredStore : public Store<K, V> {
   // (finish_write). When L2 failed, L1 keeps the copy only for a fill (a
   // value loaded from the system of record).
   absl::Status write(const K& key, Entry<V> entry, bool keep_l1_on_l2_error) {
-    const Ticket t = begin_write(stripe_of(key), 1);
+    const Ticket t = begin_write(stripe_of(key), 1, [&] { (void)l1_->erase(key); });
     absl::Status s = l2_->put(key, entry);
     absl::Status s1;
     finish_write(t, 1, [&](bool sole) {
