@@ -1328,6 +1328,10 @@ struct RedisClient::Impl {
       };
       if (n.breaker.load(std::memory_order_acquire)) {
         fast_failures.fetch_add(1, std::memory_order_relaxed);
+        // The slot map may be older than a failover (read while the dead
+        // master was still listed): ask for a new one (rate-limited by the
+        // maintenance thread), or calls to its slots fail until the timer.
+        request_refresh();
         fail_group(absl::UnavailableError(
             absl::StrCat("redis ", internal::av(what), ": ", n.label, " circuit breaker open")));
         b = e;
