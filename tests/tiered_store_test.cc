@@ -13,6 +13,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -726,6 +727,65 @@ TEST_F(TieredStoreTest, AFillJustBeforeAWriteIsNotReadAfterTheWritesValue) {
   writer.join();
   EXPECT_EQ(value_of(store.get("k")), "v2");
   EXPECT_EQ(l1->raw("k")->value, "v2");
+}
+
+// ThrowingMapStore: an L2 whose writes throw while `fail` is set, as a
+// user's store or an allocation failure may. A fault a real server can't
+// show.
+class ThrowingMapStore : public Map {
+ public:
+  using Map::Map;
+  bool fail = false;
+
+  absl::Status put(const std::string& key, Entry<std::string> e) override {
+    if (fail) throw std::runtime_error("put failed");
+    return Map::put(key, std::move(e));
+  }
+  absl::Status erase(const std::string& key) override {
+    if (fail) throw std::runtime_error("erase failed");
+    return Map::erase(key);
+  }
+  absl::Status put_many(std::span<const std::pair<std::string, Entry<std::string>>> e) override {
+    if (fail) throw std::runtime_error("put_many failed");
+    return Map::put_many(e);
+  }
+  absl::Status erase_many(std::span<const std::string> keys) override {
+    if (fail) throw std::runtime_error("erase_many failed");
+    return Map::erase_many(keys);
+  }
+};
+
+// A write whose L2 step throws passes the exception to its caller and
+// leaves no stripe counted in flight: later L2 hits of those keys are
+// copied into L1 again (before, every fill of the stripe was refused for
+// good), and no L1 copy older than the failed write is left behind.
+TEST_F(TieredStoreTest, AWriteWhoseL2ThrowsLeavesFillsWorking) {
+  auto l1 = std::make_shared<Map>(clock_);
+  auto l2 = std::make_shared<ThrowingMapStore>(clock_);
+  Tiered store(l1, l2);
+  const std::vector<std::string> keys = {"a", "b", "c", "d"};
+  for (const std::string& k : keys) {
+    ASSERT_TRUE(store.put(k, entry("old-" + k)).ok());
+    ASSERT_TRUE(l1->raw(k).has_value());
+  }
+  const std::vector<std::pair<std::string, Entry<std::string>>> batch = {{"c", entry("new-c")},
+                                                                         {"d", entry("new-d")}};
+  l2->fail = true;
+  EXPECT_THROW((void)store.put("a", entry("new-a")), std::runtime_error);
+  EXPECT_THROW((void)store.erase("b"), std::runtime_error);
+  EXPECT_THROW((void)store.put_many(batch), std::runtime_error);
+  EXPECT_THROW((void)store.erase_many(std::span<const std::string>(keys)), std::runtime_error);
+  l2->fail = false;
+  const std::uint64_t voided = store.tiered_counters().fills_voided;
+  for (const std::string& k : keys) {
+    EXPECT_FALSE(l1->raw(k).has_value()) << k << ": the write's start erased L1's copy";
+    EXPECT_EQ(value_of(store.get(k)), "old-" + k);  // L2 kept the old value
+    ASSERT_TRUE(l1->raw(k).has_value()) << k << ": the L2 hit was not copied into L1";
+    EXPECT_EQ(l1->raw(k)->value, "old-" + k);
+  }
+  EXPECT_EQ(store.tiered_counters().fills_voided, voided);
+  ASSERT_TRUE(store.put("a", entry("newer-a")).ok());
+  EXPECT_EQ(l1->raw("a")->value, "newer-a");
 }
 
 // YieldingMapStore: an L1 whose put yields the processor before it applies,

@@ -264,7 +264,7 @@ class TieredStore : public Store<K, V> {
   // erase: L2, then L1, then publish. Returns the first error.
   absl::Status erase(const K& key) override {
     const Ticket t = begin_write(stripe_of(key), 1, [&] { (void)l1_->erase(key); });
-    absl::Status s = l2_->erase(key);
+    absl::Status s = l2_step(t, key, [&] { return l2_->erase(key); });
     absl::Status s1;
     finish_write(t, 1, [&](bool) { s1 = l1_->erase(key); });
     publish_key(key);
@@ -323,39 +323,23 @@ class TieredStore : public Store<K, V> {
   // error if any (then L1 holds none of the keys), else L1's.
   absl::Status put_many(std::span<const std::pair<K, Entry<V>>> entries) override {
     if (entries.empty()) return absl::OkStatus();
-    const std::vector<StripeGroup> groups = group_by_stripe(
-        entries.size(), [&](std::size_t i) -> const K& { return entries[i].first; });
-    std::vector<Ticket> tickets;
-    tickets.reserve(groups.size());
-    for (const StripeGroup& g : groups) {
-      tickets.push_back(begin_write(g.stripe, g.items.size(), [&] {
-        std::vector<K> keys;
-        keys.reserve(g.items.size());
-        for (std::size_t i : g.items) keys.push_back(entries[i].first);
-        (void)l1_->erase_many(std::span<const K>(keys));
-      }));
-    }
+    BatchWrite batch(*this, entries.size(),
+                     [&](std::size_t i) -> const K& { return entries[i].first; });
     absl::Status s = l2_->put_many(entries);
     absl::Status s1;
-    for (std::size_t gi = 0; gi < groups.size(); ++gi) {
-      const std::vector<std::size_t>& items = groups[gi].items;
-      finish_write(tickets[gi], items.size(), [&](bool sole) {
-        // Which keys L2 took when it failed is unknown: drop every copy
-        // here, as put() does.
-        if (s.ok() && sole) {
-          std::vector<std::pair<K, Entry<V>>> capped;
-          capped.reserve(items.size());
-          for (std::size_t i : items) capped.emplace_back(entries[i].first, cap(entries[i].second));
-          absl::Status p = l1_->put_many(std::span<const std::pair<K, Entry<V>>>(capped));
-          if (p.ok()) return;
-          if (s1.ok()) s1 = p;
-        }
-        std::vector<K> keys;
-        keys.reserve(items.size());
-        for (std::size_t i : items) keys.push_back(entries[i].first);
-        (void)l1_->erase_many(std::span<const K>(keys));  // never leave an old copy behind
-      });
-    }
+    batch.finish([&](const StripeGroup& g, bool sole) {
+      // Which keys L2 took when it failed is unknown: drop every copy
+      // here, as put() does.
+      if (s.ok() && sole) {
+        std::vector<std::pair<K, Entry<V>>> capped;
+        capped.reserve(g.items.size());
+        for (std::size_t i : g.items) capped.emplace_back(entries[i].first, cap(entries[i].second));
+        absl::Status p = l1_->put_many(std::span<const std::pair<K, Entry<V>>>(capped));
+        if (p.ok()) return;
+        if (s1.ok()) s1 = p;
+      }
+      (void)batch.erase_l1(g);  // never leave an old copy behind
+    });
     publish_keys([&](auto&& emit) {
       for (const auto& kv : entries) emit(kv.first);
     });
@@ -365,30 +349,13 @@ class TieredStore : public Store<K, V> {
   // erase_many: L2's batch, then L1's, then publish every key.
   absl::Status erase_many(std::span<const K> keys) override {
     if (keys.empty()) return absl::OkStatus();
-    const std::vector<StripeGroup> groups =
-        group_by_stripe(keys.size(), [&](std::size_t i) -> const K& { return keys[i]; });
-    std::vector<Ticket> tickets;
-    tickets.reserve(groups.size());
-    for (const StripeGroup& g : groups) {
-      tickets.push_back(begin_write(g.stripe, g.items.size(), [&] {
-        std::vector<K> mine;
-        mine.reserve(g.items.size());
-        for (std::size_t i : g.items) mine.push_back(keys[i]);
-        (void)l1_->erase_many(std::span<const K>(mine));
-      }));
-    }
+    BatchWrite batch(*this, keys.size(), [&](std::size_t i) -> const K& { return keys[i]; });
     absl::Status s = l2_->erase_many(keys);
     absl::Status s1;
-    for (std::size_t gi = 0; gi < groups.size(); ++gi) {
-      const std::vector<std::size_t>& items = groups[gi].items;
-      finish_write(tickets[gi], items.size(), [&](bool) {
-        std::vector<K> mine;
-        mine.reserve(items.size());
-        for (std::size_t i : items) mine.push_back(keys[i]);
-        absl::Status e = l1_->erase_many(std::span<const K>(mine));
-        if (s1.ok()) s1 = e;
-      });
-    }
+    batch.finish([&](const StripeGroup& g, bool) {
+      absl::Status e = batch.erase_l1(g);
+      if (s1.ok()) s1 = e;
+    });
     publish_keys([&](auto&& emit) {
       for (const K& k : keys) emit(k);
     });
@@ -511,6 +478,8 @@ class TieredStore : public Store<K, V> {
   //     an L1 miss, or from L1) and then an older one. Writes made through
   //     other instances reach this L1 through the bus, later: until the
   //     message arrives this instance can serve its older copy.
+  //     A write whose L2 step throws ends (in_flight -= 1, seq += 1, L1
+  //     erase) before the exception leaves, batches too (BatchWrite).
   //   received invalidation: under the stripe lock, seq += 1 and erase L1.
   //   clear and bus gap: seq += 1 on every stripe, each under its lock, one
   //     at a time, then L1 cleared. A fill or write that checked its stripe
@@ -594,8 +563,8 @@ class TieredStore : public Store<K, V> {
   Ticket begin_write(std::size_t stripe, std::size_t n, DropL1&& drop_l1) {
     Stripe& s = stripes_[stripe];
     internal::MutexLock lock(&s.mu);
+    drop_l1();  // first: if it throws, nothing is counted in flight
     s.in_flight += n;
-    drop_l1();
     return Ticket{stripe, s.seq.load()};
   }
 
@@ -615,12 +584,89 @@ class TieredStore : public Store<K, V> {
     l1_step(sole);
   }
 
+  // l2_step: the L2 call of one write counted in flight on ticket t. If it
+  // throws (a Store may: bad_alloc, a user's store), the write ends with an
+  // L1 erase before the exception leaves, so its stripe is not left counted
+  // in flight, refusing every fill for good.
+  template <class Step>
+  absl::Status l2_step(const Ticket& t, const K& key, Step&& step) {
+    try {
+      return step();
+    } catch (...) {
+      finish_write(t, 1, [&](bool) { (void)l1_->erase(key); });
+      throw;
+    }
+  }
+
+  // BatchWrite: the writes of one batch, grouped by stripe, each group
+  // counted in flight (begin_write, which erases the group's keys from L1)
+  // from construction until finish() runs its L1 step. A group left
+  // unfinished -- the L2 step threw -- is ended by the destructor with only
+  // the L1 erase, as l2_step does for one key.
+  template <class KeyAt>
+  class BatchWrite {
+   public:
+    BatchWrite(TieredStore& t, std::size_t n, KeyAt key_at)
+        : t_(t), key_at_(std::move(key_at)), groups_(group_by_stripe(n, key_at_)) {
+      tickets_.reserve(groups_.size());
+      try {
+        for (const StripeGroup& g : groups_) {
+          tickets_.push_back(t_.begin_write(g.stripe, g.items.size(), [&] { (void)erase_l1(g); }));
+        }
+      } catch (...) {
+        end_rest();  // the tickets taken so far
+        throw;
+      }
+    }
+    ~BatchWrite() { end_rest(); }
+    BatchWrite(const BatchWrite&) = delete;
+    BatchWrite& operator=(const BatchWrite&) = delete;
+
+    // finish: every group's L1 step, l1_step(group, sole), under its stripe
+    // lock (finish_write).
+    template <class L1Step>
+    void finish(L1Step&& l1_step) {
+      while (done_ < tickets_.size()) {
+        const std::size_t gi = done_++;  // counted out before a step can throw
+        t_.finish_write(tickets_[gi], groups_[gi].items.size(),
+                        [&](bool sole) { l1_step(groups_[gi], sole); });
+      }
+    }
+
+    // erase_l1: the group's keys erased from L1 (one batch call).
+    absl::Status erase_l1(const StripeGroup& g) {
+      std::vector<K> keys;
+      keys.reserve(g.items.size());
+      for (std::size_t i : g.items) keys.push_back(key_at_(i));
+      return t_.l1_->erase_many(std::span<const K>(keys));
+    }
+
+   private:
+    void end_rest() noexcept {
+      while (done_ < tickets_.size()) {
+        const std::size_t gi = done_++;
+        t_.finish_write(tickets_[gi], groups_[gi].items.size(), [&](bool) {
+          try {
+            (void)erase_l1(groups_[gi]);
+          } catch (...) {  // NOLINT(bugprone-empty-catch): best effort while unwinding
+          }
+        });
+      }
+    }
+
+    TieredStore& t_;
+    KeyAt key_at_;
+    std::vector<StripeGroup> groups_;
+    std::vector<Ticket> tickets_;
+    std::size_t done_ = 0;
+  };
+
   // write: put and fill without the publish: the L2 step, then the L1 step
   // (finish_write). When L2 failed, L1 keeps the copy only for a fill (a
   // value loaded from the system of record).
   absl::Status write(const K& key, Entry<V> entry, bool keep_l1_on_l2_error) {
     const Ticket t = begin_write(stripe_of(key), 1, [&] { (void)l1_->erase(key); });
-    absl::Status s = l2_->put(key, entry);
+    absl::Status s = l2_step(t, key, [&] { return l2_->put(key, entry); });
     absl::Status s1;
     finish_write(t, 1, [&](bool sole) {
       if (sole && (s.ok() || keep_l1_on_l2_error)) {
