@@ -49,6 +49,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/attributes.h"
 #include "absl/base/optimization.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -386,7 +387,7 @@ class CacheCore : public TaskOwner {
   };
 
   // timed_get: Store::get, timed one call in LatencySampler::kSampleEvery.
-  absl::StatusOr<std::optional<Entry<V>>> timed_get(const K& key) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE absl::StatusOr<std::optional<Entry<V>>> timed_get(const K& key) {
     if (ABSL_PREDICT_TRUE(!state_.latency.sample())) return state_.store->get(key);
     const auto t0 = CacheLatency::Steady::now();
     absl::StatusOr<std::optional<Entry<V>>> got = state_.store->get(key);

@@ -27,6 +27,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "absl/base/attributes.h"
 #include "larder/internal/epoch.h"
 #include "larder/internal/striped_counter.h"
 
@@ -36,7 +37,7 @@ class ThreadCounter {
  public:
   static constexpr std::uint32_t kOwned = 15;
 
-  void add(std::uint64_t n = 1) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void add(std::uint64_t n = 1) {
     const std::uint32_t i = Epoch::thread_index();
     if (i < kOwned) {
       std::atomic<std::uint64_t>& c = cells_[i].v;
