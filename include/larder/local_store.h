@@ -20,7 +20,7 @@
 //   local_store_bounds_test.cc, bench/adversarial_bench.cc).
 //
 //   The key space is split by hash into shards (LocalStoreOptions::shards; by
-//   default a power of two near 4x the hardware threads, fewer for small
+//   default a power of two near 2x the hardware threads, fewer for small
 //   bounds). Writers serialise on their shard's mutex; readers take no lock
 //   and write no shared cache line:
 //

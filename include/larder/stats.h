@@ -8,6 +8,12 @@
 // atomically, but fields are not read at one instant together, so sums across
 // fields may be off by the operations in flight.
 //
+// How reads count: a get_or_load or get_if_present adds one to hits,
+// stale_hits or misses. get_many counts each distinct key of the batch once
+// (a key given twice counts once). A key with a write-back write pending is
+// answered from that write and counts in none of the three: it never reaches
+// the store.
+//
 // The field order is API (users write designated initializers in tests and
 // dashboards read them by name): add new fields at the end only.
 #ifndef LARDER_STATS_H_
