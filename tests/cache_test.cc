@@ -346,6 +346,12 @@ TEST(CacheTest, RejectsBadOptionsNamingTheField) {
   expect_throw([](O& o) { o.stale_if_error = milliseconds(-1); }, "stale_if_error");
   expect_throw([](O& o) { o.negative.ttl = milliseconds(-1); }, "negative.ttl");
   expect_throw([](O& o) { o.load_timeout = milliseconds(-1); }, "load_timeout");
+  // Spans that would overflow the clock's time points (undefined behaviour).
+  expect_throw([](O& o) { o.ttl = milliseconds::max(); }, "ttl must be at most 50 years");
+  expect_throw([](O& o) { o.stale_if_error = std::chrono::hours(24 * 365 * 51); },
+               "stale_if_error must be at most 50 years");
+  expect_throw([](O& o) { o.write_back.retry_max = milliseconds::max(); },
+               "write_back.retry_max must be at most 50 years");
   expect_throw([](O& o) { o.write_mode = WriteMode::kWriteThrough; },
                "write_mode = kWriteThrough needs writer.write");
   expect_throw(

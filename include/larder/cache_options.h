@@ -120,6 +120,8 @@ struct NegativeCacheOptions {
 template <class K, class V>
 struct CacheOptions {
   // Fresh this long after a load or put. Must be > 0.
+  // Like every duration of these options except load_timeout, at most 50
+  // years (longer spans would overflow the clock's time points).
   std::chrono::milliseconds ttl{std::chrono::minutes(1)};
   // After ttl, served stale this long while one background refresh runs.
   // 0: off (an entry past ttl is loaded in the caller).

@@ -435,6 +435,29 @@ class CacheCore : public TaskOwner {
     if (o.error_backoff.count() < 0) bad("error_backoff must be >= 0");
     if (o.max_pending_invalidations == 0) bad("max_pending_invalidations must be > 0");
     if (o.late_write_window.count() < 0) bad("late_write_window must be >= 0");
+    // Spans are added to the clock's nanosecond time points, which overflow
+    // about 290 years after 1970 (undefined behaviour): each is capped at 50
+    // years, so every sum (ttl x (1 + jitter) + the stale span) stays inside.
+    // (load_timeout is added with saturating_add: any value works.)
+    constexpr std::chrono::milliseconds kMaxSpan = std::chrono::hours(24 * 365 * 50);
+    const WriteBackOptions<K>& wb = o.write_back;
+    for (const auto& [d, name] : {std::pair{o.ttl, "ttl"},
+                                  {o.stale_while_revalidate, "stale_while_revalidate"},
+                                  {o.stale_if_error, "stale_if_error"},
+                                  {o.negative.ttl, "negative.ttl"},
+                                  {o.error_backoff, "error_backoff"},
+                                  {o.late_write_window, "late_write_window"},
+                                  {wb.delay, "write_back.delay"},
+                                  {wb.wait, "write_back.wait"},
+                                  {wb.retry_base, "write_back.retry_base"},
+                                  {wb.retry_max, "write_back.retry_max"},
+                                  {wb.fsync_interval, "write_back.fsync_interval"},
+                                  {wb.journal_segment_age, "write_back.journal_segment_age"}}) {
+      if (d > kMaxSpan) {
+        bad(std::string(name) +
+            " must be at most 50 years (longer spans overflow the clock's time points)");
+      }
+    }
     if (o.negative.ttl.count() > 0 && o.negative.max_entries == 0) {
       bad("negative.ttl > 0 needs negative.max_entries > 0");
     }
