@@ -323,8 +323,8 @@ class TieredStore : public Store<K, V> {
   // error if any (then L1 holds none of the keys), else L1's.
   absl::Status put_many(std::span<const std::pair<K, Entry<V>>> entries) override {
     if (entries.empty()) return absl::OkStatus();
-    BatchWrite batch(*this, entries.size(),
-                     [&](std::size_t i) -> const K& { return entries[i].first; });
+    const auto key_at = [&](std::size_t i) -> const K& { return entries[i].first; };
+    BatchWrite<decltype(key_at)> batch(*this, entries.size(), key_at);
     absl::Status s = l2_->put_many(entries);
     absl::Status s1;
     batch.finish([&](const StripeGroup& g, bool sole) {
@@ -349,7 +349,8 @@ class TieredStore : public Store<K, V> {
   // erase_many: L2's batch, then L1's, then publish every key.
   absl::Status erase_many(std::span<const K> keys) override {
     if (keys.empty()) return absl::OkStatus();
-    BatchWrite batch(*this, keys.size(), [&](std::size_t i) -> const K& { return keys[i]; });
+    const auto key_at = [&](std::size_t i) -> const K& { return keys[i]; };
+    BatchWrite<decltype(key_at)> batch(*this, keys.size(), key_at);
     absl::Status s = l2_->erase_many(keys);
     absl::Status s1;
     batch.finish([&](const StripeGroup& g, bool) {
