@@ -153,9 +153,21 @@ class RedisStore : public Store<K, V> {
   absl::StatusOr<std::vector<std::optional<Entry<V>>>> get_many(std::span<const K> keys) override {
     std::vector<std::optional<Entry<V>>> out(keys.size());
     if (keys.empty()) return out;
-    std::vector<std::string> rks;
+    // The Redis keys, back to back in one buffer (one allocation, not one per key).
+    std::string buf;
+    std::vector<std::size_t> ends;
+    ends.reserve(keys.size());
+    buf.reserve(keys.size() * (prefix_.size() + 16));
+    for (const K& k : keys) {
+      buf += prefix_;
+      KeyCodec::encode(k, buf);
+      ends.push_back(buf.size());
+    }
+    std::vector<std::string_view> rks;
     rks.reserve(keys.size());
-    for (const K& k : keys) rks.push_back(redis_key(k));
+    for (std::size_t i = 0, start = 0; i < ends.size(); start = ends[i++]) {
+      rks.emplace_back(buf.data() + start, ends[i] - start);
+    }
     std::vector<std::string_view> flat;
     std::vector<RedisArgs> cmds;
     build_chunked("MGET", rks, flat, cmds);
@@ -315,8 +327,9 @@ class RedisStore : public Store<K, V> {
 
  private:
   // build_chunked: cmd k1 .. kn commands of at most chunk_ keys each.
-  void build_chunked(std::string_view cmd, const std::vector<std::string>& rks,
-                     std::vector<std::string_view>& flat, std::vector<RedisArgs>& cmds) const {
+  template <class Keys>  // a vector of std::string or of std::string_view
+  void build_chunked(std::string_view cmd, const Keys& rks, std::vector<std::string_view>& flat,
+                     std::vector<RedisArgs>& cmds) const {
     const std::size_t chunks = (rks.size() + chunk_ - 1) / chunk_;
     flat.reserve(rks.size() + chunks);
     std::vector<std::pair<std::size_t, std::size_t>> spans;
