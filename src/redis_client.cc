@@ -8,23 +8,36 @@
 // 1. I/O. hiredis 0.14's blocking API bounds each read()/write() with
 //    SO_RCVTIMEO/SO_SNDTIMEO, not a whole call: a server that trickles bytes,
 //    or a pipeline of many replies, can exceed the timeout many times over.
-//    So after connecting we switch the socket to O_NONBLOCK, clear REDIS_BLOCK
-//    in ctx->flags (hiredis then treats EAGAIN as "no data yet", as in its
-//    async mode), and drive hiredis' buffers ourselves:
+//    So we clear REDIS_BLOCK in ctx->flags, never let hiredis touch the
+//    socket, and drive hiredis' buffers ourselves:
 //
 //      redisAppendCommandArgv x N         format every command into obuf
-//      loop: send(obuf, MSG_NOSIGNAL)     until obuf is empty; poll(POLLOUT|POLLIN)
-//                                         between tries, reading replies early
+//      loop: send(obuf, MSG_NOSIGNAL |    until obuf is empty; poll(POLLOUT|POLLIN)
+//                 MSG_DONTWAIT)           between tries, reading replies early
 //                                         so neither side's buffers fill up
 //      for each of N replies:
 //        redisGetReplyFromReader          a complete reply already buffered?
-//        else poll(POLLIN, deadline); redisBufferRead
+//        else recv(); redisReaderFeed     a blocking recv bounded by SO_RCVTIMEO
 //
 //    The deadline is command_timeout from the start and is renewed whenever
 //    bytes move (sent or received): a call fails once the server makes no
 //    progress for command_timeout. For a single small command (one send, one
 //    reply) that is a bound on the whole call; a 10 MB pipeline may take
 //    longer, as long as the server keeps reading and answering.
+//    The pool's sockets block (only for reads: every send is MSG_DONTWAIT)
+//    with SO_RCVTIMEO = command_timeout, set once per connection
+//    (make_reads_block). A reply that is not there yet is waited for inside
+//    recv(), and since the receive timeout restarts with every read, exactly
+//    like the progress deadline, the kernel enforces the same bound: one
+//    syscall per reply instead of poll + read (on a paravirtualised VM each
+//    syscall costs microseconds: a 100-key MGET is send + recv, as for
+//    hiredis' own blocking API). A recv cut short by a signal, or one that
+//    returns empty-handed a hair before the deadline, hands over to
+//    poll(POLLIN, deadline) for what is left, so no signal stretches the
+//    bound. Connections that are not the pool's (the connect-time AUTH/SELECT
+//    exchange, the Sentinel lookups) stay non-blocking and poll() before
+//    every read; so does the cluster path, which waits on several nodes'
+//    sockets at once (its reads are MSG_DONTWAIT).
 //    Any failure leaves the connection in an unknown state (replies may still
 //    be in flight), so it is closed, never returned to the pool.
 //    Writes use our own send(MSG_NOSIGNAL) on hiredis' output buffer instead
@@ -37,10 +50,25 @@
 //    warm). borrow() takes an idle one; else opens one if open < pool_size;
 //    else waits on a condition variable until borrow_timeout. Connecting
 //    happens outside the mutex, with its slot reserved (open is incremented
-//    first). Before reusing an idle connection we poll() it for readability
-//    with a zero timeout: an idle connection has no reply owed, so readable
-//    means EOF/RST (the server restarted, or closed us for idling) and the
-//    connection is dropped — a restart costs no failed call.
+//    first). An idle connection may have been closed by the server (it
+//    restarted, or closed us for idling); a restart must cost no failed
+//    call. Two ways, by what the call sends:
+//      * reads (retry_safe: GET, MGET, EXISTS, PTTL, TTL, PING, STRLEN, TYPE,
+//        SCAN, DBSIZE, and pipelines of nothing else) take the idle
+//        connection unchecked. If it fails because the peer closed it (EOF,
+//        ECONNRESET, EPIPE; not a timeout) before a single reply byte came
+//        back, and it was reused (not opened for this call), it is closed
+//        and the call is sent again, once, on a connection borrowed the
+//        checked way; only that second failure counts (failures, breaker).
+//        Safe even when the server ran the command and then died or closed
+//        us without answering: running a read twice equals running it once.
+//      * anything else (SET, UNLINK, EVAL/EVALSHA, PUBLISH, user commands)
+//        may not run twice, so it is never re-sent: before reusing an idle
+//        connection, borrow() poll()s it for readability with a zero
+//        timeout. An idle connection has no reply owed, so readable means
+//        EOF/RST (or stray bytes) and the connection is dropped.
+//    This is the standalone path; cluster and Sentinel calls always borrow
+//    checked connections (a retry there would have to re-route per slot).
 //    After a failed connect, new connections are refused without I/O for a
 //    backoff that starts at reconnect_backoff_min and doubles per consecutive
 //    failure up to reconnect_backoff_max; a successful connect resets it.
@@ -114,6 +142,7 @@ using ReplyPtr = internal::RedisReplyPtr;
 struct Conn {
   ContextPtr ctx;
   std::uint64_t generation = 0;
+  bool reused = false;  // came from the idle stack (not opened for this call)
 };
 
 // wait_fd: poll() for `events` until deadline. The revents, 0 on timeout, or
@@ -138,15 +167,21 @@ absl::Status poll_error(std::string_view what) {
       absl::StrCat("redis ", internal::av(what), ": poll failed: ", internal::errno_text(errno)));
 }
 
-// write_some: sends what it can of c's output buffer without blocking and
-// without SIGPIPE (redisBufferWrite, minus the signal). *done once empty.
-absl::Status write_some(redisContext* c, int* done, std::string_view what) {
+// peer_gone: errno of a send or read on a connection the server closed.
+bool peer_gone(int err) { return err == ECONNRESET || err == EPIPE || err == ECONNABORTED; }
+
+// write_some: sends what it can of c's output buffer without blocking (on a
+// blocking socket too: MSG_DONTWAIT) and without SIGPIPE (redisBufferWrite,
+// minus the signal). *done once empty.
+absl::Status write_some(redisContext* c, int* done, std::string_view what,
+                        internal::IoTrace* trace = nullptr) {
   const sds buf = c->obuf;
   const std::size_t len = sdslen(buf);
   if (len > 0) {
-    const ssize_t n = ::send(c->fd, buf, len, MSG_NOSIGNAL);
+    const ssize_t n = ::send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        if (trace != nullptr && peer_gone(errno)) trace->peer_closed = true;
         return internal::redis_io_status(what, errno);
       }
     } else if (static_cast<std::size_t>(n) == len) {
@@ -159,6 +194,51 @@ absl::Status write_some(redisContext* c, int* done, std::string_view what) {
   }
   *done = sdslen(c->obuf) == 0 ? 1 : 0;
   return absl::OkStatus();
+}
+
+// set_ctx_error: records a failed read on c as hiredis' redisBufferRead does
+// (status_from_redis reads it from there): REDIS_ERR_EOF with hiredis' text,
+// REDIS_ERR_IO with errno's.
+void set_ctx_error(redisContext* c, int type, int err) {
+  c->err = type;
+  const std::string text = type == REDIS_ERR_EOF ? std::string("Server closed the connection")
+                                                 : internal::errno_text(err);
+  const std::size_t n = std::min(text.size(), sizeof(c->errstr) - 1);
+  std::memcpy(c->errstr, text.data(), n);
+  c->errstr[n] = '\0';
+}
+
+// Read: what read_some found.
+enum class Read { kBytes, kNone, kFailed };
+
+// read_some: one recv() into c's reader (redisBufferRead, with flags: 0 on a
+// blocking socket waits up to its SO_RCVTIMEO; MSG_DONTWAIT never waits).
+// kNone: nothing there (EAGAIN: for a blocking read, the receive timeout
+// elapsed; or EINTR). kFailed: EOF or an error, recorded in c (status_from_redis).
+Read read_some(redisContext* c, int flags, internal::IoTrace* trace) {
+  if (c->err != 0) return Read::kFailed;
+  char buf[16 * 1024];
+  const ssize_t n = ::recv(c->fd, buf, sizeof buf, flags);
+  if (n > 0) {
+    if (trace != nullptr) trace->received = true;
+    if (redisReaderFeed(c->reader, buf, static_cast<std::size_t>(n)) != REDIS_OK) {
+      c->err = c->reader->err;
+      std::memcpy(c->errstr, c->reader->errstr, sizeof(c->errstr));
+      c->errstr[sizeof(c->errstr) - 1] = '\0';
+      return Read::kFailed;
+    }
+    return Read::kBytes;
+  }
+  if (n == 0) {
+    if (trace != nullptr) trace->peer_closed = true;
+    set_ctx_error(c, REDIS_ERR_EOF, 0);
+    return Read::kFailed;
+  }
+  const int err = errno;
+  if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) return Read::kNone;
+  if (trace != nullptr && peer_gone(err)) trace->peer_closed = true;
+  set_ctx_error(c, REDIS_ERR_IO, err);
+  return Read::kFailed;
 }
 
 // append_command: one command into c's output buffer; argv/lens on the
@@ -191,7 +271,8 @@ absl::Status append_command(redisContext* c, RedisArgs cmd, std::string_view wha
 
 // run_on: the I/O loop of the design essay, on one connection.
 absl::Status internal::run_on(redisContext* c, std::span<const RedisArgs> commands,
-                              RedisReplyFn on_reply, std::string_view what, milliseconds timeout) {
+                              RedisReplyFn on_reply, std::string_view what, milliseconds timeout,
+                              ReplyWait wait, IoTrace* trace) {
   for (const RedisArgs& cmd : commands) {
     if (absl::Status s = append_command(c, cmd, what); !s.ok()) return s;
   }
@@ -199,17 +280,20 @@ absl::Status internal::run_on(redisContext* c, std::span<const RedisArgs> comman
   int done = 0;
   for (;;) {
     const std::size_t before = sdslen(c->obuf);
-    if (absl::Status w = write_some(c, &done, what); !w.ok()) return w;
+    if (absl::Status w = write_some(c, &done, what, trace); !w.ok()) return w;
     if (done) break;
     if (sdslen(c->obuf) != before) deadline = Steady::now() + timeout;  // progress
     const int ev = wait_fd(c->fd, POLLOUT | POLLIN, deadline);
     if (ev == 0) return internal::redis_timeout_status(what, timeout);
     if (ev < 0) return poll_error(what);
     if ((ev & (POLLIN | POLLERR | POLLHUP)) != 0) {
-      if (redisBufferRead(c) != REDIS_OK) return internal::status_from_redis(c, nullptr, what);
+      if (read_some(c, MSG_DONTWAIT, trace) == Read::kFailed) {
+        return internal::status_from_redis(c, nullptr, what);
+      }
       deadline = Steady::now() + timeout;  // progress (replies arriving early)
     }
   }
+  if (wait == ReplyWait::kBlocking) deadline = Steady::now() + timeout;  // sent: progress
   for (std::size_t i = 0; i < commands.size(); ++i) {
     void* raw = nullptr;
     for (;;) {
@@ -217,11 +301,22 @@ absl::Status internal::run_on(redisContext* c, std::span<const RedisArgs> comman
         return internal::reply_read_status(c, what);
       }
       if (raw != nullptr) break;
-      const int ev = wait_fd(c->fd, POLLIN, deadline);
-      if (ev == 0) return internal::redis_timeout_status(what, timeout);
-      if (ev < 0) return poll_error(what);
-      if (redisBufferRead(c) != REDIS_OK) return internal::status_from_redis(c, nullptr, what);
-      deadline = Steady::now() + timeout;  // progress: bytes arrived
+      Read got = Read::kNone;
+      if (wait == ReplyWait::kBlocking) {
+        // The kernel waits (SO_RCVTIMEO = timeout, the deadline's distance
+        // from the last progress): one syscall per reply that is not there yet.
+        got = read_some(c, 0, trace);
+      }
+      if (got == Read::kNone) {
+        // Non-blocking socket, or a blocking read cut short (EINTR, or the
+        // receive timeout, which lands on the deadline): poll what is left.
+        const int ev = wait_fd(c->fd, POLLIN, deadline);
+        if (ev == 0) return internal::redis_timeout_status(what, timeout);
+        if (ev < 0) return poll_error(what);
+        got = read_some(c, MSG_DONTWAIT, trace);
+      }
+      if (got == Read::kFailed) return internal::status_from_redis(c, nullptr, what);
+      if (got == Read::kBytes) deadline = Steady::now() + timeout;  // progress: bytes arrived
     }
     ReplyPtr reply(raw);
     on_reply(i, RedisReplyRef(raw));
@@ -239,6 +334,32 @@ bool is_dead(const redisContext* c) {
   pollfd p{c->fd, POLLIN, 0};
   const int r = ::poll(&p, 1, 0);
   return r != 0;  // readable, error, or poll failed
+}
+
+// retry_safe: whether cmd may be sent a second time after the first try's
+// connection closed before any reply byte came back, when the server may have
+// run it just before closing (killed after reading it): only commands that
+// change nothing, so running them twice equals running them once. Writes
+// (SET, UNLINK, DEL, EVAL/EVALSHA whatever the script, PUBLISH, INCR, ...)
+// and anything not listed are not.
+bool retry_safe(RedisArgs cmd) {
+  if (cmd.empty()) return false;
+  static constexpr std::string_view kReads[] = {"GET",  "MGET",   "EXISTS", "PTTL", "TTL",
+                                                "PING", "STRLEN", "TYPE",   "SCAN", "DBSIZE"};
+  const std::string_view c = cmd[0];
+  for (std::string_view r : kReads) {
+    if (c.size() == r.size() && std::equal(c.begin(), c.end(), r.begin(), [](char x, char y) {
+          return std::toupper(static_cast<unsigned char>(x)) == y;
+        })) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool retry_safe(std::span<const RedisArgs> commands) {
+  return std::all_of(commands.begin(), commands.end(),
+                     [](const RedisArgs& c) { return retry_safe(c); });
 }
 
 // ---- Cluster helpers ----
@@ -468,7 +589,7 @@ void run_flights(std::vector<Flight>& fl, std::vector<Sub>& subs, std::string_vi
         if (sdslen(c->obuf) != before) f.deadline = t + timeout;
       }
       if ((re & (POLLIN | POLLERR | POLLHUP)) != 0) {
-        if (redisBufferRead(c) != REDIS_OK) {
+        if (read_some(c, MSG_DONTWAIT, nullptr) == Read::kFailed) {
           fail(internal::status_from_redis(c, nullptr, what));
           continue;
         }
@@ -566,7 +687,7 @@ struct RedisClient::Impl {
   std::thread prober;
 
   std::atomic<std::uint64_t> connects{0}, connect_failures{0}, failures{0}, fast_failures{0},
-      dropped{0}, breaker_opens{0}, breaker_closes{0}, probes{0};
+      dropped{0}, breaker_opens{0}, breaker_closes{0}, probes{0}, retries{0};
   std::atomic<std::uint64_t> moved{0}, asks{0}, tryagains{0}, downs{0}, refreshes{0},
       refresh_failures{0}, master_switches{0};
 
@@ -688,6 +809,10 @@ struct RedisClient::Impl {
         return first;
       }
     }
+    // From here on replies are read by blocking reads (design essay, part 1).
+    if (absl::Status s = internal::make_reads_block(c.get(), opts.command_timeout); !s.ok()) {
+      return s;
+    }
     return c;
   }
 
@@ -709,7 +834,9 @@ struct RedisClient::Impl {
   enum class Blame { kNone, kNetwork, kBackoff };
 
   // borrow: a connection to n for one call; see the design essay, part 2.
-  absl::StatusOr<std::unique_ptr<Conn>> borrow(Node& n, Blame& blame) {
+  // check_idle: poll an idle connection before reusing it (false: the caller
+  // retries on a checked connection if it turns out closed).
+  absl::StatusOr<std::unique_ptr<Conn>> borrow(Node& n, Blame& blame, bool check_idle = true) {
     blame = Blame::kNone;
     std::vector<std::unique_ptr<Conn>> discard;  // closed outside the lock
     absl::StatusOr<std::unique_ptr<Conn>> result = absl::UnknownError("unset");
@@ -720,7 +847,10 @@ struct RedisClient::Impl {
         while (!n.idle.empty()) {
           std::unique_ptr<Conn> c = std::move(n.idle.back());
           n.idle.pop_back();
-          if (c->generation == n.generation && !is_dead(c->ctx.get())) return c;
+          if (c->generation == n.generation && (!check_idle || !is_dead(c->ctx.get()))) {
+            c->reused = true;
+            return c;
+          }
           --n.open;
           dropped.fetch_add(1, std::memory_order_relaxed);
           discard.push_back(std::move(c));
@@ -855,7 +985,7 @@ struct RedisClient::Impl {
       absl::Status s = run_on(
           c->get(), std::span<const RedisArgs>(&cmd, 1),
           [&](std::size_t, RedisReplyRef r) { reply_status = r.status("PING"); }, "PING",
-          opts.command_timeout);
+          opts.command_timeout, internal::ReplyWait::kBlocking);
       if (s.ok()) s = reply_status;
       if (!s.ok()) c = s;
     }
@@ -947,7 +1077,7 @@ struct RedisClient::Impl {
       absl::Status s =
           run_on((*conn)->ctx.get(), std::span<const RedisArgs>(&cmd, 1),
                  [&](std::size_t, RedisReplyRef r) { parsed = parse_slots(r, n, table); },
-                 "CLUSTER SLOTS", opts.command_timeout);
+                 "CLUSTER SLOTS", opts.command_timeout, internal::ReplyWait::kBlocking);
       give_back(n, *std::move(conn), s.ok());
       if (!s.ok() || !parsed.ok()) {
         if (opts.log) {
@@ -1158,8 +1288,11 @@ struct RedisClient::Impl {
       return absl::UnavailableError(
           absl::StrCat("redis ", internal::av(what), ": ", n.label, " circuit breaker open"));
     }
+    // Reads skip the idle check and are re-sent once if the connection
+    // proves closed (design essay, part 2); anything else is checked first.
+    const bool may_retry = retry_safe(commands);
     Blame blame = Blame::kNone;
-    absl::StatusOr<std::unique_ptr<Conn>> conn = borrow(n, blame);
+    absl::StatusOr<std::unique_ptr<Conn>> conn = borrow(n, blame, !may_retry);
     if (!conn.ok()) {
       if (blame != Blame::kNone) record_failure(n, conn.status(), blame == Blame::kNetwork);
       return absl::Status(conn.status().code(), absl::StrCat("redis ", internal::av(what), ": ",
@@ -1171,9 +1304,29 @@ struct RedisClient::Impl {
       Node& n;
       std::unique_ptr<Conn> c;
       bool healthy = false;
-      ~Returner() { self->give_back(n, std::move(c), healthy); }
+      ~Returner() {
+        if (c != nullptr) self->give_back(n, std::move(c), healthy);
+      }
     } ret{this, n, *std::move(conn)};
-    absl::Status s = run_on(ret.c->ctx.get(), commands, on_reply, what, opts.command_timeout);
+    internal::IoTrace trace;
+    absl::Status s = run_on(ret.c->ctx.get(), commands, on_reply, what, opts.command_timeout,
+                            internal::ReplyWait::kBlocking, &trace);
+    if (!s.ok() && may_retry && ret.c->reused && trace.peer_closed && !trace.received) {
+      // The pooled connection was closed by the server while idle (a restart,
+      // its idle timeout) or just as it read our commands; nothing reached
+      // on_reply. Close it and send again, once, on a checked connection.
+      give_back(n, std::move(ret.c), false);
+      retries.fetch_add(1, std::memory_order_relaxed);
+      conn = borrow(n, blame, true);
+      if (!conn.ok()) {
+        if (blame != Blame::kNone) record_failure(n, conn.status(), blame == Blame::kNetwork);
+        return absl::Status(conn.status().code(), absl::StrCat("redis ", internal::av(what), ": ",
+                                                               conn.status().message()));
+      }
+      ret.c = *std::move(conn);
+      s = run_on(ret.c->ctx.get(), commands, on_reply, what, opts.command_timeout,
+                 internal::ReplyWait::kBlocking);
+    }
     ret.healthy = s.ok();
     if (s.ok()) {
       record_success(n);
@@ -1811,6 +1964,7 @@ RedisClientStats RedisClient::stats() const {
   s.topology_refreshes = impl_->refreshes.load(std::memory_order_relaxed);
   s.topology_refresh_failures = impl_->refresh_failures.load(std::memory_order_relaxed);
   s.master_switches = impl_->master_switches.load(std::memory_order_relaxed);
+  s.retries = impl_->retries.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -4,16 +4,19 @@
 // RedisClient (src/redis_client.cc) and RedisInvalidationBus'
 // receiving connection (src/redis_invalidation_bus.cc). Not installed.
 //
-// Both drive their sockets themselves with poll() against deadlines, so a
-// connection leaves connect_nonblocking() non-blocking, with hiredis'
-// REDIS_BLOCK flag cleared (redisGetReply then never blocks) and TCP
-// keep-alive on. What each does next (AUTH and SELECT for the pool; AUTH and
-// SUBSCRIBE for the bus) stays with its owner.
+// Both drive their sockets themselves against deadlines, so a connection
+// leaves connect_nonblocking() non-blocking, with hiredis' REDIS_BLOCK flag
+// cleared (redisGetReply then never blocks) and TCP keep-alive on. What each
+// does next (AUTH and SELECT for the pool; AUTH and SUBSCRIBE for the bus)
+// stays with its owner. The pool then makes its reads block with a receive
+// timeout (make_reads_block), saving a poll() per reply; the bus keeps
+// polling, since it waits on its socket and a wake-up pipe at once.
 #ifndef LARDER_SRC_REDIS_SOCKET_H_
 #define LARDER_SRC_REDIS_SOCKET_H_
 
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <cerrno>
@@ -184,14 +187,55 @@ inline absl::StatusOr<RedisContextPtr> connect_nonblocking(const RedisOptions& o
   return connect_nonblocking_to(opts.host, opts.port, opts.unix_socket, opts.connect_timeout);
 }
 
+// make_reads_block: switches a connection from connect_nonblocking_to back to
+// blocking I/O with SO_RCVTIMEO = timeout, for run_on's ReplyWait::kBlocking:
+// a read then waits in the kernel (one syscall, not poll + read) and gives up
+// after `timeout` without bytes, which is exactly run_on's progress deadline.
+// Sends stay non-blocking per call (MSG_DONTWAIT). REDIS_BLOCK stays cleared:
+// hiredis never does I/O on it; larder does.
+inline absl::Status make_reads_block(redisContext* c, std::chrono::milliseconds timeout) {
+  const timeval tv = to_timeval(timeout);
+  const int fl = ::fcntl(c->fd, F_GETFL);
+  if (fl < 0 || ::fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("redis connect: fcntl(~O_NONBLOCK): ", internal::errno_text(errno)));
+  }
+  if (::setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("redis connect: setsockopt(SO_RCVTIMEO): ", internal::errno_text(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// ReplyWait: how run_on waits for a reply that has not arrived yet.
+enum class ReplyWait {
+  // The socket is non-blocking (connect_nonblocking_to): poll(POLLIN) until
+  // the deadline, then read.
+  kPoll,
+  // The socket blocks with SO_RCVTIMEO = the timeout (make_reads_block): read
+  // at once and let the kernel wait. If the read returns empty-handed before
+  // the deadline (a signal), the rest of the wait is a poll as in kPoll.
+  kBlocking,
+};
+
+// IoTrace: what run_on saw on the wire, for the caller's retry decision.
+struct IoTrace {
+  bool received = false;     // at least one byte of a reply arrived
+  bool peer_closed = false;  // it failed because the peer closed the connection
+                             // (EOF, ECONNRESET, EPIPE, ECONNABORTED)
+};
+
 // run_on: the deadline-driven I/O loop of redis_client.cc's design essay on
-// one non-blocking connection: sends every command, then hands each reply in
-// order to on_reply. Fails (status_from_redis' codes; kDeadlineExceeded when
-// the server makes no progress for `timeout`) leaving the connection in an
+// one connection: sends every command, then hands each reply in order to
+// on_reply. Fails (status_from_redis' codes; kDeadlineExceeded when the
+// server makes no progress for `timeout`) leaving the connection in an
 // unknown state: close it. Reads no further than the last reply it needs
-// (bytes after it stay in c's reader). Declared here for the fuzz target.
+// (bytes after it stay in c's reader). `wait` must match the socket's mode
+// (kBlocking only after make_reads_block with the same timeout); `trace`, if
+// given, is filled in. Declared here for the fuzz target.
 absl::Status run_on(redisContext* c, std::span<const RedisArgs> commands, RedisReplyFn on_reply,
-                    std::string_view what, std::chrono::milliseconds timeout);
+                    std::string_view what, std::chrono::milliseconds timeout,
+                    ReplyWait wait = ReplyWait::kPoll, IoTrace* trace = nullptr);
 
 // RedisEndpoint: one server a RedisClient routes to, as the bus's receiving
 // connection needs it.

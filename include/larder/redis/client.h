@@ -6,14 +6,17 @@
 // several of them may share one client (and so one pool).
 //
 // How it differs from the obvious "one blocking redisContext per thread with
-// SO_RCVTIMEO": every socket is non-blocking and driven by poll() against a
-// deadline, so no call can hang past its timeout however the server
-// misbehaves (a SIGSTOPped server, a socket that accepts and never answers, a
-// half-open TCP connection); a dead connection is detected before it is used
-// and replaced; after `breaker_failures` consecutive failures the breaker
-// opens and every call fails at once, without touching the network, until a
-// background probe reconnects. Construction never fails because Redis is
-// down: connections are opened on demand.
+// SO_RCVTIMEO": larder drives the sockets itself against a deadline that
+// restarts whenever bytes move (sends never block; reads block at most
+// command_timeout, then poll() what is left), so no call can hang past its
+// timeout however the server misbehaves (a SIGSTOPped server, a socket that
+// accepts and never answers, a half-open TCP connection); a dead pooled
+// connection is replaced without failing the call (a read that finds it
+// closed is sent again once, on a checked connection; a write checks it
+// first); after `breaker_failures` consecutive failures the breaker opens and
+// every call fails at once, without touching the network, until a background
+// probe reconnects. Construction never fails because Redis is down:
+// connections are opened on demand.
 //
 // Latency bound of one call: borrow_timeout (only when all pool_size
 // connections are busy) + connect_timeout (only when it must open a
@@ -203,6 +206,10 @@ struct RedisClientStats {
   std::uint64_t topology_refreshes = 0;  // slot maps / master lookups applied
   std::uint64_t topology_refresh_failures = 0;  // refreshes that found no usable answer
   std::uint64_t master_switches = 0;            // Sentinel: the master moved
+  // Calls re-sent once on a checked connection because the pooled one they
+  // were sent on had been closed by the server before any reply byte (reads
+  // only: GET, MGET, EXISTS, PTTL, ... ; standalone servers).
+  std::uint64_t retries = 0;
 };
 
 class RedisClient {
