@@ -243,6 +243,168 @@ TEST(RedisOutageTest, ServerHangingUpMidWriteIsAnErrorNotSigpipe) {
   EXPECT_TRUE(store.put("small", Entry<std::string>{"x", now + seconds(9), now + seconds(9)}).ok());
 }
 
+// ---- A pooled connection the server closed (design essay of
+// src/redis_client.cc, part 2): reads are sent unchecked and re-sent once,
+// writes check the connection first and are never re-sent. ----
+
+// admin_command: one command on a fresh blocking hiredis connection of the
+// test's own (not the client's pool); the reply's integer, or its string
+// parsed as one, or -1.
+long long admin_command(int port, const std::vector<std::string>& args) {
+  redisContext* c = redisConnectWithTimeout("127.0.0.1", port, timeval{5, 0});
+  long long out = -1;
+  if (c != nullptr && c->err == 0) {
+    redisSetTimeout(c, timeval{5, 0});
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lens;
+    for (const std::string& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    auto* r = static_cast<redisReply*>(
+        redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    if (r != nullptr && r->type == REDIS_REPLY_INTEGER) out = r->integer;
+    if (r != nullptr && r->type == REDIS_REPLY_STRING) out = std::stoll(std::string(r->str, r->len));
+    if (r != nullptr) freeReplyObject(r);
+  }
+  if (c != nullptr) redisFree(c);
+  return out;
+}
+
+// kill_pool: closes every client connection of the server except the
+// caller's (the pool's idle ones); how many it closed.
+long long kill_pool(int port) {
+  return admin_command(port, {"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+}
+
+// commands_run: how many times the server ran `cmd` (INFO commandstats).
+long long commands_run(int port, const std::string& cmd) {
+  redisContext* c = redisConnectWithTimeout("127.0.0.1", port, timeval{5, 0});
+  long long out = -1;
+  if (c != nullptr && c->err == 0) {
+    redisSetTimeout(c, timeval{5, 0});
+    auto* r = static_cast<redisReply*>(redisCommand(c, "INFO commandstats"));
+    if (r != nullptr && r->type == REDIS_REPLY_STRING) {
+      const std::string text(r->str, r->len);
+      const std::string tag = "cmdstat_" + cmd + ":calls=";
+      const std::size_t at = text.find(tag);
+      out = at == std::string::npos ? 0 : std::stoll(text.substr(at + tag.size()));
+    }
+    if (r != nullptr) freeReplyObject(r);
+  }
+  if (c != nullptr) redisFree(c);
+  return out;
+}
+
+absl::StatusOr<std::string> get_string(RedisClient& client, const std::string& key) {
+  std::string out;
+  const std::string_view args[] = {"GET", key};
+  absl::Status s = client.command(
+      args, [&](std::size_t, RedisReplyRef r) { out = std::string(r.str()); }, "GET");
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::Status set_string(RedisClient& client, const std::string& key, const std::string& v) {
+  const std::string_view args[] = {"SET", key, v};
+  absl::Status reply;
+  absl::Status s = client.command(
+      args, [&](std::size_t, RedisReplyRef r) { reply = r.status("SET"); }, "SET");
+  return s.ok() ? reply : s;
+}
+
+TEST(RedisOutageTest, ReadOnAPooledConnectionTheServerClosedIsResentOnce) {
+  RedisServer server;
+  ASSERT_TRUE(server.running());
+  RedisOptions o = server.options();
+  o.pool_size = 1;
+  RedisClient client(o);
+  const std::string key = o.key_prefix + "k";
+  ASSERT_TRUE(set_string(client, key, "v1").ok());  // one idle pooled connection
+  ASSERT_EQ(kill_pool(server.port()), 1);           // the server closes it
+  absl::StatusOr<std::string> got = get_string(client, key);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, "v1");
+  RedisClientStats st = client.stats();
+  EXPECT_EQ(st.retries, 1u);   // sent unchecked, found closed, sent again
+  EXPECT_EQ(st.failures, 0u);  // the first try is not a failed call
+  EXPECT_EQ(st.dropped, 1u);
+  EXPECT_FALSE(st.breaker_open);
+  // A pipeline of reads alike; the connection is then healthy again.
+  ASSERT_EQ(kill_pool(server.port()), 1);
+  const std::string_view get[] = {"GET", key};
+  const std::string_view mget[] = {"MGET", key, key};
+  const RedisArgs cmds[] = {RedisArgs(get), RedisArgs(mget)};
+  std::size_t replies = 0;
+  ASSERT_TRUE(client.pipeline(cmds, [&](std::size_t, RedisReplyRef) { ++replies; }, "read").ok());
+  EXPECT_EQ(replies, 2u);
+  ASSERT_TRUE(get_string(client, key).ok());
+  st = client.stats();
+  EXPECT_EQ(st.retries, 2u);
+  EXPECT_EQ(st.failures, 0u);
+}
+
+TEST(RedisOutageTest, WriteOnAPooledConnectionTheServerClosedIsCheckedNotResent) {
+  RedisServer server;
+  ASSERT_TRUE(server.running());
+  RedisOptions o = server.options();
+  o.pool_size = 1;
+  RedisClient client(o);
+  const std::string key = o.key_prefix + "n";
+  ASSERT_TRUE(set_string(client, key, "1").ok());
+  ASSERT_EQ(kill_pool(server.port()), 1);
+  // The idle check finds it closed before anything is sent: no failed call.
+  const std::string_view incr[] = {"INCR", key};
+  long long n = 0;
+  ASSERT_TRUE(
+      client.command(incr, [&](std::size_t, RedisReplyRef r) { n = r.integer(); }, "INCR").ok());
+  EXPECT_EQ(n, 2);
+  // A pipeline mixing a read and a write is a write.
+  ASSERT_EQ(kill_pool(server.port()), 1);
+  const std::string_view get[] = {"GET", key};
+  const RedisArgs cmds[] = {RedisArgs(get), RedisArgs(incr)};
+  ASSERT_TRUE(client.pipeline(cmds, [](std::size_t, RedisReplyRef) {}, "mixed").ok());
+  EXPECT_EQ(admin_command(server.port(), {"GET", key}), 3);
+  const RedisClientStats st = client.stats();
+  EXPECT_EQ(st.retries, 0u);
+  EXPECT_EQ(st.failures, 0u);
+  EXPECT_EQ(st.dropped, 2u);
+}
+
+// The server runs a command and then closes the connection without a byte
+// of its reply (the reply is over its output buffer limit): the case where a
+// re-send would run the command twice. A read is re-sent once (and the
+// second failure is the call's); a write is not re-sent: it ran once.
+TEST(RedisOutageTest, CommandTheServerRanThenClosedOnIsResentOnlyIfARead) {
+  RedisServer server({"--client-output-buffer-limit", "normal 256kb 256kb 0"});
+  ASSERT_TRUE(server.running());
+  RedisOptions o = server.options();
+  o.pool_size = 1;
+  o.breaker_failures = 0;  // never open: the second failure must not hide the third call
+  RedisClient client(o);
+  const std::string big = o.key_prefix + "big", counter = o.key_prefix + "counter";
+  ASSERT_TRUE(set_string(client, big, std::string(1 << 20, 'x')).ok());  // pooled, idle
+
+  const long long gets_before = commands_run(server.port(), "get");
+  absl::StatusOr<std::string> got = get_string(client, big);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable) << got.status();
+  EXPECT_EQ(commands_run(server.port(), "get") - gets_before, 2);  // sent twice, not more
+  RedisClientStats st = client.stats();
+  EXPECT_EQ(st.retries, 1u);
+  EXPECT_EQ(st.failures, 1u);
+
+  ASSERT_TRUE(set_string(client, counter, "0").ok());  // a healthy pooled connection again
+  static constexpr std::string_view kScript =
+      "redis.call('INCR', KEYS[1]) return string.rep('x', 1048576)";
+  const std::string_view eval[] = {"EVAL", kScript, "1", counter};
+  const absl::Status s = client.command(eval, [](std::size_t, RedisReplyRef) {}, "EVAL");
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_EQ(admin_command(server.port(), {"GET", counter}), 1);  // ran once: not re-sent
+  st = client.stats();
+  EXPECT_EQ(st.retries, 1u);
+  EXPECT_EQ(st.failures, 2u);
+}
+
 // The Cache in front of a RedisStore through an outage: it serves from the
 // loader, counts store_errors, and goes back to Redis when Redis returns.
 TEST(RedisOutageTest, CacheServesFromLoaderDuringOutageAndRecovers) {
