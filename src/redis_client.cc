@@ -1316,6 +1316,11 @@ struct RedisClient::Impl {
       // its idle timeout) or just as it read our commands; nothing reached
       // on_reply. Close it and send again, once, on a checked connection.
       give_back(n, std::move(ret.c), false);
+      if (n.breaker.load(std::memory_order_acquire)) {  // opened meanwhile: as at the start
+        fast_failures.fetch_add(1, std::memory_order_relaxed);
+        return absl::UnavailableError(
+            absl::StrCat("redis ", internal::av(what), ": ", n.label, " circuit breaker open"));
+      }
       retries.fetch_add(1, std::memory_order_relaxed);
       conn = borrow(n, blame, true);
       if (!conn.ok()) {

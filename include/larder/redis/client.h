@@ -22,8 +22,9 @@
 // connections are busy) + connect_timeout (only when it must open a
 // connection) + command_timeout (its I/O: the call fails once no byte has
 // moved for command_timeout, which bounds a single command; a large pipeline
-// may run longer while the server keeps up). While the breaker is open:
-// immediate.
+// may run longer while the server keeps up). A read whose pooled connection
+// the server closed before answering is sent once more (see above), so it may
+// take that bound twice. While the breaker is open: immediate.
 //
 // Errors (absl::Status): kUnavailable (refused, reset, closed, breaker open,
 // reconnect backoff), kDeadlineExceeded (connect or command timed out, or no
