@@ -167,6 +167,13 @@ absl::Status poll_error(std::string_view what) {
       absl::StrCat("redis ", internal::av(what), ": poll failed: ", internal::errno_text(errno)));
 }
 
+// kKeptBuffer: how much of a connection's output buffer, and of its reader's
+// free buffer space, outlives a call (hiredis frees the output buffer after
+// every write and the reader's once more than 16 KiB of it is free: a 100-key
+// MGET's ~13 KB reply grows it past that, so each call allocated and freed it
+// again). At most 2 x 64 KiB per pooled connection.
+constexpr std::size_t kKeptBuffer = 64 * 1024;
+
 // peer_gone: errno of a send or read on a connection the server closed.
 bool peer_gone(int err) { return err == ECONNRESET || err == EPIPE || err == ECONNABORTED; }
 
@@ -185,9 +192,13 @@ absl::Status write_some(redisContext* c, int* done, std::string_view what,
         return internal::redis_io_status(what, errno);
       }
     } else if (static_cast<std::size_t>(n) == len) {
-      sdsfree(c->obuf);
-      c->obuf = sdsempty();
-      if (c->obuf == nullptr) return absl::ResourceExhaustedError("redis: out of memory");
+      if (sdsalloc(c->obuf) <= kKeptBuffer) {
+        sdsclear(c->obuf);  // kept for the next call: no regrowth per call
+      } else {
+        sdsfree(c->obuf);
+        c->obuf = sdsempty();
+        if (c->obuf == nullptr) return absl::ResourceExhaustedError("redis: out of memory");
+      }
     } else {
       sdsrange(c->obuf, static_cast<int>(n), -1);
     }
@@ -813,6 +824,7 @@ struct RedisClient::Impl {
     if (absl::Status s = internal::make_reads_block(c.get(), opts.command_timeout); !s.ok()) {
       return s;
     }
+    c->reader->maxbuf = kKeptBuffer;
     return c;
   }
 
