@@ -264,7 +264,9 @@ long long admin_command(int port, const std::vector<std::string>& args) {
     auto* r = static_cast<redisReply*>(
         redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
     if (r != nullptr && r->type == REDIS_REPLY_INTEGER) out = r->integer;
-    if (r != nullptr && r->type == REDIS_REPLY_STRING) out = std::stoll(std::string(r->str, r->len));
+    if (r != nullptr && r->type == REDIS_REPLY_STRING) {
+      out = std::stoll(std::string(r->str, r->len));
+    }
     if (r != nullptr) freeReplyObject(r);
   }
   if (c != nullptr) redisFree(c);
@@ -336,7 +338,9 @@ TEST(RedisOutageTest, ReadOnAPooledConnectionTheServerClosedIsResentOnce) {
   const std::string_view mget[] = {"MGET", key, key};
   const RedisArgs cmds[] = {RedisArgs(get), RedisArgs(mget)};
   std::size_t replies = 0;
-  ASSERT_TRUE(client.pipeline(cmds, [&](std::size_t, RedisReplyRef) { ++replies; }, "read").ok());
+  const absl::Status read = client.pipeline(
+      cmds, [&](std::size_t, RedisReplyRef) { ++replies; }, "read");
+  ASSERT_TRUE(read.ok()) << read;
   EXPECT_EQ(replies, 2u);
   ASSERT_TRUE(get_string(client, key).ok());
   st = client.stats();
@@ -356,14 +360,17 @@ TEST(RedisOutageTest, WriteOnAPooledConnectionTheServerClosedIsCheckedNotResent)
   // The idle check finds it closed before anything is sent: no failed call.
   const std::string_view incr[] = {"INCR", key};
   long long n = 0;
-  ASSERT_TRUE(
-      client.command(incr, [&](std::size_t, RedisReplyRef r) { n = r.integer(); }, "INCR").ok());
+  const absl::Status incremented = client.command(
+      incr, [&](std::size_t, RedisReplyRef r) { n = r.integer(); }, "INCR");
+  ASSERT_TRUE(incremented.ok()) << incremented;
   EXPECT_EQ(n, 2);
   // A pipeline mixing a read and a write is a write.
   ASSERT_EQ(kill_pool(server.port()), 1);
   const std::string_view get[] = {"GET", key};
   const RedisArgs cmds[] = {RedisArgs(get), RedisArgs(incr)};
-  ASSERT_TRUE(client.pipeline(cmds, [](std::size_t, RedisReplyRef) {}, "mixed").ok());
+  const absl::Status mixed = client.pipeline(
+      cmds, [](std::size_t, RedisReplyRef) {}, "mixed");
+  ASSERT_TRUE(mixed.ok()) << mixed;
   EXPECT_EQ(admin_command(server.port(), {"GET", key}), 3);
   const RedisClientStats st = client.stats();
   EXPECT_EQ(st.retries, 0u);
@@ -397,7 +404,8 @@ TEST(RedisOutageTest, CommandTheServerRanThenClosedOnIsResentOnlyIfARead) {
   static constexpr std::string_view kScript =
       "redis.call('INCR', KEYS[1]) return string.rep('x', 1048576)";
   const std::string_view eval[] = {"EVAL", kScript, "1", counter};
-  const absl::Status s = client.command(eval, [](std::size_t, RedisReplyRef) {}, "EVAL");
+  const absl::Status s = client.command(
+      eval, [](std::size_t, RedisReplyRef) {}, "EVAL");
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_EQ(admin_command(server.port(), {"GET", counter}), 1);  // ran once: not re-sent
   st = client.stats();
