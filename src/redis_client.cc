@@ -172,7 +172,7 @@ absl::Status poll_error(std::string_view what) {
 // every write and the reader's once more than 16 KiB of it is free: a 100-key
 // MGET's ~13 KB reply grows it past that, so each call allocated and freed it
 // again). At most 2 x 64 KiB per pooled connection.
-constexpr std::size_t kKeptBuffer = 64 * 1024;
+constexpr std::size_t kKeptBuffer = std::size_t{64} * 1024;
 
 // peer_gone: errno of a send or read on a connection the server closed.
 bool peer_gone(int err) { return err == ECONNRESET || err == EPIPE || err == ECONNABORTED; }
