@@ -440,12 +440,11 @@ class EvictionPolicyCore {
 
   template <class F>
   void evict_from_main(int candidates, F& evicted, const FrequencySketch& sketch) {
-    // A window grown after a shift (complete_move_): while the window is
-    // under its share and the store over its bound, main is over its share
-    // and gives up its LRU entries without an admission contest (they hold
-    // the old working set).
-    if (complete_move_) {
-      while (weighted_size_ > maximum_ && window_weight_ < window_max_) {
+    // A window grown after a shift (complete_move_): while no candidate
+    // left the window and main is over its share, main gives up its LRU
+    // entries without an admission contest (they hold the old working set).
+    if (complete_move_ && candidates <= 0) {
+      while (weighted_size_ > maximum_ && weighted_size_ - window_weight_ > maximum_ - window_max_) {
         PolicyHook* v = probation_.front();
         if (v == nullptr) v = protected_.front();
         if (v == nullptr) break;
