@@ -79,6 +79,27 @@
 //   against ~36 ns).
 //   Moving the window transfers at most kTransferLimit entries per call.
 //
+//   Shifts. A decayed score remembers ~30 periods, so after a working set
+//   shifts the window follows late (the old set's lead must first be
+//   overtaken), and the real sketch, aged every 10 x capacity increments,
+//   keeps admitting by the old set's counts. Sampled shadows (stores above
+//   kShadowEntries entries) therefore watch the share of sampled reads whose
+//   key the shadows' sketch has not seen (frequency 0): a new working set
+//   raises it and keeps it up, a loop or a phase over known keys does not
+//   (a detector on a drop of the hit ratio could not tell them apart:
+//   lirs-scan and lirs-zigzag at 1500 lost 3-22 points with it). A tick
+//   whose share exceeds its decayed mean by kShiftExcess, kShiftTicks ticks
+//   in a row after kShiftHistoryTicks of history, is a shift: the shadows'
+//   scores restart, both sketches are halved, and for one period a lead is
+//   tried for one tick and whichever shadow leads then is adopted. A move
+//   made in that period is completed (complete_move_): main, which holds the
+//   old set, is drained without admission contests while it is over its
+//   share. Other moves keep the bounded transfer: completing them, in any
+//   of the forms measured (at once, per evict() call, at the window's MRU
+//   end), cost up to 1.1 points on arc-oltp 15000 (bench/results/hit_ratio.txt).
+//   The detector's cost is one sketch read per sampled read and a few
+//   operations per tick; the real sketch's halving happens once per shift.
+//
 //   Alternatives that were measured and did not help (shadow-guided
 //   admission, a statistical margin, other decays and periods, skipping the
 //   trial on large leads, a ghost of rejected candidates), and the traces
