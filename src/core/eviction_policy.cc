@@ -126,7 +126,8 @@ void ShadowPolicies::decide() {
 }
 
 void ShadowPolicies::detect_shift(double decay) {
-  const double share = static_cast<double>(fresh_) / static_cast<double>(std::max<std::uint64_t>(requests_, 1));
+  const double share =
+      static_cast<double>(fresh_) / static_cast<double>(std::max<std::uint64_t>(requests_, 1));
   fresh_ = 0;
   const bool warm = fresh_history_ >= kShiftHistoryTicks;
   if (warm && share > fresh_mean_num_ / fresh_mean_den_ + kShiftExcess) {

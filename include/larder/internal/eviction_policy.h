@@ -360,8 +360,8 @@ class EvictionPolicyCore {
     PolicyHook* const anchor = window_.front();
     // After a shift main is not moved: evict_from_main drains it (see
     // complete_move_).
-    for (int i = 0; !complete_move_ && i < kTransferLimit && weighted_size_ - window_weight_ > main_max;
-         ++i) {
+    for (int i = 0;
+         !complete_move_ && i < kTransferLimit && weighted_size_ - window_weight_ > main_max; ++i) {
       PolicyHook* c = probation_.front();
       if (c == nullptr) c = protected_.front();
       if (c == nullptr) break;
@@ -465,7 +465,8 @@ class EvictionPolicyCore {
     // left the window and main is over its share, main gives up its LRU
     // entries without an admission contest (they hold the old working set).
     if (complete_move_ && candidates <= 0) {
-      while (weighted_size_ > maximum_ && weighted_size_ - window_weight_ > maximum_ - window_max_) {
+      while (weighted_size_ > maximum_ &&
+             weighted_size_ - window_weight_ > maximum_ - window_max_) {
         PolicyHook* v = probation_.front();
         if (v == nullptr) v = protected_.front();
         if (v == nullptr) break;
@@ -613,6 +614,7 @@ class ShadowPolicies {
   static constexpr int trial_ticks() { return kTrialTicks; }
   // The working-set shifts detected so far (see kShiftExcess).
   std::uint64_t shifts() const { return shifts_; }
+  // Whether the period after a detected shift is running (moves complete).
   bool after_shift() const { return after_shift_ > 0; }
   static constexpr double ticks_per_period() { return kTicks; }
   // set_fraction: makes the grid point nearest to f the current one (and
@@ -714,12 +716,12 @@ class ShadowPolicies {
   std::size_t trial_ = kNoTrial;  // the shadow on trial (kNoTrial: none)
   int trial_ticks_ = 0;           // ticks since its trial opened
   // Shift detector (see kShiftExcess).
-  std::uint64_t fresh_ = 0;      // sampled reads this tick whose key the sketch has not seen
-  double fresh_mean_num_ = 0;    // decayed sum of the per-tick fresh shares
-  double fresh_mean_den_ = 0;    // decayed number of ticks in it
-  int fresh_history_ = 0;        // ticks of history since the start or the last shift
-  int fresh_above_ = 0;          // consecutive ticks above the mean by kShiftExcess
-  int after_shift_ = 0;          // ticks left in which any leader is adopted after 1 tick
+  std::uint64_t fresh_ = 0;    // sampled reads this tick whose key the sketch has not seen
+  double fresh_mean_num_ = 0;  // decayed sum of the per-tick fresh shares
+  double fresh_mean_den_ = 0;  // decayed number of ticks in it
+  int fresh_history_ = 0;      // ticks of history since the start or the last shift
+  int fresh_above_ = 0;        // consecutive ticks above the mean by kShiftExcess
+  int after_shift_ = 0;        // ticks left in which any leader is adopted after 1 tick
   std::uint64_t shifts_ = 0;
 };
 
