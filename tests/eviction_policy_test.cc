@@ -299,6 +299,69 @@ TEST(EvictionPolicyTest, WindowMovesOnlyAfterTheLeadSurvivesATrial) {
   EXPECT_GT(h.policy.window_fraction(), 0.2);
 }
 
+// The shift detector of a sampled store (one above kShadowEntries entries):
+// a stable working set never triggers it, nor does a loop larger than the
+// cache (its keys are known to the sketch); a new working set does, within a
+// few ticks. Then the window follows the new set's leader after a one-tick
+// trial (without the detector: a lead over ~30 periods of old scores, then a
+// 3/4-period trial), and the move completes: main, which holds the old set,
+// is drained until the window has its full share (a move used to transfer at
+// most kTransferLimit entries, then stop).
+TEST(EvictionPolicyTest, ShiftIsDetectedAndTheWindowMoveCompletes) {
+  constexpr std::uint64_t kMax = 20'000;  // sampled at ~5%: a period ~20,000 requests
+  static_assert(kMax > 4 * EvictionPolicyCore::kTransferLimit);
+  Harness h(PolicyKind::kAdaptiveTinyLfu, kMax);
+  const ShadowPolicies* shadows = h.policy.shadows();
+  ASSERT_NE(shadows, nullptr);
+  std::uint64_t x = 11;
+  // Stable: 40 periods of reads spread over 30k keys (each read ~27 times),
+  // then 10 of a loop over them, then 15 of a hot set of 15k of them (read
+  // ~20 times each: main holds them with high counts).
+  for (int i = 0; i < 800'000; ++i) h.access(next_random(x) % 30'000);
+  for (int i = 0; i < 200'000; ++i) h.access(static_cast<std::uint64_t>(i) % 30'000);
+  for (int i = 0; i < 300'000; ++i) h.access(next_random(x) % 15'000);
+  EXPECT_EQ(shadows->shifts(), 0u);
+  EXPECT_LE(h.policy.window_fraction(), 0.05);
+  // A new working set of recency: each new key read about twice, shortly.
+  int detected = -1, moved = -1;
+  std::uint64_t i = 0;
+  auto step = [&] {
+    const bool hit = h.access(10'000'000 + i / 2 + next_random(x) % (kMax / 2));
+    ++i;
+    return hit;
+  };
+  while (i < 60'000 && detected < 0) {
+    step();
+    if (shadows->shifts() > 0) detected = static_cast<int>(i);
+  }
+  ASSERT_GE(detected, 0) << "the shift was not detected within 3 periods";
+  while (i < 60'000 && moved < 0) {
+    step();
+    if (h.policy.window_fraction() > 0.2) moved = static_cast<int>(i);
+  }
+  ASSERT_GE(moved, 0) << "the window did not follow the new set within 3 periods";
+  EXPECT_LE(moved, static_cast<int>(kMax / 2)) << "detected after " << detected;
+  // Main drains by one entry per miss, without admission contests (a
+  // new key would lose them to the old set's counts), until the window has
+  // its share.
+  auto main_weight = [&] { return h.policy.weighted_size() - h.policy.window_weighted_size(); };
+  auto main_share_exceeded = [&] {
+    return main_weight() > h.policy.maximum() - h.policy.window_maximum();
+  };
+  const std::uint64_t until = i + 3 * kMax;
+  int stalls = 0;  // misses after which main did not shrink
+  while (i < until && main_share_exceeded()) {
+    const std::uint64_t before = main_weight();
+    if (!step() && main_weight() + 1 != before) ++stalls;
+  }
+  EXPECT_EQ(stalls, 0);
+  EXPECT_GE(h.policy.window_weighted_size() + 1, h.policy.window_maximum())
+      << "window " << h.policy.window_fraction() << " after " << i;
+  EXPECT_FALSE(main_share_exceeded());
+  EXPECT_EQ(shadows->shifts(), 1u);
+  h.check_invariants();
+}
+
 TEST(EvictionPolicyTest, AdaptiveIsDeterministic) {
   EXPECT_EQ(recency_hit_ratio(PolicyKind::kAdaptiveTinyLfu, 300, 20'000),
             recency_hit_ratio(PolicyKind::kAdaptiveTinyLfu, 300, 20'000));

@@ -20,6 +20,7 @@ ShadowPolicies::ShadowPolicies(std::uint64_t maximum, std::uint64_t expected_ent
   const std::uint64_t shadow_expected = std::max<std::uint64_t>(
       1, static_cast<std::uint64_t>(std::llround(rate * static_cast<double>(expected))));
   period_base_ = static_cast<double>(shadow_expected);
+  detect_shifts_ = rate < 1.0;
   sketch_ = FrequencySketch(shadow_expected);
   for (std::size_t i = 0; i < kFractions.size(); ++i) {
     shadows_[i] = std::make_unique<Shadow>(shadow_max, kFractions[i]);
@@ -29,6 +30,7 @@ ShadowPolicies::ShadowPolicies(std::uint64_t maximum, std::uint64_t expected_ent
 
 void ShadowPolicies::access(std::uint64_t hash, std::uint32_t weight, bool read) {
   const auto key = static_cast<std::uint32_t>(hash);
+  if (read && detect_shifts_ && sketch_.frequency(key) == 0) ++fresh_;
   sketch_.increment(key);
   auto [it, inserted] = index_.try_emplace(key, 0);
   if (inserted) it->second = allocate();
@@ -92,7 +94,12 @@ void ShadowPolicies::decide() {
     s->hits = 0;
   }
   total_ = total_ * decay + static_cast<double>(requests_);
+  if (detect_shifts_) detect_shift(decay);
   requests_ = 0;
+  // In the period after a shift (after_shift_ ticks) a lead is tried for
+  // one tick only, and whichever shadow leads at its end is adopted.
+  const bool quick = after_shift_ > 0;
+  if (quick) --after_shift_;
   // Ties go to the larger window: shadows tie when every window from some
   // size up holds the reused keys (a recency burst), and stepping up one
   // grid point per tick pays for a move each time (lirs-backf at 500 went
@@ -113,8 +120,40 @@ void ShadowPolicies::decide() {
     }
     return;
   }
-  if (++trial_ticks_ < kTrialTicks) return;
-  if (leads && best == trial_) current_ = best;
+  if (++trial_ticks_ < (quick ? 1 : kTrialTicks)) return;
+  if (leads && (best == trial_ || quick)) current_ = best;
   trial_ = kNoTrial;
+}
+
+void ShadowPolicies::detect_shift(double decay) {
+  const double share =
+      static_cast<double>(fresh_) / static_cast<double>(std::max<std::uint64_t>(requests_, 1));
+  fresh_ = 0;
+  const bool warm = fresh_history_ >= kShiftHistoryTicks;
+  if (warm && share > fresh_mean_num_ / fresh_mean_den_ + kShiftExcess) {
+    ++fresh_above_;
+  } else {
+    fresh_above_ = 0;
+  }
+  fresh_mean_num_ = fresh_mean_num_ * decay + share;
+  fresh_mean_den_ = fresh_mean_den_ * decay + 1;
+  ++fresh_history_;
+  if (fresh_above_ < kShiftTicks) return;
+  // A shift: what the shadows learnt of the old set no longer predicts the
+  // new one. Restart their scores, age their sketch, and let the next lead
+  // move the window after one tick.
+  for (auto& s : shadows_) {
+    s->score = 0;
+    s->hits = 0;
+  }
+  total_ = 0;
+  sketch_.reset();
+  trial_ = kNoTrial;
+  after_shift_ = static_cast<int>(kTicks);
+  fresh_mean_num_ = 0;
+  fresh_mean_den_ = 0;
+  fresh_history_ = 0;
+  fresh_above_ = 0;
+  ++shifts_;
 }
 }  // namespace larder::internal
