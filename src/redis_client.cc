@@ -2014,6 +2014,8 @@ void RedisClient::for_each_metric(std::span<const MetricLabel> labels, MetricCal
       {"larder_redis_topology_refresh_failures_total", "Topology refreshes that found no answer",
        s.topology_refresh_failures},
       {"larder_redis_master_switches_total", "Sentinel: the master moved", s.master_switches},
+      {"larder_redis_retries_total", "Reads re-sent after their pooled connection proved closed",
+       s.retries},
   };
   for (const Field& f : counters) emit_counter(out, f.name, f.help, labels, f.v);
   for (std::size_t i = 0; i < impl_->count(); ++i) {

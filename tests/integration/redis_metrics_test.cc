@@ -110,6 +110,7 @@ TEST(RedisMetricsTest, CommandsPoolAndCountersThroughTheCache) {
     EXPECT_GE(cs.open_connections, 1u);
     EXPECT_EQ(at(m, "larder_redis_breaker_open{" + base + ",node=" + node + "}"), 0);
     EXPECT_EQ(at(m, "larder_redis_connects_total{" + base + "}"), static_cast<double>(cs.connects));
+    EXPECT_EQ(at(m, "larder_redis_retries_total{" + base + "}"), static_cast<double>(cs.retries));
     EXPECT_EQ(at(m, "larder_cache_hits_total{cache=r}"), cache.stats().hits);
     (void)store->clear();
   }
