@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -50,6 +51,27 @@ TEST(SystemClockTest, IsSharedAndTracksSystemTime) {
   const TimePoint after = std::chrono::system_clock::now();
   EXPECT_LE(before, mid);
   EXPECT_LE(mid, after);
+}
+
+// internal::read_now, the instant reads check expiry against: coarse for the
+// system clock, so it may lag (an entry read live up to one kernel tick past
+// its stale_until) but must never run ahead of the exact clock (an entry
+// expired early); any other clock is read exactly.
+TEST(ClockTest, ReadNowIsCoarseOnlyForTheSystemClockAndNeverAhead) {
+  const std::shared_ptr<Clock> sys = system_clock();
+  EXPECT_TRUE(internal::is_system_clock(*sys));
+  ManualClock manual(from_unix_millis(1'700'000'000'123));
+  EXPECT_FALSE(internal::is_system_clock(manual));
+  EXPECT_EQ(internal::read_now(manual, false), manual.now());
+  for (int i = 0; i < 10'000; ++i) {
+    const TimePoint before = sys->now();
+    const TimePoint coarse = internal::read_now(*sys, true);
+    const TimePoint after = sys->now();
+    ASSERT_LE(coarse, after) << "the coarse read ran ahead of the exact clock";
+    // It lags by at most one kernel tick (1-4 ms); 100 ms leaves room for a
+    // clock slewed by NTP between the reads.
+    ASSERT_GE(coarse, before - milliseconds(100)) << "lags by more than a tick";
+  }
 }
 
 TEST(ClockTest, ClockOrDefaultReplacesNullOnly) {

@@ -111,7 +111,12 @@
 //
 //   Expiry: an entry is live while now < stale_until (by the store's clock).
 //   A lookup never returns an expired entry: a reader that finds one takes
-//   the lock and removes it (kExpired). The shard's hierarchical timer wheel
+//   the lock and removes it (kExpired). With the system clock, reads take
+//   `now` from CLOCK_REALTIME_COARSE (internal::read_now in clock.h: a few
+//   ns, where the precise clock was the largest cost of a hit after the
+//   probe), which lags real time by up to one kernel tick (1-4 ms) and never
+//   leads it: an entry may be returned up to a tick past its stale_until,
+//   never dropped early. Any other Clock is read exactly. The shard's hierarchical timer wheel
 //   (internal/timer_wheel.h) files every entry with a finite stale_until and
 //   reclaims expired entries in amortised O(1), about one wheel tick (~1 s)
 //   after stale_until, whenever it is advanced. Every operation takes its
@@ -376,7 +381,7 @@ class LocalStore : public Store<K, V> {
     if (id == kNoId) return std::nullopt;
     Entry<V> e = read_entry(s, id);
     if (e.stale_until != TimePoint::max() &&
-        internal::to_nanos(e.stale_until) <= internal::to_nanos(clock_->now())) {
+        internal::to_nanos(e.stale_until) <= internal::to_nanos(read_now())) {
       return std::nullopt;
     }
     return e;
@@ -809,9 +814,15 @@ class LocalStore : public Store<K, V> {
     for (const Removal& r : removed) listener_(r.key, r.value, r.cause);
   }
 
+  // read_now: the instant reads check expiry against (internal::read_now:
+  // coarse with the system clock, so a hit costs no precise clock read; an
+  // entry may be returned up to one kernel tick past its stale_until).
+  TimePoint read_now() const { return internal::read_now(*clock_, coarse_reads_); }
+
   LocalStoreOptions options_;
   std::shared_ptr<Clock> clock_;
-  std::uint64_t seed_;  // LocalStoreOptions::hash_seed, or a random one
+  bool coarse_reads_ = false;  // internal::is_system_clock(*clock_)
+  std::uint64_t seed_;         // LocalStoreOptions::hash_seed, or a random one
   Weigher weigher_;
   RemovalListener listener_;
   std::size_t shard_count_ = 1;

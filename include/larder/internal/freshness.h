@@ -18,20 +18,17 @@
 //   entry is kept fresh for error_backoff (fail_safe), never past its
 //   stale_until, so a failing source gets one call per key per back-off.
 //
-// read_now() is the instant reads classify by: with the system clock it is
-// CLOCK_REALTIME_COARSE (about 3 ns instead of about 20 ns for
-// clock_gettime(CLOCK_REALTIME) on the benchmark machine; the hit path's
-// largest cost after the store), whose resolution is the kernel tick (1 to
-// 4 ms): an entry may be treated as fresh up to one tick past fresh_until.
-// Any other Clock (ManualClock in tests) is read exactly. now() is the exact
-// clock, used for everything that is written.
+// read_now() is the instant reads classify by (internal::read_now in
+// clock.h): with the system clock it is CLOCK_REALTIME_COARSE, whose
+// resolution is the kernel tick (1 to 4 ms): an entry may be treated as
+// fresh up to one tick past fresh_until. Any other Clock (ManualClock in
+// tests) is read exactly. now() is the exact clock, used for everything that
+// is written.
 //
 // Thread-safety: const after construction; make_entry draws jitter from a
 // per-thread generator.
 #ifndef LARDER_INTERNAL_FRESHNESS_H_
 #define LARDER_INTERNAL_FRESHNESS_H_
-
-#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -67,7 +64,7 @@ class Freshness {
 
   Freshness(const FreshnessOptions& o, std::shared_ptr<Clock> clock)
       : clock_(std::move(clock)),
-        coarse_(dynamic_cast<SystemClock*>(clock_.get()) != nullptr),
+        coarse_(internal::is_system_clock(*clock_)),
         ttl_(std::chrono::duration_cast<Dur>(o.ttl)),
         swr_(std::chrono::duration_cast<Dur>(o.stale_while_revalidate)),
         sie_(std::chrono::duration_cast<Dur>(o.stale_if_error)),
@@ -85,18 +82,7 @@ class Freshness {
   bool is_system_clock() const { return coarse_; }
 
   // read_now: the instant a read classifies entries by (see above).
-  TimePoint read_now() const {
-#if defined(__linux__) && defined(CLOCK_REALTIME_COARSE)
-    if (coarse_) {
-      timespec ts;
-      if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) == 0) {
-        return TimePoint(std::chrono::duration_cast<Dur>(std::chrono::seconds(ts.tv_sec) +
-                                                         std::chrono::nanoseconds(ts.tv_nsec)));
-      }
-    }
-#endif
-    return clock_->now();
-  }
+  TimePoint read_now() const { return internal::read_now(*clock_, coarse_); }
 
   Action classify(const Entry<V>& e, TimePoint now) const {
     if (now < e.fresh_until) {

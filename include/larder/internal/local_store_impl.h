@@ -37,6 +37,7 @@ inline LocalStore<K, V, Hash, Eq>::LocalStore(LocalStoreOptions options,
       seed_(options_.hash_seed ? *options_.hash_seed : internal::random_hash_seed()),
       weigher_(std::move(callbacks.weigher)),
       listener_(std::move(callbacks.on_removal)) {
+  coarse_reads_ = internal::is_system_clock(*clock_);
   validate();
   if (options_.maintenance) tether_ = std::make_shared<internal::SchedulerTether>();
   const std::uint64_t bound = weighted() ? options_.max_weight : options_.max_entries;
@@ -361,8 +362,8 @@ inline std::optional<Entry<V>> LocalStore<K, V, Hash, Eq>::lookup(const K& key,
                                                                   std::int64_t* batch_now) {
   // The clock, read once per batch when the caller keeps the instant (get_many).
   auto read_clock = [&] {
-    if (batch_now == nullptr) return internal::to_nanos(clock_->now());
-    if (*batch_now == kNoTime) *batch_now = internal::to_nanos(clock_->now());
+    if (batch_now == nullptr) return internal::to_nanos(read_now());
+    if (*batch_now == kNoTime) *batch_now = internal::to_nanos(read_now());
     return *batch_now;
   };
   const std::uint64_t h = hash_of(key);
