@@ -83,20 +83,23 @@ class ManualClock final : public Clock {
   std::atomic<TimePoint::duration::rep> ticks_;
 };
 
-// same_clock: whether a and b tell the same time: one object, or both the
-// system clock. Cache and TieredStore refuse a store that reads another clock
-// than theirs (time is set once).
-inline bool same_clock(const Clock& a, const Clock& b) {
-  return &a == &b || (dynamic_cast<const SystemClock*>(&a) != nullptr &&
-                      dynamic_cast<const SystemClock*>(&b) != nullptr);
-}
-
 namespace internal {
 
 // is_system_clock: whether c is the SystemClock (real time passes by itself).
 inline bool is_system_clock(const Clock& c) {
   return dynamic_cast<const SystemClock*>(&c) != nullptr;
 }
+
+}  // namespace internal
+
+// same_clock: whether a and b tell the same time: one object, or both the
+// system clock. Cache and TieredStore refuse a store that reads another clock
+// than theirs (time is set once).
+inline bool same_clock(const Clock& a, const Clock& b) {
+  return &a == &b || (internal::is_system_clock(a) && internal::is_system_clock(b));
+}
+
+namespace internal {
 
 // read_now: the instant a read compares expiry instants with. With the
 // SystemClock (coarse == is_system_clock(c)) it is CLOCK_REALTIME_COARSE:

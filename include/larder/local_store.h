@@ -821,8 +821,8 @@ class LocalStore : public Store<K, V> {
 
   LocalStoreOptions options_;
   std::shared_ptr<Clock> clock_;
-  bool coarse_reads_ = false;  // internal::is_system_clock(*clock_)
-  std::uint64_t seed_;         // LocalStoreOptions::hash_seed, or a random one
+  bool coarse_reads_;   // internal::is_system_clock(*clock_): reads use the coarse clock
+  std::uint64_t seed_;  // LocalStoreOptions::hash_seed, or a random one
   Weigher weigher_;
   RemovalListener listener_;
   std::size_t shard_count_ = 1;

@@ -28,8 +28,8 @@
 //                                          Loads::load_one (with the stale entry or none)
 //
 // A hit (fresh entry) costs one clock read (read_now), one Store::get and one
-// per-thread counter increment (no locked instruction), plus one relaxed load each for the
-// write-back filter (kWriteBack only) and the recovery set.
+// per-thread counter increment (no locked instruction), plus one relaxed load
+// each for the write-back filter (kWriteBack only) and the recovery set.
 //
 // Shutdown (~Cache): stop_write_back (drain), repair_now (one last attempt at
 // deferred drops), close (tasks that start later only cancel; waits for the

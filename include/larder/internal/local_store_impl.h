@@ -34,10 +34,10 @@ inline LocalStore<K, V, Hash, Eq>::LocalStore(LocalStoreOptions options,
                                               LocalStoreCallbacks<K, V> callbacks)
     : options_(std::move(options)),
       clock_(clock_or_default(options_.clock)),
+      coarse_reads_(internal::is_system_clock(*clock_)),
       seed_(options_.hash_seed ? *options_.hash_seed : internal::random_hash_seed()),
       weigher_(std::move(callbacks.weigher)),
       listener_(std::move(callbacks.on_removal)) {
-  coarse_reads_ = internal::is_system_clock(*clock_);
   validate();
   if (options_.maintenance) tether_ = std::make_shared<internal::SchedulerTether>();
   const std::uint64_t bound = weighted() ? options_.max_weight : options_.max_entries;
