@@ -41,7 +41,8 @@ larder_pg_start() {
   runas=$(larder_pg_runas)
   port=""
   for _ in $(seq 50); do
-    local c=$((20000 + RANDOM % 30000))
+    local c
+    c=$(larder_random_port 1)
     if port_is_free "$c"; then port=$c; break; fi
   done
   [[ -n "$port" ]] || { echo "larder: no free loopback port for PostgreSQL" >&2; return 1; }

@@ -5,11 +5,12 @@
 # caller's cleanup kills. Each function waits (bounded) until the topology is
 # healthy and prints its address; it returns non-zero (with the logs) if not.
 
-# larder_free_base N: a port B in 20000..39999 with B..B+N-1 and B+10000..B+10000+N-1 free.
+# larder_free_base N: a port B with B..B+N-1 and B+10000..B+10000+N-1 free,
+# all below the ephemeral range (larder_random_port, scripts/test.sh).
 larder_free_base() {
   local n=$1 b i ok
   for _ in $(seq 100); do
-    b=$((20000 + RANDOM % 19990)); ok=1
+    b=$(larder_random_port $((10000 + n))); ok=1
     for ((i = 0; i < n; i++)); do
       if ! port_is_free $((b + i)) || ! port_is_free $((b + 10000 + i)); then ok=0; break; fi
     done

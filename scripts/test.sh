@@ -86,9 +86,19 @@ cleanup() {
 trap cleanup EXIT
 
 port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# larder_random_port SPAN: a random port P in 10000.. with P+SPAN-1 below the
+# kernel's ephemeral range (ip_local_port_range), so that no client's connect()
+# can take a server's port, e.g. while PostgreSQL is stopped by an outage test.
+larder_random_port() {
+  local span=${1:-1} low
+  low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  local high=$((low - span))
+  ((high > 11000)) || high=11000
+  echo $((10000 + RANDOM % (high - 10000)))
+}
 redis_port=""
 for _ in $(seq 50); do
-  candidate=$((20000 + RANDOM % 30000))
+  candidate=$(larder_random_port 1)
   if port_is_free "$candidate"; then redis_port=$candidate; break; fi
 done
 if [[ -z "$redis_port" ]]; then

@@ -88,31 +88,6 @@ inline std::string cli(int port, const std::string& args) {
   return sh("redis-cli -h 127.0.0.1 -p " + std::to_string(port) + " " + args);
 }
 
-// port_block_free: ports base..base+n-1 (and +10000, the cluster bus) bindable now.
-inline bool port_block_free(int base, int n, bool bus) {
-  for (int i = 0; i < n; ++i) {
-    for (int p : {base + i, base + 10000 + i}) {
-      if (!bus && p != base + i) continue;
-      const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      a.sin_port = htons(static_cast<std::uint16_t>(p));
-      const int r = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-      ::close(fd);
-      if (r != 0) return false;
-    }
-  }
-  return true;
-}
-inline int free_port_block(int n, bool bus) {
-  for (int tries = 0; tries < 200; ++tries) {
-    const int base = 20000 + static_cast<int>((::getpid() * 7919u + tries * 104729u) % 19990u);
-    if (port_block_free(base, n, bus)) return base;
-  }
-  return -1;
-}
-
 // Child: one redis-server (or sentinel) process, not daemonized, killed on destruction.
 class Child {
  public:
@@ -286,6 +261,25 @@ class PrivateSentinel {
       if (i == 1) a.insert(a.end(), {"--replicaof", "127.0.0.1", std::to_string(base_)});
       servers_.push_back(std::make_unique<Child>(a));
     }
+    // The sentinels start once the replica is linked: a sentinel learns of
+    // replicas from the master's INFO, which it re-reads only every 10 s.
+    for (int i = 0; i < 2; ++i) {
+      if (!wait_until([&] { return redis_ping(base_ + i); }, std::chrono::seconds(10))) {
+        ADD_FAILURE() << "private sentinel setup: redis-server on " << base_ + i
+                      << " did not answer in 10 s";
+        return;
+      }
+    }
+    if (!wait_until(
+            [&] {
+              return cli(base_ + 1, "info replication").find("master_link_status:up") !=
+                     std::string::npos;
+            },
+            std::chrono::seconds(20))) {
+      ADD_FAILURE() << "private sentinel setup: replica not linked in 20 s:\n"
+                    << cli(base_ + 1, "info replication");
+      return;
+    }
     for (int i = 2; i < 5; ++i) {
       const std::string conf = dir_ + "/sentinel" + std::to_string(i) + ".conf";
       std::ofstream f(conf);
@@ -297,6 +291,8 @@ class PrivateSentinel {
       servers_.push_back(
           std::make_unique<Child>(std::vector<std::string>{"redis-server", conf, "--sentinel"}));
     }
+    // Sentinels find each other through hello messages (every 2 s) on the
+    // master; 30 s is generous for two loaded cores.
     const bool ok = wait_until(
         [&] {
           for (int i = 2; i < 5; ++i) {
@@ -306,11 +302,17 @@ class PrivateSentinel {
               return false;
             }
           }
-          return cli(base_ + 1, "info replication").find("master_link_status:up") !=
-                 std::string::npos;
+          return true;
         },
         std::chrono::seconds(30));
-    if (!ok) ADD_FAILURE() << "private sentinel setup not healthy in 30 s";
+    if (!ok) {
+      std::string state;
+      for (int i = 2; i < 5; ++i) {
+        state += "sentinel " + std::to_string(base_ + i) + ":\n" +
+                 cli(base_ + i, "sentinel master mymaster") + "\n";
+      }
+      ADD_FAILURE() << "private sentinel setup not healthy in 30 s\n" << state;
+    }
   }
   ~PrivateSentinel() {
     servers_.clear();

@@ -19,7 +19,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
@@ -32,19 +35,61 @@
 
 namespace larder::testing {
 
-// free_port: a loopback TCP port nobody listens on right now.
-inline int free_port() {
+// Servers the tests start listen below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range). A port inside it can be taken as the source
+// port of any client's connect() between the check that it is free and the
+// server's bind, or between a kill and a restart on the same port; on two
+// loaded cores running tests in parallel, that happened (a private Sentinel
+// setup whose servers never started).
+inline int ephemeral_port_low() {
+  int lo = 0;
+  int hi = 0;
+  if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (std::fscanf(f, "%d %d", &lo, &hi) != 2) lo = 0;
+    std::fclose(f);
+  }
+  return lo > 0 ? lo : 32768;
+}
+
+// port_bindable: nobody listens on (or holds) loopback TCP port p now.
+inline bool port_bindable(int p) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  a.sin_port = htons(static_cast<std::uint16_t>(p));
+  const int r = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
   ::close(fd);
-  return ntohs(a.sin_port);
+  return r == 0;
 }
+
+// free_port_block: a base port B with B..B+n-1 (and, with `bus`, the cluster
+// bus ports B+10000..B+10000+n-1) bindable now and below the ephemeral range;
+// -1 if 400 candidates were all taken. Candidates differ per process and per
+// call, so tests running in parallel rarely try the same block.
+inline int free_port_block(int n, bool bus) {
+  static std::atomic<unsigned> calls{0};
+  constexpr int kLow = 10000;
+  const int span = bus ? 10000 + n : n;
+  int high = ephemeral_port_low() - span;      // exclusive
+  if (high - kLow < 1000) high = kLow + 1000;  // a tiny range: best effort
+  const unsigned seed = static_cast<unsigned>(::getpid()) * 7919u + calls.fetch_add(1) * 6007u;
+  for (unsigned t = 0; t < 400; ++t) {
+    const int base =
+        kLow + static_cast<int>((seed + t * 104729u) % static_cast<unsigned>(high - kLow));
+    bool ok = true;
+    for (int i = 0; i < n && ok; ++i) {
+      ok = port_bindable(base + i) && (!bus || port_bindable(base + 10000 + i));
+    }
+    if (ok) return base;
+  }
+  return -1;
+}
+
+// free_port: a loopback TCP port nobody listens on right now, below the
+// ephemeral range (above).
+inline int free_port() { return free_port_block(1, false); }
 
 // unique_prefix: a key prefix no other test (or test run) uses.
 inline std::string unique_prefix() {
