@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <future>
 #include <iostream>
 #include <span>
 #include <string>
@@ -152,6 +153,55 @@ TEST(WriteBackBounds, OneStuckKeyDoesNotPinTheJournal) {
   // Regression: relogging mostly-live segments moved them into new segments
   // that were relogged in turn: millions of records for 20,000 puts.
   EXPECT_LE(wb.stats().relogged, 20'000u);
+}
+
+// The flusher is inside a Writer call that does not return (a database that
+// hangs until its timeout) while puts keep superseding each other: the puts
+// do the journal's upkeep themselves, so it stays within the same bound.
+// Before, every put meanwhile stayed in the journal (the flusher was the only
+// one to release segments): 10 MB here.
+TEST(WriteBackBounds, WriterStuckInACallDoesNotGrowTheJournal) {
+  TempDir dir;
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> first{true};
+  Writer<std::string, std::string> writer{
+      .write =
+          [&](std::span<const std::pair<std::string, std::string>>) {
+            if (first.exchange(false)) {
+              entered.set_value();
+              // Bounded: a regression fails on the bound below, not by hanging.
+              released.wait_for(std::chrono::seconds(60));
+            }
+            return absl::OkStatus();
+          },
+      .erase = [&](std::span<const std::string>) { return absl::OkStatus(); }};
+  constexpr std::size_t kKeys = 200;
+  constexpr std::size_t kSegment = 64 << 10;
+  WriteBackConfig<std::string> o;
+  o.delay = std::chrono::milliseconds(0);
+  o.max_dirty = kKeys * 2;
+  o.journal_path = dir.path() + "/wb";
+  o.fsync = FsyncPolicy::kNever;
+  o.journal_segment_bytes = kSegment;
+  WriteBack<std::string, std::string> wb(writer, o);
+  const std::string value(200, 'v');
+  ASSERT_TRUE(wb.put("first", value).ok());
+  ASSERT_EQ(entered.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready)
+      << "the flusher never called the Writer";
+  std::uintmax_t peak = 0;
+  for (int i = 0; i < 50'000; ++i) {
+    ASSERT_TRUE(wb.put("k" + std::to_string(i % kKeys), value).ok()) << i;
+    if (i % 500 == 0) peak = std::max(peak, journal_bytes(dir.path()));
+  }
+  peak = std::max(peak, journal_bytes(dir.path()));
+  const std::uintmax_t bound = 4 * kSegment + 2 * o.max_dirty * 256;
+  std::cout << "journal peak " << peak << " B (bound " << bound << " B) with the flusher stuck\n";
+  EXPECT_LE(peak, bound);
+  release.set_value();
+  EXPECT_TRUE(wb.flush().ok());
+  EXPECT_EQ(wb.stats().dirty, 0u);
 }
 
 }  // namespace

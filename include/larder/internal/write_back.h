@@ -113,7 +113,9 @@
 //     and releases segments below L. When two or more sealed segments stay
 //     pinned (a key failing for a long time) and at most half of their
 //     records are still needed, it relogs those keys' newest values so the
-//     old segments can go.
+//     old segments can go. A put that finds two segments sealed since the
+//     last upkeep does this upkeep itself (one thread at a time), so the
+//     bound holds while the flusher is stuck in a slow Writer call.
 // On destruction with nothing dirty, the journal's files are deleted.
 //
 // Replay: what comes back after a crash. At-least-once for the unflushed
@@ -481,7 +483,10 @@ class WriteBack {
   // Journal upkeep after a batch: relog pinned keys, append a checkpoint when
   // the low-water mark moved (written at once, without an fsync: losing it
   // only means replaying more), then release the segments nothing needs.
+  // One thread at a time (upkeep_running_): the flusher waits for a put's
+  // upkeep to finish; a put skips its upkeep while another runs.
   void maintain_journal_locked(MutexLock& l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void maintain_journal_once_locked(MutexLock& l) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void wake_flusher_locked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     ++wakes_;
@@ -533,6 +538,13 @@ class WriteBack {
   // request for a pass because more were sealed since.
   std::size_t upkeep_sealed_ ABSL_GUARDED_BY(mu_) = 0;
   bool upkeep_requested_ ABSL_GUARDED_BY(mu_) = false;
+  // Sealed segments left by the last upkeep: a put that finds two more
+  // sealed since does the upkeep itself (mutate), so the journal's bound
+  // holds even while the flusher is inside a slow Writer call or not
+  // scheduled at all.
+  std::size_t sealed_after_upkeep_ ABSL_GUARDED_BY(mu_) = 0;
+  bool upkeep_running_ ABSL_GUARDED_BY(mu_) = false;
+  CondVar upkeep_cv_;  // the flusher waits here for a put's upkeep
   std::uint64_t puts_ ABSL_GUARDED_BY(mu_) = 0, erases_ ABSL_GUARDED_BY(mu_) = 0,
                       writes_ ABSL_GUARDED_BY(mu_) = 0, write_failures_ ABSL_GUARDED_BY(mu_) = 0,
                       flushes_ ABSL_GUARDED_BY(mu_) = 0, coalesced_ ABSL_GUARDED_BY(mu_) = 0,

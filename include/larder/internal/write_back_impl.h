@@ -243,6 +243,14 @@ inline absl::Status WriteBack<K, V, Hash, Eq>::mutate(const K& key, std::optiona
         live_jseq_.begin()->first - checkpoint_sent_ >= options_.journal_checkpoint_every) {
       checkpoint_locked();
     }
+    // Two segments sealed since the last upkeep and the flusher has not come
+    // (a Writer call that hangs until its timeout, or a starved thread): this
+    // put does the upkeep, so the journal stays within its bound however the
+    // flusher is scheduled. Rare: once per two segments at most, and only
+    // when the flusher is behind.
+    if (jseq != 0 && !upkeep_running_ && journal_->sealed_segments() >= sealed_after_upkeep_ + 2) {
+      maintain_journal_locked(l);
+    }
   }
   if (jseq != 0) return journal_->wait_durable(jseq);
   return absl::OkStatus();
@@ -443,6 +451,21 @@ inline void WriteBack<K, V, Hash, Eq>::checkpoint_locked() {
 
 template <class K, class V, class Hash, class Eq>
 inline void WriteBack<K, V, Hash, Eq>::maintain_journal_locked(MutexLock& l) {
+  upkeep_cv_.wait(l, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !upkeep_running_; });
+  upkeep_running_ = true;
+  struct Done {  // also when an encode throws: a stuck flag would stop the flusher
+    WriteBack* self;
+    ~Done() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // mu_ is held again when this runs
+      self->upkeep_running_ = false;
+      self->sealed_after_upkeep_ = self->journal_ ? self->journal_->sealed_segments() : 0;
+      self->upkeep_cv_.notify_all();
+    }
+  } done{this};
+  maintain_journal_once_locked(l);
+}
+
+template <class K, class V, class Hash, class Eq>
+inline void WriteBack<K, V, Hash, Eq>::maintain_journal_once_locked(MutexLock& l) {
   if constexpr (kJournalable) {
     if (!journal_) return;
     const bool sealed = journal_->sealed_segments() > 0;
