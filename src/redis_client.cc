@@ -1781,12 +1781,34 @@ struct RedisClient::Impl {
     return out;
   }
 
+  // uncovered_slots: slots the map gives no master (unassigned, or owned by
+  // a node whose address the cluster does not know).
+  std::size_t uncovered_slots() const {
+    std::size_t n = 0;
+    for (std::size_t s = 0; s < kSlots; ++s) {
+      if (slots[s].load(std::memory_order_relaxed) == kNoNode) ++n;
+    }
+    return n;
+  }
+
   // scan_cluster: SCAN over every master behind a "<master#>:<cursor>" cursor.
+  // A scan that starts while some slots have no known master fails with
+  // kUnavailable (after one map refresh) instead of silently skipping their
+  // keys: RedisStore::clear would otherwise report OK with keys left behind.
   absl::Status scan_cluster(RedisArgs cmd, RedisReplyFn on_reply, std::string_view what) {
+    const std::string_view cur = cmd[1];
+    if (cur == "0" && uncovered_slots() != 0) {
+      (void)refresh_cluster();
+      if (const std::size_t n = uncovered_slots(); n != 0) {
+        return absl::UnavailableError(absl::StrCat("redis ", internal::av(what), ": ", n, " of ",
+                                                   static_cast<std::size_t>(kSlots),
+                                                   " cluster slots have no known master; a "
+                                                   "scan would miss their keys"));
+      }
+    }
     const std::vector<int> ms = masters();
     std::size_t m = 0;
     std::string inner = "0";
-    const std::string_view cur = cmd[1];
     if (cur != "0") {
       const std::size_t colon = cur.find(':');
       if (colon == std::string_view::npos) {

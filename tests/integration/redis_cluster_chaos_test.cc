@@ -315,6 +315,66 @@ TEST_F(RedisClusterChaosTest, KilledMasterUnderLoadRecoversWithinBound) {
   EXPECT_TRUE(cluster_->wait_healthy(seconds(30)));
 }
 
+// A slot with no master (deleted on every node, with full coverage off so
+// the rest of the cluster keeps serving): clear() fails with kUnavailable
+// instead of reporting OK while that slot's keys stay behind. Then the slot
+// is assigned back and clear() succeeds. Last in the suite: it changes the
+// shared private cluster's slots and puts them back.
+TEST_F(RedisClusterChaosTest, ClearFailsWhileASlotHasNoMaster) {
+  RedisOptions o = chaos_options();
+  o.key_prefix = "clear:";
+  o.cluster_nodes = cluster_->seeds();
+  Store store(o);
+  ASSERT_TRUE(store.put("k", entry("v")).ok());
+  std::string slot = cli(cluster_->port(0), "cluster keyslot clear:k");
+  while (!slot.empty() && (slot.back() == '\n' || slot.back() == '\r')) slot.pop_back();
+  ASSERT_FALSE(slot.empty());
+  int owner = -1;
+  for (int i = 0; i < 6 && owner < 0; ++i) {
+    if (cluster_->is_master(i) &&
+        std::atoi(cli(cluster_->port(i), "cluster countkeysinslot " + slot).c_str()) > 0) {
+      owner = i;
+    }
+  }
+  ASSERT_GE(owner, 0);
+  for (int i = 0; i < 6; ++i) {
+    cli(cluster_->port(i), "config set cluster-require-full-coverage no");
+    cli(cluster_->port(i), "cluster delslots " + slot);
+  }
+  // The client's map still names the owner until a reply tells it
+  // otherwise (the owner refuses the UNLINK: CLUSTERDOWN), then it refreshes.
+  absl::Status s = store.clear();
+  for (int i = 0; i < 5 && s.message().find("no known master") == std::string_view::npos; ++i) {
+    EXPECT_FALSE(s.ok());
+    s = store.clear();
+  }
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_NE(s.message().find("1 of 16384 cluster slots have no known master"),
+            std::string_view::npos)
+      << s;
+  // The key is still there: nothing claimed it was cleared.
+  EXPECT_EQ(cli(cluster_->port(owner), "dbsize").rfind("0", 0), std::string::npos);
+
+  cli(cluster_->port(owner), "cluster addslots " + slot);
+  EXPECT_TRUE(testing::wait_until(
+      [&] {
+        for (int i = 0; i < 6; ++i) {
+          if (cli(cluster_->port(i), "cluster info").find("cluster_slots_assigned:16384") ==
+              std::string::npos) {
+            return false;
+          }
+        }
+        return true;
+      },
+      seconds(20)));
+  for (int i = 0; i < 6; ++i)
+    cli(cluster_->port(i), "config set cluster-require-full-coverage yes");
+  const absl::Status again = store.clear();
+  EXPECT_TRUE(again.ok()) << again;
+  EXPECT_EQ(cli(cluster_->port(owner), "exists clear:k").rfind("0", 0), 0u);
+  EXPECT_TRUE(cluster_->wait_healthy(seconds(30)));
+}
+
 TEST(RedisSentinelChaosTest, SentinelFailoverUnderLoad) {
   if (testing::env_list("LARDER_TEST_REDIS_SENTINELS").empty()) {
     if (testing::redis_required())
