@@ -175,24 +175,38 @@ class PrivateCluster {
     std::filesystem::remove_all(dir_, ec);
   }
 
-  // wait_healthy: cluster_state:ok everywhere alive, no fail flags, replicas linked.
+  // wait_healthy: cluster_state:ok everywhere alive, no fail flags, replicas
+  // linked. On giving up, prints what each live node reported last.
   bool wait_healthy(std::chrono::milliseconds limit) {
-    return wait_until(
+    std::string why;
+    const bool ok = wait_until(
         [&] {
           for (int i = 0; i < 6; ++i) {
             if (!alive_[i]) continue;
             const int p = base_ + i;
-            if (cli(p, "cluster info").find("cluster_state:ok") == std::string::npos) return false;
-            const std::string n = cli(p, "cluster nodes");
-            if (n.find("fail") != std::string::npos) return false;
-            if (cli(p, "role").rfind("slave", 0) == 0 &&
-                cli(p, "info replication").find("master_link_status:up") == std::string::npos) {
+            const std::string info = cli(p, "cluster info");
+            if (info.find("cluster_state:ok") == std::string::npos) {
+              why = "node " + std::to_string(p) + " cluster info:\n" + info;
               return false;
+            }
+            const std::string n = cli(p, "cluster nodes");
+            if (n.find("fail") != std::string::npos) {
+              why = "node " + std::to_string(p) + " cluster nodes:\n" + n;
+              return false;
+            }
+            if (cli(p, "role").rfind("slave", 0) == 0) {
+              const std::string r = cli(p, "info replication");
+              if (r.find("master_link_status:up") == std::string::npos) {
+                why = "replica " + std::to_string(p) + " info replication:\n" + r;
+                return false;
+              }
             }
           }
           return true;
         },
         limit);
+    if (!ok) std::fprintf(stderr, "private cluster not healthy: %s\n", why.c_str());
+    return ok;
   }
 
   std::vector<std::string> seeds() const {
