@@ -116,25 +116,25 @@
 //   ns, where the precise clock was the largest cost of a hit after the
 //   probe), which lags real time by up to one kernel tick (1-4 ms) and never
 //   leads it: an entry may be returned up to a tick past its stale_until,
-//   never dropped early. Any other Clock is read exactly. The shard's hierarchical timer wheel
-//   (internal/timer_wheel.h) files every entry with a finite stale_until and
-//   reclaims expired entries in amortised O(1), about one wheel tick (~1 s)
-//   after stale_until, whenever it is advanced. Every operation takes its
-//   share of that work: each write, each read-buffer drain and cleanup()
-//   advance the wheel, and so does a lookup, hit or miss, once the wheel
-//   has work. The shard publishes the wheel's next due time (a lower bound
-//   on when advancing has anything to do; kNever while no entry can expire)
-//   in a word of its own, written at most once per tick. A lookup loads it:
-//   with nothing to expire (no ttl in use) that load is the whole cost; a
-//   hit on an entry that can expire compares it with the time the hit
-//   already read; in a shard that holds such entries, one miss in 8 of
-//   each thread reads the clock to compare (a clock read costs about as
-//   much as a lookup). When the time is due the lookup advances the wheel
+//   never dropped early. Any other Clock is read exactly. The shard's
+//   hierarchical timer wheel (internal/timer_wheel.h) files every entry with
+//   a finite stale_until and reclaims expired entries in amortised O(1),
+//   about one wheel tick (~1 s) after stale_until, whenever it is advanced.
+//   Every operation takes its share of that work: each write, each
+//   read-buffer drain and cleanup() advance the wheel, and so does a lookup,
+//   hit or miss, once the wheel has work. The shard publishes the wheel's
+//   next due time (a lower bound on when advancing has anything to do; kNever
+//   while no entry can expire) in a word of its own, written at most once per
+//   tick. A lookup loads it: with nothing to expire (no ttl in use) that load
+//   is the whole cost; a hit on an entry that can expire compares it with the
+//   time the hit already read; in a shard that holds such entries, one miss
+//   in 8 of each thread reads the clock to compare (a clock read costs about
+//   as much as a lookup). When the time is due the lookup advances the wheel
 //   under try_lock (a held lock means its holder does the work: every
 //   critical section ends by advancing the wheel), so a reader never waits.
-//   Hits on entries without a deadline leave the work to their read
-//   buffer's drains. So read-only traffic, misses included, keeps memory
-//   free of expired entries.
+//   Hits on entries without a deadline leave the work to their read buffer's
+//   drains. So read-only traffic, misses included, keeps memory free of
+//   expired entries.
 //
 //   A store that sees no calls at all can have the work scheduled instead
 //   (LocalStoreOptions::maintenance, off by default): the store asks a

@@ -87,6 +87,12 @@ inline std::string sh(const std::string& cmd, int* status = nullptr) {
 inline std::string cli(int port, const std::string& args) {
   return sh("redis-cli -h 127.0.0.1 -p " + std::to_string(port) + " " + args);
 }
+// cli_line: a one-line reply of cli, without its line end.
+inline std::string cli_line(int port, const std::string& args) {
+  std::string s = cli(port, args);
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
 
 // Child: one redis-server (or sentinel) process, not daemonized, killed on destruction.
 class Child {
@@ -176,7 +182,8 @@ class PrivateCluster {
   }
 
   // wait_healthy: cluster_state:ok everywhere alive, no fail flags, replicas
-  // linked. On giving up, prints what each live node reported last.
+  // linked. On giving up, prints the last check that failed and what that
+  // node reported.
   bool wait_healthy(std::chrono::milliseconds limit) {
     std::string why;
     const bool ok = wait_until(
@@ -213,11 +220,7 @@ class PrivateCluster {
     return {"127.0.0.1:" + std::to_string(base_), "127.0.0.1:" + std::to_string(base_ + 1)};
   }
   int port(int i) const { return base_ + i; }
-  std::string id(int i) const {
-    std::string s = cli(base_ + i, "cluster myid");
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-    return s;
-  }
+  std::string id(int i) const { return cli_line(base_ + i, "cluster myid"); }
   bool is_master(int i) const { return cli(base_ + i, "role").rfind("master", 0) == 0; }
   // replica_of: the index of a replica of master i, or -1.
   int replica_of(int i) const {
