@@ -477,6 +477,136 @@ TEST(CacheManyTest, StoreErrorDegradesToTheLoader) {
   EXPECT_EQ(cache.stats().store_errors, 1u);
 }
 
+// get_many_aligned answers slot by slot: hits, a dirty key and a pending
+// erase (write-back), repeats (of a hit, of a dirty key and of a miss), a
+// load, and a key the loader does not return. The store and the loader see
+// each key once, as with get_many.
+TEST(CacheManyTest, AlignedSlotsFollowTheKeys) {
+  Env env;
+  testing::FakeDb<std::string, std::string> db;
+  auto store = std::make_shared<BatchRecordingStore>(env.clock);
+  auto o = env.options();
+  o.write_mode = WriteMode::kWriteBack;
+  o.writer = db.writer();
+  o.write_back.delay = std::chrono::milliseconds(100);
+  SCache cache(store, o);
+  for (const auto& k : key_range(0, 4)) ASSERT_TRUE(cache.put(k, "v:" + k).ok());
+  ASSERT_TRUE(cache.flush().ok());
+  ASSERT_TRUE(cache.put("k2", "pending").ok());  // dirty
+  ASSERT_TRUE(cache.erase("k3").ok());           // dirty: a pending erase
+  Batch load([](std::span<const std::string> keys) -> absl::StatusOr<Map> {
+    Map m;
+    for (const auto& k : keys) {
+      if (k != "gone") m[k] = "v:" + k;
+    }
+    return m;
+  });
+  const std::vector<std::string> keys{"k0", "k8", "k2", "k0", "gone", "k3", "k1", "k8", "k2"};
+  GetManyAlignedResult<std::string> got = cache.get_many_aligned(keys, load);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got.size(), keys.size());
+  const std::vector<std::optional<std::string>> want{
+      "v:k0", "v:k8", "pending", "v:k0", std::nullopt, std::nullopt, "v:k1", "v:k8", "pending"};
+  EXPECT_EQ(got.values(), want);
+  EXPECT_TRUE(got.errors().empty());
+  ASSERT_GE(store->batches().size(), 1u);
+  EXPECT_EQ(store->batches()[0], (std::vector<std::string>{"k0", "k8", "gone", "k1"}));
+  ASSERT_EQ(load.calls(), 1);
+  EXPECT_THAT(load.batches()[0], UnorderedElementsAre("k8", "gone"));
+  // The same counts as get_many: k0, k1 and k2's pending value are hits; k8,
+  // gone and k3's pending erase misses, once each.
+  EXPECT_EQ(cache.stats().hits, 3u);
+  EXPECT_EQ(cache.stats().misses, 3u);
+}
+
+// A batch of hits without repeats is read from the caller's keys in place,
+// and every slot is filled.
+TEST(CacheManyTest, AlignedHitsAreReadFromTheCallersKeys) {
+  Env env;
+  auto store = std::make_shared<BatchRecordingStore>(env.clock);
+  SCache cache(store, env.options());
+  const std::vector<std::string> keys = key_range(0, 300);  // past the on-stack repeat table
+  for (const auto& k : keys) ASSERT_TRUE(cache.put(k, "v:" + k).ok());
+  Batch load(echo);
+  auto got = cache.get_many_aligned(keys, load);
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got.size(), keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(got[i], "v:" + keys[i]) << i;
+  ASSERT_EQ(store->data().size(), 1u);
+  EXPECT_EQ(store->data()[0], keys.data());
+  EXPECT_EQ(cache.stats().hits, keys.size());
+  EXPECT_EQ(load.calls(), 0);
+}
+
+// A failed load: each slot of a key without a stale value reports the
+// error (a repeated key in both its slots, in index order); a key with a
+// stale value gets it; a hit keeps its value.
+TEST(CacheManyTest, AlignedErrorsNameTheFailedSlots) {
+  Env env;
+  auto o = env.options();
+  o.stale_if_error = seconds(60);
+  SCache cache(env.store, o);
+  ASSERT_TRUE(cache.put("old", "v:old").ok());
+  env.clock->advance(o.ttl + seconds(1));  // "old" is past its ttl, within stale_if_error
+  ASSERT_TRUE(cache.put("hit", "v:hit").ok());
+  Batch load([](std::span<const std::string>) -> absl::StatusOr<Map> {
+    return absl::UnavailableError("db down");
+  });
+  const std::vector<std::string> keys{"a", "hit", "old", "b", "a"};
+  auto got = cache.get_many_aligned(keys, load);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable);
+  const std::vector<std::optional<std::string>> want{std::nullopt, "v:hit", "v:old", std::nullopt,
+                                                     std::nullopt};
+  EXPECT_EQ(got.values(), want);
+  std::vector<std::size_t> failed;
+  for (const auto& e : got.errors()) {
+    failed.push_back(e.index);
+    EXPECT_EQ(e.status.code(), absl::StatusCode::kUnavailable);
+  }
+  EXPECT_EQ(failed, (std::vector<std::size_t>{0, 3, 4}));
+}
+
+// Bound: through the batch loader, through the per-key loader (one call per
+// distinct key), and without either (every slot fails).
+TEST(CacheManyTest, AlignedBoundUsesTheOptionsLoaders) {
+  Env env;
+  {
+    auto o = env.options();
+    o.batch_loader = echo;
+    SCache cache(env.store, o);
+    auto got = cache.get_many_aligned({"x", "y", "x"});
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ(got.values(), (std::vector<std::optional<std::string>>{"v:x", "v:y", "v:x"}));
+  }
+  {
+    std::atomic<int> calls{0};
+    auto o = env.options();
+    o.loader = [&calls](const std::string& k) -> absl::StatusOr<std::string> {
+      calls.fetch_add(1);
+      if (k == "none") return absl::NotFoundError("no such row");
+      if (k == "bad") return absl::InternalError("broken row");
+      return "l:" + k;
+    };
+    SCache cache(env.store, o);
+    const std::vector<std::string> keys{"p", "none", "bad", "p", "q"};
+    auto got = cache.get_many_aligned(keys);
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kInternal);
+    EXPECT_EQ(got.values(), (std::vector<std::optional<std::string>>{"l:p", std::nullopt,
+                                                                     std::nullopt, "l:p", "l:q"}));
+    ASSERT_EQ(got.errors().size(), 1u);
+    EXPECT_EQ(got.errors()[0].index, 2u);
+    EXPECT_EQ(calls.load(), 4);
+  }
+  {
+    SCache cache(env.store, env.options());
+    auto got = cache.get_many_aligned({"x", "y"});
+    EXPECT_EQ(got.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(got.values(), (std::vector<std::optional<std::string>>(2)));
+    ASSERT_EQ(got.errors().size(), 2u);
+    EXPECT_EQ(got.errors()[1].index, 1u);
+  }
+}
+
 TEST(CacheManyTest, EmptyInputCallsNothing) {
   Env env;
   SCache cache(env.store, env.options());

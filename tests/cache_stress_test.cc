@@ -97,10 +97,18 @@ void run_mixed_operations(std::chrono::milliseconds load_timeout) {
           } else if (op < 70) {
             std::vector<std::string> keys{key, "k" + std::to_string(rng() % Db::kKeys),
                                           "k" + std::to_string(rng() % Db::kKeys)};
-            auto m = cache.get_many(std::span<const std::string>(keys), batch);
-            if (m.ok()) {
-              for (const auto& [k, v] : *m) {
-                if (!well_formed(k, v)) bad.fetch_add(1);
+            if (op % 2 == 0) {
+              auto m = cache.get_many(std::span<const std::string>(keys), batch);
+              if (m.ok()) {
+                for (const auto& [k, v] : *m) {
+                  if (!well_formed(k, v)) bad.fetch_add(1);
+                }
+              }
+            } else {
+              auto a = cache.get_many_aligned(keys, batch);
+              if (a.size() != keys.size()) bad.fetch_add(1);
+              for (std::size_t j = 0; j < a.size() && j < keys.size(); ++j) {
+                if (a[j] && !well_formed(keys[j], *a[j])) bad.fetch_add(1);
               }
             }
           } else if (op < 78) {

@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// GetManyResult<K, V>: what Cache::get_many returns (cache.h). Included by
+// GetManyResult<K, V>: what Cache::get_many returns (cache.h), and
+// GetManyAlignedResult<V>: what Cache::get_many_aligned returns. Included by
 // cache.h.
 #ifndef LARDER_GET_MANY_RESULT_H_
 #define LARDER_GET_MANY_RESULT_H_
 
+#include <cstddef>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -55,6 +59,48 @@ class GetManyResult {
  private:
   Map values_;
   Errors errors_;
+  absl::Status first_;
+};
+
+// GetManyAlignedResult: what get_many_aligned returns: one slot per key
+// passed, in the same order (a repeated key gets its value in each of its
+// slots), holding the key's value or nullopt (absent: not found, or failed),
+// and the error of each slot whose key failed. Nothing is hashed or copied
+// per key to build it: the values are moved from the store's answers into
+// their slots. ok() and status() as for GetManyResult.
+template <class V>
+class GetManyAlignedResult {
+ public:
+  using Values = std::vector<std::optional<V>>;
+  // KeyError: the slot (the key's index in the keys passed) and its error.
+  struct KeyError {
+    std::size_t index;
+    absl::Status status;
+  };
+
+  GetManyAlignedResult() = default;
+  GetManyAlignedResult(Values values, std::vector<KeyError> errors, absl::Status first_error)
+      : values_(std::move(values)), errors_(std::move(errors)), first_(std::move(first_error)) {}
+
+  // ok: no key failed.
+  bool ok() const { return first_.ok(); }
+  // status: OK, or the first error met (errors() has each slot's).
+  const absl::Status& status() const { return first_; }
+  // size: how many keys were passed (and slots returned).
+  std::size_t size() const { return values_.size(); }
+  // operator[]: the value of the i-th key passed, or nullopt.
+  std::optional<V>& operator[](std::size_t i) { return values_[i]; }
+  const std::optional<V>& operator[](std::size_t i) const { return values_[i]; }
+  // values: every slot, in the order of the keys passed.
+  Values& values() & { return values_; }
+  const Values& values() const& { return values_; }
+  Values&& values() && { return std::move(values_); }
+  // errors: the slots whose key failed, in increasing index order.
+  const std::vector<KeyError>& errors() const { return errors_; }
+
+ private:
+  Values values_;
+  std::vector<KeyError> errors_;
   absl::Status first_;
 };
 

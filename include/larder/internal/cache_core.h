@@ -157,18 +157,53 @@ class CacheCore : public TaskOwner {
   // get_many: the script (loads.h explains each step).
   template <class BatchLoader>
   GetManyResult<K, V> get_many(std::span<const K> keys, BatchLoader& load) {
-    ReadMany r = read_many(keys);
-    if (!r.to_refresh.empty()) refresher_.start_batch(std::move(r.to_refresh), load, r.now);
-    if (r.need.empty()) return GetManyResult<K, V>(std::move(r.answers.out), {}, absl::OkStatus());
-    typename Loads<K, V>::Answers& a = r.answers;
-    typename Loads<K, V>::Flights f = loads_.lead_or_join(std::move(r.need), r.now);
-    loads_.reread(f.mine, a);
-    typename Loads<K, V>::Leases leases = loads_.acquire_leases(f.mine, a);
-    loads_.load_mine(load, f.mine, leases, a);
-    loads_.await_deferred(load, leases, a);
-    loads_.await_theirs(f.theirs, a);
+    typename Loads<K, V>::Answers a;
+    a.out.reserve(keys.size());
+    ReadMany r = read_many(keys, [&a](std::size_t, const K& k, V&& v) {
+      a.out.emplace(k, std::move(v));
+    });
+    load_needed(r, a, load);
     absl::Status first = a.first_error ? *std::move(a.first_error) : absl::OkStatus();
     return GetManyResult<K, V>(std::move(a.out), std::move(a.errors), std::move(first));
+  }
+
+  // get_many_aligned: get_many's script, answered slot by slot (see
+  // Cache::get_many_aligned). Hits are moved straight into their slots; only
+  // the keys that needed a load go through the Answers map, and a repeated
+  // key's slot is copied from its first one at the end.
+  template <class BatchLoader>
+  GetManyAlignedResult<V> get_many_aligned(std::span<const K> keys, BatchLoader& load) {
+    using Result = GetManyAlignedResult<V>;
+    typename Result::Values values(keys.size());
+    ReadMany r = read_many(keys, [&values](std::size_t i, const K&, V&& v) {
+      values[i] = std::move(v);
+    });
+    const std::vector<std::size_t> need_at = std::move(r.need_at);
+    typename Loads<K, V>::Answers a;
+    load_needed(r, a, load);
+    std::vector<typename Result::KeyError> errors;
+    for (std::size_t i : need_at) {
+      if (auto it = a.out.find(keys[i]); it != a.out.end()) {
+        values[i] = std::move(it->second);
+      } else if (auto e = a.errors.find(keys[i]); e != a.errors.end()) {
+        errors.push_back({i, e->second});
+      }
+    }
+    absl::Status first = a.first_error ? *std::move(a.first_error) : absl::OkStatus();
+    if (!r.repeats.empty()) {
+      const std::size_t n = errors.size();
+      for (auto [i, at] : r.repeats) values[i] = values[at];
+      for (std::size_t e = 0; e < n; ++e) {
+        for (auto [i, at] : r.repeats) {
+          if (at == errors[e].index) errors.push_back({i, errors[e].status});
+        }
+      }
+      if (errors.size() != n) {
+        std::sort(errors.begin(), errors.end(),
+                  [](const auto& x, const auto& y) { return x.index < y.index; });
+      }
+    }
+    return Result(std::move(values), std::move(errors), std::move(first));
   }
 
   // refresh: a load of key now (joining one in flight), stored; see
@@ -261,43 +296,55 @@ class CacheCore : public TaskOwner {
   // get_many's first step: duplicates dropped, dirty keys answered by the
   // write-back, one Store::get_many, each entry classified. The common batch
   // (no key repeated, none dirty) is read straight from the caller's span:
-  // only a key that repeats or is dirty makes a copy of the rest.
+  // only a key that repeats or is dirty makes a copy of the rest. Every value
+  // found goes to sink(slot, key, value), slot being the key's index in
+  // `keys`; a repeated key's slot is listed in `repeats` (with the slot of
+  // its first occurrence) and a key to load's in `need_at`.
   struct ReadMany {
-    typename Loads<K, V>::Answers answers;
     std::vector<typename Loads<K, V>::Need> need;
+    std::vector<std::size_t> need_at;
+    std::vector<std::pair<std::size_t, std::size_t>> repeats;
     std::vector<std::pair<K, Entry<V>>> to_refresh;
     TimePoint now;
   };
-  ReadMany read_many(std::span<const K> keys) {
+  template <class Sink>
+  ReadMany read_many(std::span<const K> keys, Sink&& sink) {
     ReadMany r;
-    Map& out = r.answers.out;
     std::span<const K> uniq = keys;
-    std::vector<K> picked;  // the keys to read, once `keys` itself will not do
+    std::vector<K> picked;         // the keys to read, once `keys` itself will not do
+    std::vector<std::size_t> at;   // and their slots
     {
       RepeatFilter seen(keys);
       bool copying = false;
       for (std::size_t i = 0; i < keys.size(); ++i) {
         const K& k = keys[i];
-        bool skip = seen.repeat(i);
+        const std::size_t first = seen.first(i);
+        bool skip = first != i;
+        if (skip) r.repeats.emplace_back(i, first);
         if (!skip && writes_.write_back()) {
           // Dirty keys are answered by the write-back (a pending erase: absent).
           if (std::optional<std::optional<V>> p = writes_.dirty_value(k)) {
-            if (*p) out.emplace(k, **std::move(p));
+            if (*p) sink(i, k, **std::move(p));
             skip = true;
           }
         }
         if (copying) {
-          if (!skip) picked.push_back(k);
+          if (!skip) {
+            picked.push_back(k);
+            at.push_back(i);
+          }
         } else if (skip) {
           copying = true;
           picked.reserve(keys.size());
           picked.assign(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(i));
+          at.reserve(keys.size());
+          for (std::size_t j = 0; j < i; ++j) at.push_back(j);
         }
       }
       if (copying) uniq = std::span<const K>(picked);
     }
     if (uniq.empty()) return r;
-    out.reserve(out.size() + uniq.size());
+    auto slot = [&](std::size_t i) { return at.empty() ? i : at[i]; };
 
     r.now = state_.fresh.read_now();
     std::vector<std::optional<Entry<V>>> entries;
@@ -318,29 +365,46 @@ class CacheCore : public TaskOwner {
       switch (e ? state_.fresh.classify(*e, r.now) : Action::kExpired) {
         case Action::kFresh:
           ++hits;
-          out.emplace(uniq[i], std::move(e->value));
+          sink(slot(i), uniq[i], std::move(e->value));
           break;
         case Action::kRefreshAhead:
           ++hits;
           r.to_refresh.emplace_back(uniq[i], *e);
-          out.emplace(uniq[i], std::move(e->value));
+          sink(slot(i), uniq[i], std::move(e->value));
           break;
         case Action::kStaleServe:
           ++stale_hits;
           r.to_refresh.emplace_back(uniq[i], *e);
-          out.emplace(uniq[i], std::move(e->value));
+          sink(slot(i), uniq[i], std::move(e->value));
           break;
         case Action::kStaleLoad:
           r.need.push_back({uniq[i], std::move(e)});
+          r.need_at.push_back(slot(i));
           break;
         case Action::kExpired:
           r.need.push_back({uniq[i], std::nullopt});
+          r.need_at.push_back(slot(i));
           break;
       }
     }
     if (hits != 0) state_.counters.hits.add(hits);
     if (stale_hits != 0) state_.counters.stale_hits.add(stale_hits);
     return r;
+  }
+
+  // load_needed: get_many's steps after the read: the background refresh of
+  // the stale keys served, then the loads of r.need (their answers and
+  // errors go to a).
+  template <class BatchLoader>
+  void load_needed(ReadMany& r, typename Loads<K, V>::Answers& a, BatchLoader& load) {
+    if (!r.to_refresh.empty()) refresher_.start_batch(std::move(r.to_refresh), load, r.now);
+    if (r.need.empty()) return;
+    typename Loads<K, V>::Flights f = loads_.lead_or_join(std::move(r.need), r.now);
+    loads_.reread(f.mine, a);
+    typename Loads<K, V>::Leases leases = loads_.acquire_leases(f.mine, a);
+    loads_.load_mine(load, f.mine, leases, a);
+    loads_.await_deferred(load, leases, a);
+    loads_.await_theirs(f.theirs, a);
   }
 
   // RepeatFilter: which keys of a batch repeat an earlier one. Open
@@ -364,15 +428,16 @@ class CacheCore : public TaskOwner {
     RepeatFilter(const RepeatFilter&) = delete;
     RepeatFilter& operator=(const RepeatFilter&) = delete;
 
-    // repeat: whether keys[i] equals a key passed to an earlier call (each
-    // index is passed once, in increasing order).
-    bool repeat(std::size_t i) {
+    // first: the index of the earliest key equal to keys[i] among those
+    // passed so far, i itself when there is none (each index is passed once,
+    // in increasing order).
+    std::size_t first(std::size_t i) {
       for (std::size_t p = typename Map::hasher{}(keys_[i]) & mask_;; p = (p + 1) & mask_) {
         if (slots_[p] == kEmpty) {
           slots_[p] = i;
-          return false;
+          return i;
         }
-        if (typename Map::key_equal{}(keys_[slots_[p]], keys_[i])) return true;
+        if (typename Map::key_equal{}(keys_[slots_[p]], keys_[i])) return slots_[p];
       }
     }
 

@@ -104,8 +104,27 @@ void Cache<K, V>::bind_loaders(CacheOptions<K, V>& o) {
   };
 }
 template <class K, class V>
+GetManyAlignedResult<V> Cache<K, V>::get_many_aligned_bound(std::span<const K> keys) {
+  const CacheOptions<K, V>& o = core_->options();
+  if (o.batch_loader) return core_->get_many_aligned(keys, o.batch_loader);
+  // One key at a time through the loader: get_many_bound's answers, in slots.
+  GetManyResult<K, V> m = get_many_bound(keys);
+  typename GetManyAlignedResult<V>::Values values(keys.size());
+  std::vector<typename GetManyAlignedResult<V>::KeyError> errors;
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (auto it = m->find(keys[i]); it != m->end()) {
+      values[i] = it->second;
+    } else if (auto e = m.errors().find(keys[i]); e != m.errors().end()) {
+      errors.push_back({i, e->second});
+    }
+  }
+  return GetManyAlignedResult<V>(std::move(values), std::move(errors), m.status());
+}
+
+template <class K, class V>
 template <class Keys, class Fn>
-inline GetManyResult<K, V> Cache<K, V>::with_span(const Keys& keys, Fn&& fn) {
+inline std::invoke_result_t<Fn&, std::span<const K>> Cache<K, V>::with_span(const Keys& keys,
+                                                                            Fn&& fn) {
   if constexpr (std::ranges::contiguous_range<const Keys&> &&
                 std::is_same_v<std::ranges::range_value_t<const Keys&>, K>) {
     return fn(std::span<const K>(std::ranges::data(keys), std::ranges::size(keys)));
