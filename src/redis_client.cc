@@ -253,21 +253,34 @@ Read read_some(redisContext* c, int flags, internal::IoTrace* trace) {
 }
 
 // append_command: one command into c's output buffer; argv/lens on the
-// stack for ordinary commands, the heap only for long ones (MGET, DEL).
+// stack for ordinary commands, in the thread's kept vectors for long ones
+// (MGET, UNLINK: no allocation per call; a vector grown past kKeptArgs
+// arguments is dropped after its call).
 absl::Status append_command(redisContext* c, RedisArgs cmd, std::string_view what) {
   constexpr std::size_t kInline = 8;
+  constexpr std::size_t kKeptArgs = 4096;
   const char* argv_inline[kInline];
   std::size_t lens_inline[kInline];
-  std::vector<const char*> argv_heap;
-  std::vector<std::size_t> lens_heap;
+  thread_local std::vector<const char*> argv_heap;
+  thread_local std::vector<std::size_t> lens_heap;
   const char** argv = argv_inline;
   std::size_t* lens = lens_inline;
   if (cmd.size() > kInline) {
-    argv_heap.resize(cmd.size());
-    lens_heap.resize(cmd.size());
+    if (argv_heap.size() < cmd.size()) {
+      argv_heap.resize(cmd.size());
+      lens_heap.resize(cmd.size());
+    }
     argv = argv_heap.data();
     lens = lens_heap.data();
   }
+  struct Trim {
+    ~Trim() {
+      if (argv_heap.size() > kKeptArgs) {
+        std::vector<const char*>().swap(argv_heap);
+        std::vector<std::size_t>().swap(lens_heap);
+      }
+    }
+  } trim;
   for (std::size_t i = 0; i < cmd.size(); ++i) {
     argv[i] = cmd[i].data();
     lens[i] = cmd[i].size();

@@ -45,7 +45,7 @@ struct FakeServer {
     c.reset(redisConnectFd(sv[0]));
     EXPECT_NE(::fcntl(c->fd, F_SETFL, ::fcntl(c->fd, F_GETFL) | O_NONBLOCK), -1);
     c->flags &= ~REDIS_BLOCK;
-    internal::bound_reply_arrays(c.get());  // what connect_nonblocking_to does
+    internal::install_reply_functions(c.get());  // what connect_nonblocking_to does
   }
   ~FakeServer() {
     c.reset();  // closes sv[0]: a sender still writing gets EPIPE

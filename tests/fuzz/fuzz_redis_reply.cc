@@ -195,7 +195,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(c != nullptr && c->err == 0);
   FUZZ_CHECK(::fcntl(c->fd, F_SETFL, ::fcntl(c->fd, F_GETFL) | O_NONBLOCK) == 0);
   c->flags &= ~REDIS_BLOCK;
-  larder::internal::bound_reply_arrays(c.get());  // as connect_nonblocking_to does
+  larder::internal::install_reply_functions(c.get());  // as connect_nonblocking_to does
 
   // The reference's view of the first n frames.
   RefParser ref{sent};

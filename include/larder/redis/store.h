@@ -78,6 +78,61 @@
 namespace larder {
 
 namespace internal {
+
+// KeyScratch: RedisStore::get_many's key buffer and command vectors, one set per
+// thread, kept between calls (cleared; dropped instead when a batch grew
+// them past kKept bytes). A Lease is the thread's set, or a fresh one when
+// the thread's is already leased (a get_many reached again from inside one:
+// a user's codec, say).
+struct KeyScratch {
+  static constexpr std::size_t kKept = 256 * 1024;
+  std::string buf;
+  std::vector<std::size_t> ends;
+  std::vector<std::string_view> rks, flat;
+  std::vector<RedisArgs> cmds;
+  bool leased = false;
+
+  std::size_t bytes() const {
+    return buf.capacity() + ends.capacity() * sizeof(std::size_t) +
+           (rks.capacity() + flat.capacity()) * sizeof(std::string_view) +
+           cmds.capacity() * sizeof(RedisArgs);
+  }
+  class Lease {
+   public:
+    Lease() {
+      thread_local KeyScratch mine;
+      if (!mine.leased) {
+        s_ = &mine;
+        s_->leased = true;
+      } else {
+        own_ = std::make_unique<KeyScratch>();
+        s_ = own_.get();
+      }
+    }
+    ~Lease() {
+      if (own_ != nullptr) return;
+      if (s_->bytes() > kKept) {
+        *s_ = KeyScratch{};
+      } else {
+        s_->buf.clear();
+        s_->ends.clear();
+        s_->rks.clear();
+        s_->flat.clear();
+        s_->cmds.clear();
+      }
+      s_->leased = false;
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    KeyScratch* operator->() const { return s_; }
+
+   private:
+    KeyScratch* s_ = nullptr;
+    std::unique_ptr<KeyScratch> own_;
+  };
+};
+
+
 // redis_glob_escape: s with Redis glob specials (* ? [ ] \) escaped, for SCAN MATCH.
 inline std::string redis_glob_escape(std::string_view s) {
   std::string out;
@@ -153,9 +208,11 @@ class RedisStore : public Store<K, V> {
   absl::StatusOr<std::vector<std::optional<Entry<V>>>> get_many(std::span<const K> keys) override {
     std::vector<std::optional<Entry<V>>> out(keys.size());
     if (keys.empty()) return out;
-    // The Redis keys, back to back in one buffer (one allocation, not one per key).
-    std::string buf;
-    std::vector<std::size_t> ends;
+    // The Redis keys, back to back in one buffer, and the MGET commands over
+    // them: in the thread's scratch, so a batch allocates nothing for them.
+    internal::KeyScratch::Lease scratch;
+    std::string& buf = scratch->buf;
+    std::vector<std::size_t>& ends = scratch->ends;
     ends.reserve(keys.size());
     buf.reserve(keys.size() * (prefix_.size() + 16));
     for (const K& k : keys) {
@@ -163,13 +220,13 @@ class RedisStore : public Store<K, V> {
       KeyCodec::encode(k, buf);
       ends.push_back(buf.size());
     }
-    std::vector<std::string_view> rks;
+    std::vector<std::string_view>& rks = scratch->rks;
     rks.reserve(keys.size());
     for (std::size_t i = 0, start = 0; i < ends.size(); start = ends[i++]) {
       rks.emplace_back(buf.data() + start, ends[i] - start);
     }
-    std::vector<std::string_view> flat;
-    std::vector<RedisArgs> cmds;
+    std::vector<std::string_view>& flat = scratch->flat;
+    std::vector<RedisArgs>& cmds = scratch->cmds;
     build_chunked("MGET", rks, flat, cmds);
     const std::int64_t now = to_unix_millis(clock_->now());
     absl::Status bad;
@@ -331,17 +388,18 @@ class RedisStore : public Store<K, V> {
   void build_chunked(std::string_view cmd, const Keys& rks, std::vector<std::string_view>& flat,
                      std::vector<RedisArgs>& cmds) const {
     const std::size_t chunks = (rks.size() + chunk_ - 1) / chunk_;
-    flat.reserve(rks.size() + chunks);
-    std::vector<std::pair<std::size_t, std::size_t>> spans;
+    flat.reserve(flat.size() + rks.size() + chunks);  // no reallocation below: cmds point into it
+    cmds.reserve(cmds.size() + chunks);
     for (std::size_t base = 0; base < rks.size(); base += chunk_) {
       const std::size_t start = flat.size();
       flat.push_back(cmd);
       for (std::size_t j = base; j < std::min(rks.size(), base + chunk_); ++j)
         flat.push_back(rks[j]);
-      spans.emplace_back(start, flat.size() - start);
+      cmds.emplace_back(flat.data() + start, flat.size() - start);
     }
-    for (const auto& [start, size] : spans) cmds.emplace_back(flat.data() + start, size);
   }
+
+
 
   absl::Status unlink(const std::vector<std::string>& rks) {
     std::vector<std::string_view> flat;
