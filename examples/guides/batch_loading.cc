@@ -45,6 +45,12 @@ void batch_loading(ProductDb& db) {
   ensure(page.ok() && page->size() == 4 && !page->contains(13),
          "a key the loader left out is absent");
 
+  // The same page in the order's own order: one slot per id, no map built.
+  larder::GetManyAlignedResult<std::string> rows = products.get_many_aligned(order);
+  ensure(rows.ok() && rows.size() == 5 && rows[1] == "product-2" && !rows[3].has_value(),
+         "slot i holds order[i]'s value; 13 is absent");
+  ensure(db.queries == 3, "only 13 is queried again (absent, and not remembered)");
+
   // A failing batch costs only the keys it was loading.
   db.down = true;
   page = products.get_many({1, 2, 5, 6});
