@@ -159,9 +159,8 @@ class CacheCore : public TaskOwner {
   GetManyResult<K, V> get_many(std::span<const K> keys, BatchLoader& load) {
     typename Loads<K, V>::Answers a;
     a.out.reserve(keys.size());
-    ReadMany r = read_many(keys, [&a](std::size_t, const K& k, V&& v) {
-      a.out.emplace(k, std::move(v));
-    });
+    ReadMany r =
+        read_many(keys, [&a](std::size_t, const K& k, V&& v) { a.out.emplace(k, std::move(v)); });
     load_needed(r, a, load);
     absl::Status first = a.first_error ? *std::move(a.first_error) : absl::OkStatus();
     return GetManyResult<K, V>(std::move(a.out), std::move(a.errors), std::move(first));
@@ -175,9 +174,8 @@ class CacheCore : public TaskOwner {
   GetManyAlignedResult<V> get_many_aligned(std::span<const K> keys, BatchLoader& load) {
     using Result = GetManyAlignedResult<V>;
     typename Result::Values values(keys.size());
-    ReadMany r = read_many(keys, [&values](std::size_t i, const K&, V&& v) {
-      values[i] = std::move(v);
-    });
+    ReadMany r =
+        read_many(keys, [&values](std::size_t i, const K&, V&& v) { values[i] = std::move(v); });
     const std::vector<std::size_t> need_at = std::move(r.need_at);
     typename Loads<K, V>::Answers a;
     load_needed(r, a, load);
@@ -311,8 +309,8 @@ class CacheCore : public TaskOwner {
   ReadMany read_many(std::span<const K> keys, Sink&& sink) {
     ReadMany r;
     std::span<const K> uniq = keys;
-    std::vector<K> picked;         // the keys to read, once `keys` itself will not do
-    std::vector<std::size_t> at;   // and their slots
+    std::vector<K> picked;        // the keys to read, once `keys` itself will not do
+    std::vector<std::size_t> at;  // and their slots
     {
       RepeatFilter seen(keys);
       bool copying = false;

@@ -132,7 +132,6 @@ struct KeyScratch {
   };
 };
 
-
 // redis_glob_escape: s with Redis glob specials (* ? [ ] \) escaped, for SCAN MATCH.
 inline std::string redis_glob_escape(std::string_view s) {
   std::string out;
@@ -398,8 +397,6 @@ class RedisStore : public Store<K, V> {
       cmds.emplace_back(flat.data() + start, flat.size() - start);
     }
   }
-
-
 
   absl::Status unlink(const std::vector<std::string>& rks) {
     std::vector<std::string_view> flat;
