@@ -85,7 +85,7 @@ namespace internal {
 // the thread's is already leased (a get_many reached again from inside one:
 // a user's codec, say).
 struct KeyScratch {
-  static constexpr std::size_t kKept = 256 * 1024;
+  static constexpr std::size_t kKept = std::size_t{256} * 1024;
   std::string buf;
   std::vector<std::size_t> ends;
   std::vector<std::string_view> rks, flat;
