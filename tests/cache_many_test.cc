@@ -78,6 +78,17 @@ TEST(CacheManyTest, DuplicatesAreLoadedOnce) {
   EXPECT_THAT(load.batches()[0], UnorderedElementsAre("a", "b"));
 }
 
+// write_back_options: env's options writing back to db, each put held for
+// 100 ms (dirty until then, or until flush()).
+CacheOptions<std::string, std::string> write_back_options(
+    const Env& env, testing::FakeDb<std::string, std::string>& db) {
+  auto o = env.options();
+  o.write_mode = WriteMode::kWriteBack;
+  o.writer = db.writer();
+  o.write_back.delay = std::chrono::milliseconds(100);
+  return o;
+}
+
 // A MapStore that records the keys of each batch read.
 class BatchRecordingStore : public testing::MapStore<std::string, std::string> {
  public:
@@ -179,11 +190,7 @@ TEST(CacheManyTest, DirtyKeysInTheMiddleOfABatchAreAnsweredByTheWriteBack) {
   Env env;
   testing::FakeDb<std::string, std::string> db;
   auto store = std::make_shared<BatchRecordingStore>(env.clock);
-  auto o = env.options();
-  o.write_mode = WriteMode::kWriteBack;
-  o.writer = db.writer();
-  o.write_back.delay = std::chrono::milliseconds(100);
-  SCache cache(store, o);
+  SCache cache(store, write_back_options(env, db));
   for (const auto& k : key_range(0, 6)) ASSERT_TRUE(cache.put(k, "v:" + k).ok());
   ASSERT_TRUE(cache.flush().ok());
   ASSERT_TRUE(cache.put("k2", "pending").ok());  // dirty
@@ -485,11 +492,7 @@ TEST(CacheManyTest, AlignedSlotsFollowTheKeys) {
   Env env;
   testing::FakeDb<std::string, std::string> db;
   auto store = std::make_shared<BatchRecordingStore>(env.clock);
-  auto o = env.options();
-  o.write_mode = WriteMode::kWriteBack;
-  o.writer = db.writer();
-  o.write_back.delay = std::chrono::milliseconds(100);
-  SCache cache(store, o);
+  SCache cache(store, write_back_options(env, db));
   for (const auto& k : key_range(0, 4)) ASSERT_TRUE(cache.put(k, "v:" + k).ok());
   ASSERT_TRUE(cache.flush().ok());
   ASSERT_TRUE(cache.put("k2", "pending").ok());  // dirty
