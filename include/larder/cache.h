@@ -40,6 +40,7 @@
 //        .loader = [&](int id) { return db.load_user(id); }});
 //   absl::StatusOr<User> u = users.get(42);
 //   auto some = users.get_many({1, 2, 3});         // one batch; failures per key
+//   auto rows = users.get_many_aligned(ids);       // the same, rows[i] is ids[i]'s
 //   (void)users.merge(42, User{.visits = 1}, add_visits);   // atomic read-modify-write
 //
 // ---------------------------------------------------------------------------
@@ -50,8 +51,9 @@
 // (invalidation, per-key turns, write-back), recovery.h (drops the store
 // could not apply: auto-recovery), task_gate.h (background tasks vs ~Cache),
 // invoke.h (user code and exceptions). The options are in cache_options.h,
-// GetManyResult in get_many_result.h, and Cache's longer member definitions in
-// internal/cache_impl.h (all three included here).
+// GetManyResult and GetManyAlignedResult in get_many_result.h, and Cache's
+// longer member definitions in internal/cache_impl.h (all three included
+// here).
 #ifndef LARDER_CACHE_H_
 #define LARDER_CACHE_H_
 
@@ -202,9 +204,10 @@ class Cache {
   // load failed: result.errors() lists the failed slots). Loads, refreshes,
   // single-flight and errors as for get_many; the difference is the shape.
   // It builds no map: a batch of hits costs one vector, with every value
-  // moved from the store's answer into its slot, where get_many hashes and
-  // copies each key into its result map. Prefer it when the caller walks its
-  // own keys in order (rendering a list, a join) rather than looking keys up.
+  // moved from the store's answer into its slot, where get_many copies each
+  // key into its result map (a hash and an insert per key). Prefer it when
+  // the caller walks its own keys in order (rendering a list, a join) rather
+  // than looking keys up.
   template <class Keys, class BatchLoader>
   requires std::ranges::input_range<const Keys&> GetManyAlignedResult<V> get_many_aligned(
       const Keys& keys, BatchLoader&& load) {

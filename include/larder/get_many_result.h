@@ -65,9 +65,9 @@ class GetManyResult {
 // GetManyAlignedResult: what get_many_aligned returns: one slot per key
 // passed, in the same order (a repeated key gets its value in each of its
 // slots), holding the key's value or nullopt (absent: not found, or failed),
-// and the error of each slot whose key failed. Nothing is hashed or copied
-// per key to build it: the values are moved from the store's answers into
-// their slots. ok() and status() as for GetManyResult.
+// and the error of each slot whose key failed. No key is copied to build
+// it: the values are moved from the store's answers into their slots. ok()
+// and status() as for GetManyResult.
 template <class V>
 class GetManyAlignedResult {
  public:
