@@ -21,7 +21,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "gtest/gtest.h"
+#include "larder/cache.h"
 #include "larder/internal/mutex.h"
 #include "larder/redis.h"
 #include "tests/integration/redis_test_util.h"
@@ -373,6 +375,56 @@ TEST(RedisStoreDecodeTest, RandomHeadersNeverServeAnEntryPastStaleUntil) {
   EXPECT_GT(total[2], 0u) << "no servable header generated";
   std::cout << "corrupt " << total[0] << ", expired " << total[1] << ", served " << total[2]
             << "\n";
+}
+
+// Cache::get_many_aligned over a real server: 40 keys in MGET chunks of 7,
+// one of them corrupted in Redis. Its slot is loaded (the store counts the
+// corrupt value as an error and a miss, in the batch read and again in the
+// leader's re-read) and stored over the bad bytes; every other slot is a hit.
+// A second, smaller batch with a repeat, after the larger one, reads the
+// right keys (the store's per-thread key scratch is reused between calls).
+TEST(RedisStoreDecodeTest, CacheBatchInKeyOrderLoadsACorruptValueInItsSlot) {
+  LARDER_REQUIRE_REDIS_OR_SKIP(addr);
+  RedisOptions o = testing::options_for(addr);
+  o.clock = std::make_shared<ManualClock>(TimePoint(milliseconds(kNow)));
+  o.batch_chunk = 7;
+  auto store = std::make_shared<Store>(o);
+  CacheOptions<std::string, std::string> co;
+  co.ttl = std::chrono::seconds(30);
+  Cache<std::string, std::string> cache(store, co);
+  std::vector<std::string> keys;
+  for (int i = 0; i < 40; ++i) {
+    keys.push_back("b" + std::to_string(i));
+    ASSERT_TRUE(cache.put(keys.back(), "v" + std::to_string(i)).ok());
+  }
+  raw_set(*store->client(), store->redis_key("b17"), "not a larder entry");
+  std::vector<std::string> loaded;
+  auto load = [&loaded](std::span<const std::string> ks) {
+    absl::flat_hash_map<std::string, std::string> m;
+    for (const std::string& k : ks) {
+      loaded.push_back(k);
+      m[k] = "db:" + k;
+    }
+    return m;
+  };
+  GetManyAlignedResult<std::string> got = cache.get_many_aligned(keys, load);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got.size(), keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_EQ(got[i], i == 17 ? "db:b17" : "v" + std::to_string(i)) << keys[i];
+  }
+  EXPECT_EQ(loaded, std::vector<std::string>{"b17"});
+  EXPECT_EQ(store->counters().errors, 2u);
+  EXPECT_EQ(cache.stats().hits, 39u);
+  EXPECT_EQ(cache.stats().misses, 1u);
+
+  const std::vector<std::string> few{"b39", "b3", "b17", "b3"};
+  GetManyAlignedResult<std::string> again = cache.get_many_aligned(few, load);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again.values(), (std::vector<std::optional<std::string>>{"v39", "v3", "db:b17", "v3"}));
+  EXPECT_EQ(loaded.size(), 1u) << "b17's loaded value was stored over the corrupt bytes";
+  EXPECT_EQ(store->counters().errors, 2u);
+  EXPECT_TRUE(store->clear().ok());
 }
 
 }  // namespace
