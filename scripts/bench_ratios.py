@@ -27,7 +27,7 @@ def main():
         extra = args[args.index("--") + 1:]
         args = args[:args.index("--")]
     if len(args) < 3:
-        sys.exit(__doc__ or "usage: bench_ratios.py BINARY FILTER BASELINE [ROUNDS]")
+        sys.exit("usage: bench_ratios.py BINARY FILTER BASELINE [ROUNDS] [-- extra benchmark flags]")
     binary, flt, baseline = args[0], args[1], args[2]
     rounds = int(args[3]) if len(args) > 3 else 5
     reps = os.environ.get("REPS", "6")

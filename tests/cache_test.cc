@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <latch>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -203,6 +204,84 @@ TEST(CacheTest, GetIfPresentNeverLoads) {
   EXPECT_EQ(cache.get_if_present("k"), std::nullopt);
   EXPECT_EQ(cache.stats().hits, 1u);
   EXPECT_EQ(cache.stats().misses, 2u);
+}
+
+// CountingClock: a manual clock that counts how often it is read.
+class CountingClock final : public Clock {
+ public:
+  TimePoint now() const override {
+    reads.fetch_add(1);
+    return time.now();
+  }
+  ManualClock time{from_unix_millis(1'700'000'000'000)};
+  mutable std::atomic<int> reads{0};
+};
+
+// A store with a clock returns no entry past stale_until (Store's contract),
+// so a hit on an entry without a stale span reads no clock in the cache: the
+// store's own read (MapStore reads once per get) is the only one. With a
+// stale span or refresh_ahead, the cache reads the clock to judge the entry.
+TEST(CacheTest, AHitTheStoreJudgedReadsNoClock) {
+  auto clock = std::make_shared<CountingClock>();
+  auto executor = std::make_shared<testing::ManualExecutor>();
+  auto reads_during = [&](auto&& call) {
+    const int before = clock->reads.load();
+    call();
+    return clock->reads.load() - before;
+  };
+  auto make = [&](auto tune) {
+    auto store = std::make_shared<testing::MapStore<std::string, std::string>>(clock);
+    CacheOptions<std::string, std::string> o;
+    o.ttl = seconds(10);
+    o.executor = executor;
+    tune(o);
+    return std::make_unique<SCache>(store, std::move(o));
+  };
+  Loader loader(constant("loaded"));
+  auto plain = make([](auto&) {});
+  ASSERT_TRUE(plain->put("k", "v").ok());
+  EXPECT_EQ(reads_during([&] { EXPECT_EQ(*plain->get_or_load("k", loader), "v"); }), 1);
+  EXPECT_EQ(reads_during([&] { EXPECT_EQ(plain->get_if_present("k"), "v"); }), 1);
+  EXPECT_EQ(plain->stats().hits, 2u);
+  // A miss is judged (and loaded) at an instant the cache reads.
+  EXPECT_GE(reads_during([&] { EXPECT_EQ(*plain->get_or_load("m", loader), "loaded"); }), 2);
+
+  auto swr = make([](auto& o) { o.stale_while_revalidate = seconds(5); });
+  ASSERT_TRUE(swr->put("k", "v").ok());
+  EXPECT_EQ(reads_during([&] { EXPECT_EQ(*swr->get_or_load("k", loader), "v"); }), 2);
+  clock->time.advance(seconds(12));  // stale: served, and a refresh is queued
+  EXPECT_EQ(*swr->get_or_load("k", loader), "v");
+  EXPECT_EQ(swr->stats().stale_hits, 1u);
+
+  auto ahead = make([](auto& o) { o.refresh_ahead = 0.5; });
+  ASSERT_TRUE(ahead->put("k", "v").ok());
+  EXPECT_EQ(reads_during([&] { EXPECT_EQ(ahead->get_if_present("k"), "v"); }), 2);
+  EXPECT_EQ(loader.calls(), 1);
+  plain.reset();
+  swr.reset();
+  ahead.reset();
+  executor->run_all();  // the queued refresh sees its cache closed
+}
+
+// A store without a clock (Store::clock() null) promises nothing about age:
+// the cache judges every entry it returns, and an expired one is loaded again.
+TEST(CacheTest, AStoreWithoutAClockHasItsEntriesJudgedByTheCache) {
+  Env env;
+  // The store keeps its own frozen clock, so it never drops an entry.
+  struct Clockless : testing::MapStore<std::string, std::string> {
+    using MapStore::MapStore;
+    std::shared_ptr<Clock> clock() const override { return nullptr; }
+  };
+  auto store = std::make_shared<Clockless>(std::make_shared<ManualClock>());
+  SCache cache(store, env.options());
+  Loader loader(constant("v2"));
+  ASSERT_TRUE(cache.put("k", "v1").ok());
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v1");
+  env.clock->advance(seconds(10));
+  ASSERT_TRUE(store->raw("k").has_value());
+  EXPECT_EQ(cache.get_if_present("k"), std::nullopt);
+  EXPECT_EQ(*cache.get_or_load("k", loader), "v2");
+  EXPECT_EQ(loader.calls(), 1);
 }
 
 TEST(CacheTest, NegativeCachingIsOffByDefault) {

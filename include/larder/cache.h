@@ -23,9 +23,13 @@
 //     next Cache on the same path).
 //
 // Thread-safety: every method may be called concurrently from any thread.
-// A hit (fresh entry) costs one clock read (a coarse one with the system
-// clock, see read_now), one Store::get and one striped counter increment: no
-// lock and no shared cache line besides the store's own.
+// A hit (fresh entry) costs one Store::get and one per-thread counter
+// increment: no lock and no shared cache line besides the store's own. The
+// cache reads no clock of its own for it when the store has one (LocalStore,
+// RedisStore, TieredStore: they never return an entry past stale_until) and
+// the entry has no stale span; with stale_while_revalidate, stale_if_error or
+// refresh_ahead it reads one (a coarse one with the system clock, see
+// read_now) to judge the entry.
 // Loaders, batch loaders, Writer functions and callbacks are user code and
 // never run under a larder lock; background refreshes run them on the
 // Executor's threads. Everything a loader captures by reference must outlive

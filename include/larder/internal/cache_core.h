@@ -27,9 +27,14 @@
 //   Store::get ──> Freshness::classify ──> hit / hit + Refresher::start /
 //                                          Loads::load_one (with the stale entry or none)
 //
-// A hit (fresh entry) costs one clock read (read_now), one Store::get and one
-// per-thread counter increment (no locked instruction), plus one relaxed load
-// each for the write-back filter (kWriteBack only) and the recovery set.
+// A hit (fresh entry) costs one Store::get and one per-thread counter
+// increment (no locked instruction), plus one relaxed load each for the
+// write-back filter (kWriteBack only) and the recovery set. It reads no
+// clock when the store judged the entry already (a store with a clock never
+// returns an entry past stale_until, and an entry without a stale span is
+// then fresh: Freshness::fresh_as_returned); otherwise, and on every other
+// path, one read_now() after Store::get (before it when recovery is pending,
+// whose check needs the instant).
 //
 // Shutdown (~Cache): stop_write_back (drain), repair_now (one last attempt at
 // deferred drops), close (tasks that start later only cancel; waits for the
@@ -90,68 +95,43 @@ class CacheCore : public TaskOwner {
         return erased();
       }
     }
-    const TimePoint now = state_.fresh.read_now();
-    if (ABSL_PREDICT_FALSE(recovery_.any()) && recovery_.suspect(key, now)) {
-      return loads_.load_one(key, loader, std::nullopt, now);
-    }
-    absl::StatusOr<std::optional<Entry<V>>> got = timed_get(key);
-    std::optional<Entry<V>> stale;
-    if (ABSL_PREDICT_TRUE(got.ok())) {
-      if (got->has_value()) {
-        Entry<V>& e = **got;
-        switch (state_.fresh.classify(e, now)) {
-          case Action::kFresh:
-            state_.counters.hits.add();
-            return std::move(e.value);
-          case Action::kRefreshAhead:
-            state_.counters.hits.add();
-            refresher_.start(key, loader, e, now);
-            return std::move(e.value);
-          case Action::kStaleServe:
-            state_.counters.stale_hits.add();
-            refresher_.start(key, loader, e, now);
-            return std::move(e.value);
-          case Action::kStaleLoad:
-            stale = std::move(e);
-            break;
-          case Action::kExpired:
-            break;
-        }
+    if (ABSL_PREDICT_FALSE(!state_.store_judges_expiry || recovery_.any())) {
+      const TimePoint now = state_.fresh.read_now();
+      if (ABSL_PREDICT_FALSE(recovery_.any()) && recovery_.suspect(key, now)) {
+        return loads_.load_one(key, loader, std::nullopt, now);
       }
-    } else {
-      state_.counters.store_errors.add();  // degrade to the loader
+      return answer(key, loader, timed_get(key), now);
     }
-    return loads_.load_one(key, loader, std::move(stale), now);
+    // The hit path reads no clock when the store already judged the entry
+    // (see fresh_as_returned).
+    absl::StatusOr<std::optional<Entry<V>>> got = timed_get(key);
+    if (ABSL_PREDICT_TRUE(got.ok() && got->has_value()) &&
+        ABSL_PREDICT_TRUE(state_.fresh.fresh_as_returned(**got))) {
+      state_.counters.hits.add();
+      return std::move((*got)->value);
+    }
+    return answer(key, loader, std::move(got), state_.fresh.read_now());
   }
 
   std::optional<V> get_if_present(const K& key) {
     if (writes_.write_back()) {
       if (std::optional<std::optional<V>> p = writes_.dirty_value(key)) return *std::move(p);
     }
-    const TimePoint now = state_.fresh.read_now();
-    if (ABSL_PREDICT_FALSE(recovery_.any()) && recovery_.suspect(key, now)) {
-      state_.counters.misses.add();
-      return std::nullopt;
+    if (ABSL_PREDICT_FALSE(!state_.store_judges_expiry || recovery_.any())) {
+      const TimePoint now = state_.fresh.read_now();
+      if (ABSL_PREDICT_FALSE(recovery_.any()) && recovery_.suspect(key, now)) {
+        state_.counters.misses.add();
+        return std::nullopt;
+      }
+      return answer_if_present(timed_get(key), now);
     }
     absl::StatusOr<std::optional<Entry<V>>> got = timed_get(key);
-    if (!got.ok()) {
-      state_.counters.store_errors.add();
-    } else if (got->has_value()) {
-      switch (state_.fresh.classify(**got, now)) {
-        case Action::kFresh:
-        case Action::kRefreshAhead:
-          state_.counters.hits.add();
-          return std::move((*got)->value);
-        case Action::kStaleServe:
-          state_.counters.stale_hits.add();
-          return std::move((*got)->value);
-        case Action::kStaleLoad:
-        case Action::kExpired:
-          break;
-      }
+    if (ABSL_PREDICT_TRUE(got.ok() && got->has_value()) &&
+        ABSL_PREDICT_TRUE(state_.fresh.fresh_as_returned(**got))) {
+      state_.counters.hits.add();
+      return std::move((*got)->value);
     }
-    state_.counters.misses.add();
-    return std::nullopt;
+    return answer_if_present(std::move(got), state_.fresh.read_now());
   }
 
   // get_many: the script (loads.h explains each step).
@@ -189,12 +169,16 @@ class CacheCore : public TaskOwner {
     }
     absl::Status first = a.first_error ? *std::move(a.first_error) : absl::OkStatus();
     if (!r.repeats.empty()) {
+      // errors[0, n) are in slot order (need_at is): a repeat finds its
+      // first slot's error by binary search.
       const std::size_t n = errors.size();
-      for (auto [i, at] : r.repeats) values[i] = values[at];
-      for (std::size_t e = 0; e < n; ++e) {
-        for (auto [i, at] : r.repeats) {
-          if (at == errors[e].index) errors.push_back({i, errors[e].status});
-        }
+      auto by_index = [](const typename Result::KeyError& x, std::size_t at) {
+        return x.index < at;
+      };
+      for (auto [i, at] : r.repeats) {
+        values[i] = values[at];
+        auto e = std::lower_bound(errors.begin(), errors.begin() + n, at, by_index);
+        if (e != errors.begin() + n && e->index == at) errors.push_back({i, e->status});
       }
       if (errors.size() != n) {
         std::sort(errors.begin(), errors.end(),
@@ -448,6 +432,62 @@ class CacheCore : public TaskOwner {
     std::size_t inline_[kInline];
     std::vector<std::size_t> heap_;
   };
+
+  // answer: get_or_load's reply to what the store answered, judged at now.
+  template <class Loader>
+  absl::StatusOr<V> answer(const K& key, Loader& loader,
+                           absl::StatusOr<std::optional<Entry<V>>>&& got, TimePoint now) {
+    std::optional<Entry<V>> stale;
+    if (ABSL_PREDICT_TRUE(got.ok())) {
+      if (got->has_value()) {
+        Entry<V>& e = **got;
+        switch (state_.fresh.classify(e, now)) {
+          case Action::kFresh:
+            state_.counters.hits.add();
+            return std::move(e.value);
+          case Action::kRefreshAhead:
+            state_.counters.hits.add();
+            refresher_.start(key, loader, e, now);
+            return std::move(e.value);
+          case Action::kStaleServe:
+            state_.counters.stale_hits.add();
+            refresher_.start(key, loader, e, now);
+            return std::move(e.value);
+          case Action::kStaleLoad:
+            stale = std::move(e);
+            break;
+          case Action::kExpired:
+            break;
+        }
+      }
+    } else {
+      state_.counters.store_errors.add();  // degrade to the loader
+    }
+    return loads_.load_one(key, loader, std::move(stale), now);
+  }
+
+  // answer_if_present: get_if_present's reply, judged at now.
+  std::optional<V> answer_if_present(absl::StatusOr<std::optional<Entry<V>>>&& got,
+                                     TimePoint now) {
+    if (!got.ok()) {
+      state_.counters.store_errors.add();
+    } else if (got->has_value()) {
+      switch (state_.fresh.classify(**got, now)) {
+        case Action::kFresh:
+        case Action::kRefreshAhead:
+          state_.counters.hits.add();
+          return std::move((*got)->value);
+        case Action::kStaleServe:
+          state_.counters.stale_hits.add();
+          return std::move((*got)->value);
+        case Action::kStaleLoad:
+        case Action::kExpired:
+          break;
+      }
+    }
+    state_.counters.misses.add();
+    return std::nullopt;
+  }
 
   // timed_get: Store::get, timed one call in LatencySampler::kSampleEvery.
   ABSL_ATTRIBUTE_ALWAYS_INLINE absl::StatusOr<std::optional<Entry<V>>> timed_get(const K& key) {

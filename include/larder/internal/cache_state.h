@@ -92,7 +92,8 @@ struct CacheState {
         tasks(owner, executor),
         load_timeout(std::chrono::duration_cast<Dur>(opt.load_timeout)),
         negative_ttl(std::chrono::duration_cast<Dur>(opt.negative.ttl)),
-        latency(opt.record_latency) {
+        latency(opt.record_latency),
+        store_judges_expiry(store->clock() != nullptr) {
     opt.executor = nullptr;
     if (opt.negative.ttl.count() > 0) {
       negative = std::make_unique<ExpiringKeySet<K>>(opt.negative.max_entries);
@@ -141,6 +142,10 @@ struct CacheState {
   std::unique_ptr<ExpiringKeySet<K>> negative;        // negative.ttl > 0
   std::unique_ptr<ExpiringKeySet<K>> refresh_paused;  // error_backoff > 0
   CacheLatency latency;                               // metrics (metric.h)
+  // store_judges_expiry: the store reads a clock (Store::clock() not null;
+  // the cache refuses any clock but that one), so by Store's contract it
+  // never returns an entry past stale_until (Freshness::fresh_as_returned).
+  const bool store_judges_expiry;
 };
 
 }  // namespace larder::internal

@@ -564,6 +564,11 @@ class EvictionPolicyCore {
   bool transfer_pending_ = false;
   bool complete_move_ = false;
   std::uint64_t shifts_seen_ = 0;  // the shadows' shifts() the sketch was aged for
+  struct WindowFor {                // the last window_for(fraction) of shadow_access
+    double fraction = -1;
+    std::uint64_t maximum = 0;
+    std::uint64_t window = 0;
+  } shadow_window_for_;
   std::uint64_t rng_ = 0x9e3779b97f4a7c15ull;
   std::uint64_t streak_hash_ = 0;            // the victim of the current streak
   std::uint64_t streak_ = 0;                 // warm candidates it rejected in a row
@@ -749,7 +754,13 @@ inline void EvictionPolicyCore::set_window_fraction(double f) {
 inline void EvictionPolicyCore::shadow_access(std::uint64_t hash, std::uint32_t weight, bool read) {
   if (!shadows_->sampled(hash)) return;
   shadows_->access(hash, weight, read);
-  const std::uint64_t target = window_for(shadows_->fraction());
+  // window_for is pure in (fraction, maximum_): recomputed (an llround)
+  // only when either changed, not on every sampled access.
+  const double f = shadows_->fraction();
+  if (f != shadow_window_for_.fraction || maximum_ != shadow_window_for_.maximum) {
+    shadow_window_for_ = {f, maximum_, window_for(f)};
+  }
+  const std::uint64_t target = shadow_window_for_.window;
   if (target != target_window_) {
     target_window_ = target;
     complete_move_ = shadows_->after_shift();

@@ -94,6 +94,18 @@ class Freshness {
     return Action::kStaleLoad;
   }
 
+  // fresh_as_returned: whether e, as a store that judges expiry by the
+  // cache's clock returned it, is a fresh hit with no clock read here. Such
+  // a store returns only entries with now_s < stale_until at the instant
+  // now_s it looked (Store's contract), which is no earlier than a read_now()
+  // taken before the call. An entry with fresh_until == stale_until (no
+  // stale span: every entry of a cache without stale_while_revalidate and
+  // stale_if_error) is then fresh at that instant, so classify would say
+  // kFresh; with refresh_ahead it might say kRefreshAhead, so never then.
+  bool fresh_as_returned(const Entry<V>& e) const {
+    return !refresh_ahead_ && e.fresh_until == e.stale_until;
+  }
+
   // can_fall_back: whether a failed load may be answered with `stale`.
   bool can_fall_back(const std::optional<Entry<V>>& stale, TimePoint now) const {
     return stale.has_value() && sie_.count() > 0 && now < stale->stale_until;
