@@ -467,8 +467,7 @@ class CacheCore : public TaskOwner {
   }
 
   // answer_if_present: get_if_present's reply, judged at now.
-  std::optional<V> answer_if_present(absl::StatusOr<std::optional<Entry<V>>>&& got,
-                                     TimePoint now) {
+  std::optional<V> answer_if_present(absl::StatusOr<std::optional<Entry<V>>>&& got, TimePoint now) {
     if (!got.ok()) {
       state_.counters.store_errors.add();
     } else if (got->has_value()) {

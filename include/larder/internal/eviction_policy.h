@@ -564,7 +564,7 @@ class EvictionPolicyCore {
   bool transfer_pending_ = false;
   bool complete_move_ = false;
   std::uint64_t shifts_seen_ = 0;  // the shadows' shifts() the sketch was aged for
-  struct WindowFor {                // the last window_for(fraction) of shadow_access
+  struct WindowFor {               // the last window_for(fraction) of shadow_access
     double fraction = -1;
     std::uint64_t maximum = 0;
     std::uint64_t window = 0;
