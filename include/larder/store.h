@@ -171,7 +171,11 @@ class Store {
 
   // clock: the clock the store judges ages by; null when it reads none.
   // A Cache over the store takes it as its own when CacheOptions::clock is
-  // null, and refuses a different one.
+  // null, and refuses a different one. A store that returns a clock keeps
+  // the contract above by it (nothing past stale_until is returned): a
+  // Cache then takes an entry without a stale span (fresh_until ==
+  // stale_until) as fresh without reading the clock again. A store that does
+  // not check ages returns null, and the Cache judges every entry itself.
   virtual std::shared_ptr<Clock> clock() const { return nullptr; }
 
   // set_capacity: changes the store's bound at runtime and evicts down to
