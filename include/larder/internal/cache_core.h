@@ -102,14 +102,8 @@ class CacheCore : public TaskOwner {
       }
       return answer(key, loader, timed_get(key), now);
     }
-    // The hit path reads no clock when the store already judged the entry
-    // (see fresh_as_returned).
     absl::StatusOr<std::optional<Entry<V>>> got = timed_get(key);
-    if (ABSL_PREDICT_TRUE(got.ok() && got->has_value()) &&
-        ABSL_PREDICT_TRUE(state_.fresh.fresh_as_returned(**got))) {
-      state_.counters.hits.add();
-      return std::move((*got)->value);
-    }
+    if (ABSL_PREDICT_TRUE(judged_fresh_hit(got))) return std::move((*got)->value);
     return answer(key, loader, std::move(got), state_.fresh.read_now());
   }
 
@@ -126,11 +120,7 @@ class CacheCore : public TaskOwner {
       return answer_if_present(timed_get(key), now);
     }
     absl::StatusOr<std::optional<Entry<V>>> got = timed_get(key);
-    if (ABSL_PREDICT_TRUE(got.ok() && got->has_value()) &&
-        ABSL_PREDICT_TRUE(state_.fresh.fresh_as_returned(**got))) {
-      state_.counters.hits.add();
-      return std::move((*got)->value);
-    }
+    if (ABSL_PREDICT_TRUE(judged_fresh_hit(got))) return std::move((*got)->value);
     return answer_if_present(std::move(got), state_.fresh.read_now());
   }
 
@@ -156,11 +146,10 @@ class CacheCore : public TaskOwner {
     typename Result::Values values(keys.size());
     ReadMany r =
         read_many(keys, [&values](std::size_t i, const K&, V&& v) { values[i] = std::move(v); });
-    const std::vector<std::size_t> need_at = std::move(r.need_at);
     typename Loads<K, V>::Answers a;
     load_needed(r, a, load);
     std::vector<typename Result::KeyError> errors;
-    for (std::size_t i : need_at) {
+    for (std::size_t i : r.need_at) {
       if (auto it = a.out.find(keys[i]); it != a.out.end()) {
         values[i] = std::move(it->second);
       } else if (auto e = a.errors.find(keys[i]); e != a.errors.end()) {
@@ -169,7 +158,7 @@ class CacheCore : public TaskOwner {
     }
     absl::Status first = a.first_error ? *std::move(a.first_error) : absl::OkStatus();
     if (!r.repeats.empty()) {
-      // errors[0, n) are in slot order (need_at is): a repeat finds its
+      // errors[0, n) are in slot order (r.need_at is): a repeat finds its
       // first slot's error by binary search.
       const std::size_t n = errors.size();
       auto by_index = [](const typename Result::KeyError& x, std::size_t at) {
@@ -432,6 +421,15 @@ class CacheCore : public TaskOwner {
     std::size_t inline_[kInline];
     std::vector<std::size_t> heap_;
   };
+
+  // judged_fresh_hit: whether got is a hit the store already judged fresh,
+  // with no clock read here (Freshness::fresh_as_returned); counted as a hit.
+  // Only for a store that judges expiry (state_.store_judges_expiry).
+  bool judged_fresh_hit(const absl::StatusOr<std::optional<Entry<V>>>& got) {
+    if (!got.ok() || !got->has_value() || !state_.fresh.fresh_as_returned(**got)) return false;
+    state_.counters.hits.add();
+    return true;
+  }
 
   // answer: get_or_load's reply to what the store answered, judged at now.
   template <class Loader>
