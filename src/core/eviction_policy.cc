@@ -108,11 +108,9 @@ void ShadowPolicies::decide() {
   for (std::size_t i = 0; i < kFractions.size(); ++i) {
     if (shadows_[i]->score >= shadows_[best]->score) best = i;
   }
-  const double distance = std::abs(kFractions[best] - kFractions[current_]);
-  const double margin = kMargin * total_ * (1 + kDistanceWeight * distance) + kMinLead;
-  const bool leads = best != current_ && shadows_[best]->score > shadows_[current_]->score + margin;
-  // A lead opens a trial; the window moves only if the same shadow still
-  // leads by the margin kTrialTicks ticks later (see kTrialTicks).
+  const bool leads = leads_current(best);
+  // A lead opens a trial; the window moves only if the lead still holds
+  // kTrialTicks ticks later (see kTrialTicks).
   if (trial_ == kNoTrial) {
     if (leads) {
       trial_ = best;
@@ -121,8 +119,22 @@ void ShadowPolicies::decide() {
     return;
   }
   if (++trial_ticks_ < (quick ? 1 : kTrialTicks)) return;
-  if (leads && (best == trial_ || quick)) current_ = best;
+  if (best == trial_ || quick) {
+    if (leads) current_ = best;
+  } else if (detect_shifts_ && leads_current(trial_)) {
+    // Sampled shadows: the shadow on trial still leads by its margin, but a
+    // neighbour (its scores within noise of it) leads it now. The lead held:
+    // move, to the leader if it leads by its own margin.
+    current_ = leads ? best : trial_;
+  }
   trial_ = kNoTrial;
+}
+
+bool ShadowPolicies::leads_current(std::size_t i) const {
+  if (i == current_) return false;
+  const double distance = std::abs(kFractions[i] - kFractions[current_]);
+  const double margin = kMargin * total_ * (1 + kDistanceWeight * distance) + kMinLead;
+  return shadows_[i]->score > shadows_[current_]->score + margin;
 }
 
 void ShadowPolicies::detect_shift(double decay) {
