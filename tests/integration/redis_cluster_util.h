@@ -137,6 +137,18 @@ inline bool wait_until(const std::function<bool()>& cond, std::chrono::milliseco
   return true;
 }
 
+// servers_answer: whether the redis-servers on ports [first, first + n)
+// answer PING within 10 s each; if not, fails the test naming what.
+inline bool servers_answer(int first, int n, const std::string& what) {
+  for (int p = first; p < first + n; ++p) {
+    if (!wait_until([p] { return redis_ping(p); }, std::chrono::seconds(10))) {
+      ADD_FAILURE() << what << ": redis-server on " << p << " did not answer in 10 s";
+      return false;
+    }
+  }
+  return true;
+}
+
 // PrivateCluster: 3 masters + 3 replicas of our own (node-timeout 2000 ms).
 class PrivateCluster {
  public:
@@ -160,12 +172,7 @@ class PrivateCluster {
           "--repl-diskless-sync-delay", "0"}));
       nodes += " 127.0.0.1:" + std::to_string(p);
     }
-    for (int i = 0; i < 6; ++i) {
-      if (!wait_until([&] { return redis_ping(base_ + i); }, std::chrono::seconds(10))) {
-        ADD_FAILURE() << "cluster node " << base_ + i << " did not start";
-        return;
-      }
-    }
+    if (!servers_answer(base_, 6, "private cluster")) return;
     int st = 0;
     sh("redis-cli --cluster create" + nodes + " --cluster-replicas 1 --cluster-yes", &st);
     if (st != 0) {
@@ -239,7 +246,7 @@ class PrivateCluster {
   void restart(int i) {
     nodes_[static_cast<std::size_t>(i)]->start();
     alive_[i] = true;
-    wait_until([&] { return redis_ping(base_ + i); }, std::chrono::seconds(10));
+    servers_answer(base_ + i, 1, "private cluster restart");
   }
 
  private:
@@ -280,13 +287,7 @@ class PrivateSentinel {
     }
     // The sentinels start once the replica is linked: a sentinel learns of
     // replicas from the master's INFO, which it re-reads only every 10 s.
-    for (int i = 0; i < 2; ++i) {
-      if (!wait_until([&] { return redis_ping(base_ + i); }, std::chrono::seconds(10))) {
-        ADD_FAILURE() << "private sentinel setup: redis-server on " << base_ + i
-                      << " did not answer in 10 s";
-        return;
-      }
-    }
+    if (!servers_answer(base_, 2, "private sentinel setup")) return;
     if (!wait_until(
             [&] {
               return cli(base_ + 1, "info replication").find("master_link_status:up") !=
