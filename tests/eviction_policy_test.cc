@@ -221,7 +221,7 @@ TEST(EvictionPolicyTest, AdaptiveStaysFrequencyBasedOnLoop) {
 // A store larger than the shadows samples keys; the choice still follows the
 // workload.
 // (The tolerance covers the reaction time: a lead must first survive a trial
-// of 3/4 of a period, about 6,000 requests here.)
+// of 3/8 of a period, about 3,000 requests here.)
 TEST(EvictionPolicyTest, SampledShadowsFollowRecency) {
   const double lru = recency_hit_ratio(PolicyKind::kLru, 8000, 150'000);
   const double fixed = recency_hit_ratio(PolicyKind::kTinyLfu, 8000, 150'000);
@@ -294,7 +294,7 @@ TEST(EvictionPolicyTest, WindowMovesOnlyAfterTheLeadSurvivesATrial) {
   ASSERT_GE(opened, 0) << "no lead opened a trial";
   ASSERT_GT(moved, opened) << "the window moved without a trial";
   // The trial lasts trial_ticks() ticks, at least half a period.
-  const double trial_requests = ShadowPolicies::trial_ticks() * tick;
+  const double trial_requests = shadows->trial_ticks() * tick;
   EXPECT_GE(moved - opened, static_cast<int>(kMax / 2));
   EXPECT_GE(moved - opened, trial_requests - 2);
   EXPECT_LE(moved - opened, trial_requests + tick + 2);
@@ -430,7 +430,7 @@ TEST(EvictionPolicyTest, ALeadThatHoldsMovesTheWindowWhenNeighboursTakeTurns) {
     EXPECT_EQ(trials, 1) << "trials were dropped before the move; seed " << seed;
     // The move comes at the first trial's end (a tick is 1024 / 16 reads).
     const double tick = 1024 / ShadowPolicies::ticks_per_period();
-    EXPECT_LE(moved - first_trial, (ShadowPolicies::trial_ticks() + 1) * tick) << "seed " << seed;
+    EXPECT_LE(moved - first_trial, (shadows.trial_ticks() + 1) * tick) << "seed " << seed;
   }
 }
 

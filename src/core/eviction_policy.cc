@@ -20,7 +20,7 @@ ShadowPolicies::ShadowPolicies(std::uint64_t maximum, std::uint64_t expected_ent
   const std::uint64_t shadow_expected = std::max<std::uint64_t>(
       1, static_cast<std::uint64_t>(std::llround(rate * static_cast<double>(expected))));
   period_base_ = static_cast<double>(shadow_expected);
-  detect_shifts_ = rate < 1.0;
+  sampled_ = rate < 1.0;
   sketch_ = FrequencySketch(shadow_expected);
   for (std::size_t i = 0; i < kFractions.size(); ++i) {
     shadows_[i] = std::make_unique<Shadow>(shadow_max, kFractions[i]);
@@ -30,7 +30,7 @@ ShadowPolicies::ShadowPolicies(std::uint64_t maximum, std::uint64_t expected_ent
 
 void ShadowPolicies::access(std::uint64_t hash, std::uint32_t weight, bool read) {
   const auto key = static_cast<std::uint32_t>(hash);
-  if (read && detect_shifts_ && sketch_.frequency(key) == 0) ++fresh_;
+  if (read && sampled_ && sketch_.frequency(key) == 0) ++fresh_;
   sketch_.increment(key);
   auto [it, inserted] = index_.try_emplace(key, 0);
   if (inserted) it->second = allocate();
@@ -94,7 +94,7 @@ void ShadowPolicies::decide() {
     s->hits = 0;
   }
   total_ = total_ * decay + static_cast<double>(requests_);
-  if (detect_shifts_) detect_shift(decay);
+  if (sampled_) detect_shift(decay);
   requests_ = 0;
   // In the period after a shift (after_shift_ ticks) a lead is tried for
   // one tick only, and whichever shadow leads at its end is adopted.
@@ -110,7 +110,7 @@ void ShadowPolicies::decide() {
   }
   const bool leads = leads_current(best);
   // A lead opens a trial; the window moves only if the lead still holds
-  // kTrialTicks ticks later (see kTrialTicks).
+  // trial_ticks() ticks later (see kTrialTicks).
   if (trial_ == kNoTrial) {
     if (leads) {
       trial_ = best;
@@ -118,10 +118,10 @@ void ShadowPolicies::decide() {
     }
     return;
   }
-  if (++trial_ticks_ < (quick ? 1 : kTrialTicks)) return;
+  if (++trial_ticks_ < (quick ? 1 : trial_ticks())) return;
   if (best == trial_ || quick) {
     if (leads) current_ = best;
-  } else if (detect_shifts_ && leads_current(trial_)) {
+  } else if (sampled_ && leads_current(trial_)) {
     // Sampled shadows: the shadow on trial still leads by its margin, but a
     // neighbour (its scores within noise of it) leads it now. The lead held:
     // move, to the leader if it leads by its own margin.
