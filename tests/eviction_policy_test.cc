@@ -2,7 +2,6 @@
 #include "larder/internal/eviction_policy.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -10,6 +9,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "gtest/gtest.h"
+#include "tests/testing/zipf.h"
 
 namespace larder::internal {
 namespace {
@@ -376,14 +376,7 @@ TEST(EvictionPolicyTest, ALeadThatHoldsMovesTheWindowWhenNeighboursTakeTurns) {
   constexpr std::uint64_t kMax = 1 << 20;  // sampled at 1/1024: shadows of 1024 entries
   constexpr std::size_t kPages = 4096, kHot = 80;
   // Stack depths d ~ Zipf(0.5) over [1, kPages]; hot pages ~ Zipf(0.9).
-  auto zipf_cdf = [](double a, std::size_t n) {
-    std::vector<double> cdf(n);
-    double sum = 0;
-    for (std::size_t i = 0; i < n; ++i) cdf[i] = sum += 1 / std::pow(static_cast<double>(i + 1), a);
-    for (double& c : cdf) c /= sum;
-    return cdf;
-  };
-  const std::vector<double> depth_cdf = zipf_cdf(0.5, kPages), hot_cdf = zipf_cdf(0.9, kHot);
+  const testing::ZipfTable depth_zipf(0.5, kPages), hot_zipf(0.9, kHot);
   for (std::uint64_t seed : {1, 2, 3, 4, 5, 6, 7, 8}) {
     ShadowPolicies shadows(kMax, kMax);
     const std::size_t none = ShadowPolicies::kFractions.size();
@@ -392,21 +385,21 @@ TEST(EvictionPolicyTest, ALeadThatHoldsMovesTheWindowWhenNeighboursTakeTurns) {
       if (shadows.sampled(hash_of(k))) pages.push_back(hash_of(k));
     }
     std::uint64_t x = seed;
-    auto draw = [&x](const std::vector<double>& cdf) {
-      const double u = static_cast<double>(next_random(x)) / static_cast<double>(1ull << 31);
-      return static_cast<std::size_t>(std::lower_bound(cdf.begin(), cdf.end(), u) - cdf.begin());
+    auto draw = [&x](const testing::ZipfTable& zipf) {
+      return zipf.at(static_cast<double>(next_random(x)) / static_cast<double>(1ull << 31));
     };
     std::vector<std::uint64_t> stack;  // most recent last
     std::size_t next_page = 0;
     int first_trial = -1, trials = 0, moved = -1;
     std::size_t previous = none;
     // 20 periods of sampled reads: 1/5 hot, the rest by stack depth.
-    for (int i = 0; i < 20 * 1024 && moved < 0; ++i) {
+    constexpr int kPeriod = static_cast<int>(ShadowPolicies::kShadowEntries);
+    for (int i = 0; i < 20 * kPeriod && moved < 0; ++i) {
       std::uint64_t h;
       if (next_random(x) % 5 == 0) {
-        h = pages[kPages + draw(hot_cdf)];
+        h = pages[kPages + draw(hot_zipf)];
       } else {
-        const std::size_t d = draw(depth_cdf) + 1;
+        const std::size_t d = draw(depth_zipf) + 1;
         if (d > stack.size() && next_page < kPages) {
           h = pages[next_page++];
         } else {
@@ -428,8 +421,8 @@ TEST(EvictionPolicyTest, ALeadThatHoldsMovesTheWindowWhenNeighboursTakeTurns) {
     ASSERT_GE(first_trial, 0) << "no lead opened a trial; seed " << seed;
     ASSERT_GE(moved, 0) << "the window never moved; seed " << seed;
     EXPECT_EQ(trials, 1) << "trials were dropped before the move; seed " << seed;
-    // The move comes at the first trial's end (a tick is 1024 / 16 reads).
-    const double tick = 1024 / ShadowPolicies::ticks_per_period();
+    // The move comes at the first trial's end (a tick is 1/16 of a period).
+    const double tick = kPeriod / ShadowPolicies::ticks_per_period();
     EXPECT_LE(moved - first_trial, (shadows.trial_ticks() + 1) * tick) << "seed " << seed;
   }
 }

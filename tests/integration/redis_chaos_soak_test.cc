@@ -87,6 +87,7 @@
 #include "larder/tiered_store.h"
 #include "tests/integration/redis_test_util.h"
 #include "tests/testing/crash_child.h"
+#include "tests/testing/zipf.h"
 
 namespace larder {
 namespace {
@@ -783,13 +784,10 @@ TEST(RedisChaosSoak, OracleHoldsUnderFaults) {
   auto cache = std::make_unique<Cache<std::string, std::string>>(tiered, co);
 
   // Zipf(0.99) over kKeys.
-  std::vector<double> cdf(kKeys);
-  double sum = 0;
-  for (int i = 0; i < kKeys; ++i) cdf[i] = (sum += 1.0 / std::pow(i + 1, 0.99));
-  for (auto& c : cdf) c /= sum;
+  const testing::ZipfTable zipf_table(0.99, kKeys);
   auto zipf = [&](std::mt19937_64& r) {
     const double u = std::uniform_real_distribution<double>(0, 1)(r);
-    return static_cast<int>(std::lower_bound(cdf.begin(), cdf.end(), u) - cdf.begin()) % kKeys;
+    return static_cast<int>(zipf_table.at(u)) % kKeys;
   };
 
   std::atomic<bool> stop{false};
