@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "benchmark/benchmark.h"
+#include "get_many_bench.h"
 #include "larder/cache.h"
 #include "larder/local_store.h"
 
@@ -124,28 +125,7 @@ BENCHMARK(BM_StoreGet100);
 template <bool kAligned>
 void cache_get_many100(benchmark::State& state) {
   HitFixture& f = hit_fixture();
-  const auto keys = keys100();
-  auto load = [](std::span<const std::string>) {
-    return absl::StatusOr<absl::flat_hash_map<std::string, std::string>>(
-        absl::InternalError("the bench reads hits only"));
-  };
-  for (auto _ : state) {
-    bool all = false;
-    if constexpr (kAligned) {
-      auto got = f.cache.get_many_aligned(keys, load);
-      all = got.ok() && got.size() == keys.size() && got[keys.size() - 1].has_value();
-      benchmark::DoNotOptimize(got);
-    } else {
-      auto got = f.cache.get_many(keys, load);
-      all = got.ok() && got->size() == keys.size();
-      benchmark::DoNotOptimize(got);
-    }
-    if (!all) {
-      state.SkipWithError("get_many failed");
-      break;
-    }
-  }
-  state.SetItemsProcessed(state.iterations() * 100);
+  larder_bench::run_get_many<kAligned>(state, f.cache, keys100());
 }
 void BM_CacheGetMany100(benchmark::State& state) { cache_get_many100<false>(state); }
 BENCHMARK(BM_CacheGetMany100);

@@ -42,6 +42,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "benchmark/benchmark.h"
+#include "get_many_bench.h"
 #include "larder/cache.h"
 #include "larder/redis.h"
 
@@ -199,27 +200,7 @@ void cache_get_many100(benchmark::State& state) {
       store, larder::CacheOptions<std::string, std::string>{.ttl = std::chrono::minutes(1)});
   const auto keys = keys100();
   for (const auto& k : keys) (void)cache.put(k, kValue);
-  auto load = [](std::span<const std::string>) {
-    return absl::StatusOr<absl::flat_hash_map<std::string, std::string>>(
-        absl::InternalError("the bench reads hits only"));
-  };
-  for (auto _ : state) {
-    bool all = false;
-    if constexpr (kAligned) {
-      auto got = cache.get_many_aligned(keys, load);
-      all = got.ok() && got.size() == keys.size() && got[keys.size() - 1].has_value();
-      benchmark::DoNotOptimize(got);
-    } else {
-      auto got = cache.get_many(keys, load);
-      all = got.ok() && got->size() == keys.size();
-      benchmark::DoNotOptimize(got);
-    }
-    if (!all) {
-      state.SkipWithError("get_many failed");
-      break;
-    }
-  }
-  state.SetItemsProcessed(state.iterations() * 100);
+  larder_bench::run_get_many<kAligned>(state, cache, keys);
 }
 void BM_CacheGetMany100(benchmark::State& state) { cache_get_many100<false>(state); }
 BENCHMARK(BM_CacheGetMany100)->UseRealTime();
