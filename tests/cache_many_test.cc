@@ -118,22 +118,34 @@ class BatchRecordingStore : public testing::MapStore<std::string, std::string> {
   std::vector<const std::string*> data_ ABSL_GUARDED_BY(mu_);
 };
 
+// WarmBatch: a cache over a BatchRecordingStore with keys [0, n) put, and a
+// loader that echoes. expect_read_in_place: the batch just read was one
+// store read of the caller's own array (no copy), every key a hit, no load.
+struct WarmBatch {
+  explicit WarmBatch(int n) : keys(key_range(0, n)) {
+    for (const auto& k : keys) EXPECT_TRUE(cache.put(k, "v:" + k).ok());
+  }
+  void expect_read_in_place() const {
+    ASSERT_EQ(store->data().size(), 1u);
+    EXPECT_EQ(store->data()[0], keys.data());
+    EXPECT_EQ(cache.stats().hits, keys.size());
+    EXPECT_EQ(load.calls(), 0);
+  }
+  Env env;
+  std::shared_ptr<BatchRecordingStore> store = std::make_shared<BatchRecordingStore>(env.clock);
+  SCache cache{store, env.options()};
+  const std::vector<std::string> keys;
+  Batch load{echo};
+};
+
 // The common batch (no key repeated, none dirty) is read from the caller's
 // keys in place, not from a copy of them.
 TEST(CacheManyTest, ABatchWithoutRepeatsIsReadFromTheCallersKeys) {
-  Env env;
-  auto store = std::make_shared<BatchRecordingStore>(env.clock);
-  SCache cache(store, env.options());
-  const std::vector<std::string> keys = key_range(0, 50);
-  for (const auto& k : keys) ASSERT_TRUE(cache.put(k, "v:" + k).ok());
-  Batch load(echo);
-  auto got = cache.get_many(keys, load);
+  WarmBatch w(50);
+  auto got = w.cache.get_many(w.keys, w.load);
   ASSERT_TRUE(got.ok());
-  EXPECT_EQ(got->size(), keys.size());
-  ASSERT_EQ(store->data().size(), 1u);
-  EXPECT_EQ(store->data()[0], keys.data());
-  EXPECT_EQ(cache.stats().hits, keys.size());
-  EXPECT_EQ(load.calls(), 0);
+  EXPECT_EQ(got->size(), w.keys.size());
+  w.expect_read_in_place();
 }
 
 // A batch larger than get_many's on-stack repeat table (128 keys), repeats
@@ -525,20 +537,12 @@ TEST(CacheManyTest, AlignedSlotsFollowTheKeys) {
 // A batch of hits without repeats is read from the caller's keys in place,
 // and every slot is filled.
 TEST(CacheManyTest, AlignedHitsAreReadFromTheCallersKeys) {
-  Env env;
-  auto store = std::make_shared<BatchRecordingStore>(env.clock);
-  SCache cache(store, env.options());
-  const std::vector<std::string> keys = key_range(0, 300);  // past the on-stack repeat table
-  for (const auto& k : keys) ASSERT_TRUE(cache.put(k, "v:" + k).ok());
-  Batch load(echo);
-  auto got = cache.get_many_aligned(keys, load);
+  WarmBatch w(300);  // past the on-stack repeat table
+  auto got = w.cache.get_many_aligned(w.keys, w.load);
   ASSERT_TRUE(got.ok());
-  ASSERT_EQ(got.size(), keys.size());
-  for (std::size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(got[i], "v:" + keys[i]) << i;
-  ASSERT_EQ(store->data().size(), 1u);
-  EXPECT_EQ(store->data()[0], keys.data());
-  EXPECT_EQ(cache.stats().hits, keys.size());
-  EXPECT_EQ(load.calls(), 0);
+  ASSERT_EQ(got.size(), w.keys.size());
+  for (std::size_t i = 0; i < w.keys.size(); ++i) EXPECT_EQ(got[i], "v:" + w.keys[i]) << i;
+  w.expect_read_in_place();
 }
 
 // A failed load: each slot of a key without a stale value reports the
