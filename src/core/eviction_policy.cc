@@ -30,12 +30,17 @@ ShadowPolicies::ShadowPolicies(std::uint64_t maximum, std::uint64_t expected_ent
 
 void ShadowPolicies::access(std::uint64_t hash, std::uint32_t weight, bool read) {
   const auto key = static_cast<std::uint32_t>(hash);
-  if (read && sampled_ && sketch_.frequency(key) == 0) ++fresh_;
+  const bool unseen = read && sampled_ && sketch_.frequency(key) == 0;
   sketch_.increment(key);
   auto [it, inserted] = index_.try_emplace(key, 0);
   if (inserted) it->second = allocate();
   const std::uint32_t id = it->second;
   Slot& slot = slots_[id];
+  if (read && sampled_ && slot.tick_read != tick_) {
+    slot.tick_read = tick_;
+    ++keys_read_;
+    if (unseen) ++fresh_;
+  }
   current_slot_ = id;
   for (std::size_t i = 0; i < kFractions.size(); ++i) {
     Shadow& s = *shadows_[i];
@@ -72,6 +77,7 @@ std::uint32_t ShadowPolicies::allocate() {
   if (!free_.empty()) {
     const std::uint32_t id = free_.back();
     free_.pop_back();
+    slots_[id].tick_read = 0;
     return id;
   }
   slots_.emplace_back();
@@ -139,8 +145,10 @@ bool ShadowPolicies::leads_current(std::size_t i) const {
 
 void ShadowPolicies::detect_shift(double decay) {
   const double share =
-      static_cast<double>(fresh_) / static_cast<double>(std::max<std::uint64_t>(requests_, 1));
+      static_cast<double>(fresh_) / static_cast<double>(std::max<std::uint64_t>(keys_read_, 1));
   fresh_ = 0;
+  keys_read_ = 0;
+  ++tick_;
   const bool warm = fresh_history_ >= kShiftHistoryTicks;
   if (warm && share > fresh_mean_num_ / fresh_mean_den_ + kShiftExcess) {
     ++fresh_above_;

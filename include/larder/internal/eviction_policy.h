@@ -65,7 +65,7 @@
 //   selection bits, so each shard samples its own keys at the same rate.
 //
 //   Cost: the shadows share one index from key hash to a slot of six hooks
-//   (one per shadow; 144 bytes per key that some shadow holds, slots
+//   (one per shadow; 152 bytes per key that some shadow holds, slots
 //   recycled through a free list, no allocation per shadow miss) and one
 //   frequency sketch (they see the same requests, so six copies would be
 //   identical): a sampled access is one hash-map lookup, one sketch
@@ -83,11 +83,15 @@
 //   shifts the window follows late (the old set's lead must first be
 //   overtaken), and the real sketch, aged every 10 x capacity increments,
 //   keeps admitting by the old set's counts. Sampled shadows (stores above
-//   kShadowEntries entries) therefore watch the share of sampled reads whose
-//   key the shadows' sketch has not seen (frequency 0): a new working set
-//   raises it and keeps it up, a loop or a phase over known keys does not
-//   (a detector on a drop of the hit ratio could not tell them apart:
-//   lirs-scan and lirs-zigzag at 1500 lost 3-22 points with it). A tick
+//   kShadowEntries entries) therefore watch the share of the sampled keys
+//   read in a tick that the shadows' sketch has not seen (frequency 0): a
+//   new working set raises it and keeps it up, a loop or a phase over known
+//   keys does not (a detector on a drop of the hit ratio could not tell them
+//   apart: lirs-scan and lirs-zigzag at 1500 lost 3-22 points with it).
+//   Each key counts once per tick, however often it is read: when a key of
+//   the new set's head falls into the sample, its reads (fresh only the
+//   first time) would otherwise outweigh every other key's and hide the
+//   shift (larder-sim --gen shift at 100k and 250k, 3 of 40 points). A tick
 //   whose share exceeds its decayed mean by kShiftExcess, kShiftTicks ticks
 //   in a row after kShiftHistoryTicks of history, is a shift: the shadows'
 //   scores restart, both sketches are halved, and for one period a lead is
@@ -646,6 +650,7 @@ class ShadowPolicies {
   // shadow miss). A slot is released when no shadow holds its key.
   struct Slot {
     std::array<PolicyHook, kFractions.size()> hooks;
+    std::uint32_t tick_read = 0;  // the last tick_ in which the key was read (see fresh_)
   };
   static constexpr std::uint32_t kNoSlot = ~0u;
 
@@ -714,7 +719,7 @@ class ShadowPolicies {
   // points below both ways.
   static constexpr int kSampledTrialTicks = 6;
   static constexpr std::size_t kNoTrial = ~std::size_t{0};
-  // Shift detector: a tick whose share of sampled reads with sketch
+  // Shift detector: a tick whose share of sampled keys read with sketch
   // frequency 0 exceeds its decayed mean by kShiftExcess, kShiftTicks ticks
   // in a row, after kShiftHistoryTicks ticks of history.
   static constexpr double kShiftExcess = 0.2;
@@ -740,7 +745,11 @@ class ShadowPolicies {
   std::size_t trial_ = kNoTrial;  // the shadow on trial (kNoTrial: none)
   int trial_ticks_ = 0;           // ticks since its trial opened
   // Shift detector (see kShiftExcess).
-  std::uint64_t fresh_ = 0;    // sampled reads this tick whose key the sketch has not seen
+  // The shift detector's count this tick: sampled keys read, and those of
+  // them the sketch had not seen; each key once per tick (Slot::tick_read).
+  std::uint64_t keys_read_ = 0;
+  std::uint64_t fresh_ = 0;
+  std::uint32_t tick_ = 1;     // numbers the ticks for Slot::tick_read (a new slot has 0)
   double fresh_mean_num_ = 0;  // decayed sum of the per-tick fresh shares
   double fresh_mean_den_ = 0;  // decayed number of ticks in it
   int fresh_history_ = 0;      // ticks of history since the start or the last shift
