@@ -30,17 +30,18 @@ ShadowPolicies::ShadowPolicies(std::uint64_t maximum, std::uint64_t expected_ent
 
 void ShadowPolicies::access(std::uint64_t hash, std::uint32_t weight, bool read) {
   const auto key = static_cast<std::uint32_t>(hash);
-  const bool unseen = read && sampled_ && sketch_.frequency(key) == 0;
-  sketch_.increment(key);
   auto [it, inserted] = index_.try_emplace(key, 0);
   if (inserted) it->second = allocate();
   const std::uint32_t id = it->second;
   Slot& slot = slots_[id];
+  // The shift detector's count: the key's first read this tick, and whether
+  // the sketch had seen it (read before this access's increment).
   if (read && sampled_ && slot.tick_read != tick_) {
     slot.tick_read = tick_;
     ++keys_read_;
-    if (unseen) ++fresh_;
+    if (sketch_.frequency(key) == 0) ++fresh_;
   }
+  sketch_.increment(key);
   current_slot_ = id;
   for (std::size_t i = 0; i < kFractions.size(); ++i) {
     Shadow& s = *shadows_[i];
