@@ -29,7 +29,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <span>
 #include <string>
 #include <thread>
 #include <vector>

@@ -35,12 +35,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <span>
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/status/statusor.h"
 #include "benchmark/benchmark.h"
 #include "get_many_bench.h"
 #include "larder/cache.h"
