@@ -102,7 +102,9 @@ void ShadowPolicies::decide() {
   }
   total_ = total_ * decay + static_cast<double>(requests_);
   if (sampled_) detect_shift(decay);
+  const double reads = static_cast<double>(requests_);  // this tick's sampled reads
   requests_ = 0;
+  if (sampled_ && !parted_) cold_start();
   // In the period after a shift (after_shift_ ticks) a lead is tried for
   // one tick only, and whichever shadow leads at its end is adopted.
   const bool quick = after_shift_ > 0;
@@ -122,10 +124,13 @@ void ShadowPolicies::decide() {
     if (leads) {
       trial_ = best;
       trial_ticks_ = 0;
+      short_trial_ =
+          first_trial_ && shadows_[best]->score - shadows_[current_]->score <= kBurstLead * reads;
+      first_trial_ = false;
     }
     return;
   }
-  if (++trial_ticks_ < (quick ? 1 : trial_ticks())) return;
+  if (++trial_ticks_ < (quick || short_trial_ ? 1 : trial_ticks())) return;
   if (best == trial_ || quick) {
     if (leads) current_ = best;
   } else if (sampled_ && leads_current(trial_)) {
@@ -135,6 +140,21 @@ void ShadowPolicies::decide() {
     current_ = leads ? best : trial_;
   }
   trial_ = kNoTrial;
+}
+
+void ShadowPolicies::cold_start() {
+  const double score = shadows_[0]->score;
+  for (const auto& s : shadows_) {
+    if (s->score != score) {
+      parted_ = true;
+      first_trial_ = true;
+      return;
+    }
+  }
+  // Still filling: the tie says nothing, and its requests would only raise
+  // the margin (kMargin x total_) the first lead has to beat.
+  for (auto& s : shadows_) s->score = 0;
+  total_ = 0;
 }
 
 bool ShadowPolicies::leads_current(std::size_t i) const {

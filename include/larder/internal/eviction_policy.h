@@ -674,6 +674,9 @@ class ShadowPolicies {
   // shadow's by the hysteresis margin (see kMargin), at the opening of its
   // trial and again at its end (see kTrialTicks).
   void decide();
+  // cold_start: until the sampled shadows first part, keeps their scores
+  // and total at 0 (see kBurstLead).
+  void cold_start();
   // leads_current: whether shadow i's score beats the current shadow's by
   // the margin for a move between them (see kMargin).
   bool leads_current(std::size_t i) const;
@@ -718,6 +721,17 @@ class ShadowPolicies {
   // -2.72 (shift), -2.52 -> -2.12 (lrustack). 8 ticks measure alike; 4 moved
   // points below both ways.
   static constexpr int kSampledTrialTicks = 6;
+  // Sampled shadows, a store's first decision (cold start). While the store
+  // fills, every shadow holds every sampled key and all tie exactly: the
+  // scores and the request total stay at 0 until the shadows first part
+  // (the fill's requests used to raise the margin the first lead had to
+  // beat). The first trial after they part lasts one tick, unless its lead
+  // is already above kBurstLead x the tick's sampled reads: a lead built
+  // that fast is a burst (lirs-zigzag), which gets the full trial. On
+  // larder-sim --gen lrustack (a database buffer: LRU wins by 7 points at
+  // 250k) the window left 1% 10-11 ticks after the shadows parted, and a 2M
+  // trace at 250k-500k has only 60-130 ticks; see bench/results/hit_ratio.txt.
+  static constexpr double kBurstLead = 0.5;
   static constexpr std::size_t kNoTrial = ~std::size_t{0};
   // Shift detector: a tick whose share of sampled keys read with sketch
   // frequency 0 exceeds its decayed mean by kShiftExcess, kShiftTicks ticks
@@ -744,6 +758,11 @@ class ShadowPolicies {
   std::size_t current_ = 0;
   std::size_t trial_ = kNoTrial;  // the shadow on trial (kNoTrial: none)
   int trial_ticks_ = 0;           // ticks since its trial opened
+  bool short_trial_ = false;      // the trial on is the cold start's one-tick trial
+  // Cold start (sampled shadows, see kBurstLead): whether the shadows have
+  // parted yet, and whether the next trial to open is the first since.
+  bool parted_ = false;
+  bool first_trial_ = false;
   // Shift detector (see kShiftExcess).
   // The shift detector's count this tick: sampled keys read, and those of
   // them the sketch had not seen; each key once per tick (Slot::tick_read).
