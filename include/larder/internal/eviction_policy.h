@@ -57,7 +57,9 @@
 //   shadow that first leads by the margin must still lead by it 3/4 of a
 //   period later (3/8 for sampled shadows), else nothing moves (following a lead at once pays for
 //   every lead that reverses; for sampled shadows a neighbour may lead at the end instead, see
-//   kTrialTicks). Stores up to kShadowEntries entries sample every key, so each shadow is an exact
+//   kTrialTicks; a sampled store's first trial, once its filled shadows part, lasts one tick
+//   unless its lead is a burst, see kBurstLead). Stores up to kShadowEntries entries sample
+//   every key, so each shadow is an exact
 //   replica of the real policy at its fraction and the real store tracks the best of them with
 //   about one period of lag. Larger stores estimate from a sample of about
 //   kShadowEntries keys each; the SHARDS papers measure errors of a fraction
