@@ -543,11 +543,14 @@ class LocalStore : public Store<K, V> {
           slab(static_cast<std::uint32_t>(std::clamp<std::uint64_t>(expected / 8, 8, 256))),
           policy(kind, maximum, expected),
           wheel(origin, WheelNodes{&slab}) {}
-    mutable internal::Mutex mu;
     // Read without the lock (inside an epoch guard); written under it.
     internal::ConcurrentIdTable table;
     Slab slab;
     internal::ReadBuffer<Hooks> reads;
+    // On a line of its own: every lock and unlock writes it, and on the
+    // line of the table's array pointer (as it was) each write invalidated
+    // the line every lock-free lookup reads first.
+    alignas(internal::kCacheLine) mutable internal::Mutex mu;
     // Under the lock only.
     internal::EvictionPolicyCore policy ABSL_GUARDED_BY(mu);
     internal::TimerWheel<WheelNodes> wheel ABSL_GUARDED_BY(mu);

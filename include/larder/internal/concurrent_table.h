@@ -68,6 +68,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "larder/internal/striped_counter.h"
+
 namespace larder::internal {
 
 class ConcurrentIdTable {
@@ -290,10 +292,13 @@ class ConcurrentIdTable {
     retire(static_cast<void*>(old));
   }
 
-  std::uint64_t limit_;  // writer only (set_limit)
+  // The one field lock-free readers load. The writer's bookkeeping below
+  // starts a new cache line: an insert or erase rewrites used_ and tombs_,
+  // and on the same line it would evict array_ from every reader's cache.
   std::atomic<std::atomic<std::uint32_t>*> array_{nullptr};
-  std::uint32_t used_ = 0;   // writer only
-  std::uint32_t tombs_ = 0;  // writer only
+  alignas(kCacheLine) std::uint64_t limit_;  // writer only (set_limit)
+  std::uint32_t used_ = 0;                   // writer only
+  std::uint32_t tombs_ = 0;                  // writer only
 };
 
 }  // namespace larder::internal

@@ -46,6 +46,8 @@
 #include <new>
 #include <vector>
 
+#include "larder/internal/striped_counter.h"
+
 namespace larder::internal {
 
 template <class Hooks, class Payload>
@@ -141,7 +143,10 @@ class NodeSlab {
   const std::uint32_t mask_;
   const std::size_t payload_offset_;
   std::atomic<unsigned char**> dir_{nullptr};
-  std::uint32_t dir_capacity_ = 0;   // writer only
+  // Writer only, from a new cache line: every allocation and free rewrites
+  // next_ or free_, which would otherwise evict the fields above (read by
+  // every lock-free lookup) from the readers' caches.
+  alignas(kCacheLine) std::uint32_t dir_capacity_ = 0;
   std::uint32_t chunks_ = 0;         // writer only
   std::uint32_t next_ = 0;           // writer only: ids below were handed out
   std::vector<std::uint32_t> free_;  // writer only
